@@ -1,0 +1,112 @@
+"""The one channel contract. Channels implement it; the fan-out only ever talks to it.
+
+A channel declares its facts as class attributes, builds itself from ``Settings`` (or
+returns ``None`` when its settings are absent: the channel is then disabled), has a pure
+``render(message)`` that returns the exact rendition shown in previews, and an async send:
+
+- a **broadcast** channel (status page, social, knowledge base) ``publish``es once per update;
+- a **subscriber** channel (email, SMS, webhook) ``deliver``s to a batch of recipients,
+  reusing one connection for the batch, and reports an outcome per recipient.
+
+Both get the incident's ``thread`` (what the channel stored on earlier updates of the same
+incident, such as a social post id) and may return a new one to store. Channels never
+touch the database, Starlette, or each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol, Self, runtime_checkable
+
+from broadcaster.config import Settings
+from broadcaster.errors import DeliveryError
+from broadcaster.message import Message
+from broadcaster.models import ChannelKind
+
+Rendition = dict[str, Any]
+"""A channel's exact rendition of a message: JSON-able, shown verbatim by the preview."""
+
+Thread = Mapping[str, Any]
+"""Per incident and channel state a channel keeps between updates (post ids, article ids)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """One subscriber as a subscriber channel sees it, with its personal links."""
+
+    delivery_id: int
+    subscriber_id: str
+    address: str
+    unsubscribe_url: str = ""
+    manage_url: str = ""
+    secret: str | None = None  # webhook signing secret
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """A recipient's message was accepted by the provider."""
+
+    provider_id: str | None = None
+
+
+Outcome = Sent | DeliveryError
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """A broadcast channel's publication; ``thread`` (if not None) replaces the stored one."""
+
+    provider_id: str | None = None
+    url: str | None = None
+    thread: Mapping[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class ChannelContext:
+    """What the core lends a channel: the live-event bus and a clock-free place for extras."""
+
+    publish_event: Callable[[str, Mapping[str, Any]], Awaitable[None]] | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Channel(Protocol):
+    """Facts and rendering every channel has."""
+
+    name: ClassVar[str]
+    kind: ClassVar[ChannelKind]
+    title: ClassVar[str]
+
+    @classmethod
+    def from_settings(cls, settings: Settings, context: ChannelContext) -> Self | None:
+        """Build from settings; ``None`` when not configured; ``ConfigError`` when half configured."""
+        ...
+
+    def render(self, message: Message) -> Rendition:
+        """The exact rendition of ``message`` for this channel. Pure: no I/O."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections and pools."""
+        ...
+
+
+@runtime_checkable
+class BroadcastChannel(Channel, Protocol):
+    async def publish(self, message: Message, rendition: Rendition, thread: Thread) -> Published:
+        """Publish once. Raise ``RetryableError`` / ``PermanentError`` on failure."""
+        ...
+
+
+@runtime_checkable
+class SubscriberChannel(Channel, Protocol):
+    async def deliver(
+        self, message: Message, rendition: Rendition, recipients: Sequence[Recipient], thread: Thread
+    ) -> Mapping[int, Outcome]:
+        """Send to each recipient; return an outcome per ``delivery_id``.
+
+        A recipient missing from the result is retried. Raise ``RetryableError`` when the
+        whole batch failed (connection refused) and nothing was sent.
+        """
+        ...

@@ -1,0 +1,1 @@
+"""One module per delivery channel; each implements ``channels.base``'s contract."""

@@ -1,0 +1,1 @@
+"""Shared test helpers: factories, local provider apps, servers."""
