@@ -17,6 +17,7 @@ from broadcaster.errors import ConfigError
 
 BUILTIN_CHANNELS: tuple[str, ...] = (
     "channels.webhook:WebhookChannel",
+    "channels.sms:SmsChannel",
 )
 ENTRY_POINT_GROUP = "broadcaster.channels"
 

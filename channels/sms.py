@@ -1,0 +1,326 @@
+"""SMS through Twilio's Messages API (or anything that speaks it).
+
+Enabled by ``BROADCASTER_TWILIO_ACCOUNT_SID`` + ``_AUTH_TOKEN`` and one sender:
+``_TWILIO_FROM`` (a number) or ``_TWILIO_MESSAGING_SERVICE_SID`` (which wins when both are
+set). A rendition is the deterministic short text (``[Status] Title: first sentence. <link>``)
+fitted into ``sms_max_segments`` segments, counted in GSM-7 septets when every character
+has a GSM-7 code (after folding typographic quotes and dashes) and in UTF-16 code units
+(UCS-2) otherwise::
+
+    SmsChannel(settings).render(message) == {
+        "text": "[Investigating] Elevated API error rates: We are investigating elevated error"
+                " rates on the API. https://status.example.com/incidents/inc000000001",
+        "encoding": "GSM-7", "segments": 1, "characters": 145, "max_segments": 2,
+    }
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from typing import ClassVar, Self
+
+import httpx
+
+from channels.base import (
+    ChannelContext,
+    ChannelKind,
+    ConfigError,
+    DeliveryError,
+    Message,
+    Outcome,
+    PermanentError,
+    RateLimited,
+    Recipient,
+    Rendition,
+    RetryableError,
+    Sent,
+    Settings,
+    Thread,
+    render_template,
+    retry_after_seconds,
+    short_text,
+)
+
+GSM7 = "GSM-7"
+UCS2 = "UCS-2"
+
+# GSM 03.38 default alphabet (ESC excluded: it only introduces the extension table).
+_GSM7_BASIC = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+# Sent as ESC + code, so each costs two septets.
+_GSM7_EXTENSION = frozenset("\f^{}\\[~]|€")
+
+# (single-segment limit, per-segment limit once concatenated), in the encoding's unit.
+_LIMITS = {GSM7: (160, 153), UCS2: (70, 67)}
+
+# Punctuation word processors produce that has a plain GSM-7 twin. Without this one curly
+# apostrophe (or short_text's own ellipsis) would halve the room by forcing UCS-2.
+_GSM7_FOLD = str.maketrans({
+    "\u2026": "...",  # horizontal ellipsis
+    "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'",  # single quotes
+    "\u201c": '"', "\u201d": '"', "\u201e": '"',  # double quotes
+    "\u2013": "-", "\u2014": "-",  # en and em dash
+    "\u00a0": " ",  # no-break space
+})
+
+# Twilio error codes that say the recipient's number can never receive our SMS.
+# https://www.twilio.com/docs/api/errors
+DEAD_NUMBER_CODES = frozenset({
+    21211,  # invalid 'To' number
+    21217,  # number does not appear to be valid
+    21401,  # invalid phone number
+    21407,  # number type does not support SMS
+    21421,  # phone number is invalid
+    21610,  # recipient replied STOP
+    21612,  # 'To' not reachable via SMS
+    21614,  # 'To' is not a mobile number
+})
+# 400s that are about load, not the message: Twilio's queue for the sender is full.
+RETRYABLE_CODES = frozenset({21611, 14107, 20429})
+
+STATUS_CALLBACK_PATH = "/webhooks/twilio/status"
+
+
+def is_gsm7(text: str) -> bool:
+    return all(ch in _GSM7_BASIC or ch in _GSM7_EXTENSION for ch in text)
+
+
+def gsm7_septets(text: str) -> int:
+    """Septets ``text`` takes in GSM-7 (extension characters count two)."""
+    return sum(2 if ch in _GSM7_EXTENSION else 1 for ch in text)
+
+
+def utf16_units(text: str) -> int:
+    """UTF-16 code units: what UCS-2 SMS counts (a character beyond the BMP, like most emoji, is two)."""
+    return sum(2 if ord(ch) > 0xFFFF else 1 for ch in text)
+
+
+def fold_gsm7(text: str) -> str:
+    """Replace typographic punctuation by its GSM-7 twin (a character-wise mapping)."""
+    return text.translate(_GSM7_FOLD)
+
+
+def encoding_of(text: str) -> str:
+    return GSM7 if is_gsm7(text) else UCS2
+
+
+def segment_count(text: str) -> int:
+    """How many SMS segments ``text`` needs in its encoding.
+
+    A multipart segment carries a 6-byte header (153 septets / 67 code units left), and
+    neither an escape pair nor a surrogate pair is split across two segments.
+    """
+    encoding = encoding_of(text)
+    sizes = [2 if ch in _GSM7_EXTENSION else 1 for ch in text] if encoding == GSM7 else [
+        2 if ord(ch) > 0xFFFF else 1 for ch in text
+    ]
+    single, multi = _LIMITS[encoding]
+    if sum(sizes) <= single:
+        return 1
+    segments, used = 1, 0
+    for size in sizes:
+        if used + size > multi:
+            segments, used = segments + 1, 0
+        used += size
+    return segments
+
+
+def budget_for(encoding: str, max_segments: int) -> int:
+    single, multi = _LIMITS[encoding]
+    return single if max_segments == 1 else multi * max_segments
+
+
+def translate_response(response: httpx.Response) -> Sent:
+    """Twilio's answer as a ``Sent``, or the ``DeliveryError`` it amounts to (raised)."""
+    if response.is_success:
+        try:
+            sid = response.json().get("sid")
+        except ValueError:
+            sid = None  # accepted all the same; only the id is lost
+        return Sent(provider_id=sid if isinstance(sid, str) else None)
+    code, text = _twilio_error(response)
+    reason = f"twilio {response.status_code}" + (f" error {code}" if code is not None else "") + f": {text}"
+    if response.status_code == 429 or code in RETRYABLE_CODES:
+        raise RateLimited(reason, retry_after_s=retry_after_seconds(response.headers.get("Retry-After")))
+    if response.status_code >= 500 or response.status_code == 408:
+        raise RetryableError(reason, retry_after_s=retry_after_seconds(response.headers.get("Retry-After")))
+    raise PermanentError(reason, suppress_recipient=code in DEAD_NUMBER_CODES)
+
+
+def _twilio_error(response: httpx.Response) -> tuple[int | None, str]:
+    """``(code, message)`` from Twilio's error body ``{"code", "message", "more_info", "status"}``."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None, response.text[:200] or response.reason_phrase
+    if not isinstance(body, dict):
+        return None, str(body)[:200]
+    code = body.get("code")
+    message = body.get("message") or body.get("detail") or response.reason_phrase
+    return (code if isinstance(code, int) else None), str(message)
+
+
+class _Pacer:
+    """Spaces calls at least ``1 / rate_per_s`` apart across every caller of the channel."""
+
+    def __init__(self, rate_per_s: float) -> None:
+        self._interval_s = 1.0 / rate_per_s if rate_per_s > 0 else 0.0
+        self._next_at = 0.0
+
+    async def wait(self) -> None:
+        if not self._interval_s:
+            return
+        now = time.monotonic()
+        # Reserve a slot before sleeping, so concurrent callers queue up behind each other.
+        slot = max(now, self._next_at)
+        self._next_at = slot + self._interval_s
+        if slot > now:
+            await asyncio.sleep(slot - now)
+
+
+class SmsChannel:
+    """SMS to phone subscribers (E.164 addresses) through a Twilio-compatible Messages API."""
+
+    name: ClassVar[str] = "sms"
+    kind: ClassVar[ChannelKind] = ChannelKind.SUBSCRIBER
+    title: ClassVar[str] = "SMS"
+    template: ClassVar[str] = "sms/update.txt"
+
+    def __init__(self, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        if not settings.twilio_account_sid or settings.twilio_auth_token is None:
+            raise ConfigError("SMS needs BROADCASTER_TWILIO_ACCOUNT_SID and BROADCASTER_TWILIO_AUTH_TOKEN")
+        if not (settings.twilio_from or settings.twilio_messaging_service_sid):
+            raise ConfigError(
+                "SMS needs a sender: BROADCASTER_TWILIO_FROM or BROADCASTER_TWILIO_MESSAGING_SERVICE_SID"
+            )
+        if settings.sms_max_segments < 1 or settings.sms_concurrency < 1 or settings.sms_rate_per_s <= 0:
+            raise ConfigError("sms_max_segments and sms_concurrency must be >= 1, sms_rate_per_s > 0")
+        self.settings = settings
+        self._account_sid = settings.twilio_account_sid
+        self._auth_token = settings.twilio_auth_token
+        self._messages_path = f"/2010-04-01/Accounts/{self._account_sid}/Messages.json"
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+        self._slots: asyncio.Semaphore | None = None
+        self._pacer = _Pacer(settings.sms_rate_per_s)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, context: ChannelContext) -> Self | None:
+        if not settings.twilio_account_sid and settings.twilio_auth_token is None:
+            return None
+        return cls(settings)
+
+    # rendering
+
+    def render(self, message: Message) -> Rendition:
+        text = self.render_text(message)
+        return {
+            "text": text,
+            "encoding": encoding_of(text),
+            "segments": segment_count(text),
+            "characters": len(text),
+            "max_segments": self.settings.sms_max_segments,
+        }
+
+    def render_text(self, message: Message) -> str:
+        """The SMS body: GSM-7 with a 306-septet budget when it can be, UCS-2 with 134 otherwise."""
+        folded = replace(
+            message, incident_title=fold_gsm7(message.incident_title), body_text=fold_gsm7(message.body_text)
+        )
+        if is_gsm7(fold_gsm7(self._fill(folded, 10**9, len))):
+            # short_text's own ellipsis is not GSM-7: count it as the "..." it becomes.
+            return self._fit(folded, GSM7, lambda s: gsm7_septets(fold_gsm7(s)), fold_gsm7)
+        return self._fit(message, UCS2, utf16_units, str)
+
+    def _fit(
+        self, message: Message, encoding: str, measure: Callable[[str], int], finish: Callable[[str], str]
+    ) -> str:
+        max_segments = self.settings.sms_max_segments
+        budget = budget_for(encoding, max_segments)
+        text = finish(self._fill(message, budget, measure))
+        # The budget is exact except where an escape or surrogate pair would straddle a
+        # segment boundary; shave a unit at a time until the segment count holds.
+        while budget > 0 and segment_count(text) > max_segments:
+            budget -= 1
+            text = finish(self._fill(message, budget, measure))
+        return text
+
+    def _fill(self, message: Message, budget: int, measure: Callable[[str], int]) -> str:
+        overhead = measure(self._template(message, ""))
+        return self._template(message, short_text(message, budget - overhead, measure))
+
+    def _template(self, message: Message, text: str) -> str:
+        return render_template(self.template, message=message, text=text).strip()
+
+    # sending
+
+    async def deliver(
+        self, message: Message, rendition: Rendition, recipients: Sequence[Recipient], thread: Thread
+    ) -> Mapping[int, Outcome]:
+        body = str(rendition["text"])
+        throttled: list[RateLimited] = []
+
+        async def one(recipient: Recipient) -> Outcome:
+            try:
+                return await self._send(recipient.address, body, throttled)
+            except RateLimited as exc:
+                throttled.append(exc)
+                return exc
+            except DeliveryError as exc:
+                return exc
+
+        outcomes = await asyncio.gather(*(one(r) for r in recipients))
+        return {r.delivery_id: outcome for r, outcome in zip(recipients, outcomes, strict=True)}
+
+    async def send_text(self, to: str, body: str) -> Sent:
+        """Send one SMS (a confirmation code, a HELP reply); raise a ``DeliveryError`` on failure."""
+        return await self._send(to, body, [])
+
+    async def _send(self, to: str, body: str, throttled: Sequence[RateLimited]) -> Sent:
+        form = {"To": to, "Body": body, "StatusCallback": self.settings.public_url + STATUS_CALLBACK_PATH}
+        if self.settings.twilio_messaging_service_sid:
+            form["MessagingServiceSid"] = self.settings.twilio_messaging_service_sid
+        else:
+            form["From"] = str(self.settings.twilio_from)
+        client, slots = self._connect()
+        async with slots:
+            if throttled:  # the provider told this batch to slow down: don't pile on
+                first = throttled[0]
+                raise RateLimited(f"not sent: {first.reason}", retry_after_s=first.retry_after_s)
+            await self._pacer.wait()
+            try:
+                response = await client.post(self._messages_path, data=form)
+            except httpx.TimeoutException as exc:
+                # Twilio has no idempotency key: a retry after a read timeout may send twice,
+                # which beats an alert that never arrives.
+                raise RetryableError(f"twilio timeout: {exc!r}") from exc
+            except httpx.TransportError as exc:
+                raise RetryableError(f"twilio unreachable: {exc!r}") from exc
+        return translate_response(response)
+
+    def _connect(self) -> tuple[httpx.AsyncClient, asyncio.Semaphore]:
+        if self._client is None or self._slots is None:
+            concurrency = self.settings.sms_concurrency
+            self._client = httpx.AsyncClient(
+                base_url=self.settings.twilio_base_url.rstrip("/"),
+                auth=(self._account_sid, self._auth_token.get_secret_value()),
+                timeout=self.settings.http_timeout_s,
+                limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+                headers={"User-Agent": "broadcaster-sms", "Accept": "application/json"},
+                transport=self._transport,
+            )
+            self._slots = asyncio.Semaphore(concurrency)
+        return self._client, self._slots
+
+    async def aclose(self) -> None:
+        client, self._client, self._slots = self._client, None, None
+        if client is not None:
+            await client.aclose()
+
+    def __repr__(self) -> str:
+        return f"SmsChannel(account_sid={self._account_sid!r}, base_url={self.settings.twilio_base_url!r})"
