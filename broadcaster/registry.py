@@ -18,6 +18,8 @@ from broadcaster.errors import ConfigError
 BUILTIN_CHANNELS: tuple[str, ...] = (
     "channels.webhook:WebhookChannel",
     "channels.sms:SmsChannel",
+    "channels.zendesk:ZendeskChannel",
+    "channels.freshdesk:FreshdeskChannel",
 )
 ENTRY_POINT_GROUP = "broadcaster.channels"
 

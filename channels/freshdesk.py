@@ -1,0 +1,213 @@
+"""Freshdesk: one published Solutions article per incident, rewritten on every update.
+
+The contact centre reads it to answer callers: the public update verbatim, then the
+talking points, approved answers, what not to say and whom to escalate to. The first
+update creates the article in the configured folder (whose visibility decides who can
+read it: use an agents-only folder); later updates replace its title, body and tags. A
+resolved incident keeps its article, titled RESOLVED and tagged ``resolved``. If someone
+deleted the article, the next update starts a new one.
+
+Settings: ``BROADCASTER_FRESHDESK_BASE_URL`` (``https://acme.freshdesk.com``),
+``_API_KEY`` and ``_FOLDER_ID``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar, Self
+
+import httpx
+from pydantic import SecretStr
+
+from broadcaster.message import cut_at_word, one_line
+from channels.base import (
+    ChannelContext,
+    ChannelKind,
+    ConfigError,
+    DeliveryError,
+    Message,
+    PermanentError,
+    Published,
+    RateLimited,
+    Rendition,
+    RetryableError,
+    Settings,
+    Thread,
+    render_template,
+    retry_after_seconds,
+)
+
+BASE_TAGS = ("incident", "broadcaster")
+RESOLVED_TAG = "resolved"
+PUBLISHED = 2  # Freshdesk article status: 1 draft, 2 published
+
+
+class ArticleGone(PermanentError):
+    """Freshdesk answered 404: the stored article (or the folder) no longer exists."""
+
+
+class FreshdeskChannel:
+    """Publishes the contact centre's article for an incident to Freshdesk Solutions.
+
+    ``thread`` holds ``article_id``, ``url`` and the ``update_number`` last written; an
+    update older than that one is not written again, so a late retry can never put stale
+    guidance back in front of agents.
+    """
+
+    name: ClassVar[str] = "freshdesk"
+    kind: ClassVar[ChannelKind] = ChannelKind.BROADCAST
+    title: ClassVar[str] = "Freshdesk Solutions"
+    title_max_chars: ClassVar[int] = 240
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: SecretStr | str,
+        folder_id: str,
+        *,
+        timeout_s: float = 15.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if not base_url.startswith(("https://", "http://")):
+            raise ConfigError(f"BROADCASTER_FRESHDESK_BASE_URL must be an http(s) URL, not {base_url!r}")
+        if not folder_id.isdigit():
+            raise ConfigError(f"BROADCASTER_FRESHDESK_FOLDER_ID must be a number, not {folder_id!r}")
+        key = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
+        self.base_url = base_url.rstrip("/")
+        self.folder_id = folder_id
+        self._client = httpx.AsyncClient(
+            base_url=self.base_url,
+            # Freshdesk takes the API key as the user name; the password is ignored, "X" by convention.
+            auth=httpx.BasicAuth(key, "X"),
+            headers={"Accept": "application/json", "User-Agent": "broadcaster"},
+            timeout=timeout_s,
+            transport=transport,
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings, context: ChannelContext) -> Self | None:
+        required = {
+            "BROADCASTER_FRESHDESK_BASE_URL": settings.freshdesk_base_url,
+            "BROADCASTER_FRESHDESK_API_KEY": settings.freshdesk_api_key,
+            "BROADCASTER_FRESHDESK_FOLDER_ID": settings.freshdesk_folder_id,
+        }
+        missing = [env for env, value in required.items() if not _present(value)]
+        if len(missing) == len(required):
+            return None
+        if missing:
+            raise ConfigError(f"Freshdesk is half configured: set {', '.join(missing)}")
+        assert settings.freshdesk_base_url and settings.freshdesk_folder_id
+        assert settings.freshdesk_api_key is not None
+        return cls(
+            settings.freshdesk_base_url,
+            settings.freshdesk_api_key,
+            settings.freshdesk_folder_id,
+            timeout_s=settings.http_timeout_s,
+        )
+
+    def render(self, message: Message) -> Rendition:
+        title = one_line(render_template("knowledge_base/title.txt", message=message))
+        return {
+            "title": cut_at_word(title, self.title_max_chars, len),
+            "body_html": render_template("knowledge_base/article.html", message=message),
+        }
+
+    async def publish(self, message: Message, rendition: Rendition, thread: Thread) -> Published:
+        article = {
+            "title": rendition["title"],
+            "description": rendition["body_html"],
+            "status": PUBLISHED,
+            "tags": [*BASE_TAGS, RESOLVED_TAG] if message.is_closing else list(BASE_TAGS),
+        }
+        article_id = _article_id(thread)
+        if article_id is not None:
+            if _int(thread.get("update_number")) > message.update_number:
+                return Published(provider_id=article_id, url=thread.get("url"))
+            try:
+                await self._request("PUT", f"/api/v2/solutions/articles/{article_id}", article)
+            except ArticleGone:
+                pass  # deleted in Freshdesk: start a new article below
+            else:
+                return self._published(article_id, message)
+        path = f"/api/v2/solutions/folders/{self.folder_id}/articles"
+        created = await self._request("POST", path, article)
+        if "id" not in created:
+            raise RetryableError(f"freshdesk: unexpected answer to POST {path}: no article id")
+        return self._published(str(created["id"]), message)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    def _published(self, article_id: str, message: Message) -> Published:
+        url = f"{self.base_url}/a/solutions/articles/{article_id}"
+        state = {"article_id": article_id, "url": url, "update_number": message.update_number}
+        return Published(provider_id=article_id, url=url, thread=state)
+
+    async def _request(self, method: str, path: str, payload: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Send one API call; every provider answer becomes a result or a ``DeliveryError`` here."""
+        try:
+            response = await self._client.request(method, path, json=payload)
+        except httpx.TimeoutException as exc:
+            raise RetryableError(f"freshdesk: timed out on {method} {path}: {type(exc).__name__}") from exc
+        except httpx.TransportError as exc:
+            raise RetryableError(f"freshdesk: could not reach {self.base_url}: {exc!r}") from exc
+        if response.is_success:
+            try:
+                body = response.json()
+            except ValueError as exc:
+                raise RetryableError(f"freshdesk: unreadable answer to {method} {path}") from exc
+            return body if isinstance(body, Mapping) else {}
+        raise translate_error(response, f"{method} {path}")
+
+    def __repr__(self) -> str:
+        return f"FreshdeskChannel(base_url={self.base_url!r}, folder_id={self.folder_id!r})"
+
+
+def translate_error(response: httpx.Response, action: str) -> DeliveryError:
+    """Freshdesk's error answer as broadcaster's ``DeliveryError``, with Freshdesk's own reason."""
+    status = response.status_code
+    reason = f"freshdesk answered {status} to {action}: {_provider_reason(response)}"
+    if status == 429:
+        return RateLimited(reason, retry_after_s=retry_after_seconds(response.headers.get("Retry-After")))
+    if status >= 500:
+        return RetryableError(reason, retry_after_s=retry_after_seconds(response.headers.get("Retry-After")))
+    if status in (401, 403):
+        return PermanentError(f"credentials need attention: {reason}")
+    if status == 404:
+        return ArticleGone(reason)
+    return PermanentError(reason)
+
+
+def _provider_reason(response: httpx.Response) -> str:
+    # Freshdesk answers {"code", "message"} or
+    # {"description": "Validation failed", "errors": [{"field", "message", "code"}]}.
+    try:
+        body = response.json()
+    except ValueError:
+        return one_line(response.text)[:300] or response.reason_phrase
+    if not isinstance(body, Mapping):
+        return one_line(str(body))[:300]
+    parts = [str(body[key]) for key in ("description", "code", "message") if body.get(key)]
+    errors = body.get("errors")
+    for error in errors if isinstance(errors, list) else []:
+        if isinstance(error, Mapping):
+            parts.append(f"{error.get('field', '?')}: {error.get('message', '')} ({error.get('code', '')})")
+    return one_line("; ".join(parts))[:300] or response.reason_phrase
+
+
+def _present(value: SecretStr | str | None) -> bool:
+    if isinstance(value, SecretStr):
+        return bool(value.get_secret_value())
+    return bool(value)
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _article_id(thread: Thread) -> str | None:
+    value = thread.get("article_id")
+    return str(value) if isinstance(value, (str, int)) and str(value) else None

@@ -1,0 +1,274 @@
+"""Zendesk Guide: one Help Center article per incident, rewritten on every update.
+
+The contact centre reads it to answer callers: the public update verbatim, then the
+talking points, approved answers, what not to say and whom to escalate to. The first
+update creates the article in the configured section; later updates replace the
+article's translation in the configured locale, so agents always find one article per
+incident, never a trail of stale ones. A resolved incident keeps its article, titled
+RESOLVED and labelled ``resolved``. If someone archived the article, the next update
+starts a new one.
+
+Settings: ``BROADCASTER_ZENDESK_BASE_URL`` (``https://acme.zendesk.com``), ``_EMAIL``,
+``_API_TOKEN``, ``_SECTION_ID`` and optionally ``_LOCALE`` (default ``en-us``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar, Self
+
+import httpx
+from pydantic import SecretStr
+
+from broadcaster.message import cut_at_word, one_line
+from channels.base import (
+    ChannelContext,
+    ChannelKind,
+    ConfigError,
+    DeliveryError,
+    Message,
+    PermanentError,
+    Published,
+    RateLimited,
+    Rendition,
+    RetryableError,
+    Settings,
+    Thread,
+    render_template,
+    retry_after_seconds,
+)
+
+BASE_LABELS = ("incident", "broadcaster")
+RESOLVED_LABEL = "resolved"
+
+
+class ArticleGone(PermanentError):
+    """The provider answered 404: the stored article (or the section) no longer exists."""
+
+
+class ZendeskChannel:
+    """Publishes the contact centre's article for an incident to Zendesk Guide.
+
+    ``thread`` holds ``article_id``, ``url``, ``locale``, ``labels`` and the
+    ``update_number`` last written; an update older than that one is not written again,
+    so a late retry can never put stale guidance back in front of agents.
+    """
+
+    name: ClassVar[str] = "zendesk"
+    kind: ClassVar[ChannelKind] = ChannelKind.BROADCAST
+    title: ClassVar[str] = "Zendesk Guide"
+    title_max_chars: ClassVar[int] = 240
+
+    def __init__(
+        self,
+        base_url: str,
+        email: str,
+        api_token: SecretStr | str,
+        section_id: str,
+        *,
+        locale: str = "en-us",
+        permission_group_id: int | None = None,
+        user_segment_id: int | None = None,
+        timeout_s: float = 15.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if not base_url.startswith(("https://", "http://")):
+            raise ConfigError(f"BROADCASTER_ZENDESK_BASE_URL must be an http(s) URL, not {base_url!r}")
+        if not section_id.isdigit():
+            raise ConfigError(f"BROADCASTER_ZENDESK_SECTION_ID must be a number, not {section_id!r}")
+        token = api_token.get_secret_value() if isinstance(api_token, SecretStr) else api_token
+        self.base_url = base_url.rstrip("/")
+        self.section_id = section_id
+        self.locale = locale
+        self.permission_group_id = permission_group_id
+        self.user_segment_id = user_segment_id
+        self._client = httpx.AsyncClient(
+            base_url=self.base_url,
+            auth=httpx.BasicAuth(f"{email}/token", token),
+            headers={"Accept": "application/json", "User-Agent": "broadcaster"},
+            timeout=timeout_s,
+            transport=transport,
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings, context: ChannelContext) -> Self | None:
+        required = {
+            "BROADCASTER_ZENDESK_BASE_URL": settings.zendesk_base_url,
+            "BROADCASTER_ZENDESK_EMAIL": settings.zendesk_email,
+            "BROADCASTER_ZENDESK_API_TOKEN": settings.zendesk_api_token,
+            "BROADCASTER_ZENDESK_SECTION_ID": settings.zendesk_section_id,
+        }
+        missing = [env for env, value in required.items() if not _present(value)]
+        if len(missing) == len(required):
+            return None
+        if missing:
+            raise ConfigError(f"Zendesk is half configured: set {', '.join(missing)}")
+        assert settings.zendesk_base_url and settings.zendesk_email and settings.zendesk_section_id
+        assert settings.zendesk_api_token is not None
+        return cls(
+            settings.zendesk_base_url,
+            settings.zendesk_email,
+            settings.zendesk_api_token,
+            settings.zendesk_section_id,
+            locale=settings.zendesk_locale,
+            # Not declared in Settings yet; read here so declaring them is the only change needed.
+            permission_group_id=_optional_id(settings, "zendesk_permission_group_id"),
+            user_segment_id=_optional_id(settings, "zendesk_user_segment_id"),
+            timeout_s=settings.http_timeout_s,
+        )
+
+    def render(self, message: Message) -> Rendition:
+        title = one_line(render_template("knowledge_base/title.txt", message=message))
+        return {
+            "title": cut_at_word(title, self.title_max_chars, len),
+            "body_html": render_template("knowledge_base/article.html", message=message),
+        }
+
+    async def publish(self, message: Message, rendition: Rendition, thread: Thread) -> Published:
+        labels = [*BASE_LABELS, RESOLVED_LABEL] if message.is_closing else list(BASE_LABELS)
+        article_id = _article_id(thread)
+        if article_id is not None:
+            if _int(thread.get("update_number")) > message.update_number:
+                return Published(provider_id=article_id, url=thread.get("url"))
+            try:
+                await self._update(article_id, thread, rendition, labels)
+            except ArticleGone:
+                pass  # archived or deleted in Zendesk: start a new article below
+            else:
+                return self._published(article_id, thread.get("url"), thread, labels, message)
+        article = await self._create(rendition, labels)
+        new_id = str(article["id"])
+        return self._published(new_id, article.get("html_url"), {"locale": self.locale}, labels, message)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def _create(self, rendition: Rendition, labels: list[str]) -> Mapping[str, Any]:
+        article: dict[str, Any] = {
+            "title": rendition["title"],
+            "body": rendition["body_html"],
+            "locale": self.locale,
+            "user_segment_id": self.user_segment_id,
+            "label_names": labels,
+        }
+        if self.permission_group_id is not None:
+            article["permission_group_id"] = self.permission_group_id
+        path = f"/api/v2/help_center/sections/{self.section_id}/articles.json"
+        answer = await self._request("POST", path, {"article": article})
+        created = answer.get("article")
+        if not isinstance(created, Mapping) or "id" not in created:
+            raise RetryableError(f"zendesk: unexpected answer to POST {path}: no article id")
+        return created
+
+    async def _update(self, article_id: str, thread: Thread, rendition: Rendition, labels: list[str]) -> None:
+        locale = thread.get("locale") or self.locale
+        translation = {"title": rendition["title"], "body": rendition["body_html"]}
+        await self._request(
+            "PUT",
+            f"/api/v2/help_center/articles/{article_id}/translations/{locale}.json",
+            {"translation": translation},
+        )
+        # Labels belong to the article, not its translation: a second call, only when they change.
+        if list(thread.get("labels") or ()) != labels:
+            await self._request(
+                "PUT", f"/api/v2/help_center/articles/{article_id}.json", {"article": {"label_names": labels}}
+            )
+
+    def _published(
+        self, article_id: str, url: Any, thread: Thread, labels: list[str], message: Message
+    ) -> Published:
+        state = {
+            "article_id": article_id,
+            "url": url,
+            "locale": thread.get("locale") or self.locale,
+            "labels": labels,
+            "update_number": message.update_number,
+        }
+        return Published(provider_id=article_id, url=url, thread=state)
+
+    async def _request(self, method: str, path: str, payload: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Send one API call; every provider answer becomes a result or a ``DeliveryError`` here."""
+        try:
+            response = await self._client.request(method, path, json=payload)
+        except httpx.TimeoutException as exc:
+            raise RetryableError(f"zendesk: timed out on {method} {path}: {type(exc).__name__}") from exc
+        except httpx.TransportError as exc:
+            raise RetryableError(f"zendesk: could not reach {self.base_url}: {exc!r}") from exc
+        if response.is_success:
+            try:
+                body = response.json()
+            except ValueError as exc:
+                raise RetryableError(f"zendesk: unreadable answer to {method} {path}") from exc
+            return body if isinstance(body, Mapping) else {}
+        raise translate_error(response, f"{method} {path}")
+
+    def __repr__(self) -> str:
+        return f"ZendeskChannel(base_url={self.base_url!r}, section_id={self.section_id!r})"
+
+
+def translate_error(response: httpx.Response, action: str) -> DeliveryError:
+    """Zendesk's error answer as broadcaster's ``DeliveryError``, with Zendesk's own reason."""
+    status = response.status_code
+    reason = f"zendesk answered {status} to {action}: {_provider_reason(response)}"
+    if status == 429:
+        return RateLimited(reason, retry_after_s=retry_after_seconds(response.headers.get("Retry-After")))
+    if status >= 500:
+        return RetryableError(reason, retry_after_s=retry_after_seconds(response.headers.get("Retry-After")))
+    if status in (401, 403):
+        return PermanentError(f"credentials need attention: {reason}")
+    if status == 404:
+        return ArticleGone(reason)
+    return PermanentError(reason)
+
+
+def _provider_reason(response: httpx.Response) -> str:
+    # Zendesk answers {"error": "RecordNotFound", "description": "..."}, {"error": {"title", "message"}},
+    # {"title": "Invalid attribute", "message": "..."} or {"details": {field: [{"description"}]}}.
+    try:
+        body = response.json()
+    except ValueError:
+        return one_line(response.text)[:300] or response.reason_phrase
+    if not isinstance(body, Mapping):
+        return one_line(str(body))[:300]
+    error = body.get("error")
+    parts: list[str] = []
+    if isinstance(error, Mapping):
+        parts += [str(error[key]) for key in ("title", "message") if error.get(key)]
+    elif error:
+        parts.append(str(error))
+    parts += [str(body[key]) for key in ("title", "description", "message") if body.get(key)]
+    details = body.get("details")
+    if isinstance(details, Mapping):
+        for field, problems in details.items():
+            for problem in problems if isinstance(problems, list) else [problems]:
+                text = problem.get("description") if isinstance(problem, Mapping) else problem
+                parts.append(f"{field}: {text}")
+    return one_line("; ".join(parts))[:300] or response.reason_phrase
+
+
+def _present(value: SecretStr | str | None) -> bool:
+    if isinstance(value, SecretStr):
+        return bool(value.get_secret_value())
+    return bool(value)
+
+
+def _optional_id(settings: Settings, field: str) -> int | None:
+    value = getattr(settings, field, None)
+    if value in (None, ""):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"BROADCASTER_{field.upper()} must be a number, not {value!r}") from None
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _article_id(thread: Thread) -> str | None:
+    value = thread.get("article_id")
+    return str(value) if isinstance(value, (str, int)) and str(value) else None

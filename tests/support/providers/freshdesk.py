@@ -1,0 +1,172 @@
+"""A local Freshdesk: the Solutions article endpoints broadcaster uses, as documented.
+
+Checks basic auth ``{api_key}:X`` exactly, validates articles the way Freshdesk does
+(``title``, ``description`` and ``status`` required on create; unknown fields refused;
+status 1 or 2; tags an array of strings), stores articles and answers with Freshdesk's
+JSON and error shapes. ``fail(...)`` injects 5xx or 429 answers.
+
+    freshdesk = FakeFreshdesk()
+    async with serve_app(freshdesk.app) as base_url: ...
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+NOW = "2026-11-23T10:05:00Z"
+FIELDS = {"title", "description", "status", "tags", "seo_data", "type", "agent_id", "folder_id"}
+
+
+@dataclass
+class Received:
+    method: str
+    path: str
+    json: Any
+
+
+class FakeFreshdesk:
+    def __init__(self, api_key: str = "fd-secret-key", folder_ids: tuple[int, ...] = (73000012,)) -> None:
+        self.api_key = api_key
+        self.folder_ids = set(folder_ids)
+        self.articles: dict[int, dict[str, Any]] = {}
+        self.received: list[Received] = []
+        self._ids = itertools.count(73000100001)
+        self._failures: deque[tuple[int, float | None]] = deque()
+        self.app = Starlette(
+            routes=[
+                Route("/api/v2/solutions/folders/{folder_id}/articles", self.create, methods=["POST"]),
+                Route(
+                    "/api/v2/solutions/articles/{article_id}", self.article, methods=["GET", "PUT", "DELETE"]
+                ),
+            ]
+        )
+
+    def fail(self, status: int = 500, times: int = 1, retry_after_s: float | None = None) -> None:
+        """Answer the next ``times`` requests with ``status`` (and ``Retry-After`` if given)."""
+        self._failures.extend([(status, retry_after_s)] * times)
+
+    async def create(self, request: Request) -> Response:
+        payload, problem = await self._receive(request)
+        if problem is not None:
+            return problem
+        folder_id = int(request.path_params["folder_id"])
+        if folder_id not in self.folder_ids:
+            return Response(status_code=404)
+        errors = _validate(payload, creating=True)
+        if errors:
+            return _validation_failed(errors)
+        article_id = next(self._ids)
+        self.articles[article_id] = {
+            "id": article_id,
+            "type": payload.get("type", 1),
+            "category_id": 73000000001,
+            "folder_id": folder_id,
+            "agent_id": 73000000500,
+            "title": payload["title"],
+            "description": payload["description"],
+            "description_text": "",
+            "status": payload["status"],
+            "tags": payload.get("tags", []),
+            "seo_data": payload.get("seo_data", {}),
+            "hits": 0,
+            "thumbs_up": 0,
+            "thumbs_down": 0,
+            "created_at": NOW,
+            "updated_at": NOW,
+        }
+        return JSONResponse(self.articles[article_id], 201)
+
+    async def article(self, request: Request) -> Response:
+        payload, problem = await self._receive(request)
+        if problem is not None:
+            return problem
+        article = self.articles.get(int(request.path_params["article_id"]))
+        if article is None:
+            return Response(status_code=404)
+        if request.method == "DELETE":
+            del self.articles[article["id"]]
+            return Response(status_code=204)
+        if request.method == "PUT":
+            errors = _validate(payload, creating=False)
+            if errors:
+                return _validation_failed(errors)
+            article.update(payload)
+            article["updated_at"] = NOW
+        return JSONResponse(article)
+
+    async def _receive(self, request: Request) -> tuple[Any, Response | None]:
+        body = await request.body()
+        try:
+            payload = await request.json() if body else None
+        except ValueError:
+            payload = body.decode(errors="replace")
+        self.received.append(Received(request.method, request.url.path, payload))
+        if self._failures:
+            status, retry_after_s = self._failures.popleft()
+            headers = {"Retry-After": str(int(retry_after_s))} if retry_after_s is not None else {}
+            return None, JSONResponse({"code": "internal_error", "message": "Try again"}, status, headers)
+        expected = base64.b64encode(f"{self.api_key}:X".encode()).decode()
+        if request.headers.get("authorization") != f"Basic {expected}":
+            return None, JSONResponse(
+                {
+                    "code": "invalid_credentials",
+                    "message": "You have to be logged in to perform this action.",
+                },
+                401,
+            )
+        if body and not request.headers.get("content-type", "").startswith("application/json"):
+            return None, JSONResponse(
+                {
+                    "code": "invalid_content_type",
+                    "message": "Content-Type header is set to . It should be set to application/json",
+                },
+                415,
+            )
+        if isinstance(payload, str):
+            return None, JSONResponse(
+                {
+                    "description": "Validation failed",
+                    "errors": [{"code": "invalid_json", "message": "Request body has invalid json format"}],
+                },
+                400,
+            )
+        return payload, None
+
+
+def _validate(payload: Any, *, creating: bool) -> list[dict[str, str]]:
+    if not isinstance(payload, dict):
+        return [{"field": "title", "message": "Mandatory attribute missing", "code": "missing_field"}]
+    errors = [
+        {"field": name, "message": "Unexpected/invalid field in request", "code": "invalid_field"}
+        for name in payload
+        if name not in FIELDS
+    ]
+    if creating:
+        errors += [
+            {"field": name, "message": "Mandatory attribute missing", "code": "missing_field"}
+            for name in ("title", "description", "status")
+            if name not in payload
+        ]
+    if "title" in payload and (not isinstance(payload["title"], str) or not payload["title"].strip()):
+        errors.append({"field": "title", "message": "It should not be blank", "code": "invalid_value"})
+    if "status" in payload and payload["status"] not in (1, 2):
+        errors.append(
+            {"field": "status", "message": "It should be one of these values: '1,2'", "code": "invalid_value"}
+        )
+    tags = payload.get("tags", [])
+    if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
+        errors.append({"field": "tags", "message": "It should be a/an Array", "code": "datatype_mismatch"})
+    return errors
+
+
+def _validation_failed(errors: list[dict[str, str]]) -> JSONResponse:
+    return JSONResponse({"description": "Validation failed", "errors": errors}, 400)
