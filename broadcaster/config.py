@@ -81,6 +81,8 @@ class Settings(BaseSettings):
     zendesk_api_token: SecretStr | None = None
     zendesk_section_id: str | None = None
     zendesk_locale: str = "en-us"
+    zendesk_permission_group_id: int | None = None
+    zendesk_user_segment_id: int | None = None  # set an agents-only segment: articles hold agent notes
     freshdesk_base_url: str | None = None
     freshdesk_api_key: SecretStr | None = None
     freshdesk_folder_id: str | None = None

@@ -20,6 +20,9 @@ BUILTIN_CHANNELS: tuple[str, ...] = (
     "channels.sms:SmsChannel",
     "channels.zendesk:ZendeskChannel",
     "channels.freshdesk:FreshdeskChannel",
+    "channels.mastodon:MastodonChannel",
+    "channels.bluesky:BlueskyChannel",
+    "channels.x:XChannel",
 )
 ENTRY_POINT_GROUP = "broadcaster.channels"
 

@@ -1,0 +1,234 @@
+"""The ``broadcaster`` command: serve, worker, migrate, tokens, users, post, demo, up."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from broadcaster.config import Settings, get_settings
+from broadcaster.errors import InputError
+
+log = logging.getLogger("broadcaster")
+Command = Callable[[argparse.Namespace, Settings], int]
+COMMANDS: dict[str, tuple[str, Command, Callable[[argparse.ArgumentParser], None]]] = {}
+
+
+def command(name: str, help_text: str, arguments: Callable[[argparse.ArgumentParser], None] = lambda p: None
+            ) -> Callable[[Command], Command]:
+    def register(fn: Command) -> Command:
+        COMMANDS[name] = (help_text, fn, arguments)
+        return fn
+
+    return register
+
+
+def _serve_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--workers", type=int, default=1, help="web processes")
+    parser.add_argument("--server", choices=["uvicorn", "granian"], default="uvicorn")
+
+
+@command("serve", "run the web app (status page, APIs, console)", _serve_args)
+def serve(args: argparse.Namespace, settings: Settings) -> int:
+    if args.server == "granian":
+        return subprocess.call([
+            sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "--host", args.host,
+            "--port", str(args.port), "--workers", str(args.workers), "status_page.app:create_app",
+        ])
+    import uvicorn
+
+    uvicorn.run("status_page.app:create_app", factory=True, host=args.host, port=args.port,
+                workers=args.workers, log_level="info", proxy_headers=True)
+    return 0
+
+
+def _worker_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--burst", action="store_true", help="exit when the queue is empty")
+
+
+@command("worker", "run an arq worker (fan-out, delivery, relay, reminders)", _worker_args)
+def worker(args: argparse.Namespace, settings: Settings) -> int:
+    from broadcaster.worker import make_worker
+
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    make_worker(settings, burst=args.burst).run()
+    return 0
+
+
+@command("migrate", "bring the database schema up to date")
+def migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from broadcaster.migrate import upgrade
+
+    upgrade(settings.database_url)
+    print("database is up to date")
+    return 0
+
+
+def _token_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--role", default="admin")
+
+
+@command("create-token", "create an API token (printed once, on the last line)", _token_args)
+def create_token(args: argparse.Namespace, settings: Settings) -> int:
+    from broadcaster.tokens import create_token as store_token
+
+    async def run() -> str:
+        from broadcaster.db import make_engine
+
+        engine = make_engine(settings.database_url)
+        try:
+            async with engine.begin() as conn:
+                return await store_token(conn, args.name, args.role)
+        finally:
+            await engine.dispose()
+
+    token = asyncio.run(run())
+    print(f"token {args.name!r} created; it is shown only now:")
+    print(token)
+    return 0
+
+
+def _user_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--username", required=True)
+    parser.add_argument("--role", default="commander", choices=["admin", "commander", "agent", "viewer"])
+    parser.add_argument("--email")
+    parser.add_argument("--phone")
+    parser.add_argument("--password", help="read from BROADCASTER_NEW_PASSWORD or asked when absent")
+
+
+@command("create-user", "create a console user", _user_args)
+def create_user(args: argparse.Namespace, settings: Settings) -> int:
+    from broadcaster.users import create_user as store_user
+
+    password = args.password or os.environ.get("BROADCASTER_NEW_PASSWORD") or getpass.getpass("password: ")
+
+    async def run() -> None:
+        from broadcaster.db import make_engine
+
+        engine = make_engine(settings.database_url)
+        try:
+            async with engine.begin() as conn:
+                await store_user(conn, args.username, password, args.role, email=args.email, phone=args.phone)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+    print(f"user {args.username!r} ({args.role}) created")
+    return 0
+
+
+def _post_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--incident", help="id of an existing incident (omit to open a new one)")
+    parser.add_argument("--title", help="title of a new incident")
+    parser.add_argument("--status", default="investigating")
+    parser.add_argument("--impact")
+    parser.add_argument("--message", required=True, help="markdown; '-' reads standard input")
+    parser.add_argument("--component", action="append", default=[], metavar="ID=STATUS")
+    parser.add_argument("--channel", action="append", dest="channels", metavar="NAME")
+    parser.add_argument("--next-update-in", type=int, dest="next_update_in_minutes", metavar="MINUTES")
+
+
+@command("post", "post an update from the terminal", _post_args)
+def post(args: argparse.Namespace, settings: Settings) -> int:
+    from broadcaster.posting import post_from_cli
+
+    message = sys.stdin.read() if args.message == "-" else args.message
+    components: dict[str, str] = {}
+    for item in args.component:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise InputError("bad --component", {"component": f"{item!r} is not ID=STATUS"})
+        components[key] = value
+    body: dict[str, Any] = {"status": args.status, "message": message, "components": components}
+    for key in ("impact", "channels", "next_update_in_minutes"):
+        if getattr(args, key) is not None:
+            body[key] = getattr(args, key)
+    if not args.incident:
+        body["title"] = args.title
+    incident_id, update_id, queued = asyncio.run(post_from_cli(settings, body, args.incident))
+    print(f"posted update {update_id} on incident {incident_id}" + ("" if queued else " (queued for the relay)"))
+    print(f"{settings.public_url}/incidents/{incident_id}")
+    return 0
+
+
+@command("demo", "seed demo components, an incident and an API token")
+def demo(args: argparse.Namespace, settings: Settings) -> int:
+    from broadcaster.demo import seed
+
+    for line in asyncio.run(seed(settings)):
+        print(line)
+    return 0
+
+
+def _up_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+
+
+@command("up", "migrate, seed the demo, and run web + worker together (development)", _up_args)
+def up(args: argparse.Namespace, settings: Settings) -> int:
+    migrate(args, settings)
+    demo(args, settings)
+    base = [sys.executable, "-m", "broadcaster.cli"]
+    worker_proc = subprocess.Popen([*base, "worker"])
+    web_proc = subprocess.Popen([*base, "serve", "--host", args.host, "--port", str(args.port)])
+    print(f"status page  http://{args.host}:{args.port}/")
+    print(f"console      http://{args.host}:{args.port}/console")
+    print(f"agent desk   http://{args.host}:{args.port}/desk")
+    print(f"summary API  http://{args.host}:{args.port}/api/v2/summary.json")
+    print(f"health       http://{args.host}:{args.port}/healthz")
+    procs = [worker_proc, web_proc]
+
+    def stop(*_: Any) -> None:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        while all(proc.poll() is None for proc in procs):
+            time.sleep(0.5)
+    finally:
+        stop()
+        for proc in procs:
+            proc.wait(timeout=20)
+    return max(proc.returncode or 0 for proc in procs)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="broadcaster", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (help_text, _fn, arguments) in COMMANDS.items():
+        arguments(sub.add_parser(name, help=help_text))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``broadcaster`` command."""
+    from broadcaster.logs import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings.log_format)
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command][1](args, settings)
+    except InputError as exc:
+        detail = "; ".join(f"{k}: {v}" for k, v in exc.fields.items())
+        print(f"error: {exc.message}" + (f" ({detail})" if detail else ""), file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

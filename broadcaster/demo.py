@@ -1,0 +1,65 @@
+"""``broadcaster demo``: a small, realistic page to look at and to try the console on."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from broadcaster.components import create_component
+from broadcaster.config import Settings
+from broadcaster.db import components
+from broadcaster.posting import post
+from broadcaster.runtime import Runtime
+from broadcaster.schemas import ComponentIn
+from broadcaster.tokens import create_token
+
+DEMO_COMPONENTS = [
+    ("Website", None, "Marketing site and documentation"),
+    ("API", "Platform", "Public REST API"),
+    ("Dashboard", "Platform", "Customer dashboard"),
+    ("Payments", "Platform", "Card and invoice payments"),
+    ("Email delivery", "Notifications", "Transactional email"),
+    ("SMS delivery", "Notifications", "Text messages"),
+    ("Contact centre", None, "Phone and chat support"),
+]
+
+
+async def seed(settings: Settings) -> list[str]:
+    """Seed the demo once (a second run only prints a fresh token); returns lines to print."""
+    rt = Runtime.build(settings)
+    lines: list[str] = []
+    try:
+        async with rt.engine.begin() as conn:
+            existing = int((await conn.execute(select(func.count()).select_from(components))).scalar() or 0)
+            ids: dict[str, str] = {}
+            if not existing:
+                for name, group, description in DEMO_COMPONENTS:
+                    row = await create_component(conn, ComponentIn(name=name, group=group, description=description))
+                    ids[name] = row["id"]
+            token = await create_token(conn, "demo")
+        if ids:
+            posted, _ = await post(rt, {
+                "title": "Elevated error rates on the API",
+                "status": "identified",
+                "message": "We have identified a faulty database failover causing **elevated error rates** on the "
+                           "API and slow dashboard loads. Payments are not affected. Next update within 30 minutes.",
+                "components": {ids["API"]: "partial_outage", ids["Dashboard"]: "degraded_performance"},
+                "next_update_in_minutes": 30,
+                "agent": {
+                    "talking_points": "Some API requests fail or are slow. No data has been lost. Payments work.",
+                    "approved_answers": [
+                        {"question": "When will it be fixed?",
+                         "answer": "Engineers have found the cause; we will post an update within 30 minutes."},
+                        {"question": "Is my data safe?", "answer": "Yes. No data has been lost or exposed."},
+                    ],
+                    "do_not_say": "Do not promise a fix time. Do not name the database vendor.",
+                    "escalation": "Enterprise customers with failed payments: transfer to billing on-call.",
+                },
+            }, author="demo")
+            lines.append(f"demo incident {posted.incident_id} posted")
+        else:
+            lines.append("demo data already present")
+        lines.append("API token (shown once):")
+        lines.append(token)
+    finally:
+        await rt.aclose()
+    return lines

@@ -1,0 +1,107 @@
+"""The one place an update becomes a ``Message``: markdown rendered, sanitized, flattened."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import markdown as markdown_lib
+import nh3
+
+from broadcaster.message import AgentNotes, ApprovedAnswer, ComponentChange, Message
+
+ALLOWED_TAGS = {
+    "p", "br", "strong", "em", "b", "i", "u", "s", "del", "code", "pre", "blockquote",
+    "ul", "ol", "li", "a", "h3", "h4", "h5", "h6", "hr", "table", "thead", "tbody", "tr", "th", "td",
+}
+ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "th": {"align"}, "td": {"align"}}
+ALLOWED_URL_SCHEMES = {"http", "https", "mailto", "tel"}
+
+_BLOCK_END = re.compile(r"</(p|li|h[1-6]|blockquote|pre|tr|table|ul|ol)>|<br\s*/?>|<hr\s*/?>", re.I)
+_TAG = re.compile(r"<[^>]+>")
+_BLANK_LINES = re.compile(r"\n\s*\n+")
+_SPACES = re.compile(r"[ \t]+")
+
+
+def markdown_to_html(text: str) -> str:
+    """Markdown to sanitized HTML: no script, no event handlers, no ``javascript:`` links."""
+    raw = markdown_lib.markdown(text, extensions=["sane_lists", "tables"], output_format="html")
+    return nh3.clean(
+        raw,
+        tags=ALLOWED_TAGS,
+        attributes=ALLOWED_ATTRIBUTES,
+        url_schemes=ALLOWED_URL_SCHEMES,
+        link_rel="noopener noreferrer nofollow",
+        strip_comments=True,
+    )
+
+
+def html_to_text(fragment: str) -> str:
+    """Sanitized HTML to plain text: blocks become paragraphs, entities are decoded."""
+    with_breaks = _BLOCK_END.sub("\n\n", fragment)
+    text = html.unescape(_TAG.sub("", with_breaks))
+    lines = [_SPACES.sub(" ", line).strip() for line in text.splitlines()]
+    return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
+
+
+def markdown_to_text(text: str) -> str:
+    return html_to_text(markdown_to_html(text))
+
+
+def agent_notes(data: Mapping[str, Any] | None) -> AgentNotes:
+    """Agent material stored with an update (JSON) as ``AgentNotes``."""
+    data = data or {}
+    answers = tuple(
+        ApprovedAnswer(question=str(item.get("question", "")), answer=str(item.get("answer", "")))
+        for item in data.get("approved_answers") or ()
+    )
+    return AgentNotes(
+        talking_points=str(data.get("talking_points") or ""),
+        approved_answers=answers,
+        do_not_say=str(data.get("do_not_say") or ""),
+        escalation=str(data.get("escalation") or ""),
+    )
+
+
+def make_message(
+    *,
+    incident: Mapping[str, Any],
+    update: Mapping[str, Any],
+    components: list[ComponentChange],
+    page_name: str,
+    public_url: str,
+) -> Message:
+    """Build the ``Message`` for ``update`` of ``incident`` (rows as mappings)."""
+    body_html = markdown_to_html(update["body"])
+    return Message(
+        update_id=update["id"],
+        incident_id=incident["id"],
+        incident_title=incident["name"],
+        kind=incident["kind"],
+        status=update["status"],
+        impact=incident["impact"],
+        body_markdown=update["body"],
+        body_html=body_html,
+        body_text=html_to_text(body_html),
+        created_at=update["created_at"],
+        update_number=update["number"],
+        public_url=f"{public_url}/incidents/{incident['id']}",
+        page_name=page_name,
+        page_url=public_url,
+        components=tuple(components),
+        next_update_at=update.get("next_update_at"),
+        scheduled_for=incident.get("scheduled_for"),
+        scheduled_until=incident.get("scheduled_until"),
+        drill=bool(incident.get("drill")),
+        agent=agent_notes(update.get("agent")),
+    )
+
+
+def iso(value: datetime | None) -> str | None:
+    """RFC 3339 with milliseconds and Z, the way Statuspage writes timestamps."""
+    if value is None:
+        return None
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"

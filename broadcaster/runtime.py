@@ -1,0 +1,39 @@
+"""The long-lived objects a process needs (engine, channels, queue, events), built in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from broadcaster.channel import ChannelContext
+from broadcaster.config import Settings
+from broadcaster.db import make_engine
+from broadcaster.events import EventBus
+from broadcaster.fanout import Fanout
+from broadcaster.queue import Queue
+from broadcaster.registry import Registry
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: AsyncEngine
+    registry: Registry
+    queue: Queue
+    bus: EventBus
+    fanout: Fanout
+
+    @classmethod
+    def build(cls, settings: Settings, queue: Queue | None = None) -> Runtime:
+        engine = make_engine(settings.database_url)
+        bus = EventBus(settings.redis_url)
+        registry = Registry.build(settings, ChannelContext(publish_event=bus.publish))
+        queue = queue or Queue(settings.redis_url, settings.queue_name)
+        return cls(settings, engine, registry, queue, bus, Fanout(settings, engine, registry, queue, bus))
+
+    async def aclose(self) -> None:
+        await self.registry.aclose()
+        await self.queue.aclose()
+        await self.bus.aclose()
+        await self.engine.dispose()

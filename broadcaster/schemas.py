@@ -1,0 +1,131 @@
+"""Input shapes shared by the REST API, the console and the CLI, validated with pydantic.
+
+``validate(Model, data)`` turns pydantic's errors into one ``InputError`` whose ``fields``
+name each bad field, which the web layer answers as a 4xx in the design's error shape.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from broadcaster.errors import InputError
+from broadcaster.models import ComponentStatus, Impact, IncidentStatus, MaintenanceStatus
+
+Model = TypeVar("Model", bound=BaseModel)
+
+MAX_MESSAGE_CHARS = 60_000
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class ApprovedAnswerIn(Strict):
+    question: str = Field(min_length=1, max_length=1000)
+    answer: str = Field(min_length=1, max_length=5000)
+
+
+class AgentNotesIn(Strict):
+    """Agent material versioned with an update."""
+
+    talking_points: str = Field(default="", max_length=20_000)
+    approved_answers: list[ApprovedAnswerIn] = Field(default_factory=list, max_length=100)
+    do_not_say: str = Field(default="", max_length=10_000)
+    escalation: str = Field(default="", max_length=10_000)
+
+
+class ComponentIn(Strict):
+    name: str = Field(min_length=1, max_length=255)
+    description: str | None = Field(default=None, max_length=2000)
+    group: str | None = Field(default=None, max_length=255, description="name of the group, created if new")
+    group_id: str | None = Field(default=None, max_length=32)
+    status: ComponentStatus = ComponentStatus.OPERATIONAL
+    position: int | None = Field(default=None, ge=0, le=100_000)
+    showcase: bool = True
+    only_show_if_degraded: bool = False
+
+
+class ComponentPatch(Strict):
+    name: str | None = Field(default=None, min_length=1, max_length=255)
+    description: str | None = Field(default=None, max_length=2000)
+    status: ComponentStatus | None = None
+    position: int | None = Field(default=None, ge=0, le=100_000)
+    group_id: str | None = Field(default=None, max_length=32)
+    showcase: bool | None = None
+    only_show_if_degraded: bool | None = None
+    notify: bool = False
+    message: str | None = Field(default=None, max_length=MAX_MESSAGE_CHARS)
+
+
+class UpdateIn(Strict):
+    """A new update on an existing incident or maintenance."""
+
+    status: str
+    message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
+    components: dict[str, ComponentStatus] = Field(default_factory=dict, max_length=500)
+    channels: list[str] | None = Field(default=None, max_length=50)
+    next_update_in_minutes: int | None = Field(default=None, ge=1, le=7 * 24 * 60)
+    impact: Impact | None = None
+    deliver_notifications: bool = True
+    agent: AgentNotesIn | None = None
+
+    @field_validator("message")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+
+class IncidentIn(UpdateIn):
+    """A new incident and its first update."""
+
+    title: str = Field(min_length=1, max_length=255)
+    status: str = IncidentStatus.INVESTIGATING.value
+    kind: str = Field(default="incident", pattern="^(incident|maintenance)$")
+    scheduled_for: str | None = None
+    scheduled_until: str | None = None
+    template_id: str | None = Field(default=None, max_length=32)
+
+
+class PreviewIn(UpdateIn):
+    incident_id: str | None = Field(default=None, max_length=32)
+    title: str | None = Field(default=None, min_length=1, max_length=255)
+    status: str = IncidentStatus.INVESTIGATING.value
+
+
+class SubscriberIn(Strict):
+    channel: str = Field(pattern="^(email|sms|webhook)$")
+    address: str = Field(min_length=3, max_length=512)
+    components: list[str] = Field(default_factory=list, max_length=500)
+    confirmed: bool = False
+
+
+INCIDENT_STATUSES = {s.value for s in IncidentStatus}
+MAINTENANCE_STATUSES = {s.value for s in MaintenanceStatus}
+
+
+def check_status(kind: str, status: str) -> None:
+    """An update's status must belong to its kind's vocabulary."""
+    allowed = MAINTENANCE_STATUSES if kind == "maintenance" else INCIDENT_STATUSES
+    if status not in allowed:
+        raise InputError("invalid status", {"status": f"must be one of: {', '.join(sorted(allowed))}"})
+
+
+def _field_name(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "body"
+
+
+def validate(model: type[Model], data: Any) -> Model:
+    """Validate ``data`` into ``model`` or raise ``InputError`` naming every bad field."""
+    if not isinstance(data, dict):
+        raise InputError("the body must be a JSON object", {"body": "expected an object"})
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        fields = {}
+        for error in exc.errors(include_url=False):
+            fields.setdefault(_field_name(error["loc"]), error["msg"])
+        raise InputError("invalid input", fields) from None

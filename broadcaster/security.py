@@ -1,0 +1,78 @@
+"""Secrets handling: API tokens, passwords, signed single-purpose links."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+TOKEN_PREFIX = "bc_"
+_password_hasher = PasswordHasher()
+
+
+def new_api_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    """API tokens are long random strings, so one SHA-256 is enough (and lets us look them up)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def tokens_equal(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+def hash_password(password: str) -> str:
+    return _password_hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    try:
+        return _password_hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def hash_code(secret_key: str, code: str) -> str:
+    """Short codes (SMS confirmation) hashed with the secret key so a leaked table reveals none."""
+    return hmac.new(secret_key.encode(), code.encode(), hashlib.sha256).hexdigest()
+
+
+def new_numeric_code(digits: int = 6) -> str:
+    return f"{secrets.randbelow(10**digits):0{digits}d}"
+
+
+def new_webhook_secret() -> str:
+    """A Standard Webhooks secret: ``whsec_`` and 24 random bytes in base64."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+class LinkSigner:
+    """Signed, expiring, single-purpose tokens for links (confirm, unsubscribe, preferences).
+
+    The purpose is the serializer's salt, so a token made for one purpose never verifies
+    for another.
+    """
+
+    def __init__(self, secret_key: str) -> None:
+        self._secret_key = secret_key
+
+    def _serializer(self, purpose: str) -> URLSafeTimedSerializer:
+        return URLSafeTimedSerializer(self._secret_key, salt=f"broadcaster.{purpose}")
+
+    def sign(self, purpose: str, value: Any) -> str:
+        return self._serializer(purpose).dumps(value)
+
+    def verify(self, purpose: str, token: str, max_age_s: int) -> Any | None:
+        """The signed value, or None when the token is forged, expired or for another purpose."""
+        try:
+            return self._serializer(purpose).loads(token, max_age=max_age_s)
+        except (SignatureExpired, BadSignature):
+            return None

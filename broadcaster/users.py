@@ -1,0 +1,55 @@
+"""Console users with roles; passwords hashed with argon2."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from broadcaster.db import new_id, users, utcnow
+from broadcaster.errors import Conflict, InputError
+from broadcaster.models import ROLE_RANK, Role
+from broadcaster.security import hash_password, verify_password
+
+MIN_PASSWORD_CHARS = 10
+
+
+async def create_user(
+    conn: AsyncConnection, username: str, password: str, role: str,
+    email: str | None = None, phone: str | None = None,
+) -> dict[str, Any]:
+    username = username.strip()
+    if not username:
+        raise InputError("a user needs a name", {"username": "must not be empty"})
+    if role not in {r.value for r in Role}:
+        raise InputError("unknown role", {"role": f"must be one of {', '.join(r.value for r in Role)}"})
+    if len(password) < MIN_PASSWORD_CHARS:
+        raise InputError("password too short", {"password": f"at least {MIN_PASSWORD_CHARS} characters"})
+    if await get_user(conn, username) is not None:
+        raise Conflict("user exists", {"username": "already taken"})
+    user_id = new_id()
+    await conn.execute(
+        users.insert().values(id=user_id, username=username, email=email, phone=phone,
+                              password_hash=hash_password(password), role=role, created_at=utcnow())
+    )
+    user = await get_user(conn, username)
+    assert user is not None
+    return user
+
+
+async def get_user(conn: AsyncConnection, username: str) -> dict[str, Any] | None:
+    row = (await conn.execute(select(users).where(users.c.username == username))).mappings().first()
+    return dict(row) if row else None
+
+
+async def check_login(conn: AsyncConnection, username: str, password: str) -> dict[str, Any] | None:
+    """The user when the password matches and the account is active."""
+    user = await get_user(conn, username)
+    if user is None or user["disabled_at"] is not None:
+        return None
+    return user if verify_password(user["password_hash"], password) else None
+
+
+def has_role(user: dict[str, Any] | None, minimum: Role) -> bool:
+    return user is not None and ROLE_RANK[Role(user["role"])] >= ROLE_RANK[minimum]

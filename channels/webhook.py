@@ -1,0 +1,149 @@
+"""Outgoing webhooks: a JSON POST per subscriber, signed per the Standard Webhooks spec.
+
+Headers: ``webhook-id`` (stable per update and subscriber, so receivers dedupe retries),
+``webhook-timestamp`` (seconds) and ``webhook-signature`` (``v1,<base64 HMAC-SHA256>`` of
+``id.timestamp.body`` keyed with the subscriber's ``whsec_`` secret, base64-decoded).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Self
+
+import httpx
+
+from channels.base import (
+    ChannelContext,
+    ChannelKind,
+    DeliveryError,
+    Message,
+    Outcome,
+    PermanentError,
+    RateLimited,
+    Recipient,
+    Rendition,
+    RetryableError,
+    Sent,
+    Settings,
+    Thread,
+    retry_after_seconds,
+)
+from broadcaster.render import iso
+
+USER_AGENT = "broadcaster-webhooks/1"
+
+
+def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    """The ``webhook-signature`` value for one message."""
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+
+
+def classify(response: httpx.Response) -> Outcome:
+    """2xx sent; 408/429/5xx retry; any other 4xx is permanent."""
+    status = response.status_code
+    if 200 <= status < 300:
+        return Sent(provider_id=str(status))
+    if status == 429:
+        return RateLimited(f"HTTP 429 from receiver", retry_after_seconds(response.headers.get("retry-after")))
+    if status == 408 or status >= 500:
+        return RetryableError(f"HTTP {status} from receiver", retry_after_seconds(response.headers.get("retry-after")))
+    return PermanentError(f"HTTP {status} from receiver: {response.text[:200]}")
+
+
+class WebhookChannel:
+    """Signed JSON POSTs to subscribers' URLs. Always enabled."""
+
+    name: ClassVar[str] = "webhook"
+    kind: ClassVar[ChannelKind] = ChannelKind.SUBSCRIBER
+    title: ClassVar[str] = "Webhooks"
+
+    def __init__(self, timeout_s: float = 10.0, concurrency: int = 32,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self._timeout_s = timeout_s
+        self._concurrency = concurrency
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, context: ChannelContext) -> Self | None:
+        return cls(timeout_s=settings.webhook_timeout_s)
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                timeout=self._timeout_s, transport=self._transport, follow_redirects=False,
+                headers={"user-agent": USER_AGENT},
+                limits=httpx.Limits(max_connections=self._concurrency),
+            )
+        return self._client
+
+    def render(self, message: Message) -> Rendition:
+        """The JSON payload every webhook subscriber receives."""
+        return {
+            "type": "incident.update",
+            "timestamp": iso(message.created_at),
+            "data": {
+                "page": {"name": message.page_name, "url": message.page_url},
+                "incident": {
+                    "id": message.incident_id, "name": message.incident_title, "kind": message.kind,
+                    "impact": message.impact, "url": message.public_url, "drill": message.drill,
+                },
+                "update": {
+                    "id": message.update_id, "number": message.update_number, "status": message.status,
+                    "body": message.body_markdown, "body_text": message.body_text, "body_html": message.body_html,
+                    "created_at": iso(message.created_at), "next_update_at": iso(message.next_update_at),
+                },
+                "components": [
+                    {"id": c.id, "name": c.name, "old_status": c.old_status, "new_status": c.new_status}
+                    for c in message.components
+                ],
+            },
+        }
+
+    async def deliver(
+        self, message: Message, rendition: Rendition, recipients: Sequence[Recipient], thread: Thread
+    ) -> Mapping[int, Outcome]:
+        body = json.dumps(rendition, separators=(",", ":")).encode()
+        semaphore = asyncio.Semaphore(self._concurrency)
+
+        async def one(recipient: Recipient) -> tuple[int, Outcome]:
+            async with semaphore:
+                return recipient.delivery_id, await self._post(message, recipient, body)
+
+        results = await asyncio.gather(*(one(r) for r in recipients))
+        return dict(results)
+
+    async def _post(self, message: Message, recipient: Recipient, body: bytes) -> Outcome:
+        if not recipient.secret:
+            return PermanentError("subscriber has no signing secret")
+        msg_id = f"msg_{message.update_id}_{recipient.subscriber_id}"
+        timestamp = int(time.time())
+        headers = {
+            "content-type": "application/json",
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": sign(recipient.secret, msg_id, timestamp, body),
+        }
+        try:
+            response = await self._http().post(recipient.address, content=body, headers=headers)
+        except httpx.TimeoutException:
+            return RetryableError("timed out")
+        except httpx.TransportError as exc:
+            return RetryableError(f"connection failed: {exc.__class__.__name__}")
+        return classify(response)
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+
+__all__ = ["DeliveryError", "WebhookChannel", "classify", "sign"]

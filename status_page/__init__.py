@@ -1,0 +1,1 @@
+"""The Starlette app: public status page, APIs, console and agent desk."""

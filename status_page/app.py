@@ -1,0 +1,75 @@
+"""The app factory: one Starlette app serving the page, the APIs, the console and the desk."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from broadcaster.config import Settings, get_settings
+from broadcaster.errors import InputError
+from broadcaster.runtime import Runtime
+from status_page import api_v1
+from status_page.http import HTTPError, handle_http_error, handle_input_error, handle_starlette_error
+
+
+async def healthz(request: Request) -> Response:
+    """200 when the database answers; Redis is reported but does not fail the check."""
+    rt: Runtime = request.app.state.runtime
+    from sqlalchemy import text
+
+    try:
+        async with rt.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except Exception as exc:  # the check exists to report exactly this
+        return JSONResponse({"status": "error", "database": str(exc)}, status_code=503)
+    depth = await rt.queue.depth()
+    return JSONResponse({"status": "ok", "database": "ok", "redis": "ok" if depth is not None else "unreachable",
+                         "queue_depth": depth})
+
+
+def route_modules() -> list[Any]:
+    """Every module that contributes ``routes``, in matching order."""
+    return [api_v1]
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Starlette:
+    """Build the app for ``settings`` (default: from the environment)."""
+    settings = settings or get_settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        app.state.runtime = runtime or Runtime.build(settings)
+        app.state.settings = settings
+        for hook in app.state.startup_hooks:
+            await hook(app)
+        try:
+            yield
+        finally:
+            for hook in app.state.shutdown_hooks:
+                await hook(app)
+            if runtime is None:
+                await app.state.runtime.aclose()
+
+    routes: list[BaseRoute] = [Route("/healthz", healthz, methods=["GET", "HEAD"])]
+    for module in route_modules():
+        routes.extend(module.routes)
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={
+            HTTPError: handle_http_error,
+            InputError: handle_input_error,
+            HTTPException: handle_starlette_error,
+        },
+    )
+    app.state.settings = settings
+    app.state.startup_hooks = []
+    app.state.shutdown_hooks = []
+    return app

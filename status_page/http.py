@@ -1,0 +1,117 @@
+"""HTTP plumbing shared by every route module: JSON bodies, errors, auth."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from broadcaster.errors import InputError
+from broadcaster.runtime import Runtime
+from broadcaster.tokens import authenticate
+
+
+class HTTPError(Exception):
+    """An error answered in the design's JSON shape."""
+
+    def __init__(self, status_code: int, code: str, message: str, fields: dict[str, str] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.code = code
+        self.message = message
+        self.fields = fields or {}
+        self.headers = headers
+
+
+def error_response(status_code: int, code: str, message: str, fields: dict[str, str] | None = None,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    body = {"error": {"code": code, "message": message, "fields": fields or {}}}
+    return JSONResponse(body, status_code=status_code, headers=headers)
+
+
+async def handle_http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPError)
+    return error_response(exc.status_code, exc.code, exc.message, exc.fields, exc.headers)
+
+
+async def handle_input_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, InputError)
+    return error_response(exc.status_code, exc.code, exc.message, exc.fields)
+
+
+async def handle_starlette_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    codes = {404: "not_found", 405: "method_not_allowed", 400: "bad_request", 413: "too_large"}
+    if request.url.path.startswith("/api/") or "application/json" in request.headers.get("accept", ""):
+        return error_response(exc.status_code, codes.get(exc.status_code, "error"), str(exc.detail),
+                              headers=exc.headers)
+    return Response(str(exc.detail), status_code=exc.status_code, headers=exc.headers, media_type="text/plain")
+
+
+def runtime(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The request body, refusing (413) anything over ``max_bytes`` without reading it all."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > max_bytes:
+                raise HTTPError(413, "too_large", f"the body is over {max_bytes} bytes", {"body": "too large"})
+        except ValueError:
+            raise HTTPError(400, "bad_request", "invalid Content-Length") from None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise HTTPError(413, "too_large", f"the body is over {max_bytes} bytes", {"body": "too large"})
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_json(request: Request) -> Any:
+    """The JSON body (an object), or a 400/413 naming what is wrong."""
+    raw = await read_body(request, runtime(request).settings.max_body_bytes)
+    if not raw.strip():
+        raise HTTPError(400, "bad_request", "the body is empty; send a JSON object", {"body": "required"})
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise HTTPError(400, "malformed_json", f"the body is not valid JSON: {exc}", {"body": "malformed JSON"}) from None
+    if not isinstance(data, dict):
+        raise HTTPError(422, "invalid_input", "the body must be a JSON object", {"body": "expected an object"})
+    return data
+
+
+async def require_token(request: Request) -> dict[str, Any]:
+    """The API token row for the request's ``Authorization: Bearer`` header, or 401."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise HTTPError(401, "unauthorized", "send Authorization: Bearer <token>",
+                        headers={"WWW-Authenticate": "Bearer"})
+    async with runtime(request).engine.connect() as conn:
+        row = await authenticate(conn, token.strip())
+    if row is None:
+        raise HTTPError(401, "unauthorized", "invalid or revoked token", headers={"WWW-Authenticate": "Bearer"})
+    request.state.actor = f"token:{row['name']}"
+    return row
+
+
+def query_int(request: Request, name: str, default: int, minimum: int = 0, maximum: int = 1000) -> int:
+    """An integer query parameter, clamped; garbage falls back to the default (never a 500)."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise HTTPError(400, "bad_request", f"{name} must be an integer", {name: "must be an integer"}) from None
+    return max(minimum, min(maximum, value))
