@@ -8,6 +8,8 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -15,7 +17,7 @@ from starlette.routing import BaseRoute, Route
 from broadcaster.config import Settings, get_settings
 from broadcaster.errors import InputError
 from broadcaster.runtime import Runtime
-from status_page import api_v1
+from status_page import api_v1, auth
 from status_page.http import HTTPError, handle_http_error, handle_input_error, handle_starlette_error
 
 
@@ -36,7 +38,7 @@ async def healthz(request: Request) -> Response:
 
 def route_modules() -> list[Any]:
     """Every module that contributes ``routes``, in matching order."""
-    return [api_v1]
+    return [api_v1, auth]
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Starlette:
@@ -63,6 +65,11 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
+        middleware=[
+            Middleware(SessionMiddleware, secret_key=settings.secret_key.get_secret_value(),
+                       session_cookie="broadcaster_session", same_site="lax",
+                       https_only=settings.public_url.startswith("https://"), max_age=12 * 3600),
+        ],
         exception_handlers={
             HTTPError: handle_http_error,
             InputError: handle_input_error,
