@@ -17,6 +17,7 @@ from broadcaster.errors import ConfigError
 
 BUILTIN_CHANNELS: tuple[str, ...] = (
     "channels.webhook:WebhookChannel",
+    "channels.email:EmailChannel",
     "channels.sms:SmsChannel",
     "channels.zendesk:ZendeskChannel",
     "channels.freshdesk:FreshdeskChannel",
