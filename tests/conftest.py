@@ -21,7 +21,9 @@ from broadcaster.db import make_engine, metadata
 from broadcaster.migrate import upgrade
 from broadcaster.runtime import Runtime
 from broadcaster.tokens import create_token
-from broadcaster.worker import make_worker
+from arq import cron
+
+from broadcaster.worker import make_worker, relay_job
 from status_page.app import create_app
 
 PG_ADMIN_DSN = os.environ.get("BROADCASTER_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
@@ -128,7 +130,11 @@ def auth(token: str) -> dict[str, str]:
 
 async def run_worker(settings: Settings, timeout_s: float = 30.0) -> None:
     """Run a real arq worker in burst mode until the queue is empty (deferred retries included)."""
-    worker = make_worker(settings, burst=True, handle_signals=False)
+    # The relay runs once at start-up; its every-second cron would keep a burst worker's queue
+    # from ever being empty.
+    relay_once = cron(relay_job, name="relay", month=1, day=1, hour=0, minute=0, second=0,  # type: ignore[arg-type]
+                      run_at_startup=True, keep_result=0)
+    worker = make_worker(settings, burst=True, handle_signals=False, cron_jobs=[relay_once])
     try:
         await asyncio.wait_for(worker.main(), timeout_s)
     finally:

@@ -1,0 +1,54 @@
+"""``broadcaster worker`` as a real OS process, configured through the environment."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from broadcaster.config import Settings
+
+SETTINGS_PASSED = (
+    "database_url", "redis_url", "queue_name", "public_url", "page_name", "batch_size", "max_jobs",
+    "job_timeout_s", "retry_base_s", "retry_max_s", "relay_interval_s", "sending_lease_s", "max_attempts",
+    "webhook_allow_private",
+)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BROADCASTER_")}
+    for name in SETTINGS_PASSED:
+        value = getattr(settings, name)
+        env[f"BROADCASTER_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
+    env["BROADCASTER_SECRET_KEY"] = settings.secret_key.get_secret_value()
+    return env
+
+
+class WorkerProcess:
+    def __init__(self, settings: Settings, log_path: Path) -> None:
+        self.settings = settings
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
+        self.process = subprocess.Popen([sys.executable, "-m", "broadcaster.cli", "worker"],
+                                        env=settings_env(self.settings), stdout=log, stderr=log)
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown hooks, jobs cut off mid-flight."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+        self.process = None
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+            self.process = None
