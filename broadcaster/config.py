@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     retry_max_s: float = 600.0
     relay_interval_s: int = 5
     sending_lease_s: float = 90.0
+    reminder_interval_s: int = 30  # how often the cadence-reminder cron looks for late updates
 
     # static mirror
     static_export_dir: Path | None = None

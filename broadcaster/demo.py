@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 from broadcaster.components import create_component
 from broadcaster.config import Settings
 from broadcaster.db import components
+from broadcaster.incident_templates import seed_templates
 from broadcaster.posting import post
 from broadcaster.runtime import Runtime
 from broadcaster.schemas import ComponentIn
@@ -36,6 +37,7 @@ async def seed(settings: Settings) -> list[str]:
                     row = await create_component(conn, ComponentIn(name=name, group=group, description=description))
                     ids[name] = row["id"]
             token = await create_token(conn, "demo")
+            templates_added = await seed_templates(conn)
         if ids:
             posted, _ = await post(rt, {
                 "title": "Elevated error rates on the API",
@@ -58,6 +60,8 @@ async def seed(settings: Settings) -> list[str]:
             lines.append(f"demo incident {posted.incident_id} posted")
         else:
             lines.append("demo data already present")
+        if templates_added:
+            lines.append(f"{templates_added} incident templates added")
         lines.append("API token (shown once):")
         lines.append(token)
     finally:

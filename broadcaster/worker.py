@@ -14,6 +14,7 @@ from arq.worker import Function, Worker, func
 from broadcaster.config import Settings, get_settings
 from broadcaster.errors import ConfigError, RetryableError
 from broadcaster.queue import DELIVER_BATCH, FANOUT, Queue, redis_settings
+from broadcaster.reminders import reminders_job
 from broadcaster.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -48,11 +49,6 @@ async def relay_job(ctx: dict[str, Any]) -> dict[str, int]:
     return await _runtime(ctx).fanout.relay()
 
 
-async def reminders_job(ctx: dict[str, Any]) -> int:
-    """Placeholder hook for cron-driven extras registered by other modules."""
-    return 0
-
-
 def _make_startup(settings: Settings) -> Any:
     async def startup(ctx: dict[str, Any]) -> None:
         queue = Queue(settings.redis_url, settings.queue_name, pool=ctx["redis"])
@@ -75,6 +71,17 @@ def functions(settings: Settings) -> list[Function]:
     ]
 
 
+def _reminder_cron(settings: Settings) -> Any:
+    """The cadence-reminder cron, every ``reminder_interval_s`` (whole minutes past 59 s)."""
+    period = max(1, settings.reminder_interval_s)
+    if period < 60:
+        when: dict[str, Any] = {"second": set(range(0, 60, period))}
+    else:
+        when = {"minute": set(range(0, 60, max(1, min(59, period // 60)))), "second": 0}
+    return cron(reminders_job, name="reminders", keep_result=0, timeout=settings.job_timeout_s,
+                run_at_startup=True, **when)
+
+
 def make_worker(settings: Settings | None = None, **overrides: Any) -> Worker:
     """An arq ``Worker`` for ``settings``; ``overrides`` go to ``Worker`` (e.g. ``burst=True``)."""
     settings = settings or get_settings()
@@ -82,7 +89,8 @@ def make_worker(settings: Settings | None = None, **overrides: Any) -> Worker:
     options: dict[str, Any] = dict(
         functions=functions(settings),
         cron_jobs=[cron(relay_job, name="relay", second=set(range(0, 60, interval)), run_at_startup=True,  # type: ignore[arg-type]
-                        keep_result=0, timeout=settings.job_timeout_s)],
+                        keep_result=0, timeout=settings.job_timeout_s),
+                   _reminder_cron(settings)],
         redis_settings=redis_settings(settings.redis_url),
         queue_name=settings.queue_name,
         max_jobs=settings.max_jobs,
