@@ -52,7 +52,7 @@ def classify(response: httpx.Response) -> Outcome:
     if 200 <= status < 300:
         return Sent(provider_id=str(status))
     if status == 429:
-        return RateLimited(f"HTTP 429 from receiver", retry_after_seconds(response.headers.get("retry-after")))
+        return RateLimited("HTTP 429 from receiver", retry_after_seconds(response.headers.get("retry-after")))
     if status == 408 or status >= 500:
         return RetryableError(f"HTTP {status} from receiver", retry_after_seconds(response.headers.get("retry-after")))
     return PermanentError(f"HTTP {status} from receiver: {response.text[:200]}")
@@ -98,7 +98,7 @@ class WebhookChannel:
                 },
                 "update": {
                     "id": message.update_id, "number": message.update_number, "status": message.status,
-                    "body": message.body_markdown, "body_text": message.body_text, "body_html": message.body_html,
+                    "body": message.body_text, "body_html": message.body_html,
                     "created_at": iso(message.created_at), "next_update_at": iso(message.next_update_at),
                 },
                 "components": [
