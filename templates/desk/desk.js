@@ -1,0 +1,65 @@
+// The agent desk's live refresh: on every server-sent event, re-fetch the desk fragment.
+// Served from /desk/static/ so the page needs no inline script (strict CSP).
+(function () {
+  "use strict";
+  var root = document.getElementById("desk-live");
+  var status = document.getElementById("live-status");
+  if (!root) { return; }
+  var fragmentUrl = root.getAttribute("data-fragment-url");
+  var eventsUrl = root.getAttribute("data-events-url");
+  var FALLBACK_MS = 60000; // re-fetch now and then even if the stream silently died
+  var busy = false;
+  var again = false;
+
+  function show(state, text) {
+    document.body.setAttribute("data-live", state);
+    if (status) { status.textContent = text; }
+  }
+
+  function clock() {
+    return new Date().toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  }
+
+  function refresh() {
+    if (busy) { again = true; return; }
+    busy = true;
+    fetch(fragmentUrl, { credentials: "same-origin", cache: "no-store", headers: { "Accept": "text/html" } })
+      .then(function (response) {
+        if (response.redirected || response.status === 401 || response.status === 403) {
+          window.location.reload(); // session ended: show the login page
+          return null;
+        }
+        if (!response.ok) { throw new Error("HTTP " + response.status); }
+        return response.text();
+      })
+      .then(function (html) {
+        if (html === null) { return; }
+        root.innerHTML = html;
+        root.setAttribute("data-refreshed", String(Date.now()));
+        if (document.body.getAttribute("data-live") === "on") { show("on", "Live · updated " + clock()); }
+      })
+      .catch(function () { show("stale", "Could not refresh at " + clock() + ": retrying"); })
+      .then(function () {
+        busy = false;
+        if (again) { again = false; refresh(); }
+      });
+  }
+
+  if (!window.EventSource) {
+    show("poll", "Refreshing every minute");
+    window.setInterval(refresh, FALLBACK_MS);
+    return;
+  }
+  var source = new EventSource(eventsUrl);
+  source.addEventListener("ready", function () {
+    // Connected (or reconnected): catch up on anything missed while away.
+    show("on", "Live · updated " + clock());
+    refresh();
+  });
+  source.addEventListener("update", refresh);
+  source.addEventListener("published", refresh);
+  source.addEventListener("error", function () {
+    show("reconnecting", "Reconnecting… (last update " + clock() + ")");
+  });
+  window.setInterval(refresh, FALLBACK_MS);
+})();
