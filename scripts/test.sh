@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Run the whole test suite on SQLite, then on PostgreSQL. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/bootstrap.sh
+
+# Browser tests drive Debian's chromium through Playwright.
+if ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ]; then
+  echo "installing chromium" >&2
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null || true
+fi
+
+pg_up() { python -c "
+import asyncio, asyncpg, os, sys
+async def main():
+    c = await asyncpg.connect(os.environ.get('BROADCASTER_TEST_PG_DSN', 'postgresql://postgres@127.0.0.1:5432/test'), timeout=3)
+    await c.close()
+try: asyncio.run(main())
+except Exception: sys.exit(1)
+"; }
+if ! pg_up && command -v pg_ctlcluster >/dev/null; then
+  echo "starting PostgreSQL" >&2
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
+  for _ in $(seq 50); do pg_up && break; sleep 0.2; done
+fi
+
+mkdir -p artifacts
+echo "== tests on SQLite =="
+BROADCASTER_TEST_DATABASE=sqlite python -m pytest "$@"
+if pg_up; then
+  echo "== tests on PostgreSQL =="
+  BROADCASTER_TEST_DATABASE=postgres python -m pytest -m "not browser" "$@"
+else
+  echo "PostgreSQL is not reachable on 127.0.0.1:5432: the PostgreSQL run cannot be done" >&2
+  exit 1
+fi
