@@ -88,6 +88,17 @@ class Settings(BaseSettings):
     freshdesk_api_key: SecretStr | None = None
     freshdesk_folder_id: str | None = None
 
+    # public sign-up (/subscribe): opt-in lifetimes and abuse limits (fixed windows in Redis)
+    confirm_link_max_age_s: int = 48 * 3600
+    sms_code_ttl_s: int = 600
+    sms_code_max_attempts: int = 5
+    subscribe_window_s: int = 3600
+    subscribe_email_per_ip: int = 20
+    subscribe_sms_per_ip: int = 5
+    subscribe_sms_per_number: int = 3
+    subscribe_sms_per_prefix: int = 30
+    subscribe_sms_prefix_digits: int = 7  # leading E.164 digits (country code included) of a prefix
+
     # outgoing webhooks
     webhook_allow_private: bool = False
     webhook_timeout_s: float = 10.0

@@ -406,3 +406,31 @@ async def reset_failed(conn: AsyncConnection, update_id: str, channel: str, deli
     result = await conn.execute(query.values(state=DeliveryState.RETRY.value, next_attempt_at=None,
                                              updated_at=utcnow(), attempts=0))
     return int(result.rowcount or 0)
+
+
+async def set_provider_status(
+    conn: AsyncConnection, channel: str, provider_id: str, status: str, error: str | None = None
+) -> str | None:
+    """Record what the provider later reported about a sent message (SMS status callbacks).
+
+    Sets ``provider_status`` (and ``last_error`` when ``error`` is given) on the row with
+    that provider id; the row stays ``sent``. Returns the row's recipient, or None when no
+    row has that id.
+    """
+    recipient = (
+        await conn.execute(
+            select(deliveries.c.recipient)
+            .where(deliveries.c.channel == channel, deliveries.c.provider_id == provider_id)
+        )
+    ).scalar()
+    if recipient is None:
+        return None
+    values: dict[str, Any] = {"provider_status": status, "updated_at": utcnow()}
+    if error is not None:
+        values["last_error"] = error
+    await conn.execute(
+        deliveries.update()
+        .where(deliveries.c.channel == channel, deliveries.c.provider_id == provider_id)
+        .values(**values)
+    )
+    return str(recipient)

@@ -11,6 +11,7 @@ from typing import Any
 from arq import Retry, cron
 from arq.worker import Function, Worker, func
 
+from broadcaster import confirmations
 from broadcaster.config import Settings, get_settings
 from broadcaster.errors import ConfigError, RetryableError
 from broadcaster.queue import DELIVER_BATCH, FANOUT, Queue, redis_settings
@@ -68,6 +69,7 @@ def functions(settings: Settings) -> list[Function]:
     return [
         func(fanout_job, name=FANOUT, keep_result=0, max_tries=UNBOUNDED_TRIES, timeout=timeout),  # type: ignore[arg-type]
         func(deliver_batch_job, name=DELIVER_BATCH, keep_result=0, max_tries=UNBOUNDED_TRIES, timeout=timeout),  # type: ignore[arg-type]
+        confirmations.function(settings),
     ]
 
 
