@@ -16,6 +16,7 @@ from broadcaster.config import Settings
 from broadcaster.errors import ConfigError
 
 BUILTIN_CHANNELS: tuple[str, ...] = (
+    "channels.status_page:StatusPageChannel",
     "channels.desk:DeskChannel",
     "channels.webhook:WebhookChannel",
     "channels.email:EmailChannel",

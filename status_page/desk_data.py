@@ -31,12 +31,14 @@ MAX_QUERY_CHARS = 200
 MAX_TERMS = 12
 
 # Words too common to say anything about what a caller asks.
-STOPWORDS = frozenset(
-    "a an and are as at be been but by can could did do does for from had has have how i if in is it its "
-    "me my no not of on or our so that the their there they this to up us was we were what when where "
-    "which who why will with would you your".split()
-)
-_WORD = re.compile(r"\w+")
+STOPWORDS = frozenset({
+    "a", "an", "and", "are", "as", "at", "be", "been", "but", "by", "can", "could", "did", "do", "does",
+    "for", "from", "had", "has", "have", "how", "i", "if", "in", "is", "it", "its", "me", "my", "no",
+    "not", "of", "on", "or", "our", "so", "that", "the", "their", "there", "they", "this", "to", "up",
+    "us", "was", "we", "were", "what", "when", "where", "which", "who", "why", "will", "with", "would",
+    "you", "your",
+})
+_WORD = re.compile(r"[^\W_]+")
 _SUFFIXES = ("ing", "ed", "es", "s")
 
 

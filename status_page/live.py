@@ -71,11 +71,9 @@ class LiveEvents:
             except Exception:
                 log.exception("live-event listener failed")
         for queue in list(self._clients):
-            try:
+            # A client that stopped reading misses events; it re-fetches on its next one.
+            with contextlib.suppress(asyncio.QueueFull):
                 queue.put_nowait(event)
-            except asyncio.QueueFull:
-                # A client that stopped reading misses events; it re-fetches on its next one.
-                pass
 
     async def _run(self) -> None:
         async for event in self._bus.listen():
@@ -131,7 +129,9 @@ async def _stream(hub: LiveEvents, kinds: frozenset[str], keepalive_s: float) ->
                 yield sse_frame(kind, {k: v for k, v in event.items() if k != "kind"})
 
 
-def sse_response(request: Request, kinds: Iterable[str], keepalive_s: float = KEEPALIVE_S) -> StreamingResponse:
+def sse_response(
+    request: Request, kinds: Iterable[str], keepalive_s: float = KEEPALIVE_S
+) -> StreamingResponse:
     """A ``text/event-stream`` of the bus events named ``kinds``, opened by a ``ready`` event."""
     hub = live_events(request.app)
     return StreamingResponse(

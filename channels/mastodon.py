@@ -1,0 +1,197 @@
+"""Mastodon: one status per update; later updates reply to the incident's previous status.
+
+Mastodon counts a status in grapheme clusters with every http(s) URL as 23 characters
+(its ``StatusLengthValidator``), so ``render`` measures the same way. Every attempt for
+one update carries the same ``Idempotency-Key``: Mastodon answers a repeated key with the
+status it already made, so a retry after a timeout never posts twice.
+
+Thread state: ``{"root_id": first status of the thread, "last_id": latest status}``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Self
+
+import grapheme
+import httpx
+
+from channels.base import (
+    ChannelContext,
+    ChannelKind,
+    ConfigError,
+    DeliveryError,
+    Message,
+    PermanentError,
+    Published,
+    RateLimited,
+    Rendition,
+    RetryableError,
+    Settings,
+    Thread,
+    render_template,
+    retry_after_seconds,
+    short_text,
+)
+
+LIMIT = 500
+URL_COST = 23
+VISIBILITIES = frozenset({"public", "unlisted", "private", "direct"})
+
+# An http(s) URL without the punctuation that ends the sentence around it.
+_URL = re.compile(r"https?://[^\s<>\"]+?(?=[.,;:!?)\]'\"]*(?:\s|$))")
+
+
+def measure(text: str) -> int:
+    """The length Mastodon checks against its limit: graphemes, each URL as 23."""
+    return int(grapheme.length(_URL.sub("x" * URL_COST, text)))
+
+
+def idempotency_key(message: Message) -> str:
+    """The same for every attempt at one update, different for every update."""
+    return f"broadcaster-{message.update_id}"
+
+
+class _ReplyTargetGone(PermanentError):
+    """The status to reply to is deleted or not visible: start a new thread instead."""
+
+
+class MastodonChannel:
+    """Posts each update as a status; follow-ups thread under the incident's first one."""
+
+    name: ClassVar[str] = "mastodon"
+    kind: ClassVar[ChannelKind] = ChannelKind.BROADCAST
+    title: ClassVar[str] = "Mastodon"
+    limit: ClassVar[int] = LIMIT
+
+    def __init__(
+        self,
+        base_url: str,
+        access_token: str,
+        *,
+        visibility: str = "public",
+        timeout_s: float = 15.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if not base_url.startswith(("https://", "http://")):
+            raise ConfigError(f"mastodon base URL must be an http(s) URL, not {base_url!r}")
+        if visibility not in VISIBILITIES:
+            allowed = ", ".join(sorted(VISIBILITIES))
+            raise ConfigError(f"mastodon visibility must be one of {allowed}, not {visibility!r}")
+        self.visibility = visibility
+        self._client = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            headers={"Authorization": f"Bearer {access_token}", "User-Agent": "broadcaster"},
+            timeout=timeout_s,
+            transport=transport,
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings, context: ChannelContext) -> Self | None:
+        base_url, token = settings.mastodon_base_url, settings.mastodon_access_token
+        if not base_url and token is None:
+            return None
+        if not base_url or token is None:
+            raise ConfigError("set both BROADCASTER_MASTODON_BASE_URL and BROADCASTER_MASTODON_ACCESS_TOKEN")
+        return cls(
+            base_url,
+            token.get_secret_value(),
+            visibility=settings.mastodon_visibility,
+            timeout_s=settings.http_timeout_s,
+        )
+
+    def render(self, message: Message) -> Rendition:
+        """The status text; ``reply_to`` is null here because only ``publish`` sees the thread."""
+        short = short_text(message, LIMIT, measure, link_cost=URL_COST)
+        text = render_template("social/post.txt", text=short, message=message, platform=self.name).strip()
+        if measure(text) > LIMIT or not text.endswith(message.public_url):
+            text = short
+        return {"text": text, "length": measure(text), "limit": LIMIT, "reply_to": None}
+
+    async def publish(self, message: Message, rendition: Rendition, thread: Thread) -> Published:
+        key = idempotency_key(message)
+        parent = thread.get("last_id")
+        status: dict[str, Any] | None = None
+        if parent:
+            try:
+                status = await self._post_status(rendition["text"], key, in_reply_to_id=str(parent))
+            except _ReplyTargetGone:
+                status = None
+        if status is None:
+            status = await self._post_status(rendition["text"], key)
+            root = status["id"]
+        else:
+            root = thread.get("root_id") or parent
+        return Published(
+            provider_id=status["id"],
+            url=status.get("url"),
+            thread={"root_id": root, "last_id": status["id"]},
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def _post_status(self, text: str, key: str, in_reply_to_id: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"status": text, "visibility": self.visibility}
+        if in_reply_to_id:
+            body["in_reply_to_id"] = in_reply_to_id
+        headers = {"Idempotency-Key": key}
+        try:
+            response = await self._client.post("/api/v1/statuses", json=body, headers=headers)
+        except httpx.TransportError as exc:
+            raise _translate(exc) from exc
+        if response.is_error:
+            raise _translate(response, replying=in_reply_to_id is not None)
+        try:
+            status = response.json()
+            status["id"] = str(status["id"])
+        except (ValueError, KeyError, TypeError) as exc:
+            # Safe to retry: the same Idempotency-Key returns the status if it was made.
+            raise RetryableError(f"mastodon answered {response.status_code} without a status id") from exc
+        return status  # type: ignore[no-any-return]
+
+
+def _translate(outcome: httpx.Response | httpx.TransportError, *, replying: bool = False) -> DeliveryError:
+    """Mastodon's answer (or a failure to get one) as a delivery error."""
+    if isinstance(outcome, httpx.TimeoutException):
+        return RetryableError(f"mastodon timed out ({type(outcome).__name__})")
+    if isinstance(outcome, httpx.TransportError):
+        return RetryableError(f"mastodon unreachable: {outcome!r}")
+    status = outcome.status_code
+    detail = _error_text(outcome)
+    reason = f"mastodon answered {status}: {detail}"
+    if status == 429:
+        return RateLimited(reason, _retry_after_s(outcome.headers))
+    if status >= 500 or status == 408:
+        return RetryableError(reason, _retry_after_s(outcome.headers))
+    if replying and (status == 404 or (status in (400, 422) and "repl" in detail.lower())):
+        return _ReplyTargetGone(reason)
+    if status in (401, 403):
+        return PermanentError(f"credentials need attention: {reason}")
+    return PermanentError(reason)
+
+
+def _error_text(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200] or response.reason_phrase
+    if isinstance(body, dict) and body.get("error"):
+        return str(body["error"])
+    return response.reason_phrase
+
+
+def _retry_after_s(headers: httpx.Headers) -> float | None:
+    """``Retry-After``, else Mastodon's ``X-RateLimit-Reset`` (an ISO 8601 time)."""
+    seconds = retry_after_seconds(headers.get("retry-after"))
+    reset = headers.get("x-ratelimit-reset")
+    if seconds is None and reset:
+        try:
+            when = datetime.fromisoformat(reset)
+        except ValueError:
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = max(0.0, (when - datetime.now(UTC)).total_seconds())
+    return seconds

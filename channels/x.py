@@ -1,0 +1,222 @@
+"""X: one post per update through API v2; later updates reply to the incident's previous post.
+
+X weighs text as twitter-text (config v3) does: after NFC normalisation a code point in
+U+0000-U+10FF (Latin, Greek, Cyrillic, Hebrew, Arabic, Indic...) or in three small
+punctuation ranges weighs 1, any other (CJK, Hangul, "…", symbols) 2, a whole emoji
+sequence 2, every URL 23; the limit is 280. A domain-like word without a scheme (``api.example.com``) may be
+linked by X too, so it is counted as at least 23 to stay on the safe side.
+
+X has no idempotency key; a retry after a timeout may be refused as duplicate content.
+
+Thread state: ``{"root_id": first post of the thread, "last_id": latest post}``.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import unicodedata
+from typing import Any, ClassVar, Self
+
+import grapheme
+import httpx
+
+from channels.base import (
+    ChannelContext,
+    ChannelKind,
+    ConfigError,
+    DeliveryError,
+    Message,
+    PermanentError,
+    Published,
+    RateLimited,
+    Rendition,
+    RetryableError,
+    Settings,
+    Thread,
+    render_template,
+    retry_after_seconds,
+    short_text,
+)
+
+LIMIT = 280
+URL_COST = 23
+
+# twitter-text v3: code points in these ranges weigh 1, all others 2.
+_LIGHT_RANGES = ((0x0000, 0x10FF), (0x2000, 0x200D), (0x2010, 0x201F), (0x2032, 0x2037))
+_URL = re.compile(r"https?://[^\s<>\"]+?(?=[.,;:!?)\]'\"]*(?:\s|$))")
+_BARE_DOMAIN = re.compile(
+    r"(?<![\w@/.-])(?:[a-z0-9-]+\.)+[a-z]{2,}(?:/[^\s]*?)?(?=[.,;:!?)\]'\"]*(?:\s|$))", re.IGNORECASE
+)
+
+
+def _code_point_weight(char: str) -> int:
+    code = ord(char)
+    return 1 if any(low <= code <= high for low, high in _LIGHT_RANGES) else 2
+
+
+def _is_emoji_sequence(cluster: str) -> bool:
+    # A multi-code-point cluster with a pictograph, a variation selector, a ZWJ or a keycap.
+    return len(cluster) > 1 and any(
+        ord(c) >= 0x1F000 or 0x2190 <= ord(c) <= 0x2BFF or c in "\ufe0f\u200d\u20e3" for c in cluster
+    )
+
+
+def _weigh(text: str) -> int:
+    return sum(
+        2 if _is_emoji_sequence(cluster) else sum(_code_point_weight(c) for c in cluster)
+        for cluster in grapheme.graphemes(text)
+    )
+
+
+def _weigh_words(text: str) -> int:
+    total = _weigh(text)
+    for match in _BARE_DOMAIN.finditer(text):
+        weight = _weigh(match.group())
+        total += max(URL_COST, weight) - weight
+    return total
+
+
+def weighted_length(text: str) -> int:
+    """The length X checks against 280."""
+    text = unicodedata.normalize("NFC", text)
+    total, position = 0, 0
+    for match in _URL.finditer(text):
+        total += _weigh_words(text[position : match.start()]) + URL_COST
+        position = match.end()
+    return total + _weigh_words(text[position:])
+
+
+class _ReplyTargetGone(PermanentError):
+    """The post to reply to is deleted or not visible: start a new thread instead."""
+
+
+class XChannel:
+    """Posts each update to X; follow-ups reply to the incident's previous post."""
+
+    name: ClassVar[str] = "x"
+    kind: ClassVar[ChannelKind] = ChannelKind.BROADCAST
+    title: ClassVar[str] = "X"
+    limit: ClassVar[int] = LIMIT
+
+    def __init__(
+        self,
+        access_token: str,
+        *,
+        base_url: str = "https://api.x.com",
+        timeout_s: float = 15.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if not base_url.startswith(("https://", "http://")):
+            raise ConfigError(f"X base URL must be an http(s) URL, not {base_url!r}")
+        self._client = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            headers={"Authorization": f"Bearer {access_token}", "User-Agent": "broadcaster"},
+            timeout=timeout_s,
+            transport=transport,
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings, context: ChannelContext) -> Self | None:
+        if settings.x_access_token is None:
+            return None
+        return cls(
+            settings.x_access_token.get_secret_value(),
+            base_url=settings.x_base_url,
+            timeout_s=settings.http_timeout_s,
+        )
+
+    def render(self, message: Message) -> Rendition:
+        """The post text; ``reply_to`` is null here because only ``publish`` sees the thread."""
+        short = short_text(message, LIMIT, weighted_length, link_cost=URL_COST)
+        text = render_template("social/post.txt", text=short, message=message, platform=self.name).strip()
+        if weighted_length(text) > LIMIT or not text.endswith(message.public_url):
+            text = short
+        return {"text": text, "length": weighted_length(text), "limit": LIMIT, "reply_to": None}
+
+    async def publish(self, message: Message, rendition: Rendition, thread: Thread) -> Published:
+        parent = thread.get("last_id")
+        post_id: str | None = None
+        if parent:
+            try:
+                post_id = await self._post(rendition["text"], in_reply_to=str(parent))
+            except _ReplyTargetGone:
+                post_id = None
+        if post_id is None:
+            post_id = await self._post(rendition["text"])
+            root = post_id
+        else:
+            root = str(thread.get("root_id") or parent)
+        return Published(
+            provider_id=post_id,
+            url=f"https://x.com/i/status/{post_id}",
+            thread={"root_id": root, "last_id": post_id},
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def _post(self, text: str, in_reply_to: str | None = None) -> str:
+        body: dict[str, Any] = {"text": text}
+        if in_reply_to:
+            body["reply"] = {"in_reply_to_tweet_id": in_reply_to}
+        try:
+            response = await self._client.post("/2/tweets", json=body)
+        except httpx.TransportError as exc:
+            raise _translate(exc) from exc
+        if response.is_error:
+            raise _translate(response, replying=in_reply_to is not None)
+        try:
+            return str(response.json()["data"]["id"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise PermanentError(f"X answered {response.status_code} without a post id") from exc
+
+
+def _translate(outcome: httpx.Response | httpx.TransportError, *, replying: bool = False) -> DeliveryError:
+    """X's answer (or a failure to get one) as a delivery error."""
+    if isinstance(outcome, httpx.TimeoutException):
+        return RetryableError(f"X timed out ({type(outcome).__name__})")
+    if isinstance(outcome, httpx.TransportError):
+        return RetryableError(f"X unreachable: {outcome!r}")
+    status = outcome.status_code
+    detail = _error_text(outcome)
+    reason = f"X answered {status}: {detail}"
+    lowered = detail.lower()
+    if status == 429:
+        return RateLimited(reason, _retry_after_s(outcome.headers))
+    if status >= 500 or status == 408:
+        return RetryableError(reason, _retry_after_s(outcome.headers))
+    # X answers 403 "You attempted to reply to a Tweet that is deleted or not visible to you."
+    if replying and (status == 404 or (status in (400, 403, 422) and "reply" in lowered)):
+        return _ReplyTargetGone(reason)
+    if status == 403 and "duplicate" in lowered:
+        return PermanentError(reason)
+    if status in (401, 403):
+        return PermanentError(f"credentials need attention: {reason}")
+    return PermanentError(reason)
+
+
+def _error_text(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200] or response.reason_phrase
+    if not isinstance(body, dict):
+        return response.reason_phrase
+    errors = body.get("errors") or ()
+    messages = [str(e["message"]) for e in errors if isinstance(e, dict) and e.get("message")]
+    parts = [str(body["detail"])] if body.get("detail") else []
+    return "; ".join(parts + messages) or str(body.get("title") or response.reason_phrase)
+
+
+def _retry_after_s(headers: httpx.Headers) -> float | None:
+    """``Retry-After``, else ``x-rate-limit-reset`` (epoch seconds)."""
+    seconds = retry_after_seconds(headers.get("retry-after"))
+    reset = headers.get("x-rate-limit-reset")
+    if seconds is None and reset:
+        try:
+            value = float(reset)
+        except ValueError:
+            return None
+        seconds = max(0.0, value - time.time()) if value > 1e9 else value
+    return seconds

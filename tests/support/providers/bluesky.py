@@ -1,0 +1,230 @@
+"""A local Bluesky PDS: the XRPC calls a poster makes, answered as a PDS does.
+
+- ``com.atproto.server.createSession`` {identifier, password} -> accessJwt, refreshJwt, did
+- ``com.atproto.server.refreshSession`` (bearer refreshJwt) -> a new pair
+- ``com.atproto.repo.createRecord`` (bearer accessJwt) -> {uri, cid}; checks the repo and the
+  ``app.bsky.feed.post`` record (300 graphemes, 3000 bytes, facets inside the text's bytes,
+  reply refs well formed). Like a real PDS it does *not* check that a reply's parent exists.
+- ``com.atproto.repo.getRecord`` -> {uri, cid, value} or 400 ``RecordNotFound``
+
+Errors are XRPC's ``{"error": Name, "message": ...}``. Tests can expire access tokens,
+make the next createRecord calls fail or stall, and delete posts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import grapheme
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+POST = "app.bsky.feed.post"
+MAX_GRAPHEMES = 300
+MAX_BYTES = 3000
+_TID_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz"
+
+
+def make_cid(data: bytes) -> str:
+    """A CIDv1 (dag-cbor, sha2-256) in base32, the shape a PDS returns."""
+    raw = bytes([0x01, 0x71, 0x12, 0x20]) + hashlib.sha256(data).digest()
+    return "b" + base64.b32encode(raw).decode().lower().rstrip("=")
+
+
+def make_tid(clock_id: int = 0) -> str:
+    """A record key as PDSes mint them: 53 bits of microseconds + 10 bits of clock id."""
+    value = (time.time_ns() // 1000) << 10 | (clock_id & 0x3FF)
+    return "".join(_TID_ALPHABET[(value >> (5 * i)) & 31] for i in reversed(range(13)))
+
+
+@dataclass
+class BlueskyProvider:
+    handle: str = "status.example.com"
+    password: str = "app-pass-word-1234"
+    did: str = "did:plc:ewvi7nxzyoun6zhxrhs64oiz"
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)  # rkey -> {uri, cid, value}
+    requests: list[dict[str, Any]] = field(default_factory=list)  # createRecord bodies
+    deleted: set[str] = field(default_factory=set)  # uris
+    calls: list[str] = field(default_factory=list)  # every XRPC method called, in order
+    stall_s: float = 1.0
+    _access: set[str] = field(default_factory=set)
+    _expired: set[str] = field(default_factory=set)
+    _refresh: set[str] = field(default_factory=set)
+    _failures: list[tuple[int, str, dict[str, str]]] = field(default_factory=list)
+    _stalls: int = 0
+    _clock: int = 0
+
+    def __post_init__(self) -> None:
+        self.app = Starlette(
+            routes=[
+                Route("/xrpc/com.atproto.server.createSession", self._create_session, methods=["POST"]),
+                Route("/xrpc/com.atproto.server.refreshSession", self._refresh_session, methods=["POST"]),
+                Route("/xrpc/com.atproto.repo.createRecord", self._create_record, methods=["POST"]),
+                Route("/xrpc/com.atproto.repo.getRecord", self._get_record, methods=["GET"]),
+            ]
+        )
+
+    @property
+    def posts(self) -> list[dict[str, Any]]:
+        """Posts made, oldest first: {uri, cid, value}."""
+        return list(self.records.values())
+
+    def expire_access_tokens(self) -> None:
+        """Every access token issued so far now answers ``ExpiredToken``."""
+        self._expired |= self._access
+        self._access.clear()
+
+    def revoke_refresh_tokens(self) -> None:
+        """Every refresh token issued so far now answers ``ExpiredToken``."""
+        self._refresh.clear()
+
+    def fail_next(self, status: int, times: int = 1, headers: dict[str, str] | None = None) -> None:
+        """Answer the next ``times`` createRecord calls with ``status`` (500, 429...)."""
+        if status == 429 and headers is None:
+            headers = {
+                "ratelimit-limit": "5000",
+                "ratelimit-remaining": "0",
+                "ratelimit-reset": str(int(time.time()) + 60),
+                "ratelimit-policy": "5000;w=3600",
+            }
+        error = "RateLimitExceeded" if status == 429 else "InternalServerError"
+        self._failures.extend([(status, error, headers or {})] * times)
+
+    def stall_next(self, times: int = 1) -> None:
+        """Create the next ``times`` records, then answer only after ``stall_s`` seconds."""
+        self._stalls += times
+
+    def delete(self, uri: str) -> None:
+        self.deleted.add(uri)
+
+    def _issue(self) -> dict[str, Any]:
+        access, refresh = f"acc-{secrets.token_hex(8)}", f"ref-{secrets.token_hex(8)}"
+        self._access.add(access)
+        self._refresh.add(refresh)
+        return {
+            "accessJwt": access,
+            "refreshJwt": refresh,
+            "handle": self.handle,
+            "did": self.did,
+            "active": True,
+        }
+
+    async def _create_session(self, request: Request) -> Response:
+        self.calls.append("createSession")
+        body = await _json(request)
+        if not isinstance(body, dict) or not body.get("identifier") or not body.get("password"):
+            return _error(400, "InvalidRequest", "Input must have the properties identifier and password")
+        if body["identifier"] not in (self.handle, self.did) or body["password"] != self.password:
+            return _error(401, "AuthenticationRequired", "Invalid identifier or password")
+        return JSONResponse(self._issue())
+
+    async def _refresh_session(self, request: Request) -> Response:
+        self.calls.append("refreshSession")
+        token = _bearer(request)
+        if token not in self._refresh:
+            return _error(400, "ExpiredToken", "Token has been revoked")
+        self._refresh.discard(token)
+        return JSONResponse(self._issue())
+
+    async def _create_record(self, request: Request) -> Response:
+        self.calls.append("createRecord")
+        token = _bearer(request)
+        if token in self._expired:
+            return _error(400, "ExpiredToken", "Token has expired")
+        if token not in self._access:
+            return _error(401, "AuthenticationRequired", "Authentication Required")
+        body = await _json(request)
+        self.requests.append(body)
+        if self._failures:
+            status, error, headers = self._failures.pop(0)
+            return _error(
+                status, error, "Rate Limit Exceeded" if status == 429 else "Internal Server Error", headers
+            )
+        if not isinstance(body, dict) or body.get("repo") not in (self.did, self.handle):
+            return _error(400, "InvalidRequest", "Invalid repo")
+        if body.get("collection") != POST:
+            return _error(400, "InvalidRequest", f"Unsupported collection: {body.get('collection')}")
+        problem = _invalid_post(body.get("record"))
+        if problem:
+            return _error(400, "InvalidRequest", f"Invalid app.bsky.feed.post record: {problem}")
+        self._clock += 1
+        rkey = make_tid(self._clock)
+        uri = f"at://{self.did}/{POST}/{rkey}"
+        cid = make_cid(json.dumps(body["record"], sort_keys=True).encode())
+        self.records[rkey] = {"uri": uri, "cid": cid, "value": body["record"]}
+        if self._stalls:
+            self._stalls -= 1
+            await asyncio.sleep(self.stall_s)
+        commit = {"cid": make_cid(rkey.encode()), "rev": make_tid()}
+        return JSONResponse({"uri": uri, "cid": cid, "commit": commit, "validationStatus": "valid"})
+
+    async def _get_record(self, request: Request) -> Response:
+        self.calls.append("getRecord")
+        params = request.query_params
+        record = self.records.get(params.get("rkey", ""))
+        if (
+            params.get("repo") not in (self.did, self.handle)
+            or params.get("collection") != POST
+            or record is None
+            or record["uri"] in self.deleted
+        ):
+            uri = f"at://{params.get('repo')}/{params.get('collection')}/{params.get('rkey')}"
+            return _error(400, "RecordNotFound", f"Could not locate record: {uri}")
+        return JSONResponse(record)
+
+
+def _invalid_post(record: Any) -> str | None:
+    """Why ``record`` is not a valid ``app.bsky.feed.post``, or None."""
+    if not isinstance(record, dict) or record.get("$type") != POST:
+        return "Record/$type must be app.bsky.feed.post"
+    text = record.get("text")
+    if not isinstance(text, str):
+        return 'Record must have the property "text"'
+    if grapheme.length(text) > MAX_GRAPHEMES:
+        return f"Record/text must not be longer than {MAX_GRAPHEMES} graphemes"
+    if len(text.encode()) > MAX_BYTES:
+        return f"Record/text must not be longer than {MAX_BYTES} characters"
+    try:
+        datetime.fromisoformat(str(record.get("createdAt")))
+    except ValueError:
+        return "Record/createdAt must be an valid atproto datetime"
+    size = len(text.encode())
+    for facet in record.get("facets") or []:
+        index = facet.get("index") or {}
+        start, end = index.get("byteStart"), index.get("byteEnd")
+        if not (isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= size):
+            return "Record/facets/index must lie within the text"
+        if not facet.get("features"):
+            return "Record/facets/features must not be empty"
+    reply = record.get("reply")
+    if reply is not None:
+        for part in ("root", "parent"):
+            ref = reply.get(part) if isinstance(reply, dict) else None
+            if not (isinstance(ref, dict) and str(ref.get("uri", "")).startswith("at://") and ref.get("cid")):
+                return f"Record/reply/{part} must be a strong ref (uri, cid)"
+    return None
+
+
+async def _json(request: Request) -> Any:
+    try:
+        return json.loads(await request.body())
+    except ValueError:
+        return None
+
+
+def _bearer(request: Request) -> str:
+    return request.headers.get("authorization", "").removeprefix("Bearer ")
+
+
+def _error(status: int, error: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": error, "message": message}, status_code=status, headers=headers)
