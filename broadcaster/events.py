@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Mapping
@@ -24,7 +25,8 @@ class EventBus:
 
     def _redis(self) -> aioredis.Redis:
         if self._client is None:
-            self._client = aioredis.from_url(self._redis_url, socket_connect_timeout=2, socket_timeout=5)
+            self._client = aioredis.from_url(  # type: ignore[no-untyped-call]
+                self._redis_url, socket_connect_timeout=2, socket_timeout=5)
         return self._client
 
     async def publish(self, kind: str, data: Mapping[str, Any]) -> None:
@@ -52,10 +54,8 @@ class EventBus:
                 log.warning("event stream lost (%s); reconnecting", exc)
                 await asyncio.sleep(1)
             finally:
-                try:
-                    await pubsub.aclose()
-                except Exception:  # noqa: S110
-                    pass
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def aclose(self) -> None:
         if self._client is not None:

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from broadcaster import ledger
 from broadcaster.channel import BroadcastChannel, Recipient, Rendition, SubscriberChannel
 from broadcaster.config import Settings
+from broadcaster.db import utcnow
 from broadcaster.errors import DeliveryError, PermanentError, RetryableError
 from broadcaster.events import EventBus
 from broadcaster.incidents import load_message
@@ -28,7 +29,6 @@ from broadcaster.models import ChannelKind, DeliveryState
 from broadcaster.queue import DELIVER_BATCH, Queue
 from broadcaster.registry import Registry
 from broadcaster.security import LinkSigner
-from broadcaster.db import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def backoff_s(attempts: int, base_s: float, max_s: float, retry_after_s: float |
     """Exponential backoff with equal jitter; never sooner than the provider's Retry-After."""
     ceiling = min(max_s, base_s * (2 ** max(0, attempts - 1)))
     delay = ceiling / 2 + random.uniform(0, ceiling / 2)
-    return max(delay, retry_after_s or 0.0)
+    return float(max(delay, retry_after_s or 0.0))
 
 
 def recipient_links(settings: Settings, signer: LinkSigner, subscriber_id: str) -> tuple[str, str]:

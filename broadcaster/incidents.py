@@ -92,9 +92,7 @@ def _timestamps_for(status: str, now: datetime, current: Row | None = None) -> d
     return values
 
 
-async def _apply_components(
-    conn: AsyncConnection, incident_id: str, update_id: str, changes: dict[str, str]
-) -> None:
+async def _apply_components(conn: AsyncConnection, incident_id: str, update_id: str, changes: dict[str, str]) -> None:
     found = await require_components(conn, changes)
     for component_id, new_status in changes.items():
         component = found[component_id]
@@ -104,8 +102,11 @@ async def _apply_components(
             # Record the statement even when nothing moved, so the update lists the component.
             await conn.execute(
                 status_changes.insert().values(
-                    component_id=component_id, update_id=update_id, old_status=new_status,
-                    new_status=new_status, created_at=utcnow(),
+                    component_id=component_id,
+                    update_id=update_id,
+                    old_status=new_status,
+                    new_status=new_status,
+                    created_at=utcnow(),
                 )
             )
     linked = set(await incident_component_ids(conn, incident_id))
@@ -117,12 +118,18 @@ async def _apply_components(
 async def _write_outbox(conn: AsyncConnection, update_id: str, channels: Sequence[str]) -> None:
     now = utcnow()
     if channels:
-        await conn.execute(outbox.insert(), [{"update_id": update_id, "channel": c, "created_at": now} for c in channels])
+        await conn.execute(
+            outbox.insert(), [{"update_id": update_id, "channel": c, "created_at": now} for c in channels]
+        )
 
 
 async def create_incident(
-    conn: AsyncConnection, data: IncidentIn, enabled_channels: Sequence[str], author: str | None = None,
-    drill: bool = False, meta: dict[str, Any] | None = None,
+    conn: AsyncConnection,
+    data: IncidentIn,
+    enabled_channels: Sequence[str],
+    author: str | None = None,
+    drill: bool = False,
+    meta: dict[str, Any] | None = None,
 ) -> Posted:
     """Record a new incident, its first update, component changes and outbox rows.
 
@@ -146,10 +153,21 @@ async def create_incident(
     next_update_at = now + timedelta(minutes=data.next_update_in_minutes) if data.next_update_in_minutes else None
     await conn.execute(
         incidents.insert().values(
-            id=incident_id, kind=data.kind, name=data.title, status=data.status, impact=impact,
-            impact_override=data.impact is not None, drill=drill, created_at=now, updated_at=now,
-            started_at=now, scheduled_for=scheduled_for, scheduled_until=scheduled_until,
-            next_update_at=next_update_at, template_id=data.template_id, meta=meta or {},
+            id=incident_id,
+            kind=data.kind,
+            name=data.title,
+            status=data.status,
+            impact=impact,
+            impact_override=data.impact is not None,
+            drill=drill,
+            created_at=now,
+            updated_at=now,
+            started_at=now,
+            scheduled_for=scheduled_for,
+            scheduled_until=scheduled_until,
+            next_update_at=next_update_at,
+            template_id=data.template_id,
+            meta=meta or {},
             **_timestamps_for(data.status, now),
         )
     )
@@ -160,21 +178,39 @@ async def create_incident(
 
 
 async def _insert_update(
-    conn: AsyncConnection, incident_id: str, update_id: str, number: int, data: UpdateIn, now: datetime,
-    next_update_at: datetime | None, channels: Sequence[str], author: str | None,
+    conn: AsyncConnection,
+    incident_id: str,
+    update_id: str,
+    number: int,
+    data: UpdateIn,
+    now: datetime,
+    next_update_at: datetime | None,
+    channels: Sequence[str],
+    author: str | None,
 ) -> None:
     await conn.execute(
         updates.insert().values(
-            id=update_id, incident_id=incident_id, number=number, status=data.status, body=data.message,
-            created_at=now, display_at=now, deliver_notifications=data.deliver_notifications,
-            channels=list(channels), next_update_at=next_update_at,
-            agent=data.agent.model_dump() if data.agent else {}, author=author,
+            id=update_id,
+            incident_id=incident_id,
+            number=number,
+            status=data.status,
+            body=data.message,
+            created_at=now,
+            display_at=now,
+            deliver_notifications=data.deliver_notifications,
+            channels=list(channels),
+            next_update_at=next_update_at,
+            agent=data.agent.model_dump() if data.agent else {},
+            author=author,
         )
     )
 
 
 async def add_update(
-    conn: AsyncConnection, incident_id: str, data: UpdateIn, enabled_channels: Sequence[str],
+    conn: AsyncConnection,
+    incident_id: str,
+    data: UpdateIn,
+    enabled_channels: Sequence[str],
     author: str | None = None,
 ) -> Posted:
     """Record a follow-up update in one transaction (call inside ``engine.begin()``)."""
@@ -193,16 +229,24 @@ async def add_update(
         affected = await incident_component_ids(conn, incident_id)
         changes = {cid: ComponentStatus.OPERATIONAL.value for cid in affected}
     now = utcnow()
-    number = int(
-        (await conn.execute(select(func.max(updates.c.number)).where(updates.c.incident_id == incident_id))).scalar()
-        or 0
-    ) + 1
+    number = (
+        int(
+            (
+                await conn.execute(select(func.max(updates.c.number)).where(updates.c.incident_id == incident_id))
+            ).scalar()
+            or 0
+        )
+        + 1
+    )
     update_id = new_id()
     next_update_at = now + timedelta(minutes=data.next_update_in_minutes) if data.next_update_in_minutes else None
     if data.status in CLOSED_STATUSES:
         next_update_at = None
     values: dict[str, Any] = {
-        "status": data.status, "updated_at": now, "next_update_at": next_update_at, "reminded_at": None,
+        "status": data.status,
+        "updated_at": now,
+        "next_update_at": next_update_at,
+        "reminded_at": None,
         **_timestamps_for(data.status, now, dict(incident)),
     }
     if incident["kind"] != "maintenance":
@@ -273,8 +317,13 @@ async def update_changes(conn: AsyncConnection, update_ids: Sequence[str]) -> di
 
 
 async def list_incidents(
-    conn: AsyncConnection, *, kind: str | None = None, statuses: Sequence[str] | None = None,
-    limit: int = 50, offset: int = 0, include_drills: bool = False,
+    conn: AsyncConnection,
+    *,
+    kind: str | None = None,
+    statuses: Sequence[str] | None = None,
+    limit: int = 50,
+    offset: int = 0,
+    include_drills: bool = False,
 ) -> list[Row]:
     query = select(incidents).order_by(incidents.c.created_at.desc(), incidents.c.id).limit(limit).offset(offset)
     if kind:
@@ -301,7 +350,9 @@ async def components_as_of(conn: AsyncConnection, incident_id: str, number: int)
     for row in rows:
         first_old = latest[row["component_id"]].old_status if row["component_id"] in latest else row["old_status"]
         latest[row["component_id"]] = ComponentChange(
-            id=row["component_id"], name=display_name(row, groups), new_status=row["new_status"],
+            id=row["component_id"],
+            name=display_name(row, groups),
+            new_status=row["new_status"],
             old_status=first_old,
         )
     return sorted(latest.values(), key=lambda c: (-COMPONENT_SEVERITY[ComponentStatus(c.new_status)], c.name))
@@ -312,5 +363,6 @@ async def load_message(conn: AsyncConnection, update_id: str, page_name: str, pu
     update = await get_update_row(conn, update_id)
     incident = await get_incident_row(conn, update["incident_id"])
     changes = await components_as_of(conn, incident["id"], update["number"])
-    return make_message(incident=incident, update=update, components=changes, page_name=page_name,
-                        public_url=public_url)
+    return make_message(
+        incident=incident, update=update, components=changes, page_name=page_name, public_url=public_url
+    )

@@ -43,9 +43,13 @@ def insert_ignoring_conflicts(conn: AsyncConnection, table: Any) -> Any:
 
 # --- outbox -------------------------------------------------------------------------------------
 
+
 async def pending_outbox(conn: AsyncConnection, limit: int = 1000) -> list[tuple[str, str]]:
     result = await conn.execute(
-        select(outbox.c.update_id, outbox.c.channel).where(outbox.c.done_at.is_(None)).order_by(outbox.c.id).limit(limit)
+        select(outbox.c.update_id, outbox.c.channel)
+        .where(outbox.c.done_at.is_(None))
+        .order_by(outbox.c.id)
+        .limit(limit)
     )
     return [(str(u), str(c)) for u, c in result.all()]
 
@@ -59,19 +63,28 @@ async def mark_outbox(conn: AsyncConnection, update_id: str, channel: str, *, do
 
 # --- recipients ---------------------------------------------------------------------------------
 
+
 async def add_broadcast_row(conn: AsyncConnection, update_id: str, channel: str) -> int:
     """The single ledger row of a broadcast channel for ``update_id`` (created once)."""
     now = utcnow()
     await conn.execute(
         insert_ignoring_conflicts(conn, deliveries)
-        .values(update_id=update_id, channel=channel, recipient=BROADCAST_RECIPIENT, state="pending",
-                attempts=0, created_at=now, updated_at=now)
+        .values(
+            update_id=update_id,
+            channel=channel,
+            recipient=BROADCAST_RECIPIENT,
+            state="pending",
+            attempts=0,
+            created_at=now,
+            updated_at=now,
+        )
         .on_conflict_do_nothing()
     )
     row_id = (
         await conn.execute(
             select(deliveries.c.id).where(
-                deliveries.c.update_id == update_id, deliveries.c.channel == channel,
+                deliveries.c.update_id == update_id,
+                deliveries.c.channel == channel,
                 deliveries.c.recipient == BROADCAST_RECIPIENT,
             )
         )
@@ -87,7 +100,8 @@ async def add_subscriber_rows(conn: AsyncConnection, update_id: str, channel: st
     """
     incident = (
         await conn.execute(
-            select(incidents.c.id, incidents.c.drill).join(updates, updates.c.incident_id == incidents.c.id)
+            select(incidents.c.id, incidents.c.drill)
+            .join(updates, updates.c.incident_id == incidents.c.id)
             .where(updates.c.id == update_id)
         )
     ).one()
@@ -101,8 +115,13 @@ async def add_subscriber_rows(conn: AsyncConnection, update_id: str, channel: st
     any_touched = exists(touched)
     now = utcnow()
     matching = select(
-        literal(update_id), literal(channel), subscribers.c.id, subscribers.c.address,
-        literal(DeliveryState.PENDING.value), literal(0), literal(now, deliveries.c.created_at.type),
+        literal(update_id),
+        literal(channel),
+        subscribers.c.id,
+        subscribers.c.address,
+        literal(DeliveryState.PENDING.value),
+        literal(0),
+        literal(now, deliveries.c.created_at.type),
         literal(now, deliveries.c.updated_at.type),
     ).where(
         subscribers.c.channel == channel,
@@ -112,9 +131,13 @@ async def add_subscriber_rows(conn: AsyncConnection, update_id: str, channel: st
         subscribers.c.drill.is_(bool(drill)),
         or_(not_(any_touched), not_(has_filter), matches_filter),
     )
-    statement = insert_ignoring_conflicts(conn, deliveries).from_select(
-        ["update_id", "channel", "recipient", "address", "state", "attempts", "created_at", "updated_at"], matching
-    ).on_conflict_do_nothing()
+    statement = (
+        insert_ignoring_conflicts(conn, deliveries)
+        .from_select(
+            ["update_id", "channel", "recipient", "address", "state", "attempts", "created_at", "updated_at"], matching
+        )
+        .on_conflict_do_nothing()
+    )
     await conn.execute(statement)
 
 
@@ -139,6 +162,7 @@ async def batch_ranges(
 
 # --- claiming and recording ---------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class ClaimedRow:
     id: int
@@ -149,9 +173,7 @@ class ClaimedRow:
     active: bool  # False when the subscriber left after the fan-out started
 
 
-async def claim(
-    conn: AsyncConnection, update_id: str, channel: str, first_id: int, last_id: int
-) -> list[ClaimedRow]:
+async def claim(conn: AsyncConnection, update_id: str, channel: str, first_id: int, last_id: int) -> list[ClaimedRow]:
     """Mark due, unsent rows in the range as ``sending`` under a fresh claim and return them."""
     token = secrets.token_hex(8)
     now = utcnow()
@@ -165,14 +187,23 @@ async def claim(
             deliveries.c.state.in_(ACTIVE_STATES),
             or_(deliveries.c.next_attempt_at.is_(None), deliveries.c.next_attempt_at <= now),
         )
-        .values(state=DeliveryState.SENDING.value, claim=token, claimed_at=now, updated_at=now,
-                attempts=deliveries.c.attempts + 1)
+        .values(
+            state=DeliveryState.SENDING.value,
+            claim=token,
+            claimed_at=now,
+            updated_at=now,
+            attempts=deliveries.c.attempts + 1,
+        )
     )
     active = and_(subscribers.c.unsubscribed_at.is_(None), subscribers.c.suppressed_reason.is_(None))
     result = await conn.execute(
         select(
-            deliveries.c.id, deliveries.c.recipient, deliveries.c.address, deliveries.c.attempts,
-            subscribers.c.secret, case((subscribers.c.id.is_(None), true()), else_=active).label("active"),
+            deliveries.c.id,
+            deliveries.c.recipient,
+            deliveries.c.address,
+            deliveries.c.attempts,
+            subscribers.c.secret,
+            case((subscribers.c.id.is_(None), true()), else_=active).label("active"),
         )
         .select_from(deliveries.outerjoin(subscribers, subscribers.c.id == deliveries.c.recipient))
         .where(deliveries.c.claim == token)
@@ -215,13 +246,18 @@ async def record(conn: AsyncConnection, results: Sequence[Result], recipient_of:
             )
 
 
-async def earliest_retry(conn: AsyncConnection, update_id: str, channel: str, first_id: int, last_id: int) -> datetime | None:
+async def earliest_retry(
+    conn: AsyncConnection, update_id: str, channel: str, first_id: int, last_id: int
+) -> datetime | None:
     """When the next row of this range is due again, if any still waits for a retry."""
     value = (
         await conn.execute(
             select(func.min(func.coalesce(deliveries.c.next_attempt_at, deliveries.c.updated_at))).where(
-                deliveries.c.update_id == update_id, deliveries.c.channel == channel,
-                deliveries.c.id >= first_id, deliveries.c.id <= last_id, deliveries.c.state.in_(ACTIVE_STATES),
+                deliveries.c.update_id == update_id,
+                deliveries.c.channel == channel,
+                deliveries.c.id >= first_id,
+                deliveries.c.id <= last_id,
+                deliveries.c.state.in_(ACTIVE_STATES),
             )
         )
     ).scalar()
@@ -238,8 +274,10 @@ async def earlier_update_unfinished(conn: AsyncConnection, update_id: str, chann
         select(deliveries.c.id)
         .join(updates, updates.c.id == deliveries.c.update_id)
         .where(
-            updates.c.incident_id == this.incident_id, updates.c.number < this.number,
-            deliveries.c.channel == channel, deliveries.c.state.in_(UNFINISHED_STATES),
+            updates.c.incident_id == this.incident_id,
+            updates.c.number < this.number,
+            deliveries.c.channel == channel,
+            deliveries.c.state.in_(UNFINISHED_STATES),
         )
         .limit(1)
     )
@@ -247,6 +285,7 @@ async def earlier_update_unfinished(conn: AsyncConnection, update_id: str, chann
 
 
 # --- threads ------------------------------------------------------------------------------------
+
 
 async def get_thread(conn: AsyncConnection, incident_id: str, channel: str) -> dict[str, Any]:
     value = (
@@ -274,21 +313,29 @@ async def set_thread(conn: AsyncConnection, incident_id: str, channel: str, data
 
 # --- relay --------------------------------------------------------------------------------------
 
+
 async def release_stale_claims(conn: AsyncConnection, lease_s: float, batch_size: int) -> list[RowRange]:
     """Rows left ``sending`` by a worker that died go back to ``retry``; returns their ranges."""
     now = utcnow()
-    stale = and_(deliveries.c.state == DeliveryState.SENDING.value,
-                 deliveries.c.claimed_at < now - timedelta(seconds=lease_s))
+    stale = and_(
+        deliveries.c.state == DeliveryState.SENDING.value, deliveries.c.claimed_at < now - timedelta(seconds=lease_s)
+    )
     rows = (
         await conn.execute(
             select(deliveries.c.update_id, deliveries.c.channel, deliveries.c.id)
-            .where(stale).order_by(deliveries.c.update_id, deliveries.c.channel, deliveries.c.id)
+            .where(stale)
+            .order_by(deliveries.c.update_id, deliveries.c.channel, deliveries.c.id)
         )
     ).all()
     if rows:
         await conn.execute(
-            deliveries.update().where(stale).values(
-                state=DeliveryState.RETRY.value, claim=None, next_attempt_at=now, updated_at=now,
+            deliveries.update()
+            .where(stale)
+            .values(
+                state=DeliveryState.RETRY.value,
+                claim=None,
+                next_attempt_at=now,
+                updated_at=now,
                 last_error="worker lost while sending; retried",
             )
         )
@@ -331,13 +378,19 @@ async def touch(conn: AsyncConnection, ranges: Sequence[RowRange]) -> None:
     for update_id, channel, first_id, last_id in ranges:
         await conn.execute(
             deliveries.update()
-            .where(deliveries.c.update_id == update_id, deliveries.c.channel == channel,
-                   deliveries.c.id >= first_id, deliveries.c.id <= last_id, deliveries.c.state.in_(ACTIVE_STATES))
+            .where(
+                deliveries.c.update_id == update_id,
+                deliveries.c.channel == channel,
+                deliveries.c.id >= first_id,
+                deliveries.c.id <= last_id,
+                deliveries.c.state.in_(ACTIVE_STATES),
+            )
             .values(updated_at=now)
         )
 
 
 # --- reporting ----------------------------------------------------------------------------------
+
 
 def _counts_query() -> Any:
     state = deliveries.c.state
@@ -353,9 +406,7 @@ def _counts_query() -> Any:
 async def delivery_counts(conn: AsyncConnection, update_id: str) -> dict[str, dict[str, int]]:
     """{channel: {pending, sent, failed, total}} for one update; outbox channels not yet fanned out count too."""
     counts: dict[str, dict[str, int]] = {}
-    result = await conn.execute(
-        select(outbox.c.channel).where(outbox.c.update_id == update_id).order_by(outbox.c.id)
-    )
+    result = await conn.execute(select(outbox.c.channel).where(outbox.c.update_id == update_id).order_by(outbox.c.id))
     for channel in result.scalars():
         counts[channel] = {"pending": 0, "sent": 0, "failed": 0, "total": 0}
     for row in (await conn.execute(_counts_query().where(deliveries.c.update_id == update_id))).mappings():
@@ -365,10 +416,18 @@ async def delivery_counts(conn: AsyncConnection, update_id: str) -> dict[str, di
 
 async def failures(conn: AsyncConnection, update_id: str, limit: int = 200) -> list[dict[str, Any]]:
     result = await conn.execute(
-        select(deliveries.c.id, deliveries.c.channel, deliveries.c.recipient, deliveries.c.address,
-               deliveries.c.attempts, deliveries.c.last_error, deliveries.c.updated_at)
+        select(
+            deliveries.c.id,
+            deliveries.c.channel,
+            deliveries.c.recipient,
+            deliveries.c.address,
+            deliveries.c.attempts,
+            deliveries.c.last_error,
+            deliveries.c.updated_at,
+        )
         .where(deliveries.c.update_id == update_id, deliveries.c.state == DeliveryState.FAILED.value)
-        .order_by(deliveries.c.id).limit(limit)
+        .order_by(deliveries.c.id)
+        .limit(limit)
     )
     return [dict(r) for r in result.mappings()]
 
@@ -383,8 +442,9 @@ async def current_updates(conn: AsyncConnection) -> dict[str, dict[str, Any]]:
         .subquery()
     )
     result = await conn.execute(
-        select(deliveries.c.channel, deliveries.c.update_id, updates.c.incident_id, updates.c.number,
-               deliveries.c.sent_at)
+        select(
+            deliveries.c.channel, deliveries.c.update_id, updates.c.incident_id, updates.c.number, deliveries.c.sent_at
+        )
         .join(latest, and_(latest.c.channel == deliveries.c.channel, latest.c.sent_at == deliveries.c.sent_at))
         .join(updates, updates.c.id == deliveries.c.update_id)
         .where(deliveries.c.state == DeliveryState.SENT.value)
@@ -395,16 +455,20 @@ async def current_updates(conn: AsyncConnection) -> dict[str, dict[str, Any]]:
     return shown
 
 
-async def reset_failed(conn: AsyncConnection, update_id: str, channel: str, delivery_ids: Sequence[int] | None = None) -> int:
+async def reset_failed(
+    conn: AsyncConnection, update_id: str, channel: str, delivery_ids: Sequence[int] | None = None
+) -> int:
     """Put failed rows back in line (the console's retry button, ``broadcaster replay``)."""
     query = deliveries.update().where(
-        deliveries.c.update_id == update_id, deliveries.c.channel == channel,
+        deliveries.c.update_id == update_id,
+        deliveries.c.channel == channel,
         deliveries.c.state == DeliveryState.FAILED.value,
     )
     if delivery_ids:
         query = query.where(deliveries.c.id.in_(list(delivery_ids)))
-    result = await conn.execute(query.values(state=DeliveryState.RETRY.value, next_attempt_at=None,
-                                             updated_at=utcnow(), attempts=0))
+    result = await conn.execute(
+        query.values(state=DeliveryState.RETRY.value, next_attempt_at=None, updated_at=utcnow(), attempts=0)
+    )
     return int(result.rowcount or 0)
 
 
@@ -419,8 +483,9 @@ async def set_provider_status(
     """
     recipient = (
         await conn.execute(
-            select(deliveries.c.recipient)
-            .where(deliveries.c.channel == channel, deliveries.c.provider_id == provider_id)
+            select(deliveries.c.recipient).where(
+                deliveries.c.channel == channel, deliveries.c.provider_id == provider_id
+            )
         )
     ).scalar()
     if recipient is None:

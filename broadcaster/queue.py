@@ -6,6 +6,7 @@ ledger, and the relay cron puts it in line again once Redis answers.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -87,10 +88,8 @@ class Queue:
 
     async def _drop_pool(self) -> None:
         if self._pool is not None and self._owns_pool:
-            try:
+            with contextlib.suppress(Exception):  # the pool is already broken
                 await self._pool.aclose()
-            except Exception:  # noqa: S110 - already broken
-                pass
             self._pool = None
 
     async def aclose(self) -> None:

@@ -125,7 +125,7 @@ def validate(model: type[Model], data: Any) -> Model:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        fields = {}
+        fields: dict[str, str] = {}
         for error in exc.errors(include_url=False):
             fields.setdefault(_field_name(error["loc"]), error["msg"])
         raise InputError("invalid input", fields) from None

@@ -46,9 +46,15 @@ def _is_private(host: str) -> bool:
     except socket.gaierror:
         return False
     for address in addresses:
-        ip = ipaddress.ip_address(address.split("%")[0])
-        if ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast \
-                or ip.is_unspecified:
+        ip = ipaddress.ip_address(str(address).split("%")[0])
+        if (
+            ip.is_private
+            or ip.is_loopback
+            or ip.is_link_local
+            or ip.is_reserved
+            or ip.is_multicast
+            or ip.is_unspecified
+        ):
             return True
     return False
 
@@ -105,8 +111,14 @@ async def get_subscriber(conn: AsyncConnection, subscriber_id: str) -> Row:
 
 async def find_subscriber(conn: AsyncConnection, channel: str, address: str) -> Row | None:
     row = (
-        await conn.execute(select(subscribers).where(subscribers.c.channel == channel, subscribers.c.address == address))
-    ).mappings().first()
+        (
+            await conn.execute(
+                select(subscribers).where(subscribers.c.channel == channel, subscribers.c.address == address)
+            )
+        )
+        .mappings()
+        .first()
+    )
     return dict(row) if row else None
 
 
@@ -126,9 +138,15 @@ async def upsert_subscriber(
         subscriber_id = new_id()
         await conn.execute(
             subscribers.insert().values(
-                id=subscriber_id, channel=data.channel, address=address, confirmed=data.confirmed,
-                confirmed_at=now if data.confirmed else None, created_at=now, drill=drill,
-                secret=new_webhook_secret() if data.channel == "webhook" else None, meta={},
+                id=subscriber_id,
+                channel=data.channel,
+                address=address,
+                confirmed=data.confirmed,
+                confirmed_at=now if data.confirmed else None,
+                created_at=now,
+                drill=drill,
+                secret=new_webhook_secret() if data.channel == "webhook" else None,
+                meta={},
             )
         )
         created = True
@@ -150,7 +168,8 @@ async def confirm(conn: AsyncConnection, subscriber_id: str) -> Row:
     subscriber = await get_subscriber(conn, subscriber_id)
     if not subscriber["confirmed"] or subscriber["unsubscribed_at"] is not None:
         await conn.execute(
-            subscribers.update().where(subscribers.c.id == subscriber_id)
+            subscribers.update()
+            .where(subscribers.c.id == subscriber_id)
             .values(confirmed=True, confirmed_at=utcnow(), unsubscribed_at=None)
         )
     return await get_subscriber(conn, subscriber_id)
@@ -180,14 +199,16 @@ async def list_subscribers(
     if channel:
         query = query.where(subscribers.c.channel == channel)
         count_query = count_query.where(subscribers.c.channel == channel)
-    rows = [dict(r) for r in (await conn.execute(query.order_by(subscribers.c.created_at, subscribers.c.id)
-                                                  .limit(limit).offset(offset))).mappings()]
+    rows = [
+        dict(r)
+        for r in (
+            await conn.execute(query.order_by(subscribers.c.created_at, subscribers.c.id).limit(limit).offset(offset))
+        ).mappings()
+    ]
     total = int((await conn.execute(count_query)).scalar() or 0)
     if rows:
         ids = [r["id"] for r in rows]
-        links = await conn.execute(
-            select(subscriber_components).where(subscriber_components.c.subscriber_id.in_(ids))
-        )
+        links = await conn.execute(select(subscriber_components).where(subscriber_components.c.subscriber_id.in_(ids)))
         by_subscriber: dict[str, list[str]] = {i: [] for i in ids}
         for link in links.mappings():
             by_subscriber[link["subscriber_id"]].append(link["component_id"])

@@ -21,8 +21,9 @@ async def create_token(conn: AsyncConnection, name: str, role: str = Role.ADMIN.
         raise InputError("unknown role", {"role": f"must be one of {', '.join(r.value for r in Role)}"})
     token = new_api_token()
     await conn.execute(
-        api_tokens.insert().values(id=new_id(), name=name.strip(), token_hash=hash_token(token), role=role,
-                                   created_at=utcnow())
+        api_tokens.insert().values(
+            id=new_id(), name=name.strip(), token_hash=hash_token(token), role=role, created_at=utcnow()
+        )
     )
     return token
 
@@ -31,8 +32,14 @@ async def authenticate(conn: AsyncConnection, token: str) -> dict[str, Any] | No
     """The token's row when ``token`` is valid and not revoked."""
     digest = hash_token(token)
     row = (
-        await conn.execute(select(api_tokens).where(api_tokens.c.token_hash == digest, api_tokens.c.revoked_at.is_(None)))
-    ).mappings().first()
+        (
+            await conn.execute(
+                select(api_tokens).where(api_tokens.c.token_hash == digest, api_tokens.c.revoked_at.is_(None))
+            )
+        )
+        .mappings()
+        .first()
+    )
     if row is None or not tokens_equal(row["token_hash"], digest):
         return None
     return dict(row)

@@ -67,8 +67,8 @@ async def _shutdown(ctx: dict[str, Any]) -> None:
 def functions(settings: Settings) -> list[Function]:
     timeout = settings.job_timeout_s
     return [
-        func(fanout_job, name=FANOUT, keep_result=0, max_tries=UNBOUNDED_TRIES, timeout=timeout),  # type: ignore[arg-type]
-        func(deliver_batch_job, name=DELIVER_BATCH, keep_result=0, max_tries=UNBOUNDED_TRIES, timeout=timeout),  # type: ignore[arg-type]
+        func(fanout_job, name=FANOUT, keep_result=0, max_tries=UNBOUNDED_TRIES, timeout=timeout),
+        func(deliver_batch_job, name=DELIVER_BATCH, keep_result=0, max_tries=UNBOUNDED_TRIES, timeout=timeout),
         confirmations.function(settings),
     ]
 
@@ -90,7 +90,7 @@ def make_worker(settings: Settings | None = None, **overrides: Any) -> Worker:
     interval = max(1, min(59, settings.relay_interval_s))
     options: dict[str, Any] = dict(
         functions=functions(settings),
-        cron_jobs=[cron(relay_job, name="relay", second=set(range(0, 60, interval)), run_at_startup=True,  # type: ignore[arg-type]
+        cron_jobs=[cron(relay_job, name="relay", second=set(range(0, 60, interval)), run_at_startup=True,
                         keep_result=0, timeout=settings.job_timeout_s),
                    _reminder_cron(settings)],
         redis_settings=redis_settings(settings.redis_url),

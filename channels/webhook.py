@@ -14,10 +14,11 @@ import hmac
 import json
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Self
+from typing import ClassVar, Self
 
 import httpx
 
+from broadcaster.render import iso
 from channels.base import (
     ChannelContext,
     ChannelKind,
@@ -34,7 +35,6 @@ from channels.base import (
     Thread,
     retry_after_seconds,
 )
-from broadcaster.render import iso
 
 USER_AGENT = "broadcaster-webhooks/1"
 

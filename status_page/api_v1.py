@@ -17,7 +17,15 @@ from broadcaster.incidents import Posted
 from broadcaster.preview import preview
 from broadcaster.render import iso, markdown_to_html
 from broadcaster.runtime import Runtime
-from broadcaster.schemas import ComponentIn, ComponentPatch, IncidentIn, PreviewIn, SubscriberIn, UpdateIn, validate
+from broadcaster.schemas import (
+    ComponentIn,
+    ComponentPatch,
+    IncidentIn,
+    PreviewIn,
+    SubscriberIn,
+    UpdateIn,
+    validate,
+)
 from status_page.http import query_int, read_json, require_token, runtime
 
 log = logging.getLogger(__name__)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -17,8 +18,14 @@ from broadcaster.tokens import authenticate
 class HTTPError(Exception):
     """An error answered in the design's JSON shape."""
 
-    def __init__(self, status_code: int, code: str, message: str, fields: dict[str, str] | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status_code: int,
+        code: str,
+        message: str,
+        fields: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.code = code
@@ -27,8 +34,13 @@ class HTTPError(Exception):
         self.headers = headers
 
 
-def error_response(status_code: int, code: str, message: str, fields: dict[str, str] | None = None,
-                   headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(
+    status_code: int,
+    code: str,
+    message: str,
+    fields: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
     body = {"error": {"code": code, "message": message, "fields": fields or {}}}
     return JSONResponse(body, status_code=status_code, headers=headers)
 
@@ -47,8 +59,9 @@ async def handle_starlette_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     codes = {404: "not_found", 405: "method_not_allowed", 400: "bad_request", 413: "too_large"}
     if request.url.path.startswith("/api/") or "application/json" in request.headers.get("accept", ""):
-        return error_response(exc.status_code, codes.get(exc.status_code, "error"), str(exc.detail),
-                              headers=exc.headers)
+        return error_response(
+            exc.status_code, codes.get(exc.status_code, "error"), str(exc.detail), headers=exc.headers
+        )
     return Response(str(exc.detail), status_code=exc.status_code, headers=exc.headers, media_type="text/plain")
 
 
@@ -84,7 +97,9 @@ async def read_json(request: Request) -> Any:
     try:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise HTTPError(400, "malformed_json", f"the body is not valid JSON: {exc}", {"body": "malformed JSON"}) from None
+        raise HTTPError(
+            400, "malformed_json", f"the body is not valid JSON: {exc}", {"body": "malformed JSON"}
+        ) from None
     if not isinstance(data, dict):
         raise HTTPError(422, "invalid_input", "the body must be a JSON object", {"body": "expected an object"})
     return data
@@ -95,8 +110,9 @@ async def require_token(request: Request) -> dict[str, Any]:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise HTTPError(401, "unauthorized", "send Authorization: Bearer <token>",
-                        headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPError(
+            401, "unauthorized", "send Authorization: Bearer <token>", headers={"WWW-Authenticate": "Bearer"}
+        )
     async with runtime(request).engine.connect() as conn:
         row = await authenticate(conn, token.strip())
     if row is None:

@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from arq import cron
 from asgi_lifespan import LifespanManager
 from sqlalchemy import delete
 
@@ -21,8 +22,6 @@ from broadcaster.db import make_engine, metadata
 from broadcaster.migrate import upgrade
 from broadcaster.runtime import Runtime
 from broadcaster.tokens import create_token
-from arq import cron
-
 from broadcaster.worker import make_worker, relay_job
 from status_page.app import create_app
 
