@@ -17,8 +17,9 @@ from starlette.routing import BaseRoute, Route
 from broadcaster.config import Settings, get_settings
 from broadcaster.errors import InputError
 from broadcaster.runtime import Runtime
-from status_page import api_v1, auth, desk, preferences, subscribe, twilio_webhooks
+from status_page import api_v1, api_v2, auth, desk, preferences, public, subscribe, twilio_webhooks
 from status_page.http import HTTPError, handle_http_error, handle_input_error, handle_starlette_error
+from status_page.security_headers import SecurityHeadersMiddleware
 
 
 async def healthz(request: Request) -> Response:
@@ -38,7 +39,7 @@ async def healthz(request: Request) -> Response:
 
 def route_modules() -> list[Any]:
     """Every module that contributes ``routes``, in matching order."""
-    return [api_v1, auth, desk, subscribe, preferences, twilio_webhooks]
+    return [public, api_v2, api_v1, auth, desk, subscribe, preferences, twilio_webhooks]
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Starlette:
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         routes=routes,
         lifespan=lifespan,
         middleware=[
+            Middleware(SecurityHeadersMiddleware, settings=settings),
             Middleware(SessionMiddleware, secret_key=settings.secret_key.get_secret_value(),
                        session_cookie="broadcaster_session", same_site="lax",
                        https_only=settings.public_url.startswith("https://"), max_age=12 * 3600),
@@ -79,4 +81,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.state.settings = settings
     app.state.startup_hooks = []
     app.state.shutdown_hooks = []
+    for module in route_modules():
+        if hasattr(module, "install"):  # a module that needs startup/shutdown hooks adds them here
+            module.install(app)
     return app

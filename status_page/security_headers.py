@@ -1,0 +1,65 @@
+"""Security headers on every response: CSP, nosniff, referrer policy, no framing.
+
+A pure ASGI middleware (no per-request objects): the header list is built once. A response
+that sets its own ``Content-Security-Policy`` (or any of these headers) keeps it. The
+public page's only inline script is allowed by its hash; pages under
+``RELAXED_STYLE_PREFIXES`` (console, desk, login) may also use inline ``<style>``.
+"""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from broadcaster.config import Settings
+from status_page.rendering import inline_js_hash
+
+RELAXED_STYLE_PREFIXES = ("/console", "/desk", "/login")
+
+
+def content_security_policy(script_hashes: tuple[str, ...] = (), inline_styles: bool = False) -> str:
+    scripts = " ".join(("'self'", *script_hashes))
+    styles = "'self' 'unsafe-inline'" if inline_styles else "'self'"
+    return (
+        f"default-src 'self'; script-src {scripts}; style-src {styles}; img-src 'self' data:; "
+        "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
+        "frame-ancestors 'none'"
+    )
+
+
+def _headers(csp: str, hsts: bool) -> list[tuple[bytes, bytes]]:
+    headers = [
+        (b"content-security-policy", csp.encode()),
+        (b"x-content-type-options", b"nosniff"),
+        (b"referrer-policy", b"strict-origin-when-cross-origin"),
+        (b"x-frame-options", b"DENY"),
+    ]
+    if hsts:
+        headers.append((b"strict-transport-security", b"max-age=31536000"))
+    return headers
+
+
+class SecurityHeadersMiddleware:
+    """Adds the security headers to each HTTP response that lacks them."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        hashes = (inline_js_hash(settings.templates_dir),)
+        hsts = settings.public_url.startswith("https://")
+        self.strict = _headers(content_security_policy(hashes), hsts)
+        self.relaxed = _headers(content_security_policy(hashes, inline_styles=True), hsts)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        extra = self.relaxed if scope["path"].startswith(RELAXED_STYLE_PREFIXES) else self.strict
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", ()))
+                present = {name.lower() for name, _ in headers}
+                headers.extend(h for h in extra if h[0] not in present)
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
