@@ -162,6 +162,34 @@ def post(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _export_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dir", help="directory to write (created if missing); serve it at a site's root")
+
+
+@command("export-static", "write the status page as static files (pages, JSON, feeds)", _export_args)
+def export_static(args: argparse.Namespace, settings: Settings) -> int:
+    """Write the public page into DIR for any static server or bucket.
+
+    The renderer lives in ``status_page``; this is the one place ``broadcaster`` imports it,
+    lazily inside the command, so the core still never depends on the web app at import time.
+    """
+    from pathlib import Path
+
+    from broadcaster.db import make_engine
+    from status_page.static_export import export_site
+
+    async def run() -> int:
+        engine = make_engine(settings.database_url)
+        try:
+            return await export_site(settings, engine, Path(args.dir))
+        finally:
+            await engine.dispose()
+
+    count = asyncio.run(run())
+    print(f"wrote {count} files to {args.dir}")
+    return 0
+
+
 @command("demo", "seed demo components, an incident and an API token")
 def demo(args: argparse.Namespace, settings: Settings) -> int:
     from broadcaster.demo import seed

@@ -21,7 +21,7 @@ from datetime import datetime
 from email.utils import format_datetime
 from typing import Any, Generic, TypeVar
 
-from starlette.types import Receive, Scope, Send
+from starlette.types import Scope, Send
 
 log = logging.getLogger(__name__)
 
