@@ -1,6 +1,6 @@
 """Fixed-window rate limits in Redis (``INCR`` + ``EXPIRE``), shared by every web process.
 
-    limiter = RateLimiter(redis)
+    limiter = RateLimiter(redis, namespace="broadcaster:queue")
     wait_s = await limiter.hit("subscribe:sms:ip:203.0.113.7", limit=5, window_s=3600)
     if wait_s is not None:
         ...  # answer 429 with Retry-After: wait_s
@@ -12,8 +12,6 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-
-KEY_PREFIX = "broadcaster:ratelimit:"
 
 
 class LimiterUnavailable(Exception):
@@ -30,16 +28,21 @@ class Limit:
 
 
 class RateLimiter:
-    """Counts hits per key in windows that start with the first hit."""
+    """Counts hits per key in windows that start with the first hit.
 
-    def __init__(self, redis: Any) -> None:
+    Keys live under ``{namespace}:ratelimit:``, so deployments (and test runs) sharing one
+    Redis keep separate counts.
+    """
+
+    def __init__(self, redis: Any, namespace: str = "broadcaster") -> None:
         self._redis = redis
+        self._prefix = f"{namespace}:ratelimit:"
 
     async def hit(self, key: str, limit: int, window_s: int) -> int | None:
         """Count one hit; ``None`` when within ``limit``, else the seconds until the window ends."""
         if limit <= 0:
             return None
-        name = KEY_PREFIX + key
+        name = self._prefix + key
         try:
             count = int(await self._redis.incr(name))
             if count == 1:

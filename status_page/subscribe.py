@@ -130,12 +130,20 @@ def parse_sign_up(rt: Runtime, data: dict[str, Any]) -> tuple[str, str, list[str
     return channel, address, list(dict.fromkeys(components))
 
 
+async def _limiter(rt: Runtime) -> RateLimiter:
+    try:
+        redis = await rt.queue.pool()
+    except Exception as exc:  # redis-py's own errors as well as OSError
+        raise LimiterUnavailable(str(exc)) from exc
+    return RateLimiter(redis, namespace=rt.settings.queue_name)
+
+
 async def check_limits(rt: Runtime, channel: str, address: str, ip: str) -> str:
     """Apply the abuse limits; returns the address (E.164 for a phone). Raises 429 or 503."""
     settings = rt.settings
     window = settings.subscribe_window_s
-    limiter = RateLimiter(await rt.queue.pool())
     try:
+        limiter = await _limiter(rt)
         if channel != "sms":
             wait = await limiter.hit(f"subscribe:{channel}:ip:{ip}", settings.subscribe_email_per_ip, window)
             if wait is not None:
