@@ -26,10 +26,10 @@ fi
 
 mkdir -p artifacts
 echo "== tests on SQLite =="
-BROADCASTER_TEST_DATABASE=sqlite python -m pytest "$@"
+BROADCASTER_TEST_DATABASE=sqlite python -m pytest -q "$@"
 if pg_up; then
   echo "== tests on PostgreSQL =="
-  BROADCASTER_TEST_DATABASE=postgres python -m pytest -m "not browser" "$@"
+  BROADCASTER_TEST_DATABASE=postgres python -m pytest -q -m "not browser" "$@"
 else
   echo "PostgreSQL is not reachable on 127.0.0.1:5432: the PostgreSQL run cannot be done" >&2
   exit 1
