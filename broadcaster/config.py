@@ -17,7 +17,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 class Settings(BaseSettings):
     """Every setting broadcaster reads. A channel is enabled when its settings are present."""
 
-    model_config = SettingsConfigDict(env_prefix="BROADCASTER_", env_file=".env", extra="ignore")
+    # env_ignore_empty: ``BROADCASTER_X=`` (as compose's ``${X:-}`` writes it) means "not set".
+    model_config = SettingsConfigDict(env_prefix="BROADCASTER_", env_file=".env", extra="ignore",
+                                      env_ignore_empty=True)
 
     # core
     database_url: str = "sqlite+aiosqlite:///./broadcaster.db"
