@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,12 @@ from broadcaster.models import humanize
 
 
 def _datetime(value: Any, fmt: str = "%Y-%m-%d %H:%M UTC") -> str:
-    return value.strftime(fmt) if value is not None else ""
+    """A timestamp in UTC (aware values are converted; naive ones are taken as UTC)."""
+    if value is None:
+        return ""
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC)
+    return str(value.strftime(fmt))
 
 
 @lru_cache(maxsize=4)
