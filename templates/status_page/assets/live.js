@@ -36,6 +36,7 @@
     });
   }
   var events = new EventSource(source);
+  events.onopen = function () { document.body.setAttribute("data-live-state", "on"); };
   events.addEventListener("update", refresh);
   events.addEventListener("published", refresh);
 })();
