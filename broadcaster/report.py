@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -116,7 +117,8 @@ def compute(
     """The report's figures from stored rows (any order of ``update_rows``)."""
     ordered = sorted(update_rows, key=lambda u: u["number"])
     timeline = tuple(
-        TimelineEntry(u["number"], u["status"], u["created_at"], u.get("next_update_at"), u.get("author"), u["body"])
+        TimelineEntry(u["number"], u["status"], u["created_at"], u.get("next_update_at"), u.get("author"),
+                      u["body"])
         for u in ordered
     )
     started_at: datetime = incident["started_at"]
@@ -124,7 +126,7 @@ def compute(
     clock_start = min(started_at, first_down) if first_down else started_at
     first_update_s = (timeline[0].created_at - clock_start).total_seconds() if timeline else None
     intervals = []
-    for earlier, later in zip(timeline, timeline[1:], strict=False):
+    for earlier, later in itertools.pairwise(timeline):
         elapsed = (later.created_at - earlier.created_at).total_seconds()
         promised = late = None
         if earlier.next_update_at is not None:
@@ -170,7 +172,8 @@ async def load_report(conn: AsyncConnection, incident_id: str) -> Report:
     incident = await get_incident_row(conn, incident_id)
     update_rows = [dict(r) for r in (await conn.execute(
         select(updates).where(updates.c.incident_id == incident_id).order_by(updates.c.number))).mappings()]
-    component_ids = select(incident_components.c.component_id).where(incident_components.c.incident_id == incident_id)
+    component_ids = select(incident_components.c.component_id).where(
+        incident_components.c.incident_id == incident_id)
     changes = [dict(r) for r in (await conn.execute(
         select(status_changes.c.component_id, status_changes.c.old_status, status_changes.c.new_status,
                status_changes.c.created_at)

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from broadcaster.db import new_id, users, utcnow
-from broadcaster.errors import Conflict, InputError
+from broadcaster.errors import Conflict, InputError, NotFound
 from broadcaster.models import ROLE_RANK, Role
 from broadcaster.security import hash_password, verify_password
 
@@ -53,3 +53,23 @@ async def check_login(conn: AsyncConnection, username: str, password: str) -> di
 
 def has_role(user: dict[str, Any] | None, minimum: Role) -> bool:
     return user is not None and ROLE_RANK[Role(user["role"])] >= ROLE_RANK[minimum]
+
+
+async def list_users(conn: AsyncConnection) -> list[dict[str, Any]]:
+    """Every user, by name (password hashes left out)."""
+    result = await conn.execute(
+        select(users.c.id, users.c.username, users.c.email, users.c.phone, users.c.role, users.c.created_at,
+               users.c.disabled_at).order_by(users.c.username)
+    )
+    return [dict(r) for r in result.mappings()]
+
+
+async def set_role(conn: AsyncConnection, user_id: str, role: str) -> dict[str, Any]:
+    """Change a user's role; returns the user's name and previous role."""
+    if role not in {r.value for r in Role}:
+        raise InputError("unknown role", {"role": f"must be one of {', '.join(r.value for r in Role)}"})
+    row = (await conn.execute(select(users.c.username, users.c.role).where(users.c.id == user_id))).first()
+    if row is None:
+        raise NotFound("no such user", {"user_id": f"unknown user {user_id!r}"})
+    await conn.execute(users.update().where(users.c.id == user_id).values(role=role))
+    return {"username": row.username, "old_role": row.role}
