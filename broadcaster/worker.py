@@ -5,15 +5,24 @@ Run it with ``broadcaster worker`` (or ``arq broadcaster.worker.WorkerSettings``
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import functools
 import logging
+import socket
+import time
 from typing import Any
 
 from arq import Retry, cron
+from arq.cron import CronJob
+from arq.typing import WorkerCoroutine
 from arq.worker import Function, Worker, func
 
 from broadcaster import confirmations
 from broadcaster.config import Settings, get_settings
 from broadcaster.errors import ConfigError, RetryableError
+from broadcaster.logs import log_context
+from broadcaster.metrics import record_job
 from broadcaster.queue import DELIVER_BATCH, FANOUT, Queue, redis_settings
 from broadcaster.reminders import reminders_job
 from broadcaster.runtime import Runtime
@@ -41,6 +50,8 @@ async def fanout_job(ctx: dict[str, Any], update_id: str, channel: str) -> int:
 
 async def deliver_batch_job(ctx: dict[str, Any], update_id: str, channel: str, first_id: int, last_id: int) -> int:
     report = await _runtime(ctx).fanout.deliver_batch(update_id, channel, first_id, last_id)
+    log.info("batch %d-%d: %d sent, %d failed, %d to retry", first_id, last_id, report.sent, report.failed,
+             report.retry)
     if report.retry_in_s is not None:
         raise Retry(defer=report.retry_in_s)
     return report.sent
@@ -64,13 +75,62 @@ async def _shutdown(ctx: dict[str, Any]) -> None:
         await runtime.aclose()
 
 
+def instrumented(job: WorkerCoroutine, name: str, queue_name: str) -> WorkerCoroutine:
+    """``job`` with its log lines carrying job id, update id and channel, and its run time
+    (and the time it waited once due) added to the shared histograms of ``broadcaster.metrics``."""
+
+    @functools.wraps(job)
+    async def run(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        fields: dict[str, Any] = {"job_id": ctx.get("job_id")}
+        if name in (FANOUT, DELIVER_BATCH) and len(args) >= 2:
+            fields.update(update_id=args[0], channel=args[1])
+        score = ctx.get("score")
+        wait_s = time.time() - score / 1000 if isinstance(score, int | float) else None
+        started = time.monotonic()
+        outcome = "error"
+        with log_context(**fields):
+            try:
+                result = await job(ctx, *args, **kwargs)
+                outcome = "complete"
+                return result
+            except Retry:
+                outcome = "retry"
+                raise
+            except asyncio.CancelledError:
+                outcome = "cancelled"  # a timeout or a shutdown: nothing may be awaited any more
+                raise
+            finally:
+                duration_s = time.monotonic() - started
+                log.info("job %s %s in %.3f s", name, outcome, duration_s)
+                if outcome != "cancelled" and "redis" in ctx:
+                    await record_job(ctx["redis"], queue_name, name, outcome, duration_s, wait_s)
+
+    return run
+
+
+def _instrument_function(function: Function, queue_name: str) -> Function:
+    return dataclasses.replace(function, coroutine=instrumented(function.coroutine, function.name, queue_name))
+
+
+def _instrument_cron(job: CronJob, queue_name: str) -> CronJob:
+    return dataclasses.replace(job, coroutine=instrumented(job.coroutine, job.name, queue_name))
+
+
 def functions(settings: Settings) -> list[Function]:
     timeout = settings.job_timeout_s
-    return [
+    return [_instrument_function(f, settings.queue_name) for f in (
         func(fanout_job, name=FANOUT, keep_result=0, max_tries=UNBOUNDED_TRIES, timeout=timeout),
         func(deliver_batch_job, name=DELIVER_BATCH, keep_result=0, max_tries=UNBOUNDED_TRIES, timeout=timeout),
         confirmations.function(settings),
-    ]
+    )]
+
+
+def health_check_key(settings: Settings, host: str | None = None) -> str:
+    """The Redis key this host's worker refreshes every ``HEALTH_CHECK_INTERVAL_S`` (see worker_health)."""
+    return f"{settings.queue_name}:health-check:{host or socket.gethostname()}"
+
+
+HEALTH_CHECK_INTERVAL_S = 15
 
 
 def _reminder_cron(settings: Settings) -> Any:
@@ -90,9 +150,11 @@ def make_worker(settings: Settings | None = None, **overrides: Any) -> Worker:
     interval = max(1, min(59, settings.relay_interval_s))
     options: dict[str, Any] = dict(
         functions=functions(settings),
-        cron_jobs=[cron(relay_job, name="relay", second=set(range(0, 60, interval)), run_at_startup=True,
-                        keep_result=0, timeout=settings.job_timeout_s),
-                   _reminder_cron(settings)],
+        cron_jobs=[_instrument_cron(job, settings.queue_name) for job in (
+            cron(relay_job, name="relay", second=set(range(0, 60, interval)), run_at_startup=True,
+                 keep_result=0, timeout=settings.job_timeout_s),
+            _reminder_cron(settings),
+        )],
         redis_settings=redis_settings(settings.redis_url),
         queue_name=settings.queue_name,
         max_jobs=settings.max_jobs,
@@ -102,6 +164,8 @@ def make_worker(settings: Settings | None = None, **overrides: Any) -> Worker:
         on_shutdown=_shutdown,
         handle_signals=True,
         poll_delay=0.05,
+        health_check_interval=HEALTH_CHECK_INTERVAL_S,
+        health_check_key=health_check_key(settings),
     )
     options.update(overrides)
     worker = Worker(**options)
