@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     relay_interval_s: int = 5
     sending_lease_s: float = 90.0
     reminder_interval_s: int = 30  # how often the cadence-reminder cron looks for late updates
+    circuit_failure_threshold: int = 5  # failed batches in a row that pause a channel (0: off)
+    circuit_cooldown_s: float = 30.0  # how long a paused channel waits before a probe batch
 
     # static mirror
     static_export_dir: Path | None = None

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broadcaster import ledger
 from broadcaster.channel import BroadcastChannel, Recipient, Rendition, SubscriberChannel
+from broadcaster.circuit import CircuitBreaker, batch_ok
 from broadcaster.config import Settings
 from broadcaster.db import utcnow
 from broadcaster.errors import DeliveryError, PermanentError, RetryableError
@@ -71,6 +72,8 @@ class Fanout:
         self.queue = queue
         self.bus = bus
         self.signer = LinkSigner(settings.secret_key.get_secret_value())
+        self.circuit = CircuitBreaker(queue.pool, settings.queue_name, settings.circuit_failure_threshold,
+                                      settings.circuit_cooldown_s)
         self._messages: OrderedDict[str, Message] = OrderedDict()
         self._renditions: OrderedDict[tuple[str, str], Rendition] = OrderedDict()
 
@@ -125,6 +128,10 @@ class Fanout:
                 if await ledger.earlier_update_unfinished(conn, update_id, channel_name):
                     report.retry_in_s = 1.0
                     return report
+        paused_s = await self.circuit.allow(channel_name)
+        if paused_s is not None:  # provider paused: defer without claiming or burning attempts
+            report.retry_in_s = paused_s
+            return report
         async with self.engine.begin() as conn:
             rows = await ledger.claim(conn, update_id, channel_name, first_id, last_id)
             thread = await ledger.get_thread(conn, message.incident_id, channel_name)
@@ -138,14 +145,17 @@ class Fanout:
             ledger.Result(row.id, DeliveryState.FAILED, error="unsubscribed before delivery") for row in inactive
         )
         active = [row for row in rows if row.active]
+        errors: list[DeliveryError | None] = []  # what the provider answered, for the breaker
         if isinstance(channel, BroadcastChannel) and channel.kind is ChannelKind.BROADCAST:
             row = active[0] if active else None
             if row is not None:
                 try:
                     published = await channel.publish(message, rendition, thread)
                 except DeliveryError as exc:
+                    errors.append(exc)
                     results.append(self._failure(row.id, row.attempts, exc))
                 else:
+                    errors.append(None)
                     results.append(ledger.Result(row.id, DeliveryState.SENT, provider_id=published.provider_id))
                     if published.thread is not None:
                         new_thread = dict(published.thread)
@@ -157,10 +167,15 @@ class Fanout:
                 outcomes = {row.id: exc for row in active}
             for row in active:
                 outcome = outcomes.get(row.id) or RetryableError("no outcome reported by the channel")
+                errors.append(outcome if isinstance(outcome, DeliveryError) else None)
                 if isinstance(outcome, DeliveryError):
                     results.append(self._failure(row.id, row.attempts, outcome))
                 else:
                     results.append(ledger.Result(row.id, DeliveryState.SENT, provider_id=outcome.provider_id))
+        verdict = batch_ok(sent=errors.count(None), permanent=sum(isinstance(e, PermanentError) for e in errors),
+                           retryable=sum(isinstance(e, RetryableError) for e in errors))
+        if verdict is not None:
+            await self.circuit.record(channel_name, verdict)
         recipient_of = {row.id: row.recipient for row in rows}
         async with self.engine.begin() as conn:
             await ledger.record(conn, results, recipient_of)
