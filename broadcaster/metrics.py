@@ -150,6 +150,7 @@ class Snapshot:
     outbox_pending: int
     queue_depth: int | None  # None: Redis out of reach
     jobs: JobTimings
+    database_up: bool = True
 
 
 async def ledger_counts(engine: AsyncEngine) -> dict[tuple[str, str], int]:
@@ -195,14 +196,15 @@ async def job_timings(queue: Queue) -> JobTimings:
 
 
 async def read_snapshot(engine: AsyncEngine, queue: Queue) -> Snapshot:
-    """Read the ledger and Redis for one scrape."""
-    return Snapshot(
-        deliveries=await ledger_counts(engine),
-        first_delivery=await first_delivery_times(engine),
-        outbox_pending=await outbox_backlog(engine),
-        queue_depth=await queue.depth(),
-        jobs=await job_timings(queue),
-    )
+    """Read the ledger and Redis for one scrape; a database outage gives ``database_up=False``."""
+    try:
+        counts = await ledger_counts(engine)
+        first = await first_delivery_times(engine)
+        backlog = await outbox_backlog(engine)
+    except Exception as exc:  # reported as broadcaster_database_up 0, not as a failed scrape
+        log.warning("metrics: the database did not answer: %s", exc)
+        return Snapshot({}, {}, 0, await queue.depth(), await job_timings(queue), database_up=False)
+    return Snapshot(counts, first, backlog, await queue.depth(), await job_timings(queue))
 
 
 class BroadcasterCollector:
@@ -234,8 +236,12 @@ class BroadcasterCollector:
             first.add_metric([channel], hist.cumulative(), _finite(hist.total))
         yield first
 
-        yield GaugeMetricFamily("broadcaster_outbox_pending", "Outbox rows not fanned out yet.",
-                                value=snap.outbox_pending)
+        yield GaugeMetricFamily("broadcaster_database_up", "1 when the database answered this scrape.",
+                                value=1 if snap.database_up else 0)
+        backlog = GaugeMetricFamily("broadcaster_outbox_pending", "Outbox rows not fanned out yet.")
+        if snap.database_up:
+            backlog.add_metric([], snap.outbox_pending)
+        yield backlog
         yield GaugeMetricFamily("broadcaster_redis_up", "1 when Redis answered this scrape.",
                                 value=0 if snap.queue_depth is None else 1)
         depth = GaugeMetricFamily("broadcaster_queue_depth", "Jobs in the arq queue (due and deferred).")
