@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -26,6 +27,7 @@ from broadcaster.schemas import (
     UpdateIn,
     validate,
 )
+from status_page.api_v1_ops import idempotent_post
 from status_page.http import query_int, read_json, require_token, runtime
 
 log = logging.getLogger(__name__)
@@ -123,26 +125,43 @@ async def get_incident(request: Request) -> Response:
 async def create_incident(request: Request) -> Response:
     token = await require_token(request)
     rt = runtime(request)
-    data = validate(IncidentIn, await read_json(request))
-    async with rt.engine.begin() as conn:
-        posted = await incident_store.create_incident(conn, data, list(rt.registry.enabled), author=token["name"])
-    queued = await dispatch(rt, posted)
-    body = await incident_json(rt, posted.incident_id)
-    body["update"] = body["updates"][0]
-    return JSONResponse(body, status_code=201, headers={} if queued else {"X-Broadcaster-Queued": "later"})
+    raw = await read_json(request)
+    data = validate(IncidentIn, raw)
+
+    async def write(conn: AsyncConnection) -> Posted:
+        return await incident_store.create_incident(conn, data, list(rt.registry.enabled), author=token["name"])
+
+    async def rebuild(incident_id: str, update_id: str) -> dict[str, Any]:
+        body = await incident_json(rt, incident_id)
+        body["update"] = next(u for u in body["updates"] if u["id"] == update_id)
+        return body
+
+    async def answer(posted: Posted, first: bool) -> tuple[Any, dict[str, str]]:
+        queued = await dispatch(rt, posted)
+        return await rebuild(posted.incident_id, posted.update_id), {} if queued else {"X-Broadcaster-Queued": "later"}
+
+    return await idempotent_post(request, token, raw, write, answer, rebuild)
 
 
 async def create_update(request: Request) -> Response:
     token = await require_token(request)
     rt = runtime(request)
-    data = validate(UpdateIn, await read_json(request))
-    async with rt.engine.begin() as conn:
-        posted = await incident_store.add_update(conn, request.path_params["incident_id"], data,
-                                                 list(rt.registry.enabled), author=token["name"])
-    queued = await dispatch(rt, posted)
-    incident = await incident_json(rt, posted.incident_id)
-    update = next(u for u in incident["updates"] if u["id"] == posted.update_id)
-    return JSONResponse(update, status_code=201, headers={} if queued else {"X-Broadcaster-Queued": "later"})
+    raw = await read_json(request)
+    data = validate(UpdateIn, raw)
+
+    async def write(conn: AsyncConnection) -> Posted:
+        return await incident_store.add_update(conn, request.path_params["incident_id"], data,
+                                               list(rt.registry.enabled), author=token["name"])
+
+    async def rebuild(incident_id: str, update_id: str) -> dict[str, Any]:
+        incident = await incident_json(rt, incident_id)
+        return next(u for u in incident["updates"] if u["id"] == update_id)
+
+    async def answer(posted: Posted, first: bool) -> tuple[Any, dict[str, str]]:
+        queued = await dispatch(rt, posted)
+        return await rebuild(posted.incident_id, posted.update_id), {} if queued else {"X-Broadcaster-Queued": "later"}
+
+    return await idempotent_post(request, token, raw, write, answer, rebuild)
 
 
 async def preview_update(request: Request) -> Response:

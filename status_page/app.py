@@ -17,7 +17,19 @@ from starlette.routing import BaseRoute, Route
 from broadcaster.config import Settings, get_settings
 from broadcaster.errors import InputError
 from broadcaster.runtime import Runtime
-from status_page import api_v1, api_v2, auth, console, desk, metrics, preferences, public, subscribe, twilio_webhooks
+from status_page import (
+    api_v1,
+    api_v1_ops,
+    api_v2,
+    auth,
+    console,
+    desk,
+    metrics,
+    preferences,
+    public,
+    subscribe,
+    twilio_webhooks,
+)
 from status_page.http import HTTPError, handle_http_error, handle_input_error, handle_starlette_error
 from status_page.security_headers import SecurityHeadersMiddleware
 
@@ -39,7 +51,7 @@ async def healthz(request: Request) -> Response:
 
 def route_modules() -> list[Any]:
     """Every module that contributes ``routes``, in matching order."""
-    return [public, api_v2, api_v1, auth, console, desk, subscribe, preferences, twilio_webhooks, metrics]
+    return [public, api_v2, api_v1, api_v1_ops, auth, console, desk, subscribe, preferences, twilio_webhooks, metrics]
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Starlette:
@@ -68,6 +80,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         lifespan=lifespan,
         middleware=[
             Middleware(metrics.MetricsMiddleware),
+            Middleware(public.FastPathMiddleware, settings=settings),
             Middleware(SecurityHeadersMiddleware, settings=settings),
             Middleware(SessionMiddleware, secret_key=settings.secret_key.get_secret_value(),
                        session_cookie="broadcaster_session", same_site="lax",

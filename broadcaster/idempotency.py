@@ -1,0 +1,162 @@
+"""Idempotency keys: a retried post returns the first answer and never records a second update.
+
+A commander on a bad connection sends, times out, and sends again. With the same
+``Idempotency-Key`` (per actor) the second request changes nothing and gets the first answer.
+
+The key row is inserted *first*, in the same transaction as the update, under the primary
+key ``(key, actor)``. A concurrent duplicate blocks on that insert until the first
+transaction ends, then finds the row: there is never a moment where both can write. The
+row holds a fingerprint of the request (same key, different body: refused), the update it
+recorded, and once built the exact answer, replayed verbatim::
+
+    outcome = await run_once(engine, key, actor, fingerprint("POST", path, body), write)
+    if isinstance(outcome, Stored):
+        ...  # replay outcome.status_code / outcome.body (or rebuild from outcome.ref)
+    else:
+        ...  # outcome is the Posted; enqueue, build the answer, then remember_answer(...)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from broadcaster.db import idempotency_keys, utcnow
+from broadcaster.errors import Conflict, InputError
+from broadcaster.incidents import Posted
+from broadcaster.ledger import insert_ignoring_conflicts
+
+HEADER = "Idempotency-Key"
+MAX_KEY_CHARS = 255
+
+
+class KeyReused(InputError):
+    """The key was first used for a different request."""
+
+    status_code = 422
+    code = "idempotency_key_reused"
+
+
+@dataclass(frozen=True)
+class Stored:
+    """The first request's answer: ``body`` once built, ``ref`` (incident_id, update_id) always."""
+
+    status_code: int
+    ref: dict[str, str]
+    body: Any | None = None
+
+
+def check_key(raw: str | None) -> str | None:
+    """The key from a header or form field (``None`` when absent); 422 when malformed."""
+    if raw is None:
+        return None
+    key = raw.strip()
+    if not key or len(key) > MAX_KEY_CHARS or not key.isprintable():
+        raise InputError("invalid Idempotency-Key",
+                         {"Idempotency-Key": f"1 to {MAX_KEY_CHARS} printable characters"})
+    return key
+
+
+def fingerprint(method: str, path: str, body: Any) -> str:
+    """A stable digest of what was asked (canonical JSON), to tell a retry from a reuse."""
+    canonical = json.dumps([method.upper(), path, body], sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def _claim(conn: AsyncConnection, key: str, actor: str, digest: str) -> Stored | None:
+    inserted = await conn.execute(
+        insert_ignoring_conflicts(conn, idempotency_keys)
+        .values(key=key, actor=actor, request_hash=digest, created_at=utcnow())
+        .on_conflict_do_nothing()
+    )
+    if inserted.rowcount == 1:
+        return None
+    row = (
+        await conn.execute(
+            select(idempotency_keys).where(idempotency_keys.c.key == key, idempotency_keys.c.actor == actor)
+        )
+    ).mappings().one()
+    if row["request_hash"] != digest:
+        raise KeyReused("this Idempotency-Key was used for a different request",
+                        {"Idempotency-Key": "already used with another body; use a new key"})
+    stored = row["response"] or {}
+    if row["status_code"] is None or "ref" not in stored:
+        # Only possible when the first transaction was rolled back after our insert waited on it.
+        raise Conflict("a request with this Idempotency-Key is still in progress",
+                       {"Idempotency-Key": "in progress; retry shortly"})
+    return Stored(int(row["status_code"]), dict(stored["ref"]), stored.get("body"))
+
+
+async def run_once(
+    engine: AsyncEngine, key: str, actor: str, digest: str,
+    write: Callable[[AsyncConnection], Awaitable[Posted]], status_code: int = 201,
+) -> Posted | Stored:
+    """Run ``write`` in one transaction after claiming ``(key, actor)``; the stored answer on a retry."""
+    async with engine.begin() as conn:
+        stored = await _claim(conn, key, actor, digest)
+        if stored is not None:
+            return stored
+        posted = await write(conn)
+        ref = {"incident_id": posted.incident_id, "update_id": posted.update_id}
+        await conn.execute(
+            idempotency_keys.update()
+            .where(idempotency_keys.c.key == key, idempotency_keys.c.actor == actor)
+            .values(status_code=status_code, response={"ref": ref})
+        )
+    return posted
+
+
+async def remember_answer(engine: AsyncEngine, key: str, actor: str, status_code: int, body: Any) -> None:
+    """Store the exact answer given the first time, for verbatim replays."""
+    async with engine.begin() as conn:
+        row = (
+            await conn.execute(
+                select(idempotency_keys.c.response).where(
+                    idempotency_keys.c.key == key, idempotency_keys.c.actor == actor
+                )
+            )
+        ).scalar()
+        ref = dict(row or {}).get("ref", {})
+        await conn.execute(
+            idempotency_keys.update()
+            .where(idempotency_keys.c.key == key, idempotency_keys.c.actor == actor)
+            .values(status_code=status_code, response={"ref": ref, "body": body})
+        )
+
+
+async def post_once(
+    rt: Any, body: dict[str, Any], incident_id: str | None, author: str, key: str | None, actor: str,
+) -> tuple[Posted | Stored, bool]:
+    """``posting.post`` guarded by an idempotency key (the console's send): (outcome, queued).
+
+    With ``key`` None it simply posts. On a replay nothing is written or enqueued and the
+    ``Stored`` answer comes back (its ``ref`` names the update to show).
+    """
+    from broadcaster import incidents
+    from broadcaster.posting import post
+    from broadcaster.schemas import IncidentIn, UpdateIn, validate
+
+    if key is None:
+        return await post(rt, body, incident_id, author=author)
+    enabled = list(rt.registry.enabled)
+    path = f"/incidents/{incident_id}/updates" if incident_id else "/incidents"
+
+    async def write(conn: AsyncConnection) -> Posted:
+        if incident_id:
+            return await incidents.add_update(conn, incident_id, validate(UpdateIn, body), enabled, author)
+        return await incidents.create_incident(conn, validate(IncidentIn, body), enabled, author)
+
+    outcome = await run_once(rt.engine, key, actor, fingerprint("POST", path, body), write)
+    if isinstance(outcome, Stored):
+        return outcome, True
+    queued = True
+    for channel in outcome.channels:
+        queued = await rt.queue.enqueue_fanout(outcome.update_id, channel) and queued
+    await rt.bus.publish("update", {"incident_id": outcome.incident_id, "update_id": outcome.update_id})
+    return outcome, queued
