@@ -165,6 +165,43 @@ def post(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _replay_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--update", required=True, metavar="ID", help="the update whose failed rows to resend")
+    parser.add_argument("--channel", required=True, metavar="NAME")
+    parser.add_argument("--list", action="store_true", help="only list the dead letters, change nothing")
+
+
+@command("replay", "resend an update's permanently failed deliveries on one channel", _replay_args)
+def replay(args: argparse.Namespace, settings: Settings) -> int:
+    from broadcaster.db import make_engine
+    from broadcaster.deadletter import list_dead
+    from broadcaster.deadletter import replay as replay_rows
+    from broadcaster.queue import Queue
+
+    async def run() -> tuple[int, int]:
+        engine = make_engine(settings.database_url)
+        queue = Queue(settings.redis_url, settings.queue_name)
+        try:
+            if args.list:
+                async with engine.connect() as conn:
+                    dead = await list_dead(conn, update_id=args.update, channel=args.channel, limit=1000)
+                for row in dead.rows:
+                    print(f"{row['id']}\t{row['address'] or row['recipient']}\t{row['attempts']}\t{row['last_error']}")
+                return dead.total, 0
+            return await replay_rows(engine, queue, args.update, args.channel, settings.batch_size)
+        finally:
+            await queue.aclose()
+            await engine.dispose()
+
+    count, batches = asyncio.run(run())
+    if args.list:
+        print(f"{count} failed deliveries")
+    else:
+        print(f"reset {count} failed deliveries of update {args.update} on {args.channel}; "
+              f"{batches} batches enqueued" + ("" if batches or not count else " (the relay will enqueue them)"))
+    return 0
+
+
 def _export_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dir", help="directory to write (created if missing); serve it at a site's root")
 
