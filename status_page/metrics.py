@@ -49,14 +49,19 @@ class HttpMetrics:
             registry=None if multiprocess_dir() else self.registry,
         )
         self._templates: dict[tuple[int, frozenset[str]], str] | None = None
+        self._static: set[str] = set()
 
     def route_template(self, scope: Scope) -> str:
         """The matched route's path template, from what the router left in ``scope``."""
+        if self._templates is None:
+            routes = getattr(scope.get("app"), "routes", [])
+            self._templates = _templates(routes)
+            self._static = {r.path for r in routes if isinstance(r, Route) and not r.param_convertors}
         endpoint = scope.get("endpoint")
         if endpoint is None:
-            return UNMATCHED
-        if self._templates is None:
-            self._templates = _templates(getattr(scope.get("app"), "routes", []))
+            # Answered before routing (the public fast path) or by no route at all.
+            path = scope.get("path", "")
+            return path if path in self._static else UNMATCHED
         key = (id(endpoint), frozenset(scope.get("path_params", {})))
         return self._templates.get(key, UNMATCHED)
 

@@ -60,7 +60,7 @@ async def fan_out(client: httpx.AsyncClient, auth: dict[str, str], settings: Any
 
 async def test_delivery_counters_equal_the_ledger(client, auth, settings, runtime: Runtime) -> None:
     await fan_out(client, auth, settings, ok=7, gone=2)
-    await client.get("/api/v2/summary.json")
+    assert (await client.get("/api/v2/summary.json")).status_code == 200
     samples = await scrape(client)
 
     rows = await ledger(runtime)
