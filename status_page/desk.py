@@ -41,6 +41,7 @@ from status_page.pages import render_page
 
 DESK_EVENTS = ("update", "published")
 CACHE_TTL_S = 10.0
+STREAM_MAX_AGE_S = 600.0  # reconnecting re-checks the agent's session and role
 STATIC_TYPES = {"desk.js": "text/javascript; charset=utf-8", "desk.css": "text/css; charset=utf-8"}
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -151,7 +152,7 @@ async def desk_search(request: Request) -> Response:
 async def desk_events(request: Request) -> Response:
     _agent(request)
     desk_cache(request.app)  # drop the cached desk on events even if no page was rendered yet
-    return _secure(sse_response(request, DESK_EVENTS))
+    return _secure(sse_response(request, DESK_EVENTS, max_age_s=STREAM_MAX_AGE_S))
 
 
 def _static_root(request: Request) -> Path:

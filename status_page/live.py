@@ -113,12 +113,19 @@ def sse_frame(kind: str, data: Any) -> str:
     return f"event: {kind}\ndata: {json.dumps(data, default=str, separators=(',', ':'))}\n\n"
 
 
-async def _stream(hub: LiveEvents, kinds: frozenset[str], keepalive_s: float) -> AsyncIterator[str]:
+async def _stream(
+    hub: LiveEvents, kinds: frozenset[str], keepalive_s: float, max_age_s: float | None
+) -> AsyncIterator[str]:
+    loop = asyncio.get_running_loop()
+    ends_at = None if max_age_s is None else loop.time() + max_age_s
     with hub.connect() as queue:
         yield f"retry: {RECONNECT_MS}\n\n" + sse_frame("ready", {})
         while True:
+            wait_s = keepalive_s if ends_at is None else min(keepalive_s, ends_at - loop.time())
+            if wait_s <= 0:
+                return  # the browser reconnects, and the route checks its session again
             try:
-                event = await asyncio.wait_for(queue.get(), keepalive_s)
+                event = await asyncio.wait_for(queue.get(), wait_s)
             except TimeoutError:
                 yield ": keepalive\n\n"
                 continue
@@ -130,12 +137,16 @@ async def _stream(hub: LiveEvents, kinds: frozenset[str], keepalive_s: float) ->
 
 
 def sse_response(
-    request: Request, kinds: Iterable[str], keepalive_s: float = KEEPALIVE_S
+    request: Request, kinds: Iterable[str], keepalive_s: float = KEEPALIVE_S, max_age_s: float | None = None
 ) -> StreamingResponse:
-    """A ``text/event-stream`` of the bus events named ``kinds``, opened by a ``ready`` event."""
+    """A ``text/event-stream`` of the bus events named ``kinds``, opened by a ``ready`` event.
+
+    ``max_age_s`` ends the stream after that long; browsers reconnect by themselves, which
+    makes a route behind a login check the session again.
+    """
     hub = live_events(request.app)
     return StreamingResponse(
-        _stream(hub, frozenset(kinds), keepalive_s),
+        _stream(hub, frozenset(kinds), keepalive_s, max_age_s),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache, no-store", "X-Accel-Buffering": "no"},
     )

@@ -172,21 +172,24 @@ async def test_events_stream_update_and_published(app, client, auth, settings, r
             assert stream.headers["content-type"].startswith("text/event-stream")
             lines = stream.aiter_lines()
 
-            async def next_event() -> tuple[str, dict[str, Any]]:
+            async def next_event(incident_id: str | None = None) -> tuple[str, dict[str, Any]]:
+                # The bus is shared by every process on this Redis: skip other tests' incidents.
                 kind = ""
                 async for line in lines:
                     if line.startswith("event: "):
                         kind = line[7:]
                     elif line.startswith("data: ") and kind:
-                        return kind, json.loads(line[6:])
+                        data = json.loads(line[6:])
+                        if incident_id is None or data.get("incident_id") == incident_id:
+                            return kind, data
                 raise AssertionError("stream ended")
 
             assert (await asyncio.wait_for(next_event(), 5))[0] == "ready"
             api = await open_incident(client, auth, channels=["desk"])
-            kind, data = await asyncio.wait_for(next_event(), 5)
+            kind, data = await asyncio.wait_for(next_event(api["id"]), 5)
             assert (kind, data["incident_id"]) == ("update", api["id"])
             await run_worker(settings)
-            kind, data = await asyncio.wait_for(next_event(), 5)
+            kind, data = await asyncio.wait_for(next_event(api["id"]), 5)
             assert (kind, data) == ("published", {"incident_id": api["id"], "update_id": api["update"]["id"],
                                                   "channel": "desk"})
     async with runtime.engine.connect() as conn:

@@ -9,7 +9,7 @@ import pytest
 from broadcaster.events import EventBus
 from status_page.desk import DeskCache
 from status_page.desk_data import score, search_terms
-from status_page.live import LiveEvents, sse_frame
+from status_page.live import LiveEvents, _stream, sse_frame
 
 
 @pytest.mark.parametrize(
@@ -91,3 +91,21 @@ async def test_live_events_fan_out_listeners_first() -> None:
 
 def test_sse_frame() -> None:
     assert sse_frame("update", {"a": 1}) == 'event: update\ndata: {"a":1}\n\n'
+
+
+async def test_stream_filters_kinds_and_ends_with_the_hub() -> None:
+    hub = LiveEvents(EventBus("redis://127.0.0.1:1/0"))
+    stream = _stream(hub, frozenset({"update"}), keepalive_s=5, max_age_s=None)
+    assert (await anext(stream)).endswith(sse_frame("ready", {}))
+    hub.dispatch({"kind": "deliveries", "update_id": "u1"})  # not asked for: skipped
+    hub.dispatch({"kind": "update", "update_id": "u2"})
+    assert await anext(stream) == sse_frame("update", {"update_id": "u2"})
+    await hub.aclose()
+    assert [frame async for frame in stream] == []
+
+
+async def test_stream_keeps_alive_and_ends_after_max_age() -> None:
+    hub = LiveEvents(EventBus("redis://127.0.0.1:1/0"))
+    frames = [frame async for frame in _stream(hub, frozenset({"update"}), keepalive_s=0.05, max_age_s=0.12)]
+    assert frames[0].startswith("retry: ") and ": keepalive\n\n" in frames
+    assert hub.client_count == 0
