@@ -33,7 +33,8 @@ def smtp() -> Iterator[RecordingSMTP]:
 
 @pytest.fixture
 def settings(database_url: str, clean_database: None, smtp: RecordingSMTP) -> Settings:
-    return make_settings(database_url, **smtp.settings(), retry_base_s=0.3, retry_max_s=1.5, max_attempts=12)
+    return make_settings(database_url, **smtp.settings(), retry_base_s=0.3, retry_max_s=1.5, max_attempts=12,
+                         circuit_cooldown_s=1.0)
 
 
 def mails_to(smtp: RecordingSMTP, address: str) -> list[EmailMessage]:

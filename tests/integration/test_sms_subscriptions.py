@@ -41,6 +41,7 @@ def sms_settings(database_url: str, provider: TwilioProvider, twilio_url: str, *
     values: dict[str, Any] = dict(
         twilio_base_url=twilio_url, twilio_account_sid=provider.account_sid, twilio_auth_token=provider.auth_token,
         twilio_from=SENDER, sms_rate_per_s=1000.0, retry_base_s=0.3, retry_max_s=1.5, max_attempts=12,
+        circuit_cooldown_s=1.0,
     )
     return make_settings(database_url, **(values | overrides))
 
