@@ -1,0 +1,226 @@
+"""Two web processes and two workers (real OS processes) on one Redis and one database.
+
+An update posted to web #1 reaches a page open on web #2 within 2 s (its ``/events`` stream
+and its cached ``summary.json``), and every one of 200 webhook subscribers gets exactly one
+message although two workers share the batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from broadcaster import ledger
+from broadcaster.config import Settings
+from broadcaster.runtime import Runtime
+from broadcaster.schemas import SubscriberIn
+from broadcaster.subscribers import upsert_subscriber
+from broadcaster.tokens import create_token
+from tests.conftest import make_settings
+from tests.support.servers import free_port, serve_app
+from tests.support.worker_process import WorkerProcess, settings_env
+
+SUBSCRIBERS = 200
+LIVE_WITHIN_S = 2.0
+
+
+class Receiver:
+    """Counts messages per subscriber path and per webhook id."""
+
+    def __init__(self) -> None:
+        self.per_hook: Counter[str] = Counter()
+        self.ids: Counter[str] = Counter()
+
+    def app(self) -> Starlette:
+        async def hook(request: Request) -> Response:
+            await request.body()
+            await asyncio.sleep(0.01)  # slow enough that both workers get batches
+            self.per_hook[request.path_params["n"]] += 1
+            self.ids[request.headers["webhook-id"]] += 1
+            return Response(status_code=204)
+
+        return Starlette(routes=[Route("/hook/{n}", hook, methods=["POST"])])
+
+
+class WebProcess:
+    """``broadcaster serve`` on its own port."""
+
+    def __init__(self, settings: Settings, log_path: Path) -> None:
+        self.settings = settings
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "broadcaster.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            env=settings_env(self.settings), stdout=log, stderr=log)
+
+    async def wait_healthy(self, timeout_s: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        async with httpx.AsyncClient(timeout=2) as client:
+            while time.monotonic() < deadline:
+                assert self.process is not None and self.process.poll() is None, self.log_path.read_text()
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get(f"{self.url}/healthz")).status_code == 200:
+                        return
+                await asyncio.sleep(0.1)
+        raise AssertionError(f"web process on {self.url} never became healthy: {self.log_path.read_text()}")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+            self.process = None
+
+
+class EventStream:
+    """Reads a web process's ``/events`` in the background, stamping each event on arrival."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.events: list[tuple[float, str, dict[str, Any]]] = []
+        self.ready = asyncio.Event()
+        self.changed = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def _read(self) -> None:
+        async with httpx.AsyncClient(timeout=httpx.Timeout(5, read=None)) as client, \
+                client.stream("GET", f"{self.url}/events") as response:
+            assert response.status_code == 200
+            assert response.headers["content-type"].startswith("text/event-stream")
+            kind = ""
+            async for line in response.aiter_lines():
+                if line.startswith("event:"):
+                    kind = line.partition(":")[2].strip()
+                elif line.startswith("data:"):
+                    data = json.loads(line.partition(":")[2])
+                    self.events.append((time.monotonic(), kind, data))
+                    if kind == "ready":
+                        self.ready.set()
+                    self.changed.set()
+
+    async def wait_for(self, kind: str, timeout_s: float, **match: Any) -> float:
+        """The arrival time of the first ``kind`` event whose data contains ``match``."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            for at, seen, data in self.events:
+                if seen == kind and all(data.get(k) == v for k, v in match.items()):
+                    return at
+            self.changed.clear()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no {kind} {match} event within {timeout_s} s: {self.events}")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.changed.wait(), remaining)
+
+    @contextlib.asynccontextmanager
+    async def open(self) -> AsyncIterator[EventStream]:
+        self._task = asyncio.create_task(self._read())
+        try:
+            await asyncio.wait_for(self.ready.wait(), 10)
+            yield self
+        finally:
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task
+
+
+async def until(predicate: Any, timeout_s: float, interval_s: float = 0.05) -> float:
+    """Poll ``predicate`` until it is true; the monotonic time it became so."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if await predicate():
+            return time.monotonic()
+        await asyncio.sleep(interval_s)
+    raise AssertionError(f"not true within {timeout_s} s")
+
+
+@pytest.mark.slow
+async def test_two_webs_two_workers(database_url: str, clean_database: None, tmp_path: Path) -> None:
+    settings = make_settings(database_url, batch_size=10, max_jobs=2, relay_interval_s=1)
+    runtime = Runtime.build(settings)
+    receiver = Receiver()
+    webs = [WebProcess(settings, tmp_path / f"web{i}.log") for i in (1, 2)]
+    workers = [WorkerProcess(settings, tmp_path / f"worker{i}.log") for i in (1, 2)]
+    try:
+        async with serve_app(receiver.app()) as base:
+            async with runtime.engine.begin() as conn:
+                token = await create_token(conn, "scale-out")
+                for n in range(SUBSCRIBERS):
+                    await upsert_subscriber(conn, SubscriberIn(channel="webhook", address=f"{base}/hook/{n}",
+                                                               confirmed=True), allow_private_webhooks=True)
+            for process in (*webs, *workers):
+                process.start()
+            await asyncio.gather(*(web.wait_healthy() for web in webs))
+            web1, web2 = webs
+
+            async with httpx.AsyncClient(timeout=10) as client, EventStream(web2.url).open() as stream:
+                before = (await client.get(f"{web2.url}/api/v2/summary.json")).json()
+                assert before["incidents"] == []
+                posted_at = time.monotonic()
+                response = await client.post(
+                    f"{web1.url}/api/v1/incidents", headers={"Authorization": f"Bearer {token}"},
+                    json={"title": "Checkout is failing", "status": "investigating", "impact": "major",
+                          "message": "We are investigating failed payments.", "channels": ["webhook"]})
+                assert response.status_code == 201, response.text
+                incident = response.json()
+                update_id = incident["update"]["id"]
+
+                # live on web #2: the event stream, then the page data it re-fetches
+                event_at = await stream.wait_for("update", LIVE_WITHIN_S, update_id=update_id)
+                assert event_at - posted_at < LIVE_WITHIN_S
+
+                async def shown_on_web2() -> bool:
+                    summary = (await client.get(f"{web2.url}/api/v2/summary.json")).json()
+                    return any(i["id"] == incident["id"] for i in summary["incidents"])
+
+                shown_at = await until(shown_on_web2, LIVE_WITHIN_S)
+                assert shown_at - posted_at < LIVE_WITHIN_S
+                page = await client.get(f"{web2.url}/")
+                assert "Checkout is failing" in page.text
+
+            async def all_sent() -> bool:
+                async with runtime.engine.connect() as conn:
+                    counts = await ledger.delivery_counts(conn, update_id)
+                return counts.get("webhook", {}).get("sent") == SUBSCRIBERS
+
+            fanout_started = time.monotonic()
+            await until(all_sent, 90, interval_s=0.2)
+            fanout_s = time.monotonic() - fanout_started
+            await asyncio.sleep(2.5)  # two more relay rounds on each worker: nothing may be sent again
+    finally:
+        for process in (*workers, *webs):
+            process.stop()
+        pool = await runtime.queue.pool()
+        await pool.delete(settings.queue_name, f"{settings.queue_name}:metrics")
+        await runtime.aclose()
+
+    assert len(receiver.per_hook) == SUBSCRIBERS
+    assert set(receiver.per_hook.values()) == {1}, "a subscriber got a duplicate"
+    assert set(receiver.ids.values()) == {1} and len(receiver.ids) == SUBSCRIBERS
+    batches = [sum("batch " in line for line in w.log_path.read_text().splitlines()) for w in workers]
+    assert all(n > 0 for n in batches), f"both workers must have sent batches: {batches}"
+    print(f"web #2 heard the update after {event_at - posted_at:.3f} s, showed it after "
+          f"{shown_at - posted_at:.3f} s; all sent {fanout_s:.1f} s later; batch log lines per worker: {batches}")
