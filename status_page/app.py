@@ -79,8 +79,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         routes=routes,
         lifespan=lifespan,
         middleware=[
+            Middleware(public.FastPathMiddleware, settings=settings),  # cached hot GETs answered first
             Middleware(metrics.MetricsMiddleware),
-            Middleware(public.FastPathMiddleware, settings=settings),
             Middleware(SecurityHeadersMiddleware, settings=settings),
             Middleware(SessionMiddleware, secret_key=settings.secret_key.get_secret_value(),
                        session_cookie="broadcaster_session", same_site="lax",

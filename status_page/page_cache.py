@@ -84,7 +84,7 @@ def _matches(value: bytes, entry: Entry) -> bool:
     return False
 
 
-async def send_entry(scope: Scope, send: Send, entry: Entry) -> None:
+async def send_entry(scope: Scope, send: Send, entry: Entry, extra: Headers | None = None) -> None:
     """Answer with ``entry``: 304 on a matching If-None-Match, gzip when accepted, no body on HEAD."""
     accept = inm = b""
     for name, value in scope["headers"]:
@@ -95,10 +95,14 @@ async def send_entry(scope: Scope, send: Send, entry: Entry) -> None:
     zipped = entry.gzipped is not None and accept and _accepts_gzip(accept)
     if inm and entry.status == 200 and _matches(inm, entry):
         headers = [*entry.not_modified_headers, (b"etag", entry.gzip_etag if zipped else entry.etag)]
+        if extra:
+            headers.extend(extra)
         await send({"type": "http.response.start", "status": 304, "headers": headers})
         await send({"type": "http.response.body", "body": b""})
         return
     headers = entry.gzip_headers if zipped else entry.identity_headers
+    if extra:
+        headers = headers + extra
     await send({"type": "http.response.start", "status": entry.status, "headers": headers})
     body = b"" if scope["method"] == "HEAD" else (entry.gzipped if zipped else entry.body)
     await send({"type": "http.response.body", "body": body or b""})

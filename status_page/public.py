@@ -11,17 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from broadcaster.config import Settings
 from broadcaster.public_view import load_history, load_incident, recent_updates
 from broadcaster.runtime import Runtime
+from broadcaster.statuspage_v2 import ENDPOINTS
 from status_page import api_v2
 from status_page.live import live_events, sse_response
 from status_page.page_cache import INVALIDATING_EVENTS, Entry, Missing, make_entry, page_cache, send_entry
@@ -37,6 +41,7 @@ from status_page.rendering import (
     index_html,
     not_found_html,
 )
+from status_page.security_headers import security_headers_for
 
 log = logging.getLogger(__name__)
 
@@ -253,3 +258,35 @@ routes = [
     Route("/assets/{name}", PageEndpoint("asset"), methods=GET),
     Route("/events", events, methods=["GET"]),
 ]
+
+
+class FastPathMiddleware:
+    """Answers GET/HEAD of the hot public resources straight from the cache, before routing.
+
+    In a crisis everyone refreshes ``/`` and ``summary.json``; this skips the router, the
+    session and exception layers for them (the security headers are added here instead).
+    Anything else, including a failed build, goes through the normal stack.
+    """
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.extra = security_headers_for(settings, "/")
+        self.handlers: dict[str, Callable[[Any], Awaitable[Entry]]] = {
+            "/": index_entry,
+            "/history.atom": functools.partial(feed_entry, kind="atom"),
+            "/history.rss": functools.partial(feed_entry, kind="rss"),
+            **{f"/api/v2/{p}": functools.partial(api_v2.api_entry, path=p) for p in ENDPOINTS},
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
+            handler = self.handlers.get(scope["path"])
+            if handler is not None:
+                try:
+                    entry = await handler(scope["app"])
+                except Exception:
+                    log.debug("fast path missed %s", scope["path"], exc_info=True)
+                else:
+                    await send_entry(scope, send, entry, self.extra)
+                    return
+        await self.app(scope, receive, send)

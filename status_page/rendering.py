@@ -105,9 +105,10 @@ def render(settings: Settings, template: str, *, live: bool = True, **context: A
 def uptime_view(uptime: Uptime | None) -> dict[str, Any] | None:
     if uptime is None:
         return None
+    # Only days with something to say carry a tooltip: a plain day is 7 bytes, not 45.
     days = [
         {"day": d.day.isoformat(), "level": d.level,
-         "text": "no data" if d.uptime is None else f"{100 * d.uptime:.2f}% uptime"}
+         "text": "" if d.uptime is None or (d.uptime == 1.0 and d.level <= 0) else f"{100 * d.uptime:.2f}% uptime"}
         for d in uptime.days
     ]
     label = "no data yet" if uptime.percent is None else f"{uptime.percent:.2f}% uptime"

@@ -38,15 +38,20 @@ def _headers(csp: str, hsts: bool) -> list[tuple[bytes, bytes]]:
     return headers
 
 
+def security_headers_for(settings: Settings, path: str) -> list[tuple[bytes, bytes]]:
+    """The headers this middleware adds to a response for ``path`` (for paths served before it)."""
+    hashes = (inline_js_hash(settings.templates_dir),)
+    relaxed = path.startswith(RELAXED_STYLE_PREFIXES)
+    return _headers(content_security_policy(hashes, inline_styles=relaxed), settings.public_url.startswith("https://"))
+
+
 class SecurityHeadersMiddleware:
     """Adds the security headers to each HTTP response that lacks them."""
 
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
-        hashes = (inline_js_hash(settings.templates_dir),)
-        hsts = settings.public_url.startswith("https://")
-        self.strict = _headers(content_security_policy(hashes), hsts)
-        self.relaxed = _headers(content_security_policy(hashes, inline_styles=True), hsts)
+        self.strict = security_headers_for(settings, "/")
+        self.relaxed = security_headers_for(settings, RELAXED_STYLE_PREFIXES[0])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -113,18 +113,18 @@ def test_update_without_component_changes_has_null_affected_components() -> None
     assert v2.update_json(update)["affected_components"] is None
 
 
-O, D, P, M, U = "operational", "degraded_performance", "partial_outage", "major_outage", "under_maintenance"
+OK, D, P, M, U = "operational", "degraded_performance", "partial_outage", "major_outage", "under_maintenance"
 INDICATOR_CASES = [
     ([], (), ("none", "All Systems Operational")),
-    ([O, O], (), ("none", "All Systems Operational")),
+    ([OK, OK], (), ("none", "All Systems Operational")),
     ([M, M], (), ("critical", "Major System Outage")),
-    ([M, O], (), ("major", "Partial System Outage")),
+    ([M, OK], (), ("major", "Partial System Outage")),
     ([P, P], (), ("major", "Partial System Outage")),
-    ([P, O], (), ("minor", "Minor Service Outage")),
+    ([P, OK], (), ("minor", "Minor Service Outage")),
     ([P, D], (), ("minor", "Minor Service Outage")),
     ([D, D], (), ("minor", "Degraded System Service")),
-    ([D, O], (), ("minor", "Partially Degraded Service")),
-    ([U, O], (), ("maintenance", "Service Under Maintenance")),
+    ([D, OK], (), ("minor", "Partially Degraded Service")),
+    ([U, OK], (), ("maintenance", "Service Under Maintenance")),
     ([D, U], (), ("minor", "Partially Degraded Service")),
     # a single component names the page directly
     ([D], (), ("minor", "Partially Degraded Service")),
@@ -132,12 +132,12 @@ INDICATOR_CASES = [
     ([M], (), ("critical", "Major System Outage")),
     ([U], (), ("maintenance", "Service Under Maintenance")),
     # an active incident raises the indicator to at least its impact
-    ([O, O], ("minor",), ("minor", "Minor Service Outage")),
-    ([O, O], ("major",), ("major", "Partial System Outage")),
-    ([O, O], ("critical", "minor"), ("critical", "Major System Outage")),
-    ([O, O], ("none",), ("none", "All Systems Operational")),
+    ([OK, OK], ("minor",), ("minor", "Minor Service Outage")),
+    ([OK, OK], ("major",), ("major", "Partial System Outage")),
+    ([OK, OK], ("critical", "minor"), ("critical", "Major System Outage")),
+    ([OK, OK], ("none",), ("none", "All Systems Operational")),
     ([M, M], ("minor",), ("critical", "Major System Outage")),
-    ([U, O], ("minor",), ("minor", "Minor Service Outage")),
+    ([U, OK], ("minor",), ("minor", "Minor Service Outage")),
 ]
 
 
@@ -148,8 +148,8 @@ def test_indicator_rule(statuses: list[str], impacts: tuple[str, ...], expected:
 
 
 def test_active_maintenance_shows_when_nothing_worse() -> None:
-    assert v2.page_status([O], (), maintenance_active=True) == ("maintenance", "Service Under Maintenance")
-    assert v2.page_status([D, O], (), maintenance_active=True)[0] == "minor"
+    assert v2.page_status([OK], (), maintenance_active=True) == ("maintenance", "Service Under Maintenance")
+    assert v2.page_status([D, OK], (), maintenance_active=True)[0] == "minor"
 
 
 def test_status_json_ignores_groups() -> None:
@@ -160,10 +160,10 @@ def test_status_json_ignores_groups() -> None:
 def test_daily_uptime_weights_outages() -> None:
     now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
     start = datetime(2026, 11, 22, 0, 0, tzinfo=UTC)
-    changes = [(start + timedelta(hours=6), M), (start + timedelta(hours=12), P), (start + timedelta(hours=18), O)]
-    result = daily_uptime(changes, O, now, days=3)
+    changes = [(start + timedelta(hours=6), M), (start + timedelta(hours=12), P), (start + timedelta(hours=18), OK)]
+    result = daily_uptime(changes, OK, now, days=3)
     first, yesterday, today = result.days
-    assert first.uptime == 1.0 and first.worst == O and first.level == 0
+    assert first.uptime == 1.0 and first.worst == OK and first.level == 0
     assert yesterday.worst == M and yesterday.level == 4
     assert yesterday.uptime == pytest.approx(1 - (6 + 6 * 0.3) / 24)
     assert today.uptime == 1.0
@@ -172,6 +172,6 @@ def test_daily_uptime_weights_outages() -> None:
 
 def test_daily_uptime_before_creation_has_no_data() -> None:
     now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-    result = daily_uptime([(now - timedelta(hours=2), O)], None, now, days=2)
+    result = daily_uptime([(now - timedelta(hours=2), OK)], None, now, days=2)
     assert result.days[0].uptime is None and result.days[0].level == -1
     assert result.days[1].uptime == 1.0
