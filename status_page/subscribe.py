@@ -179,6 +179,12 @@ async def dispatch_confirmation(rt: Runtime, subscriber_id: str) -> None:
         log.warning("confirmation for %s not sent: %s", subscriber_id, exc)
 
 
+async def stylesheet(request: Request) -> Response:
+    """The subscriber pages' CSS (a file, not inline: the page's CSP forbids inline styles)."""
+    path = runtime(request).settings.templates_dir / "subscribe" / "style.css"
+    return Response(path.read_bytes(), media_type="text/css", headers={"Cache-Control": "public, max-age=3600"})
+
+
 async def subscribe_form(request: Request) -> Response:
     return await _form(request)
 
@@ -306,6 +312,7 @@ async def confirm_link(request: Request) -> Response:
 
 
 routes = [
+    Route("/subscribe/style.css", stylesheet, methods=["GET"]),
     Route("/subscribe", subscribe_form, methods=["GET"]),
     Route("/subscribe", subscribe, methods=["POST"]),
     Route("/subscribe/confirm", confirm_code, methods=["POST"]),

@@ -47,6 +47,9 @@ async def test_form_page_lists_components(client: httpx.AsyncClient, auth: dict[
     assert page.status_code == 200
     assert 'name="email"' in page.text and "Platform - API" in page.text
     assert 'name="phone"' not in page.text, "SMS is not configured here"
+    assert "<style" not in page.text and 'href="/subscribe/style.css"' in page.text
+    css = await client.get("/subscribe/style.css")
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
     sms = await client.post("/subscribe", json={"phone": "+14155550100"})
     assert sms.status_code == 422 and sms.json()["error"]["fields"] == {"phone": "sms is not enabled here"}
     unknown = await client.post("/subscribe", json={"email": "a@example.org", "components": ["nope"]})
