@@ -186,6 +186,15 @@ async def desk_static(request: Request) -> Response:
     return Response(body, media_type=STATIC_TYPES[name], headers=headers)
 
 
+def install(app: Any) -> None:
+    """At startup, subscribe the desk's cache to the bus (which starts this process's listener)."""
+
+    async def start(app: Any) -> None:
+        desk_cache(app)
+
+    app.state.startup_hooks.append(start)
+
+
 routes = [
     Route("/desk", desk_page, methods=["GET"]),
     Route("/desk/fragment", desk_fragment, methods=["GET"]),

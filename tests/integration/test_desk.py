@@ -15,6 +15,7 @@ from broadcaster.db import deliveries
 from broadcaster.render import markdown_to_html
 from broadcaster.runtime import Runtime
 from broadcaster.users import create_user
+from status_page.desk import DeskCache
 from tests.conftest import run_worker
 from tests.support.servers import serve_app
 
@@ -195,3 +196,14 @@ async def test_events_stream_update_and_published(app, client, auth, settings, r
     async with runtime.engine.connect() as conn:
         rows = (await conn.execute(select(deliveries.c.state).where(deliveries.c.channel == "desk"))).all()
     assert [r.state for r in rows] == ["sent"], "the desk is recorded in the ledger like any channel"
+
+
+async def test_cached_desk_is_dropped_when_an_update_lands(app, agent_client, auth) -> None:
+    assert isinstance(app.state.desk_cache, DeskCache), "the cache listens to the bus from startup"
+    api = await open_incident(agent_client, auth)
+    assert markdown_to_html(FIRST) in (await agent_client.get("/desk/fragment")).text  # now cached
+    await post_update(agent_client, auth, api["id"], status="monitoring", message="A fix is live.")
+    deadline = asyncio.get_running_loop().time() + 2
+    while markdown_to_html("A fix is live.") not in (await agent_client.get("/desk/fragment")).text:
+        assert asyncio.get_running_loop().time() < deadline, "the update event did not refresh the desk"
+        await asyncio.sleep(0.05)
