@@ -26,10 +26,18 @@
       state.textContent = text;
     }
 
-    function refresh() {
-      var mine = ++seq;
+    function snapshot() {
       var body = new URLSearchParams(new FormData(form));
       body.delete("preview_token");
+      return body;
+    }
+    // What the current token was signed for: a blur or a no-op change must not invalidate it.
+    var previewed = tokenField.value ? snapshot().toString() : null;
+
+    function refresh() {
+      var mine = ++seq;
+      var body = snapshot();
+      var content = body.toString();
       fetch(form.getAttribute("data-preview-url"), {
         method: "POST", body: body, credentials: "same-origin",
         headers: {"X-CSRF-Token": csrf, "Accept": "application/json"}
@@ -46,6 +54,7 @@
         }
         previews.innerHTML = result.data.html;  // server-rendered, escaped by the template
         tokenField.value = result.data.token;
+        previewed = content;
         sendButton.disabled = false;
         state.textContent = "Preview up to date (" + Object.keys(result.data.renditions).length + " channels).";
       }).catch(function () {
@@ -55,6 +64,7 @@
 
     var later = debounce(refresh, 350);
     function changed() {
+      if (tokenField.value && snapshot().toString() === previewed) { return; }
       stale("Updating preview…");
       later();
     }
@@ -66,11 +76,14 @@
         if (!sendButton.disabled) { form.requestSubmit(sendButton); }
       }
     });
+    var sending = false;
     form.addEventListener("submit", function (event) {
       if (event.submitter === sendButton) {
-        if (sendButton.disabled || !tokenField.value) { event.preventDefault(); return; }
-        sendButton.disabled = true;  // one click, one update
+        if (sending || sendButton.disabled || !tokenField.value) { event.preventDefault(); return; }
+        sending = true;  // one click, one update
         state.textContent = "Sending…";
+        // Disabled only after the submission started: a disabled submitter cancels it.
+        setTimeout(function () { sendButton.disabled = true; }, 0);
       }
     });
     var add = document.getElementById("add-answer");
