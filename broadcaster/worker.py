@@ -144,6 +144,29 @@ def _reminder_cron(settings: Settings) -> Any:
                 run_at_startup=True, **when)
 
 
+class ResilientWorker(Worker):
+    """An arq worker that rides out a Redis outage instead of exiting.
+
+    arq's poll loop lets a Redis error escape, which ends ``main()`` and cancels every job in
+    flight (their recipients are then sent again after the lease). Here the poll just waits
+    for Redis to come back; jobs lost with Redis's memory are re-enqueued by the relay.
+    """
+
+    async def _poll_iteration(self) -> None:
+        try:
+            await super()._poll_iteration()
+        except (OSError, ConnectionError, TimeoutError) as exc:
+            await self._redis_away(exc)
+        except Exception as exc:  # redis-py raises its own hierarchy
+            if not exc.__class__.__module__.startswith("redis"):
+                raise
+            await self._redis_away(exc)
+
+    async def _redis_away(self, exc: Exception) -> None:
+        log.warning("Redis out of reach (%s); waiting for it", exc)
+        await asyncio.sleep(1.0)
+
+
 def make_worker(settings: Settings | None = None, **overrides: Any) -> Worker:
     """An arq ``Worker`` for ``settings``; ``overrides`` go to ``Worker`` (e.g. ``burst=True``)."""
     settings = settings or get_settings()
@@ -168,5 +191,5 @@ def make_worker(settings: Settings | None = None, **overrides: Any) -> Worker:
         health_check_key=health_check_key(settings),
     )
     options.update(overrides)
-    worker = Worker(**options)
+    worker = ResilientWorker(**options)
     return worker

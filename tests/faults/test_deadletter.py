@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 
@@ -61,12 +62,12 @@ async def test_cli_replay(client, auth, settings, runtime: Runtime) -> None:
     async with serve_app(receiver.app()) as base:
         update_id, receiver.secret = await _failed_update(client, auth, settings, f"{base}/hook")
         env = settings_env(settings)
-        listed = subprocess.run([sys.executable, "-m", "broadcaster.cli", "replay", "--update", update_id,
+        listed = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "broadcaster.cli", "replay", "--update", update_id,
                                  "--channel", "webhook", "--list"], env=env, capture_output=True, text=True,
                                 timeout=60)
         assert listed.returncode == 0, listed.stderr
         assert "1 failed deliveries" in listed.stdout and "HTTP 400" in listed.stdout
-        done = subprocess.run([sys.executable, "-m", "broadcaster.cli", "replay", "--update", update_id,
+        done = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "broadcaster.cli", "replay", "--update", update_id,
                                "--channel", "webhook"], env=env, capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr
         assert f"reset 1 failed deliveries of update {update_id} on webhook; 1 batches enqueued" in done.stdout

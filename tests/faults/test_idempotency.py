@@ -94,7 +94,7 @@ async def test_concurrent_retries_record_one_update(client: httpx.AsyncClient, a
 
 async def test_console_helper_posts_once(runtime: Runtime) -> None:
     first, _ = await idempotency.post_once(runtime, INCIDENT, None, "alice", "console-key", "user:alice")
-    again, queued = await idempotency.post_once(runtime, INCIDENT, None, "alice", "console-key", "user:alice")
+    again, _ = await idempotency.post_once(runtime, INCIDENT, None, "alice", "console-key", "user:alice")
     assert not isinstance(first, idempotency.Stored)
     assert isinstance(again, idempotency.Stored) and again.ref["update_id"] == first.update_id
     assert await count(runtime, updates) == 1
