@@ -99,8 +99,9 @@ def configure_logging(log_format: str = "text", level: int = logging.INFO) -> No
 
 
 def logging_config(log_format: str = "text", level: str = "INFO") -> dict[str, Any]:
-    """The same setup as a ``logging.config.dictConfig`` dict (for uvicorn's ``log_config``,
-    which it applies in every web process it starts)."""
+    """The same setup as a ``logging.config.dictConfig`` dict, for the web servers' own log
+    settings (uvicorn's ``log_config``, granian's ``--log-config``), which they apply in every
+    web process they start."""
     formatter = "broadcaster.logs.JsonFormatter" if log_format == "json" else "broadcaster.logs.TextFormatter"
     return {
         "version": 1,
@@ -111,5 +112,5 @@ def logging_config(log_format: str = "text", level: str = "INFO") -> dict[str, A
                                  "formatter": "default", "filters": ["context"]}},
         "root": {"handlers": ["default"], "level": level},
         "loggers": {name: {"handlers": [], "propagate": True, "level": level}
-                    for name in ("uvicorn", "uvicorn.error", "uvicorn.access")},
+                    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "_granian", "granian.access")},
     }
