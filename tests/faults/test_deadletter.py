@@ -14,6 +14,8 @@ from tests.support.providers.webhook_receiver import WebhookReceiver
 from tests.support.servers import serve_app
 from tests.support.worker_process import settings_env
 
+CLI = [sys.executable, "-m", "broadcaster.cli"]
+
 
 async def _failed_update(client: httpx.AsyncClient, auth: dict[str, str], settings, url: str) -> tuple[str, str]:  # type: ignore[no-untyped-def]
     response = await client.post("/api/v1/subscribers", headers=auth,
@@ -62,12 +64,12 @@ async def test_cli_replay(client, auth, settings, runtime: Runtime) -> None:
     async with serve_app(receiver.app()) as base:
         update_id, receiver.secret = await _failed_update(client, auth, settings, f"{base}/hook")
         env = settings_env(settings)
-        listed = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "broadcaster.cli", "replay", "--update", update_id,
+        listed = await asyncio.to_thread(subprocess.run, [*CLI, "replay", "--update", update_id,
                                  "--channel", "webhook", "--list"], env=env, capture_output=True, text=True,
                                 timeout=60)
         assert listed.returncode == 0, listed.stderr
         assert "1 failed deliveries" in listed.stdout and "HTTP 400" in listed.stdout
-        done = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "broadcaster.cli", "replay", "--update", update_id,
+        done = await asyncio.to_thread(subprocess.run, [*CLI, "replay", "--update", update_id,
                                "--channel", "webhook"], env=env, capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr
         assert f"reset 1 failed deliveries of update {update_id} on webhook; 1 batches enqueued" in done.stdout
