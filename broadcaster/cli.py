@@ -41,9 +41,18 @@ def _serve_args(parser: argparse.ArgumentParser) -> None:
 @command("serve", "run the web app (status page, APIs, console)", _serve_args)
 def serve(args: argparse.Namespace, settings: Settings) -> int:
     if args.server == "granian":
-        return subprocess.call([
+        import json
+        import tempfile
+
+        from broadcaster.logs import logging_config
+
+        with tempfile.NamedTemporaryFile("w", prefix="broadcaster-log-", suffix=".json", delete=False) as f:
+            json.dump(logging_config(settings.log_format), f)
+        # exec: granian takes this process's place, so a container's SIGTERM reaches it.
+        os.execv(sys.executable, [
             sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "--host", args.host,
-            "--port", str(args.port), "--workers", str(args.workers), "status_page.app:create_app",
+            "--port", str(args.port), "--workers", str(args.workers), "--log-config", f.name,
+            "status_page.app:create_app",
         ])
     import uvicorn
 
