@@ -103,6 +103,11 @@ class Settings(BaseSettings):
     subscribe_sms_per_prefix: int = 30
     subscribe_sms_prefix_digits: int = 7  # leading E.164 digits (country code included) of a prefix
 
+    # console login: attempts per fixed window in Redis, per client IP and per username
+    login_window_s: int = 900
+    login_per_ip: int = 30
+    login_per_username: int = 10
+
     # outgoing webhooks
     webhook_allow_private: bool = False
     webhook_timeout_s: float = 10.0

@@ -11,10 +11,13 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import ipaddress
 import json
+import socket
 import time
 from collections.abc import Mapping, Sequence
 from typing import ClassVar, Self
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -37,6 +40,29 @@ from channels.base import (
 )
 
 USER_AGENT = "broadcaster-webhooks/1"
+
+
+def is_public_ip(address: str) -> bool:
+    """False for loopback, private, link-local (cloud metadata), reserved, multicast, unspecified."""
+    ip = ipaddress.ip_address(address.split("%")[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return not (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast
+                or ip.is_unspecified)
+
+
+async def refuse_private(url: str) -> PermanentError | None:
+    """Resolve the URL's host now, at delivery time (DNS may have changed since sign-up: rebinding)."""
+    host = urlsplit(url).hostname
+    if not host:
+        return PermanentError("webhook URL has no host")
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        return None  # unresolvable: the POST fails as a retryable connection error
+    if any(not is_public_ip(str(info[4][0])) for info in infos):
+        return PermanentError(f"refused: {host} resolves to a private or loopback address")
+    return None
 
 
 def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
@@ -66,15 +92,16 @@ class WebhookChannel:
     title: ClassVar[str] = "Webhooks"
 
     def __init__(self, timeout_s: float = 10.0, concurrency: int = 32,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 transport: httpx.AsyncBaseTransport | None = None, allow_private: bool = False) -> None:
         self._timeout_s = timeout_s
+        self._allow_private = allow_private
         self._concurrency = concurrency
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, context: ChannelContext) -> Self | None:
-        return cls(timeout_s=settings.webhook_timeout_s)
+        return cls(timeout_s=settings.webhook_timeout_s, allow_private=settings.webhook_allow_private)
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
@@ -124,6 +151,8 @@ class WebhookChannel:
     async def _post(self, message: Message, recipient: Recipient, body: bytes) -> Outcome:
         if not recipient.secret:
             return PermanentError("subscriber has no signing secret")
+        if not self._allow_private and (refused := await refuse_private(recipient.address)) is not None:
+            return refused
         msg_id = f"msg_{message.update_id}_{recipient.subscriber_id}"
         timestamp = int(time.time())
         headers = {

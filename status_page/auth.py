@@ -7,6 +7,7 @@ name, role and a CSRF token. Every cookie-authenticated POST must carry that tok
 
 from __future__ import annotations
 
+import logging
 import secrets
 from typing import Any
 from urllib.parse import quote
@@ -17,9 +18,12 @@ from starlette.routing import Route
 
 from broadcaster.audit import record as audit
 from broadcaster.models import ROLE_RANK, Role
+from broadcaster.ratelimit import Limit, LimiterUnavailable, RateLimiter
 from broadcaster.users import check_login
 from status_page.http import HTTPError, runtime
 from status_page.pages import render_page
+
+log = logging.getLogger(__name__)
 
 SESSION_USER = "user"
 SESSION_CSRF = "csrf"
@@ -78,6 +82,31 @@ async def login_page(request: Request) -> Response:
                        error=None, csrf_token=csrf_token(request))
 
 
+async def login_throttle(request: Request, username: str) -> int | None:
+    """Count a login attempt per client IP and per username; seconds to wait when over a limit.
+
+    When Redis is out of reach logins still work (during an incident the console matters
+    more than the limit), and the lapse is logged.
+    """
+    rt = runtime(request)
+    settings = rt.settings
+    ip = request.client.host if request.client else "unknown"
+    try:
+        limiter = RateLimiter(await rt.queue.pool(), namespace=settings.queue_name)
+        return await limiter.check([
+            Limit(f"login:ip:{ip}", settings.login_per_ip, settings.login_window_s),
+            Limit(f"login:user:{username.strip().lower()}", settings.login_per_username, settings.login_window_s),
+        ])
+    except (LimiterUnavailable, OSError, ConnectionError) as exc:
+        log.warning("login rate limits not checked: %s", exc)
+        return None
+    except Exception as exc:  # redis-py's own hierarchy, from creating the pool
+        if not exc.__class__.__module__.startswith("redis"):
+            raise
+        log.warning("login rate limits not checked: %s", exc)
+        return None
+
+
 async def login(request: Request) -> Response:
     await check_csrf(request)
     form = await request.form()
@@ -85,6 +114,14 @@ async def login(request: Request) -> Response:
     password = str(form.get("password") or "")
     target = _safe_next(str(form.get("next") or ""))
     rt = runtime(request)
+    wait_s = await login_throttle(request, username)
+    if wait_s is not None:
+        async with rt.engine.begin() as conn:
+            await audit(conn, username or "anonymous", "login_throttled", target=username)
+        response = render_page(request, "console/login.html", status_code=429, next=target,
+                               error=f"Too many attempts. Try again in {wait_s} s.", csrf_token=csrf_token(request))
+        response.headers["Retry-After"] = str(wait_s)
+        return response
     async with rt.engine.begin() as conn:
         user = await check_login(conn, username, password)
         await audit(conn, username or "anonymous", "login" if user else "login_failed", target=username)
