@@ -303,6 +303,72 @@ incident_templates = Table(
 )
 
 
+# Crisis playbooks (broadcaster/playbooks.py): a crisis type with severity levels, each level an
+# incident template, default channels, a promised cadence and an internal contact list.
+playbooks = Table(
+    "playbooks",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("crisis_type", String(64), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+playbook_levels = Table(
+    "playbook_levels",
+    metadata,
+    Column("playbook_id", Id, ForeignKey("playbooks.id", ondelete="CASCADE"), primary_key=True),
+    Column("level", Integer, primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("title", String(255), nullable=False),
+    Column("status", String(32), nullable=False, default="investigating"),
+    Column("impact", String(16)),
+    Column("message", Text, nullable=False),
+    Column("agent", JSON, nullable=False, default=dict),  # talking points, approved answers, escalation
+    Column("channels", JSON, nullable=False, default=list),
+    Column("cadence_minutes", Integer),
+)
+
+# Internal people kept informed during a crisis. Never subscribers: no public list, no export.
+contacts = Table(
+    "contacts",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("role", String(255), nullable=False, default=""),
+    Column("email", String(255)),
+    Column("phone", String(32)),
+    Column("groups", JSON, nullable=False, default=list),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+contact_assignments = Table(
+    "contact_assignments",
+    metadata,
+    Column("contact_id", Id, ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True),
+    Column("playbook_id", Id, ForeignKey("playbooks.id", ondelete="CASCADE"), primary_key=True),
+    Column("level", Integer, primary_key=True),
+)
+
+incident_contacts = Table(
+    "incident_contacts",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("incident_id", Id, ForeignKey("incidents.id", ondelete="CASCADE"), nullable=False),
+    Column("contact_id", Id, ForeignKey("contacts.id", ondelete="CASCADE"), nullable=False),
+    Column("level", Integer, nullable=False),
+    Column("added_at", UTCDateTime, nullable=False),
+    Column("notified_at", UTCDateTime),  # first notification sent
+    Column("notified_number", Integer, nullable=False, default=0),  # last update number sent to them
+    Column("acknowledged_at", UTCDateTime),
+    Column("ack_token_hash", String(128)),  # SHA-256 of the link that acknowledged
+    UniqueConstraint("incident_id", "contact_id"),
+)
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
