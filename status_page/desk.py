@@ -11,8 +11,9 @@
   so a strict Content-Security-Policy holds).
 
 The rendered desk is the same for every agent, so each process keeps one copy and drops
-it on every live event (``channels/desk.py`` emits ``published`` when the worker has
-published an update to the desk).
+it on every live event (``update`` when an update is posted, ``published`` when the worker
+has published it to the desk through ``channels/desk.py``); ``install`` subscribes that
+copy to the bus at startup.
 """
 
 from __future__ import annotations
