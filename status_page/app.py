@@ -25,6 +25,7 @@ from status_page import (
     console,
     desk,
     metrics,
+    openapi,
     preferences,
     public,
     subscribe,
@@ -51,7 +52,8 @@ async def healthz(request: Request) -> Response:
 
 def route_modules() -> list[Any]:
     """Every module that contributes ``routes``, in matching order."""
-    return [public, api_v2, api_v1, api_v1_ops, auth, console, desk, subscribe, preferences, twilio_webhooks, metrics]
+    return [public, api_v2, api_v1, api_v1_ops, auth, console, desk, subscribe, preferences, twilio_webhooks, metrics,
+            openapi]
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Starlette:

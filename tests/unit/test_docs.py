@@ -1,0 +1,45 @@
+"""docs/ stays in step with the code: every setting documented with its real default."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from broadcaster.config import PROJECT_ROOT, Settings
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+ROW = re.compile(r"^\| `BROADCASTER_([A-Z0-9_]+)` \| `([^`]*)` \|", re.M)
+
+
+def shown_default(value: object) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, SecretStr):
+        return "(dev value)"
+    if isinstance(value, Path):
+        return str(value.relative_to(PROJECT_ROOT)) if value.is_relative_to(PROJECT_ROOT) else str(value)
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+def test_every_setting_is_documented_with_its_default() -> None:
+    rows = {name.lower(): default for name, default in ROW.findall((DOCS / "configuration.md").read_text())}
+    fields = Settings.model_fields
+    missing = set(fields) - set(rows)
+    assert not missing, f"docs/configuration.md lacks {sorted(f'BROADCASTER_{m.upper()}' for m in missing)}"
+    stale = set(rows) - set(fields)
+    assert not stale, f"docs/configuration.md documents settings that do not exist: {sorted(stale)}"
+    for name, field in fields.items():
+        assert rows[name] == shown_default(field.default), f"BROADCASTER_{name.upper()}: default is " \
+            f"{shown_default(field.default)!r}, docs say {rows[name]!r}"
+
+
+def test_docs_exist_and_link_to_each_other() -> None:
+    names = {"deploying.md", "configuration.md", "channels.md", "scaling.md", "backups.md", "upgrading.md", "api.md"}
+    assert names <= {p.name for p in DOCS.glob("*.md")}
+    for page in DOCS.glob("*.md"):
+        for target in re.findall(r"\]\(([a-z_-]+\.md)(?:#[^)]*)?\)", page.read_text()):
+            assert (DOCS / target).exists(), f"{page.name} links to missing {target}"
