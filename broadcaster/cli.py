@@ -241,6 +241,45 @@ def export_static(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _playbooks_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=["export", "import"])
+    parser.add_argument("file", help="YAML file to write (export) or read (import); '-' for stdout/stdin")
+
+
+@command("playbooks", "export or import the crisis playbooks and contacts as YAML", _playbooks_args)
+def playbooks(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from broadcaster.db import make_engine
+    from broadcaster.playbook_yaml import export_yaml, import_yaml
+
+    text = ""
+    if args.action == "import":
+        text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8")
+
+    async def run() -> str:
+        engine = make_engine(settings.database_url)
+        try:
+            if args.action == "export":
+                async with engine.connect() as conn:
+                    return await export_yaml(conn)
+            async with engine.begin() as conn:
+                counts = await import_yaml(conn, text)
+            return f"imported {counts['playbooks']} playbooks, {counts['levels']} levels, {counts['contacts']} contacts"
+        finally:
+            await engine.dispose()
+
+    result = asyncio.run(run())
+    if args.action == "import":
+        print(result)
+    elif args.file == "-":
+        sys.stdout.write(result)
+    else:
+        Path(args.file).write_text(result, encoding="utf-8")
+        print(f"wrote {args.file}")
+    return 0
+
+
 @command("demo", "seed demo components, an incident and an API token")
 def demo(args: argparse.Namespace, settings: Settings) -> int:
     from broadcaster.demo import seed

@@ -8,6 +8,7 @@ from broadcaster.components import create_component
 from broadcaster.config import Settings
 from broadcaster.db import components
 from broadcaster.incident_templates import seed_templates
+from broadcaster.playbook_yaml import load_sample
 from broadcaster.posting import post
 from broadcaster.runtime import Runtime
 from broadcaster.schemas import ComponentIn
@@ -38,6 +39,7 @@ async def seed(settings: Settings) -> list[str]:
                     ids[name] = row["id"]
             token = await create_token(conn, "demo")
             templates_added = await seed_templates(conn)
+            playbooks_loaded = await load_sample(conn) if ids else None
         if ids:
             posted, _ = await post(rt, {
                 "title": "Elevated error rates on the API",
@@ -60,6 +62,9 @@ async def seed(settings: Settings) -> list[str]:
             lines.append(f"demo incident {posted.incident_id} posted")
         else:
             lines.append("demo data already present")
+        if playbooks_loaded:
+            lines.append(f"{playbooks_loaded['playbooks']} crisis playbooks and "
+                         f"{playbooks_loaded['contacts']} contacts loaded")
         if templates_added:
             lines.append(f"{templates_added} incident templates added")
         lines.append("API token (shown once):")

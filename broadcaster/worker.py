@@ -18,7 +18,7 @@ from arq.cron import CronJob
 from arq.typing import WorkerCoroutine
 from arq.worker import Function, Worker, func
 
-from broadcaster import confirmations
+from broadcaster import confirmations, contact_notify
 from broadcaster.config import Settings, get_settings
 from broadcaster.errors import ConfigError, RetryableError
 from broadcaster.logs import log_context
@@ -122,6 +122,7 @@ def functions(settings: Settings) -> list[Function]:
         func(fanout_job, name=FANOUT, keep_result=0, max_tries=UNBOUNDED_TRIES, timeout=timeout),
         func(deliver_batch_job, name=DELIVER_BATCH, keep_result=0, max_tries=UNBOUNDED_TRIES, timeout=timeout),
         confirmations.function(settings),
+        contact_notify.function(settings),
     )]
 
 

@@ -41,6 +41,7 @@ class DeskChannel:
     name: ClassVar[str] = "desk"
     kind: ClassVar[ChannelKind] = ChannelKind.BROADCAST
     title: ClassVar[str] = "Agent desk"
+    publishes_drills: ClassVar[bool] = True  # kept off the public: see broadcaster.fanout
 
     def __init__(self, publish_event: PublishEvent | None = None) -> None:
         self._publish_event = publish_event

@@ -21,6 +21,7 @@ class StatusPageChannel:
     name: ClassVar[str] = "status_page"
     kind: ClassVar[ChannelKind] = ChannelKind.BROADCAST
     title: ClassVar[str] = "Status page"
+    publishes_drills: ClassVar[bool] = True  # kept off the public: see broadcaster.fanout
 
     def __init__(self, context: ChannelContext) -> None:
         self._context = context
