@@ -39,6 +39,7 @@ from broadcaster.posting import post
 from broadcaster.queue import DELIVER_BATCH
 from broadcaster.runtime import Runtime
 from broadcaster.schemas import ComponentPatch
+from broadcaster.users import has_role
 from status_page.auth import check_csrf, csrf_token, require_role
 from status_page.console_compose import (
     api_body,
@@ -71,8 +72,6 @@ def page(request: Request, template: str, user: dict[str, Any], status_code: int
 
 
 def _can(user: dict[str, Any], role: Role) -> bool:
-    from broadcaster.users import has_role
-
     return has_role(user, role)
 
 
@@ -199,7 +198,7 @@ async def preview_json(request: Request) -> Response:
     except InputError as exc:
         return JSONResponse({"error": {"code": exc.code, "message": exc.message, "fields": exc.fields},
                              "token": ""}, status_code=exc.status_code)
-    fragment = render_page(request, "console/_previews.html", previews=previews).body.decode()
+    fragment = bytes(render_page(request, "console/_previews.html", previews=previews).body).decode()
     return JSONResponse({"token": sign_preview(runtime(request).settings, body, user["username"]),
                          "renditions": previews, "html": fragment})
 
