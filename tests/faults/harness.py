@@ -59,7 +59,8 @@ REPORT: list[Row] = []
 def fault_settings(database_url: str, **overrides: Any) -> Settings:
     """Fast retries, short leases, a quick circuit breaker, and never giving up during an outage."""
     values: dict[str, Any] = dict(
-        batch_size=25, max_jobs=4, job_timeout_s=8, sending_lease_s=3, relay_interval_s=1,
+        # The lease equals the job timeout: a claim is taken back only once its job is surely dead.
+        batch_size=25, max_jobs=4, job_timeout_s=6, sending_lease_s=6, relay_interval_s=1,
         retry_base_s=0.2, retry_max_s=1.0, max_attempts=500, circuit_failure_threshold=3,
         circuit_cooldown_s=1.0, webhook_timeout_s=2.0,
     )

@@ -83,7 +83,7 @@ async def test_redis_restarted_mid_fanout(database_url: str, clean_database: Non
 
 async def test_database_unreachable_for_10_s(database_url: str, clean_database: None, tmp_path: Path) -> None:
     receiver = ChaosReceiver(delay_s=0.2)
-    settings = fault_settings(database_url, max_jobs=2, job_timeout_s=30, sending_lease_s=5)
+    settings = fault_settings(database_url, max_jobs=2, job_timeout_s=12, sending_lease_s=12)
     proxy: TcpProxy | None = None
     worker_settings = settings
     if backend() == "postgres":
@@ -201,7 +201,7 @@ async def test_sms_provider_misbehaves(mode: str, database_url: str, clean_datab
         async with scenario(f"Twilio answers {mode}", settings, "sms", tmp_path, received) as run:
             await run.add_subscribers([f"+1415555{n:04d}" for n in range(100, 250)])
             if mode == "429":
-                provider.throttle(seconds=3, retry_after_s=1)
+                provider.throttle(times=40, retry_after_s=1)
             else:
                 provider.fail(times=60, status=500)
             run.start_workers(1)
@@ -212,7 +212,7 @@ async def test_sms_provider_misbehaves(mode: str, database_url: str, clean_datab
 
 
 async def test_workers_racing_on_the_same_jobs(database_url: str, clean_database: None, tmp_path: Path) -> None:
-    settings = fault_settings(database_url, max_jobs=8)
+    settings = fault_settings(database_url, max_jobs=4)
     receiver = ChaosReceiver(delay_s=0.05)
     async with serve_app(receiver.app()) as base, scenario(
         "3 workers racing, every batch x3", settings, "webhook", tmp_path, lambda: receiver.received(base)

@@ -39,7 +39,7 @@ async def test_title_cannot_add_headers_or_recipients(title: str) -> None:
     mail = smtp.messages[0]
     assert mail["Bcc"] is None and mail["Cc"] is None
     # The hostile text stays inside the values it was put in; no header appears that a clean mail lacks.
-    assert {k.lower() for k in mail.keys()} == CLEAN_HEADERS, dict(mail.items())
+    assert {k.lower() for k in mail} == CLEAN_HEADERS, dict(mail.items())
     subject = str(mail["Subject"])
     assert "\r" not in subject and "\n" not in subject
     raw_headers = smtp.received[0].data.split(b"\r\n\r\n", 1)[0]
