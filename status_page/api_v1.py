@@ -11,8 +11,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from broadcaster import components as component_store
+from broadcaster import contact_notify, ledger
 from broadcaster import incidents as incident_store
-from broadcaster import ledger
 from broadcaster import subscribers as subscriber_store
 from broadcaster.incidents import Posted
 from broadcaster.preview import preview
@@ -81,6 +81,7 @@ async def dispatch(rt: Runtime, posted: Posted) -> bool:
         queued = await rt.queue.enqueue_fanout(posted.update_id, channel) and queued
     if rt.bus is not None:
         await rt.bus.publish("update", {"incident_id": posted.incident_id, "update_id": posted.update_id})
+    await contact_notify.after_post(rt, posted.incident_id, posted.update_id)  # a playbook incident's team
     return queued
 
 
