@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from broadcaster import audit, ledger
+from broadcaster import audit, idempotency, ledger
 from broadcaster import components as component_store
 from broadcaster import incident_templates as template_store
 from broadcaster import incidents as incident_store
@@ -242,11 +243,17 @@ async def send(request: Request) -> Response:
                                 "What you are sending differs from the last preview. Check the preview below "
                                 "and send again.")
     data, incident_id = api_body(body)
+    # A double-submitted send (same previewed content, same preview token) records one update.
+    key = raw.get("idempotency_key") or hashlib.sha256(raw["preview_token"].encode()).hexdigest()
     try:
-        posted, queued = await post(rt, data, incident_id, author=user["username"])
+        outcome, queued = await idempotency.post_once(rt, data, incident_id, user["username"], key,
+                                                      f"user:{user['id']}")
     except InputError as exc:
         return await _recompose(request, user, body, raw, exc.status_code, exc.message,
                                 exc.fields or {"form": exc.message})
+    if isinstance(outcome, idempotency.Stored):
+        return RedirectResponse(f"/console/updates/{outcome.ref['update_id']}", status_code=303)
+    posted = outcome
     async with rt.engine.begin() as conn:
         await audit.record(conn, user["username"], "update.post" if incident_id else "incident.create",
                            target=posted.incident_id, update_id=posted.update_id, status=data["status"],

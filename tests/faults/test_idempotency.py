@@ -98,3 +98,16 @@ async def test_console_helper_posts_once(runtime: Runtime) -> None:
     assert not isinstance(first, idempotency.Stored)
     assert isinstance(again, idempotency.Stored) and again.ref["update_id"] == first.update_id
     assert await count(runtime, updates) == 1
+
+
+async def test_console_double_submit_records_one_update(client: httpx.AsyncClient, runtime: Runtime) -> None:
+    from tests.integration.test_console import form, login, preview
+
+    csrf = await login(client, runtime, "ic", "commander")
+    data = form(csrf)
+    token = (await preview(client, csrf, data))["token"]
+    first = await client.post("/console/send", data={**data, "preview_token": token})
+    again = await client.post("/console/send", data={**data, "preview_token": token})  # the retry after a timeout
+    assert first.status_code == again.status_code == 303
+    assert first.headers["location"] == again.headers["location"]
+    assert await count(runtime, updates) == 1
