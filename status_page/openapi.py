@@ -12,6 +12,7 @@ The reference page is static HTML built from the same document (no JavaScript, n
 from __future__ import annotations
 
 import html
+import importlib
 import json
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -74,7 +75,23 @@ def path_param(name: str) -> Param:
 
 BODY_ERRORS = (400, 413, 422)
 V1 = "Admin API (v1)"
+PLAYBOOKS = "Playbooks (v1)"
 V2 = "Public API (v2, Statuspage-compatible)"
+
+
+class LevelIn(BaseModel):
+    """``POST /api/v1/incidents/{incident_id}/level``: escalate to a higher level."""
+
+    level: int
+
+
+def _model(module: str, name: str) -> type[BaseModel] | None:
+    """A request model owned by another module, looked up by name (documented when present)."""
+    try:
+        model = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        return None
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
 
 OPERATIONS: tuple[Op, ...] = (
     Op("GET", "/api/v1/components", "List components", V1, {200: "ComponentList"}),
@@ -114,6 +131,16 @@ OPERATIONS: tuple[Op, ...] = (
                    "address was already subscribed."),
     Op("DELETE", "/api/v1/subscribers/{subscriber_id}", "Remove a subscriber", V1, {204: None},
        params=(path_param("subscriber_id"),), errors=(404,)),
+    Op("GET", "/api/v1/playbooks", "Crisis playbooks and their levels", PLAYBOOKS, {200: "PlaybookList"}),
+    Op("POST", "/api/v1/playbooks/{playbook_id}/open", "Open an incident (or a drill) from a playbook level",
+       PLAYBOOKS, {201: "PlaybookIncident"}, _model("broadcaster.playbooks", "OpenIn"),
+       (path_param("playbook_id"),), errors=(*BODY_ERRORS, 404, 409)),
+    Op("POST", "/api/v1/incidents/{incident_id}/level", "Escalate a playbook incident to a higher level",
+       PLAYBOOKS, {200: "LevelRaised"}, LevelIn, (path_param("incident_id"),), errors=(*BODY_ERRORS, 404, 409)),
+    Op("GET", "/api/v1/incidents/{incident_id}/contacts", "The incident's team: who was told, who acknowledged",
+       PLAYBOOKS, {200: "Team"}, params=(path_param("incident_id"),), errors=(404,)),
+    Op("GET", "/api/v1/incidents/{incident_id}/report", "Drill report: time to first update, promises, reach",
+       PLAYBOOKS, {200: "DrillReport"}, params=(path_param("incident_id"),), errors=(404, 422)),
     *(Op("GET", f"/api/v2/{path}", summary, V2, {200: schema, 304: None}, auth=False)
       for path, (schema, summary) in V2_ENDPOINTS.items()),
 )
@@ -192,7 +219,7 @@ def document() -> dict[str, Any]:
                            '``{"error": {"code", "message", "fields"}}``.',
         },
         "servers": [{"url": "/"}],
-        "tags": [{"name": V1}, {"name": V2}],
+        "tags": [{"name": V1}, {"name": PLAYBOOKS}, {"name": V2}],
         "paths": paths,
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",

@@ -104,6 +104,30 @@ RESPONSE_SCHEMAS: dict[str, Schema] = {
             "last_error": STRING_OR_NULL, "updated_at": TIME_OR_NULL}}),
     }),
     "RetryStarted": obj({"reset": INTEGER, "batches": INTEGER}),
+    # playbooks
+    "PlaybookLevel": obj({
+        "level": INTEGER, "name": STRING, "title": STRING_OR_NULL, "status": STRING_OR_NULL,
+        "impact": {"type": ["string", "null"]}, "channels": {"type": ["array", "null"], "items": STRING},
+        "cadence_minutes": {"type": ["integer", "null"]},
+    }, required=["level", "name"]),
+    "Playbook": obj({"id": STRING, "name": STRING, "crisis_type": STRING_OR_NULL, "description": STRING_OR_NULL,
+                     "levels": array(ref("PlaybookLevel"))}),
+    "PlaybookList": array(ref("Playbook")),
+    "TeamMember": obj({
+        "contact_id": STRING, "name": STRING, "role": STRING_OR_NULL, "level": {"type": ["integer", "null"]},
+        "added_at": TIME_OR_NULL, "notified_at": TIME_OR_NULL,
+        "notified_update_number": {"type": ["integer", "null"]}, "acknowledged_at": TIME_OR_NULL,
+    }, required=["contact_id", "name"]),
+    "Team": array(ref("TeamMember")),
+    "PlaybookIncident": {"allOf": [ref("Incident"), obj({
+        "playbook_id": STRING, "level": INTEGER, "contacts": array(ref("TeamMember"))})]},
+    "LevelRaised": obj({"incident_id": STRING, "level": INTEGER, "added": array(STRING),
+                        "contacts": array(ref("TeamMember"))}),
+    "DrillReport": obj({
+        "incident_id": STRING, "time_to_first_update_s": {"type": ["number", "null"]}, "updates": INTEGER,
+        "intervals": array({"type": "object"}), "acknowledgements": array({"type": "object"}),
+        "reach": {"type": "object"},
+    }, description="A playbook incident's (or drill's) figures, in seconds, from stored timestamps."),
     # Statuspage-compatible public v2
     "V2Page": obj({"id": STRING, "name": STRING, "url": STRING, "time_zone": STRING, "updated_at": TIME_OR_NULL}),
     "V2Status": obj({"indicator": {"type": "string", "enum": ["none", "maintenance", "minor", "major", "critical"]},
