@@ -273,7 +273,8 @@ async def seed_real_subscribers(rt: Runtime, hooks_url: str) -> list[str]:
 
 
 async def test_a_drill_never_reaches_a_real_subscriber(
-    app: Any, client: httpx.AsyncClient, runtime: Runtime, settings: Settings, auth: dict[str, str], providers: Providers,
+    app: Any, client: httpx.AsyncClient, runtime: Runtime, settings: Settings, auth: dict[str, str],
+    providers: Providers,
 ) -> None:
     p = providers
     real = set(await seed_real_subscribers(runtime, p.urls["real_hooks"]))
