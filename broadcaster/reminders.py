@@ -35,9 +35,10 @@ class Reminder:
     title: str
     next_update_at: datetime
     late_by_s: float
+    drill: bool = False
 
     def subject(self) -> str:
-        return f"[Update overdue] {self.title}"
+        return f"{'[DRILL] ' if self.drill else ''}[Update overdue] {self.title}"
 
     def text(self, console_url: str) -> str:
         minutes = max(1, round(self.late_by_s / 60))
@@ -50,7 +51,7 @@ class Reminder:
 async def overdue(conn: AsyncConnection, now: datetime) -> list[dict[str, Any]]:
     """Open incidents whose promised update time has passed and were not reminded yet."""
     result = await conn.execute(
-        select(incidents.c.id, incidents.c.name, incidents.c.next_update_at)
+        select(incidents.c.id, incidents.c.name, incidents.c.next_update_at, incidents.c.drill)
         .where(incidents.c.next_update_at.is_not(None), incidents.c.next_update_at <= now,
                incidents.c.reminded_at.is_(None), incidents.c.status.not_in(CLOSED_STATUSES))
         .order_by(incidents.c.next_update_at)
@@ -120,7 +121,7 @@ async def send_reminders(rt: Runtime, now: datetime | None = None) -> list[Remin
             if not await claim(conn, row["id"], row["next_update_at"], now):
                 continue
             reminder = Reminder(row["id"], row["name"], row["next_update_at"],
-                                (now - row["next_update_at"]).total_seconds())
+                                (now - row["next_update_at"]).total_seconds(), bool(row["drill"]))
             await audit.record(conn, "system", "reminder", target=row["id"],
                                next_update_at=row["next_update_at"].isoformat(), recipients=len(members))
         await rt.bus.publish("reminder", {
