@@ -23,7 +23,14 @@ NOT_SESSION = {
     "/subscriptions/manage": "proven by the signed manage token in the link",
     "/webhooks/twilio/inbound": "proven by X-Twilio-Signature",
     "/webhooks/twilio/status": "proven by X-Twilio-Signature",
+    "/ack": "a contact's acknowledgement, proven by the signed token in the message it got",
 }
+PARAM = re.compile(r"\{(\w+)(?::(\w+))?\}")
+
+
+def sample_path(path: str) -> str:
+    """The route's path with a value that its convertors accept (so the router matches it)."""
+    return PARAM.sub(lambda m: {"int": "1", "float": "1"}.get(m.group(2) or "", "x0000000000x"), path)
 
 
 def session_routes(app: Any) -> list[tuple[str, str]]:
@@ -32,7 +39,7 @@ def session_routes(app: Any) -> list[tuple[str, str]]:
         if not isinstance(route, Route) or route.path.startswith("/api/") or route.path in NOT_SESSION:
             continue
         for method in sorted((route.methods or set()) & UNSAFE):
-            found.append((method, re.sub(r"\{[^}]+\}", "x0000000000x", route.path)))
+            found.append((method, sample_path(route.path)))
     return found
 
 
