@@ -8,7 +8,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import SecretStr, field_validator
+from pydantic import SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     retry_base_s: float = 2.0
     retry_max_s: float = 600.0
     relay_interval_s: int = 5
-    sending_lease_s: float = 90.0
+    sending_lease_s: float = 130.0  # must outlast job_timeout_s, or a slow batch could be resent
     reminder_interval_s: int = 30  # how often the cadence-reminder cron looks for late updates
     circuit_failure_threshold: int = 5  # failed batches in a row that pause a channel (0: off)
     circuit_cooldown_s: float = 30.0  # how long a paused channel waits before a probe batch
@@ -119,6 +119,15 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _lease_outlasts_jobs(self) -> Settings:
+        if self.sending_lease_s < self.job_timeout_s:
+            raise ValueError(
+                f"sending_lease_s ({self.sending_lease_s}) must be at least job_timeout_s ({self.job_timeout_s}): "
+                "a claim released while its job still runs would be sent twice"
+            )
+        return self
 
     @property
     def is_sqlite(self) -> bool:

@@ -71,8 +71,8 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         retry_base_s=0.05,
         retry_max_s=1.0,
         relay_interval_s=1,
-        job_timeout_s=20,
-        sending_lease_s=5,
+        job_timeout_s=10,
+        sending_lease_s=10,
         batch_size=50,
     )
     values.update(overrides)

@@ -51,7 +51,7 @@ async def wait_for(predicate, timeout_s: float, interval_s: float = 0.1) -> bool
 
 @pytest.mark.slow
 async def test_sigkill_mid_fanout_loses_nothing(database_url: str, clean_database: None, tmp_path: Path) -> None:
-    settings = make_settings(database_url, batch_size=50, max_jobs=4, sending_lease_s=3, job_timeout_s=10,
+    settings = make_settings(database_url, batch_size=50, max_jobs=4, sending_lease_s=6, job_timeout_s=6,
                              relay_interval_s=1)
     runtime = Runtime.build(settings)
     receiver = CountingReceiver()
