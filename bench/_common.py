@@ -74,6 +74,15 @@ def peak_rss_mb(pid: int) -> float | None:
     return None
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time the process has used so far (``/proc/<pid>/stat``)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 # --- database -----------------------------------------------------------------------------------
 
 
@@ -291,6 +300,11 @@ class Round:
     counts: dict[str, int]
     sink_seconds: float | None = None  # POST to the receiver's count reaching ``expected``
     peak_rss_mb: list[float | None] = field(default_factory=list)
+    worker_cpu_s: float | None = None  # CPU the workers used during the round, all together
+
+    @property
+    def cpu_us_per_message(self) -> float | None:
+        return None if self.worker_cpu_s is None or not self.sent else self.worker_cpu_s / self.sent * 1e6
 
     @property
     def sent(self) -> int:

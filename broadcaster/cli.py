@@ -74,7 +74,14 @@ def _worker_args(parser: argparse.ArgumentParser) -> None:
 def worker(args: argparse.Namespace, settings: Settings) -> int:
     from broadcaster.worker import make_worker
 
-    asyncio.set_event_loop(asyncio.new_event_loop())
+    loop: asyncio.AbstractEventLoop
+    try:  # uvloop (comes with uvicorn[standard]): 10-15% more mails a second (bench/email_fanout.py)
+        import uvloop
+
+        loop = uvloop.new_event_loop()
+    except ImportError:
+        loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
     make_worker(settings, burst=args.burst).run()
     return 0
 
