@@ -139,7 +139,7 @@ async def post_once(
     ``Stored`` answer comes back (its ``ref`` names the update to show).
     """
     from broadcaster import incidents
-    from broadcaster.posting import post
+    from broadcaster.posting import dispatch, post
     from broadcaster.schemas import IncidentIn, UpdateIn, validate
 
     if key is None:
@@ -155,8 +155,4 @@ async def post_once(
     outcome = await run_once(rt.engine, key, actor, fingerprint("POST", path, body), write)
     if isinstance(outcome, Stored):
         return outcome, True
-    queued = True
-    for channel in outcome.channels:
-        queued = await rt.queue.enqueue_fanout(outcome.update_id, channel) and queued
-    await rt.bus.publish("update", {"incident_id": outcome.incident_id, "update_id": outcome.update_id})
-    return outcome, queued
+    return outcome, await dispatch(rt, outcome)

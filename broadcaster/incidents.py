@@ -44,6 +44,7 @@ class Posted:
     incident_id: str
     update_id: str
     channels: tuple[str, ...]
+    drill: bool = False
 
 
 def choose_channels(requested: Sequence[str] | None, enabled: Sequence[str]) -> tuple[str, ...]:
@@ -174,7 +175,7 @@ async def create_incident(
     await _insert_update(conn, incident_id, update_id, 1, data, now, next_update_at, channels, author)
     await _apply_components(conn, incident_id, update_id, {k: v.value for k, v in data.components.items()})
     await _write_outbox(conn, update_id, channels)
-    return Posted(incident_id, update_id, channels)
+    return Posted(incident_id, update_id, channels, drill)
 
 
 async def _insert_update(
@@ -260,7 +261,7 @@ async def add_update(
     await _insert_update(conn, incident_id, update_id, number, data, now, next_update_at, channels, author)
     await _apply_components(conn, incident_id, update_id, changes)
     await _write_outbox(conn, update_id, channels)
-    return Posted(incident_id, update_id, channels)
+    return Posted(incident_id, update_id, channels, bool(incident["drill"]))
 
 
 async def incident_component_ids(conn: AsyncConnection, incident_id: str) -> list[str]:

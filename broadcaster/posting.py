@@ -31,12 +31,21 @@ async def post(rt: Runtime, body: dict[str, Any], incident_id: str | None = None
                                                      meta=meta)
         if within is not None:
             await within(conn, posted)
+    return posted, await dispatch(rt, posted)
+
+
+async def dispatch(rt: Runtime, posted: Posted) -> bool:
+    """After the commit: enqueue the fan-out, tell live pages, notify the incident's team.
+
+    False when Redis is out of reach; the outbox relay enqueues the fan-out later.
+    """
     queued = True
     for channel in posted.channels:
         queued = await rt.queue.enqueue_fanout(posted.update_id, channel) and queued
-    await rt.bus.publish("update", {"incident_id": posted.incident_id, "update_id": posted.update_id})
+    await rt.bus.publish("update", {"incident_id": posted.incident_id, "update_id": posted.update_id,
+                                    "drill": posted.drill})
     await contact_notify.after_post(rt, posted.incident_id, posted.update_id)
-    return posted, queued
+    return queued
 
 
 async def post_from_cli(settings: Settings, body: dict[str, Any], incident_id: str | None) -> tuple[str, str, bool]:

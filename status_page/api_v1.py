@@ -11,10 +11,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from broadcaster import components as component_store
-from broadcaster import contact_notify, ledger
 from broadcaster import incidents as incident_store
+from broadcaster import ledger
 from broadcaster import subscribers as subscriber_store
 from broadcaster.incidents import Posted
+from broadcaster.posting import dispatch
 from broadcaster.preview import preview
 from broadcaster.render import iso, markdown_to_html
 from broadcaster.runtime import Runtime
@@ -72,17 +73,6 @@ async def incident_json(rt: Runtime, incident_id: str) -> dict[str, Any]:
         "url": f"{rt.settings.public_url}/incidents/{incident['id']}",
         "updates": [update_json(u, changes[u["id"]]) for u in update_rows],
     }
-
-
-async def dispatch(rt: Runtime, posted: Posted) -> bool:
-    """Enqueue the fan-out of a committed update; False when Redis is down (the relay will do it)."""
-    queued = True
-    for channel in posted.channels:
-        queued = await rt.queue.enqueue_fanout(posted.update_id, channel) and queued
-    if rt.bus is not None:
-        await rt.bus.publish("update", {"incident_id": posted.incident_id, "update_id": posted.update_id})
-    await contact_notify.after_post(rt, posted.incident_id, posted.update_id)  # a playbook incident's team
-    return queued
 
 
 async def list_components(request: Request) -> Response:

@@ -114,7 +114,8 @@ def sse_frame(kind: str, data: Any) -> str:
 
 
 async def _stream(
-    hub: LiveEvents, kinds: frozenset[str], keepalive_s: float, max_age_s: float | None
+    hub: LiveEvents, kinds: frozenset[str], keepalive_s: float, max_age_s: float | None,
+    accept: Callable[[Event], bool] | None = None,
 ) -> AsyncIterator[str]:
     loop = asyncio.get_running_loop()
     ends_at = None if max_age_s is None else loop.time() + max_age_s
@@ -132,21 +133,22 @@ async def _stream(
             if event is None:
                 return
             kind = str(event.get("kind", ""))
-            if kind in kinds:
+            if kind in kinds and (accept is None or accept(event)):
                 yield sse_frame(kind, {k: v for k, v in event.items() if k != "kind"})
 
 
 def sse_response(
-    request: Request, kinds: Iterable[str], keepalive_s: float = KEEPALIVE_S, max_age_s: float | None = None
+    request: Request, kinds: Iterable[str], keepalive_s: float = KEEPALIVE_S, max_age_s: float | None = None,
+    accept: Callable[[Event], bool] | None = None,
 ) -> StreamingResponse:
     """A ``text/event-stream`` of the bus events named ``kinds``, opened by a ``ready`` event.
 
     ``max_age_s`` ends the stream after that long; browsers reconnect by themselves, which
-    makes a route behind a login check the session again.
+    makes a route behind a login check the session again. ``accept`` filters events further.
     """
     hub = live_events(request.app)
     return StreamingResponse(
-        _stream(hub, frozenset(kinds), keepalive_s, max_age_s),
+        _stream(hub, frozenset(kinds), keepalive_s, max_age_s, accept),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache, no-store", "X-Accel-Buffering": "no"},
     )

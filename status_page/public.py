@@ -173,8 +173,8 @@ async def asset_entry(app: Any, path: str) -> Entry:
 
 
 async def events(request: Request) -> Response:
-    """Server-sent events: ``update`` and ``published`` whenever the page changes."""
-    return sse_response(request, LIVE_KINDS)
+    """Server-sent events: ``update`` and ``published`` whenever the page changes (never for drills)."""
+    return sse_response(request, LIVE_KINDS, accept=lambda event: not event.get("drill"))
 
 
 # --- keeping every process's cache current ------------------------------------------------------
