@@ -11,12 +11,11 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol, runtime_checkable
 
-from arq import Retry
 from arq.worker import Function, func
 
 from broadcaster.config import Settings
 from broadcaster.errors import NotFound, PermanentError, RetryableError
-from broadcaster.fanout import backoff_s
+from broadcaster.jobs import retry_or_give_up
 from broadcaster.runtime import Runtime
 from broadcaster.security import LinkSigner
 from broadcaster.subscribers import get_subscriber
@@ -107,13 +106,7 @@ async def send_confirmation_job(ctx: dict[str, Any], subscriber_id: str) -> str:
         log.warning("confirmation to subscriber %s refused: %s", subscriber_id, exc.reason)
         return f"failed: {exc.reason}"
     except RetryableError as exc:
-        tries = int(ctx.get("job_try") or 1)
-        if tries >= CONFIRM_MAX_TRIES:
-            log.warning("confirmation to subscriber %s given up: %s", subscriber_id, exc.reason)
-            return f"failed: {exc.reason}"
-        settings = rt.settings
-        delay_s = backoff_s(tries, settings.retry_base_s, settings.retry_max_s, exc.retry_after_s)
-        raise Retry(defer=delay_s) from exc
+        return retry_or_give_up(ctx, exc, rt.settings, CONFIRM_MAX_TRIES, f"confirmation to subscriber {subscriber_id}")
 
 
 def function(settings: Settings) -> Function:

@@ -18,14 +18,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from arq import Retry
 from arq.worker import Function, func
 
 from broadcaster import contacts
 from broadcaster.config import Settings
 from broadcaster.errors import DeliveryError, PermanentError, RetryableError
-from broadcaster.fanout import backoff_s
 from broadcaster.incidents import get_incident_row, get_update_row, load_message
+from broadcaster.jobs import retry_or_give_up
 from broadcaster.message import Message, one_line
 from broadcaster.runtime import Runtime
 from broadcaster.security import LinkSigner
@@ -132,12 +131,7 @@ async def notify_contacts_job(ctx: dict[str, Any], incident_id: str, update_id: 
     except PermanentError as exc:  # pragma: no cover - notify records these per contact
         return f"failed: {exc.reason}"
     except RetryableError as exc:
-        tries = int(ctx.get("job_try") or 1)
-        if tries >= MAX_TRIES:
-            log.warning("notifying contacts of %s given up: %s", update_id, exc.reason)
-            return f"failed: {exc.reason}"
-        settings = rt.settings
-        raise Retry(defer=backoff_s(tries, settings.retry_base_s, settings.retry_max_s, exc.retry_after_s)) from exc
+        return retry_or_give_up(ctx, exc, rt.settings, MAX_TRIES, f"notifying contacts of {update_id}")
 
 
 def function(settings: Settings) -> Function:

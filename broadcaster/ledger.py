@@ -173,6 +173,17 @@ class ClaimedRow:
     active: bool  # False when the subscriber left after the fan-out started
 
 
+def _unsent_in_range(update_id: str, channel: str, first_id: int, last_id: int) -> Any:
+    """Rows of one batch range still waiting to be sent (pending or retry)."""
+    return and_(
+        deliveries.c.update_id == update_id,
+        deliveries.c.channel == channel,
+        deliveries.c.id >= first_id,
+        deliveries.c.id <= last_id,
+        deliveries.c.state.in_(ACTIVE_STATES),
+    )
+
+
 async def claim(conn: AsyncConnection, update_id: str, channel: str, first_id: int, last_id: int) -> list[ClaimedRow]:
     """Mark due, unsent rows in the range as ``sending`` under a fresh claim and return them."""
     token = secrets.token_hex(8)
@@ -180,11 +191,7 @@ async def claim(conn: AsyncConnection, update_id: str, channel: str, first_id: i
     await conn.execute(
         deliveries.update()
         .where(
-            deliveries.c.update_id == update_id,
-            deliveries.c.channel == channel,
-            deliveries.c.id >= first_id,
-            deliveries.c.id <= last_id,
-            deliveries.c.state.in_(ACTIVE_STATES),
+            _unsent_in_range(update_id, channel, first_id, last_id),
             or_(deliveries.c.next_attempt_at.is_(None), deliveries.c.next_attempt_at <= now),
         )
         .values(
@@ -242,16 +249,28 @@ async def record(conn: AsyncConnection, results: Sequence[Result], recipient_of:
         await conn.execute(
             deliveries.update()
             .where(deliveries.c.id == bindparam("row_id"), still_sending)
-            .values(state=DeliveryState.SENT.value, updated_at=now, claim=None, provider_id=bindparam("pid"),
-                    sent_at=now, last_error=None, next_attempt_at=None),
+            .values(
+                state=DeliveryState.SENT.value,
+                updated_at=now,
+                claim=None,
+                provider_id=bindparam("pid"),
+                sent_at=now,
+                last_error=None,
+                next_attempt_at=None,
+            ),
             sent,
         )
     if others:
         await conn.execute(
             deliveries.update()
             .where(deliveries.c.id == bindparam("row_id"), still_sending)
-            .values(state=bindparam("new_state"), updated_at=now, claim=None, last_error=bindparam("error"),
-                    next_attempt_at=bindparam("due")),
+            .values(
+                state=bindparam("new_state"),
+                updated_at=now,
+                claim=None,
+                last_error=bindparam("error"),
+                next_attempt_at=bindparam("due"),
+            ),
             others,
         )
     for item in results:
@@ -270,11 +289,7 @@ async def earliest_retry(
     value = (
         await conn.execute(
             select(func.min(func.coalesce(deliveries.c.next_attempt_at, deliveries.c.updated_at))).where(
-                deliveries.c.update_id == update_id,
-                deliveries.c.channel == channel,
-                deliveries.c.id >= first_id,
-                deliveries.c.id <= last_id,
-                deliveries.c.state.in_(ACTIVE_STATES),
+                _unsent_in_range(update_id, channel, first_id, last_id)
             )
         )
     ).scalar()
@@ -394,15 +409,7 @@ async def touch(conn: AsyncConnection, ranges: Sequence[RowRange]) -> None:
     now = utcnow()
     for update_id, channel, first_id, last_id in ranges:
         await conn.execute(
-            deliveries.update()
-            .where(
-                deliveries.c.update_id == update_id,
-                deliveries.c.channel == channel,
-                deliveries.c.id >= first_id,
-                deliveries.c.id <= last_id,
-                deliveries.c.state.in_(ACTIVE_STATES),
-            )
-            .values(updated_at=now)
+            deliveries.update().where(_unsent_in_range(update_id, channel, first_id, last_id)).values(updated_at=now)
         )
 
 
