@@ -1,6 +1,15 @@
-"""What a channel module imports: the contract, the message and the delivery errors."""
+"""What a channel module imports: the contract, the message, the delivery errors, and the
+shared reading of HTTP answers that the HTTP channels translate their provider's rules on top of."""
 
 from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, Literal
+
+import httpx
 
 from broadcaster.channel import (
     BroadcastChannel,
@@ -37,15 +46,24 @@ __all__ = [
     "RateLimited",
     "Recipient",
     "Rendition",
+    "ResetHeader",
     "RetryableError",
     "Sent",
     "Settings",
     "SubscriberChannel",
     "Thread",
+    "credentials_error",
+    "http_error",
+    "rate_limit_reset_seconds",
     "render_template",
+    "request_json",
     "retry_after_seconds",
     "short_text",
+    "transport_error",
 ]
+
+ResetHeader = Literal["x-ratelimit-reset", "x-rate-limit-reset", "ratelimit-reset"]
+"""A provider's own "when the rate limit resets" header, read when ``Retry-After`` is absent."""
 
 
 def retry_after_seconds(value: str | None) -> float | None:
@@ -57,9 +75,6 @@ def retry_after_seconds(value: str | None) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         pass
-    from datetime import UTC, datetime
-    from email.utils import parsedate_to_datetime
-
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -67,3 +82,118 @@ def retry_after_seconds(value: str | None) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _until_iso_time(value: str) -> float | None:
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _until_epoch(value: str) -> float | None:
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    # Epoch seconds; a small number would be the IETF draft's delta seconds.
+    return max(0.0, number - time.time()) if number > 1e9 else number
+
+
+_RESET_STYLES: dict[str, Callable[[str], float | None]] = {
+    "x-ratelimit-reset": _until_iso_time,  # Mastodon: an ISO 8601 time
+    "x-rate-limit-reset": _until_epoch,  # X: epoch seconds
+    "ratelimit-reset": _until_epoch,  # Bluesky: epoch seconds
+}
+
+
+def rate_limit_reset_seconds(headers: Mapping[str, str], reset_header: ResetHeader | None = None) -> float | None:
+    """Seconds to wait before trying again, or ``None`` when the answer does not say.
+
+    ``Retry-After`` (seconds or an HTTP date) wins; without it, the provider's
+    ``reset_header`` is read in its own style. Pass ``httpx.Headers`` (case-insensitive).
+
+    | ``reset_header``     | who      | value                                   |
+    |----------------------|----------|-----------------------------------------|
+    | None                 | anyone   | only ``Retry-After`` is read            |
+    | x-ratelimit-reset    | Mastodon | ISO 8601 time (naive means UTC)         |
+    | x-rate-limit-reset   | X        | epoch seconds (<= 1e9: delta seconds)   |
+    | ratelimit-reset      | Bluesky  | epoch seconds (<= 1e9: delta seconds)   |
+
+    An unreadable reset value gives ``None``; a time in the past gives 0.
+    """
+    seconds = retry_after_seconds(headers.get("retry-after"))
+    if seconds is not None or reset_header is None:
+        return seconds
+    reset = headers.get(reset_header)
+    return _RESET_STYLES[reset_header](reset) if reset else None
+
+
+def credentials_error(reason: str) -> PermanentError:
+    """A refusal that an operator fixes by renewing a token or password."""
+    return PermanentError(f"credentials need attention: {reason}")
+
+
+def http_error(response: httpx.Response, reason: str, *, reset_header: ResetHeader | None = None) -> DeliveryError:
+    """The common reading of an HTTP error answer, carrying ``reason`` to the ledger.
+
+    | status    | error                                                       | ``retry_after_s``            |
+    |-----------|-------------------------------------------------------------|------------------------------|
+    | 429       | ``RateLimited(reason)``                                     | ``rate_limit_reset_seconds`` |
+    | 408, 5xx  | ``RetryableError(reason)``                                  | ``rate_limit_reset_seconds`` |
+    | 401, 403  | ``PermanentError("credentials need attention: " + reason)`` |                              |
+    | any other | ``PermanentError(reason)``                                  |                              |
+
+    A channel's own translate function checks its provider's special answers first
+    (a deleted article, a vanished reply target, an error code) and calls this for the rest.
+    """
+    status = response.status_code
+    if status == 429:
+        return RateLimited(reason, rate_limit_reset_seconds(response.headers, reset_header))
+    if status >= 500 or status == 408:
+        return RetryableError(reason, rate_limit_reset_seconds(response.headers, reset_header))
+    if status in (401, 403):
+        return credentials_error(reason)
+    return PermanentError(reason)
+
+
+def transport_error(exc: httpx.TransportError, provider: str) -> RetryableError:
+    """No answer at all (timeout, refused, reset) from ``provider``: worth another try."""
+    if isinstance(exc, httpx.TimeoutException):
+        return RetryableError(f"{provider} timed out ({type(exc).__name__})")
+    return RetryableError(f"{provider} unreachable: {exc!r}")
+
+
+async def request_json(
+    client: httpx.AsyncClient,
+    method: str,
+    path: str,
+    *,
+    provider: str,
+    base_url: str,
+    translate: Callable[[httpx.Response, str], DeliveryError],
+    **kwargs: Any,
+) -> Mapping[str, Any]:
+    """One call to a JSON API: the answer's JSON object (``{}`` for any other JSON value).
+
+    No answer, or a 2xx that is not JSON, is a ``RetryableError`` naming ``provider``
+    (and ``base_url`` when it could not be reached); any other answer is raised as
+    ``translate(response, "METHOD path")``. ``kwargs`` go to ``client.request``.
+    """
+    action = f"{method} {path}"
+    try:
+        response = await client.request(method, path, **kwargs)
+    except httpx.TimeoutException as exc:
+        raise RetryableError(f"{provider}: timed out on {action}: {type(exc).__name__}") from exc
+    except httpx.TransportError as exc:
+        raise RetryableError(f"{provider}: could not reach {base_url}: {exc!r}") from exc
+    if not response.is_success:
+        raise translate(response, action)
+    try:
+        body = response.json()
+    except ValueError as exc:
+        raise RetryableError(f"{provider}: unreadable answer to {action}") from exc
+    return body if isinstance(body, Mapping) else {}
