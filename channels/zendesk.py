@@ -29,13 +29,13 @@ from channels.base import (
     Message,
     PermanentError,
     Published,
-    RateLimited,
     Rendition,
     RetryableError,
     Settings,
     Thread,
+    http_error,
     render_template,
-    retry_after_seconds,
+    request_json,
 )
 
 BASE_LABELS = ("incident", "broadcaster")
@@ -188,19 +188,15 @@ class ZendeskChannel:
 
     async def _request(self, method: str, path: str, payload: Mapping[str, Any]) -> Mapping[str, Any]:
         """Send one API call; every provider answer becomes a result or a ``DeliveryError`` here."""
-        try:
-            response = await self._client.request(method, path, json=payload)
-        except httpx.TimeoutException as exc:
-            raise RetryableError(f"zendesk: timed out on {method} {path}: {type(exc).__name__}") from exc
-        except httpx.TransportError as exc:
-            raise RetryableError(f"zendesk: could not reach {self.base_url}: {exc!r}") from exc
-        if response.is_success:
-            try:
-                body = response.json()
-            except ValueError as exc:
-                raise RetryableError(f"zendesk: unreadable answer to {method} {path}") from exc
-            return body if isinstance(body, Mapping) else {}
-        raise translate_error(response, f"{method} {path}")
+        return await request_json(
+            self._client,
+            method,
+            path,
+            json=payload,
+            provider=self.name,
+            base_url=self.base_url,
+            translate=translate_error,
+        )
 
     def __repr__(self) -> str:
         return f"ZendeskChannel(base_url={self.base_url!r}, section_id={self.section_id!r})"
@@ -210,15 +206,11 @@ def translate_error(response: httpx.Response, action: str) -> DeliveryError:
     """Zendesk's error answer as broadcaster's ``DeliveryError``, with Zendesk's own reason."""
     status = response.status_code
     reason = f"zendesk answered {status} to {action}: {_provider_reason(response)}"
-    if status == 429:
-        return RateLimited(reason, retry_after_s=retry_after_seconds(response.headers.get("Retry-After")))
-    if status >= 500:
-        return RetryableError(reason, retry_after_s=retry_after_seconds(response.headers.get("Retry-After")))
-    if status in (401, 403):
-        return PermanentError(f"credentials need attention: {reason}")
     if status == 404:
         return ArticleGone(reason)
-    return PermanentError(reason)
+    if status == 408:
+        return PermanentError(reason)  # kept permanent as before: http_error alone would retry a 408
+    return http_error(response, reason)
 
 
 def _provider_reason(response: httpx.Response) -> str:
