@@ -14,7 +14,6 @@ Thread state: ``{"root": {"uri", "cid"}, "last": {"uri", "cid"}}`` (strong refs)
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,9 +35,12 @@ from channels.base import (
     RetryableError,
     Settings,
     Thread,
+    credentials_error,
+    http_error,
+    rate_limit_reset_seconds,
     render_template,
-    retry_after_seconds,
     short_text,
+    transport_error,
 )
 
 LIMIT = 300
@@ -248,7 +250,7 @@ class BlueskyChannel:
         try:
             return await self._client.request(method, url, json=json, params=params, headers=headers)
         except httpx.TransportError as exc:
-            raise _translate(exc) from exc
+            raise transport_error(exc, "bluesky") from exc
 
 
 def _session_from(response: httpx.Response, did: str | None) -> _Session:
@@ -273,39 +275,22 @@ def _error_name(response: httpx.Response) -> str:
     return str(body.get("error") or "") if isinstance(body, dict) else ""
 
 
-def _translate(outcome: httpx.Response | httpx.TransportError, *, replying: bool = False) -> DeliveryError:
-    """The PDS's answer (or a failure to get one) as a delivery error."""
-    if isinstance(outcome, httpx.TimeoutException):
-        return RetryableError(f"bluesky timed out ({type(outcome).__name__})")
-    if isinstance(outcome, httpx.TransportError):
-        return RetryableError(f"bluesky unreachable: {outcome!r}")
-    status, error = outcome.status_code, _error_name(outcome)
+def _translate(response: httpx.Response, *, replying: bool = False) -> DeliveryError:
+    """The PDS's error answer as a delivery error."""
+    status, error = response.status_code, _error_name(response)
     try:
-        message = str(outcome.json().get("message") or "")
+        message = str(response.json().get("message") or "")
     except (ValueError, AttributeError):
-        message = outcome.text[:200]
-    reason = f"bluesky answered {status} {error or outcome.reason_phrase}: {message}".rstrip(": ")
-    if status == 429 or error == "RateLimitExceeded":
-        return RateLimited(reason, _retry_after_s(outcome.headers))
-    if status >= 500 or status == 408:
-        return RetryableError(reason, _retry_after_s(outcome.headers))
-    if status in (401, 403) or error in _CREDENTIAL_ERRORS:
-        return PermanentError(f"credentials need attention: {reason}")
+        message = response.text[:200]
+    reason = f"bluesky answered {status} {error or response.reason_phrase}: {message}".rstrip(": ")
+    if error == "RateLimitExceeded":  # whatever the status
+        return RateLimited(reason, rate_limit_reset_seconds(response.headers, "ratelimit-reset"))
+    common = http_error(response, reason, reset_header="ratelimit-reset")
+    if isinstance(common, RetryableError) or status in (401, 403):
+        return common  # 429, 408, 5xx, 401 and 403 read as for any provider
+    if error in _CREDENTIAL_ERRORS:
+        return credentials_error(reason)
     lowered = f"{error} {message}".lower()
     if replying and (status == 404 or ("reply" in lowered or "parent" in lowered or "notfound" in lowered)):
         return _ReplyTargetGone(reason)
-    return PermanentError(reason)
-
-
-def _retry_after_s(headers: httpx.Headers) -> float | None:
-    """``Retry-After``, else ``ratelimit-reset`` (epoch seconds on Bluesky)."""
-    seconds = retry_after_seconds(headers.get("retry-after"))
-    reset = headers.get("ratelimit-reset")
-    if seconds is None and reset:
-        try:
-            value = float(reset)
-        except ValueError:
-            return None
-        # Epoch seconds; a small number would be the IETF draft's delta seconds.
-        seconds = max(0.0, value - time.time()) if value > 1e9 else value
-    return seconds
+    return common

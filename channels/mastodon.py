@@ -11,7 +11,6 @@ Thread state: ``{"root_id": first status of the thread, "last_id": latest status
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from typing import Any, ClassVar, Self
 
 import grapheme
@@ -25,14 +24,14 @@ from channels.base import (
     Message,
     PermanentError,
     Published,
-    RateLimited,
     Rendition,
     RetryableError,
     Settings,
     Thread,
+    http_error,
     render_template,
-    retry_after_seconds,
     short_text,
+    transport_error,
 )
 
 LIMIT = 500
@@ -140,7 +139,7 @@ class MastodonChannel:
         try:
             response = await self._client.post("/api/v1/statuses", json=body, headers=headers)
         except httpx.TransportError as exc:
-            raise _translate(exc) from exc
+            raise transport_error(exc, "mastodon") from exc
         if response.is_error:
             raise _translate(response, replying=in_reply_to_id is not None)
         try:
@@ -152,24 +151,14 @@ class MastodonChannel:
         return status  # type: ignore[no-any-return]
 
 
-def _translate(outcome: httpx.Response | httpx.TransportError, *, replying: bool = False) -> DeliveryError:
-    """Mastodon's answer (or a failure to get one) as a delivery error."""
-    if isinstance(outcome, httpx.TimeoutException):
-        return RetryableError(f"mastodon timed out ({type(outcome).__name__})")
-    if isinstance(outcome, httpx.TransportError):
-        return RetryableError(f"mastodon unreachable: {outcome!r}")
-    status = outcome.status_code
-    detail = _error_text(outcome)
+def _translate(response: httpx.Response, *, replying: bool = False) -> DeliveryError:
+    """Mastodon's error answer as a delivery error."""
+    status = response.status_code
+    detail = _error_text(response)
     reason = f"mastodon answered {status}: {detail}"
-    if status == 429:
-        return RateLimited(reason, _retry_after_s(outcome.headers))
-    if status >= 500 or status == 408:
-        return RetryableError(reason, _retry_after_s(outcome.headers))
     if replying and (status == 404 or (status in (400, 422) and "repl" in detail.lower())):
         return _ReplyTargetGone(reason)
-    if status in (401, 403):
-        return PermanentError(f"credentials need attention: {reason}")
-    return PermanentError(reason)
+    return http_error(response, reason, reset_header="x-ratelimit-reset")
 
 
 def _error_text(response: httpx.Response) -> str:
@@ -180,18 +169,3 @@ def _error_text(response: httpx.Response) -> str:
     if isinstance(body, dict) and body.get("error"):
         return str(body["error"])
     return response.reason_phrase
-
-
-def _retry_after_s(headers: httpx.Headers) -> float | None:
-    """``Retry-After``, else Mastodon's ``X-RateLimit-Reset`` (an ISO 8601 time)."""
-    seconds = retry_after_seconds(headers.get("retry-after"))
-    reset = headers.get("x-ratelimit-reset")
-    if seconds is None and reset:
-        try:
-            when = datetime.fromisoformat(reset)
-        except ValueError:
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = max(0.0, (when - datetime.now(UTC)).total_seconds())
-    return seconds

@@ -14,7 +14,6 @@ Thread state: ``{"root_id": first post of the thread, "last_id": latest post}``.
 from __future__ import annotations
 
 import re
-import time
 import unicodedata
 from typing import Any, ClassVar, Self
 
@@ -29,14 +28,13 @@ from channels.base import (
     Message,
     PermanentError,
     Published,
-    RateLimited,
     Rendition,
-    RetryableError,
     Settings,
     Thread,
+    http_error,
     render_template,
-    retry_after_seconds,
     short_text,
+    transport_error,
 )
 
 LIMIT = 280
@@ -163,7 +161,7 @@ class XChannel:
         try:
             response = await self._client.post("/2/tweets", json=body)
         except httpx.TransportError as exc:
-            raise _translate(exc) from exc
+            raise transport_error(exc, "X") from exc
         if response.is_error:
             raise _translate(response, replying=in_reply_to is not None)
         try:
@@ -172,28 +170,18 @@ class XChannel:
             raise PermanentError(f"X answered {response.status_code} without a post id") from exc
 
 
-def _translate(outcome: httpx.Response | httpx.TransportError, *, replying: bool = False) -> DeliveryError:
-    """X's answer (or a failure to get one) as a delivery error."""
-    if isinstance(outcome, httpx.TimeoutException):
-        return RetryableError(f"X timed out ({type(outcome).__name__})")
-    if isinstance(outcome, httpx.TransportError):
-        return RetryableError(f"X unreachable: {outcome!r}")
-    status = outcome.status_code
-    detail = _error_text(outcome)
+def _translate(response: httpx.Response, *, replying: bool = False) -> DeliveryError:
+    """X's error answer as a delivery error."""
+    status = response.status_code
+    detail = _error_text(response)
     reason = f"X answered {status}: {detail}"
     lowered = detail.lower()
-    if status == 429:
-        return RateLimited(reason, _retry_after_s(outcome.headers))
-    if status >= 500 or status == 408:
-        return RetryableError(reason, _retry_after_s(outcome.headers))
     # X answers 403 "You attempted to reply to a Tweet that is deleted or not visible to you."
     if replying and (status == 404 or (status in (400, 403, 422) and "reply" in lowered)):
         return _ReplyTargetGone(reason)
     if status == 403 and "duplicate" in lowered:
         return PermanentError(reason)
-    if status in (401, 403):
-        return PermanentError(f"credentials need attention: {reason}")
-    return PermanentError(reason)
+    return http_error(response, reason, reset_header="x-rate-limit-reset")
 
 
 def _error_text(response: httpx.Response) -> str:
@@ -207,16 +195,3 @@ def _error_text(response: httpx.Response) -> str:
     messages = [str(e["message"]) for e in errors if isinstance(e, dict) and e.get("message")]
     parts = [str(body["detail"])] if body.get("detail") else []
     return "; ".join(parts + messages) or str(body.get("title") or response.reason_phrase)
-
-
-def _retry_after_s(headers: httpx.Headers) -> float | None:
-    """``Retry-After``, else ``x-rate-limit-reset`` (epoch seconds)."""
-    seconds = retry_after_seconds(headers.get("retry-after"))
-    reset = headers.get("x-rate-limit-reset")
-    if seconds is None and reset:
-        try:
-            value = float(reset)
-        except ValueError:
-            return None
-        seconds = max(0.0, value - time.time()) if value > 1e9 else value
-    return seconds
