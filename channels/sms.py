@@ -39,8 +39,9 @@ from channels.base import (
     Sent,
     Settings,
     Thread,
+    http_error,
+    rate_limit_reset_seconds,
     render_template,
-    retry_after_seconds,
     short_text,
 )
 
@@ -145,10 +146,12 @@ def translate_response(response: httpx.Response) -> Sent:
         return Sent(provider_id=sid if isinstance(sid, str) else None)
     code, text = _twilio_error(response)
     reason = f"twilio {response.status_code}" + (f" error {code}" if code is not None else "") + f": {text}"
-    if response.status_code == 429 or code in RETRYABLE_CODES:
-        raise RateLimited(reason, retry_after_s=retry_after_seconds(response.headers.get("Retry-After")))
-    if response.status_code >= 500 or response.status_code == 408:
-        raise RetryableError(reason, retry_after_s=retry_after_seconds(response.headers.get("Retry-After")))
+    if code in RETRYABLE_CODES:
+        raise RateLimited(reason, retry_after_s=rate_limit_reset_seconds(response.headers))
+    common = http_error(response, reason)
+    if isinstance(common, RetryableError):
+        raise common
+    # Twilio's 401/403 carry no "credentials need attention" prefix; a dead number is marked.
     raise PermanentError(reason, suppress_recipient=code in DEAD_NUMBER_CODES)
 
 

@@ -29,14 +29,13 @@ from channels.base import (
     Message,
     Outcome,
     PermanentError,
-    RateLimited,
     Recipient,
     Rendition,
     RetryableError,
     Sent,
     Settings,
     Thread,
-    retry_after_seconds,
+    http_error,
 )
 
 USER_AGENT = "broadcaster-webhooks/1"
@@ -77,11 +76,11 @@ def classify(response: httpx.Response) -> Outcome:
     status = response.status_code
     if 200 <= status < 300:
         return Sent(provider_id=str(status))
-    if status == 429:
-        return RateLimited("HTTP 429 from receiver", retry_after_seconds(response.headers.get("retry-after")))
-    if status == 408 or status >= 500:
-        return RetryableError(f"HTTP {status} from receiver", retry_after_seconds(response.headers.get("retry-after")))
-    return PermanentError(f"HTTP {status} from receiver: {response.text[:200]}")
+    reason = f"HTTP {status} from receiver"
+    common = http_error(response, reason)
+    if isinstance(common, RetryableError):
+        return common
+    return PermanentError(f"{reason}: {response.text[:200]}")  # 401/403 included: not our credentials
 
 
 class WebhookChannel:
