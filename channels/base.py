@@ -1,5 +1,7 @@
-"""What a channel module imports: the contract, the message, the delivery errors, and the
-shared reading of HTTP answers that the HTTP channels translate their provider's rules on top of."""
+"""What a channel module imports: the contract, the message and the delivery errors, plus
+the pieces channels share: an all-or-none settings check, and the common reading of HTTP
+answers on which each HTTP channel lays its provider's own rules.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 
 import httpx
+from pydantic import SecretStr
 
 from broadcaster.channel import (
     BroadcastChannel,
@@ -52,6 +55,7 @@ __all__ = [
     "Settings",
     "SubscriberChannel",
     "Thread",
+    "configured",
     "credentials_error",
     "http_error",
     "rate_limit_reset_seconds",
@@ -61,6 +65,26 @@ __all__ = [
     "short_text",
     "transport_error",
 ]
+
+def configured(what: str, required: Mapping[str, SecretStr | str | None]) -> bool:
+    """Whether the settings ``required`` (env name -> value) are all given.
+
+    ``False`` when none is (the channel is disabled); when only some are, a ``ConfigError``
+    names the missing ones. An empty string or empty secret counts as not given.
+    """
+    missing = [env for env, value in required.items() if not _given(value)]
+    if len(missing) == len(required):
+        return False
+    if missing:
+        raise ConfigError(f"{what} is half configured: set {', '.join(missing)}")
+    return True
+
+
+def _given(value: SecretStr | str | None) -> bool:
+    if isinstance(value, SecretStr):
+        return bool(value.get_secret_value())
+    return bool(value)
+
 
 ResetHeader = Literal["x-ratelimit-reset", "x-rate-limit-reset", "ratelimit-reset"]
 """A provider's own "when the rate limit resets" header, read when ``Retry-After`` is absent."""

@@ -32,6 +32,7 @@ from channels.base import (
     RetryableError,
     Settings,
     Thread,
+    configured,
     http_error,
     render_template,
     request_json,
@@ -91,11 +92,8 @@ class FreshdeskChannel:
             "BROADCASTER_FRESHDESK_API_KEY": settings.freshdesk_api_key,
             "BROADCASTER_FRESHDESK_FOLDER_ID": settings.freshdesk_folder_id,
         }
-        missing = [env for env, value in required.items() if not _present(value)]
-        if len(missing) == len(required):
+        if not configured("Freshdesk", required):
             return None
-        if missing:
-            raise ConfigError(f"Freshdesk is half configured: set {', '.join(missing)}")
         assert settings.freshdesk_base_url and settings.freshdesk_folder_id
         assert settings.freshdesk_api_key is not None
         return cls(
@@ -185,12 +183,6 @@ def _provider_reason(response: httpx.Response) -> str:
         if isinstance(error, Mapping):
             parts.append(f"{error.get('field', '?')}: {error.get('message', '')} ({error.get('code', '')})")
     return one_line("; ".join(parts))[:300] or response.reason_phrase
-
-
-def _present(value: SecretStr | str | None) -> bool:
-    if isinstance(value, SecretStr):
-        return bool(value.get_secret_value())
-    return bool(value)
 
 
 def _int(value: Any) -> int:

@@ -33,6 +33,7 @@ from channels.base import (
     RetryableError,
     Settings,
     Thread,
+    configured,
     http_error,
     render_template,
     request_json,
@@ -98,11 +99,8 @@ class ZendeskChannel:
             "BROADCASTER_ZENDESK_API_TOKEN": settings.zendesk_api_token,
             "BROADCASTER_ZENDESK_SECTION_ID": settings.zendesk_section_id,
         }
-        missing = [env for env, value in required.items() if not _present(value)]
-        if len(missing) == len(required):
+        if not configured("Zendesk", required):
             return None
-        if missing:
-            raise ConfigError(f"Zendesk is half configured: set {', '.join(missing)}")
         assert settings.zendesk_base_url and settings.zendesk_email and settings.zendesk_section_id
         assert settings.zendesk_api_token is not None
         return cls(
@@ -236,12 +234,6 @@ def _provider_reason(response: httpx.Response) -> str:
                 text = problem.get("description") if isinstance(problem, Mapping) else problem
                 parts.append(f"{field}: {text}")
     return one_line("; ".join(parts))[:300] or response.reason_phrase
-
-
-def _present(value: SecretStr | str | None) -> bool:
-    if isinstance(value, SecretStr):
-        return bool(value.get_secret_value())
-    return bool(value)
 
 
 def _optional_id(settings: Settings, field: str) -> int | None:

@@ -1,4 +1,4 @@
-"""channels/base.py's shared reading of HTTP answers: one table per helper."""
+"""channels/base.py's shared helpers for settings and HTTP answers: one table per helper."""
 
 from __future__ import annotations
 
@@ -9,19 +9,43 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from channels.base import (
+    ConfigError,
     DeliveryError,
     PermanentError,
     RateLimited,
     ResetHeader,
     RetryableError,
+    configured,
     credentials_error,
     http_error,
     rate_limit_reset_seconds,
     request_json,
     transport_error,
 )
+
+# -- configured ---------------------------------------------------------------------------
+
+CONFIGURED_CASES: list[tuple[str, dict[str, SecretStr | str | None], bool | str]] = [
+    # (case, required settings, result or the ConfigError's message)
+    ("none given", {"A": None, "B": None}, False),
+    ("empty values are not given", {"A": "", "B": SecretStr("")}, False),
+    ("all given", {"A": "x", "B": SecretStr("s")}, True),
+    ("one missing", {"A": "x", "B": None}, "Acme is half configured: set B"),
+    ("empty secret missing", {"A": "x", "B": SecretStr(""), "C": None}, "Acme is half configured: set B, C"),
+]
+
+
+@pytest.mark.parametrize(("required", "expected"), [pytest.param(*case[1:], id=case[0]) for case in CONFIGURED_CASES])
+def test_configured(required: dict[str, SecretStr | str | None], expected: bool | str) -> None:
+    if isinstance(expected, str):
+        with pytest.raises(ConfigError) as caught:
+            configured("Acme", required)
+        assert str(caught.value) == expected
+    else:
+        assert configured("Acme", required) is expected
 
 
 def later(seconds: int) -> Callable[[], str]:
