@@ -66,6 +66,7 @@ __all__ = [
     "transport_error",
 ]
 
+
 def configured(what: str, required: Mapping[str, SecretStr | str | None]) -> bool:
     """Whether the settings ``required`` (env name -> value) are all given.
 
@@ -127,7 +128,7 @@ def _until_epoch(value: str) -> float | None:
     return max(0.0, number - time.time()) if number > 1e9 else number
 
 
-_RESET_STYLES: dict[str, Callable[[str], float | None]] = {
+_RESET_STYLES: dict[ResetHeader, Callable[[str], float | None]] = {
     "x-ratelimit-reset": _until_iso_time,  # Mastodon: an ISO 8601 time
     "x-rate-limit-reset": _until_epoch,  # X: epoch seconds
     "ratelimit-reset": _until_epoch,  # Bluesky: epoch seconds
