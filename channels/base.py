@@ -101,19 +101,20 @@ def retry_after_seconds(value: str | None) -> float | None:
     except ValueError:
         pass
     try:
-        when = parsedate_to_datetime(value)
+        return _until(parsedate_to_datetime(value))
     except (TypeError, ValueError):
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _until_iso_time(value: str) -> float | None:
     try:
-        when = datetime.fromisoformat(value)
+        return _until(datetime.fromisoformat(value))
     except ValueError:
         return None
+
+
+def _until(when: datetime) -> float:
+    """Seconds from now until ``when`` (a time without a zone is UTC), never below 0."""
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
