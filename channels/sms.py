@@ -140,19 +140,18 @@ def translate_response(response: httpx.Response) -> Sent:
     """Twilio's answer as a ``Sent``, or the ``DeliveryError`` it amounts to (raised)."""
     if response.is_success:
         try:
-            sid = response.json().get("sid")
+            body = response.json()
         except ValueError:
-            sid = None  # accepted all the same; only the id is lost
+            body = None  # accepted all the same; only the id is lost
+        sid = body.get("sid") if isinstance(body, dict) else None
         return Sent(provider_id=sid if isinstance(sid, str) else None)
     code, text = _twilio_error(response)
     reason = f"twilio {response.status_code}" + (f" error {code}" if code is not None else "") + f": {text}"
     if code in RETRYABLE_CODES:
         raise RateLimited(reason, retry_after_s=rate_limit_reset_seconds(response.headers))
-    common = http_error(response, reason)
-    if isinstance(common, RetryableError):
-        raise common
-    # Twilio's 401/403 carry no "credentials need attention" prefix; a dead number is marked.
-    raise PermanentError(reason, suppress_recipient=code in DEAD_NUMBER_CODES)
+    if code in DEAD_NUMBER_CODES:
+        raise PermanentError(reason, suppress_recipient=True)
+    raise http_error(response, reason)
 
 
 def _twilio_error(response: httpx.Response) -> tuple[int | None, str]:

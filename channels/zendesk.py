@@ -206,8 +206,6 @@ def translate_error(response: httpx.Response, action: str) -> DeliveryError:
     reason = f"zendesk answered {status} to {action}: {_provider_reason(response)}"
     if status == 404:
         return ArticleGone(reason)
-    if status == 408:
-        return PermanentError(reason)  # kept permanent as before: http_error alone would retry a 408
     return http_error(response, reason)
 
 
