@@ -17,7 +17,7 @@ def test_knowledge_base_request_timeout_is_retried(translate) -> None:  # type: 
 
 def test_twilio_bad_credentials_say_so() -> None:
     response = httpx.Response(401, json={"code": 20003, "message": "Authenticate", "status": 401})
-    with pytest.raises(PermanentError, match="^credentials need attention") as caught:
+    with pytest.raises(PermanentError, match=r"^credentials need attention") as caught:
         sms.translate_response(response)
     assert not caught.value.suppress_recipient
 
