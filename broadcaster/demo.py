@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import secrets
+
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from broadcaster.components import create_component
 from broadcaster.config import Settings
-from broadcaster.db import components
+from broadcaster.db import components, users
 from broadcaster.incident_templates import seed_templates
 from broadcaster.playbook_yaml import load_sample
 from broadcaster.posting import post
 from broadcaster.runtime import Runtime
 from broadcaster.schemas import ComponentIn
 from broadcaster.tokens import create_token
+from broadcaster.users import create_user
 
 DEMO_COMPONENTS = [
     ("Website", None, "Marketing site and documentation"),
@@ -23,6 +27,21 @@ DEMO_COMPONENTS = [
     ("SMS delivery", "Notifications", "Text messages"),
     ("Contact centre", None, "Phone and chat support"),
 ]
+
+
+DEMO_USERS = (("commander", "commander"), ("agent", "agent"))
+
+
+async def _demo_users(conn: AsyncConnection) -> list[tuple[str, str, str]]:
+    """A commander (console) and an agent (desk) with random passwords, when there are no users yet."""
+    if int((await conn.execute(select(func.count()).select_from(users))).scalar() or 0):
+        return []
+    created = []
+    for username, role in DEMO_USERS:
+        password = secrets.token_urlsafe(12)
+        await create_user(conn, username, password, role)
+        created.append((username, role, password))
+    return created
 
 
 async def seed(settings: Settings) -> list[str]:
@@ -38,6 +57,7 @@ async def seed(settings: Settings) -> list[str]:
                     row = await create_component(conn, ComponentIn(name=name, group=group, description=description))
                     ids[name] = row["id"]
             token = await create_token(conn, "demo")
+            logins = await _demo_users(conn)
             templates_added = await seed_templates(conn)
             playbooks_loaded = await load_sample(conn) if ids else None
         if ids:
@@ -67,6 +87,8 @@ async def seed(settings: Settings) -> list[str]:
                          f"{playbooks_loaded['contacts']} contacts loaded")
         if templates_added:
             lines.append(f"{templates_added} incident templates added")
+        for username, role, password in logins:
+            lines.append(f"{role} login (shown once): {username} / {password}")
         lines.append("API token (shown once):")
         lines.append(token)
     finally:

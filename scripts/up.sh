@@ -3,4 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/bootstrap.sh
-exec broadcaster up --host "${HOST:-127.0.0.1}" --port "${PORT:-8000}"
+HOST="${HOST:-127.0.0.1}"
+PORT="${PORT:-8000}"
+export BROADCASTER_PUBLIC_URL="${BROADCASTER_PUBLIC_URL:-http://$HOST:$PORT}"
+exec broadcaster up --host "$HOST" --port "$PORT"
