@@ -25,6 +25,9 @@ if ! pg_up && command -v pg_ctlcluster >/dev/null; then
 fi
 
 mkdir -p artifacts
+echo "== lint and types =="
+ruff check .
+mypy
 echo "== tests on SQLite =="
 BROADCASTER_TEST_DATABASE=sqlite python -m pytest -q "$@"
 if pg_up; then
