@@ -75,6 +75,7 @@ _ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9-]+(?:\.[A-Za
 _DEAD_ADDRESS = re.compile(r"\b5\.(1\.\d{1,3}|2\.1)\b")
 _ANY_ENHANCED = re.compile(r"\b[245]\.\d{1,3}\.\d{1,3}\b")
 _HARD_BOUNCE_CODES = frozenset({550, 551, 553})
+_LINE_ENDS = re.compile(rb"\r\n|\r|\n")
 
 CRLF = "\r\n"
 _SMTP_ERRORS = (aiosmtplib.SMTPException, OSError, TimeoutError)
@@ -310,6 +311,7 @@ class EmailChannel:
         self.from_name = display_name or settings.page_name
         local, _, domain = self.from_address.rpartition("@")
         self.from_header = str(Address(_printable(self.from_name), local, domain))  # quoted as needed
+        self._mail_from = b"FROM:<" + self.from_address.encode("ascii") + b">"
         self._templates = environment(settings.templates_dir)
         # A semaphore belongs to one event loop; tests and CLI commands may bring several.
         self._sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
@@ -437,7 +439,7 @@ class EmailChannel:
                         outcomes[recipient.delivery_id] = undeliverable
                         continue
                     try:
-                        await smtp.sendmail(self.from_address, [address], data)
+                        await transmit(smtp, self._mail_from, address, data)
                     except _SMTP_ERRORS as exc:
                         error = outcomes[recipient.delivery_id] = deliver_error(exc)
                         if smtp.is_connected and isinstance(exc, _ANSWERS):
@@ -503,6 +505,63 @@ class EmailChannel:
 
     async def aclose(self) -> None:
         """Nothing to release: a session lives only as long as its batch."""
+
+
+def smtp_data(data: bytes) -> bytes:
+    """``data`` as the DATA content goes on the wire, ending in the ``CRLF.CRLF`` that closes it.
+
+    Line ends made CRLF (a no-op for the channel's own mails, which are built that way)
+    and every line that starts with a period doubled (RFC 5321 4.5.2): what aiosmtplib's
+    ``data()`` would do with two regex passes, done here with byte searches.
+    """
+    if data.count(b"\n") != data.count(b"\r\n") or data.count(b"\r") != data.count(b"\r\n"):
+        data = _LINE_ENDS.sub(b"\r\n", data)
+    if b"\n." in data:
+        data = data.replace(b"\r\n.", b"\r\n..")
+    if data.startswith(b"."):
+        data = b"." + data
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    return data + b".\r\n"
+
+
+async def transmit(smtp: aiosmtplib.SMTP, mail_from: bytes, address: str, data: bytes) -> None:
+    """One mail to one recipient over an open session: ``MAIL``, ``RCPT``, ``DATA``.
+
+    What ``smtp.sendmail(sender, [address], data)`` does (``SIZE`` when the server offers it,
+    ``RSET`` after a refusal, the same exceptions), through aiosmtplib's ``execute_command``
+    with the addresses already checked and quoted (``mail_from`` is ``b"FROM:<sender>"``)
+    and the content stuffed by ``smtp_data``: ``sendmail`` re-parses both addresses and runs
+    two regex passes over the whole mail, which cost as much CPU as the sending itself.
+    """
+    content = smtp_data(data)
+    try:
+        if smtp.is_ehlo_or_helo_needed:  # once a session, as mail() would
+            try:
+                await smtp.ehlo()
+            except aiosmtplib.SMTPHeloError:
+                if not smtp.is_connected:
+                    raise
+                await smtp.helo()
+        options = (b"SIZE=%d" % len(data),) if smtp.supports_extension("size") else ()
+        response = await smtp.execute_command(b"MAIL", mail_from, *options)
+        if response.code != 250:
+            raise aiosmtplib.SMTPSenderRefused(response.code, response.message, mail_from[6:-1].decode())
+        response = await smtp.execute_command(b"RCPT", b"TO:<" + address.encode("ascii") + b">")
+        if response.code not in (250, 251):
+            raise aiosmtplib.SMTPRecipientRefused(response.code, response.message, address)
+        response = await smtp.execute_command(b"DATA")
+        if response.code != 354:
+            raise aiosmtplib.SMTPDataError(response.code, response.message)
+        # execute_command sends its argument and CRLF: the content minus its own final CRLF
+        response = await smtp.execute_command(content[:-2])
+        if response.code != 250:
+            raise aiosmtplib.SMTPDataError(response.code, response.message)
+    except aiosmtplib.SMTPResponseException:
+        if smtp.is_connected:  # reset the envelope for the next mail, as sendmail does
+            with contextlib.suppress(*_SMTP_ERRORS):
+                await smtp.rset()
+        raise
 
 
 async def _quit(smtp: aiosmtplib.SMTP) -> None:
