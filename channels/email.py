@@ -227,7 +227,7 @@ class _Compiled:
     starts at column 0 and every line stays within 76 characters wherever the cut falls.
     """
 
-    __slots__ = ("message_id", "pieces", "slots")
+    __slots__ = ("message_id", "pieces", "slots", "wire")
 
     def __init__(self, rendition: Rendition) -> None:
         pieces: list[bytes | int] = []
@@ -279,11 +279,42 @@ class _Compiled:
         literal(b"--" + boundary.encode() + b"--\r\n")
         self.pieces = tuple(pieces)
         self.slots = tuple(slots)
+        # The DATA content: each literal stuffed once; one that follows a body slot starts a line.
+        body_slots = {n for (context, _name), n in slots.items() if context != "header"}
+        self.wire = (*(
+            piece if isinstance(piece, int) else _stuffed(piece, i == 0 or pieces[i - 1] in body_slots)
+            for i, piece in enumerate(pieces)
+        ), b".\r\n")
 
     def message_for(self, values: Mapping[str, str]) -> bytes:
         """The whole mail for one recipient; ``values`` maps each placeholder to safe text."""
         encoded = [_ENCODERS[context](values[name]) for context, name in self.slots]
         return b"".join([piece if isinstance(piece, bytes) else encoded[piece] for piece in self.pieces])
+
+    def wire_for(self, values: Mapping[str, str]) -> bytes:
+        """``smtp_data(self.message_for(values))``, from pieces stuffed once at compile time.
+
+        Only the values of body slots can hold a line that starts with a period (each starts
+        a line); header values sit after ``Name: `` and hold no line break.
+        """
+        encoded = [
+            _ENCODERS[context](values[name]) if context == "header"
+            else _stuffed(_ENCODERS[context](values[name]), True, crlf=True)
+            for context, name in self.slots
+        ]
+        return b"".join([piece if isinstance(piece, bytes) else encoded[piece] for piece in self.wire])
+
+
+def _stuffed(data: bytes, at_line_start: bool, crlf: bool = False) -> bytes:
+    """``data`` with CRLF line ends and every line that starts with a period given a second one.
+
+    ``crlf``: the caller knows ``data`` has CRLF line ends only (quoted-printable from ``_qp``).
+    """
+    if not crlf and (data.count(b"\n") != data.count(b"\r\n") or data.count(b"\r") != data.count(b"\r\n")):
+        data = _LINE_ENDS.sub(b"\r\n", data)  # never for the channel's own pieces: they are built CRLF
+    if b"\n." in data:
+        data = data.replace(b"\r\n.", b"\r\n..")
+    return b"." + data if at_line_start and data.startswith(b".") else data
 
 
 class EmailChannel:
@@ -389,7 +420,7 @@ class EmailChannel:
         """
         return self._personalize(self._compile(rendition), recipient)
 
-    def _personalize(self, compiled: _Compiled, recipient: Recipient) -> tuple[str, bytes, str]:
+    def _personalize(self, compiled: _Compiled, recipient: Recipient, wire: bool = False) -> tuple[str, bytes, str]:
         fallback = self.settings.public_url
         values = {
             "address": smtp_address(recipient.address),
@@ -399,7 +430,8 @@ class EmailChannel:
             "manage_url": _url(recipient.manage_url or recipient.unsubscribe_url or fallback),
         }
         message_id = compiled.message_id.replace("{{subscriber_id}}", values["subscriber_id"])
-        return values["address"], compiled.message_for(values), message_id
+        data = compiled.wire_for(values) if wire else compiled.message_for(values)
+        return values["address"], data, message_id
 
     def _compile(self, rendition: Rendition) -> _Compiled:
         headers: Mapping[str, str] = rendition["headers"]
@@ -434,12 +466,12 @@ class EmailChannel:
             try:
                 for index, recipient in enumerate(recipients):
                     try:
-                        address, data, message_id = self._personalize(compiled, recipient)
+                        address, content, message_id = self._personalize(compiled, recipient, wire=True)
                     except PermanentError as undeliverable:
                         outcomes[recipient.delivery_id] = undeliverable
                         continue
                     try:
-                        await transmit(smtp, self._mail_from, address, data)
+                        await transmit(smtp, self._mail_from, address, content)
                     except _SMTP_ERRORS as exc:
                         error = outcomes[recipient.delivery_id] = deliver_error(exc)
                         if smtp.is_connected and isinstance(exc, _ANSWERS):
@@ -510,31 +542,24 @@ class EmailChannel:
 def smtp_data(data: bytes) -> bytes:
     """``data`` as the DATA content goes on the wire, ending in the ``CRLF.CRLF`` that closes it.
 
-    Line ends made CRLF (a no-op for the channel's own mails, which are built that way)
-    and every line that starts with a period doubled (RFC 5321 4.5.2): what aiosmtplib's
-    ``data()`` would do with two regex passes, done here with byte searches.
+    Line ends made CRLF and every line that starts with a period doubled (RFC 5321 4.5.2):
+    what aiosmtplib's ``data()`` does with two regex passes. The channel's own mails get
+    the same bytes from ``_Compiled.wire_for``, stuffed once per update, not per mail.
     """
-    if data.count(b"\n") != data.count(b"\r\n") or data.count(b"\r") != data.count(b"\r\n"):
-        data = _LINE_ENDS.sub(b"\r\n", data)
-    if b"\n." in data:
-        data = data.replace(b"\r\n.", b"\r\n..")
-    if data.startswith(b"."):
-        data = b"." + data
-    if not data.endswith(b"\r\n"):
-        data += b"\r\n"
-    return data + b".\r\n"
+    data = _stuffed(data, True)
+    return data + b".\r\n" if data.endswith(b"\r\n") else data + b"\r\n.\r\n"
 
 
-async def transmit(smtp: aiosmtplib.SMTP, mail_from: bytes, address: str, data: bytes) -> None:
+async def transmit(smtp: aiosmtplib.SMTP, mail_from: bytes, address: str, content: bytes) -> None:
     """One mail to one recipient over an open session: ``MAIL``, ``RCPT``, ``DATA``.
 
     What ``smtp.sendmail(sender, [address], data)`` does (``SIZE`` when the server offers it,
     ``RSET`` after a refusal, the same exceptions), through aiosmtplib's ``execute_command``
     with the addresses already checked and quoted (``mail_from`` is ``b"FROM:<sender>"``)
-    and the content stuffed by ``smtp_data``: ``sendmail`` re-parses both addresses and runs
-    two regex passes over the whole mail, which cost as much CPU as the sending itself.
+    and ``content`` already in wire form (``smtp_data(data)``): ``sendmail`` re-parses both
+    addresses and runs two regex passes over the whole mail, which cost more CPU than the
+    sending itself.
     """
-    content = smtp_data(data)
     try:
         if smtp.is_ehlo_or_helo_needed:  # once a session, as mail() would
             try:
@@ -543,7 +568,7 @@ async def transmit(smtp: aiosmtplib.SMTP, mail_from: bytes, address: str, data: 
                 if not smtp.is_connected:
                     raise
                 await smtp.helo()
-        options = (b"SIZE=%d" % len(data),) if smtp.supports_extension("size") else ()
+        options = (b"SIZE=%d" % len(content),) if smtp.supports_extension("size") else ()
         response = await smtp.execute_command(b"MAIL", mail_from, *options)
         if response.code != 250:
             raise aiosmtplib.SMTPSenderRefused(response.code, response.message, mail_from[6:-1].decode())

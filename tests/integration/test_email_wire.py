@@ -67,12 +67,13 @@ async def test_mail_arrives_byte_for_byte_with_lines_that_start_with_a_period(sm
 async def test_transmit_matches_sendmail_envelope_and_refusals(smtp: RecordingSMTP) -> None:
     smtp.refuse("gone@example.org")
     data = b"Subject: hi\r\n\r\n.line\r\n"
+    content = smtp_data(data)
     client = aiosmtplib.SMTP(hostname=smtp.host, port=smtp.port)
     await client.connect()
     try:
-        await transmit(client, b"FROM:<status@example.com>", "alice@example.org", data)
+        await transmit(client, b"FROM:<status@example.com>", "alice@example.org", content)
         with pytest.raises(aiosmtplib.SMTPRecipientRefused) as refused:
-            await transmit(client, b"FROM:<status@example.com>", "gone@example.org", data)
+            await transmit(client, b"FROM:<status@example.com>", "gone@example.org", content)
         assert refused.value.code == 550
         await client.sendmail("status@example.com", ["bob@example.org"], data)  # the envelope was reset
     finally:
@@ -81,3 +82,24 @@ async def test_transmit_matches_sendmail_envelope_and_refusals(smtp: RecordingSM
     assert first.data == second.data
     assert (first.mail_from, first.rcpt_tos) == ("status@example.com", ("alice@example.org",))
     assert second.rcpt_tos == ("bob@example.org",)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        ".{{manage_url}}\n{{unsubscribe_url}}\n.after a value\n..two\n.\n",
+        "{{unsubscribe_url}}{{manage_url}}.x\n" + "." * 200 + "\n",
+        "no period at all {{manage_url}}\n",
+    ],
+)
+@pytest.mark.parametrize("url", ["https://status.example.com/u?token=t1", ".starts-with-a-period", "." * 120])
+def test_wire_form_stuffed_at_compile_time_equals_stuffing_each_mail(text: str, url: str) -> None:
+    channel = EmailChannel(Settings(smtp_host="127.0.0.1", email_from="status@example.com"))
+    rendition = channel.render(make_message())
+    rendition = {**rendition, "text": text, "html": "<p>" + text + "</p>"}
+    person = Recipient(delivery_id=1, subscriber_id="s1", address="a@example.org",
+                       unsubscribe_url=url, manage_url=url + "/m")
+    compiled = channel._compile(rendition)
+    _address, data, _id = channel._personalize(compiled, person)
+    _address, wire, _id = channel._personalize(compiled, person, wire=True)
+    assert wire == smtp_data(data)
