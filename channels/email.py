@@ -10,8 +10,11 @@ mail the preview shows; what differs per subscriber appears in it as placeholder
 Building an ``EmailMessage`` per recipient costs several times the sending itself (see
 ``performance.md``), so ``deliver`` compiles the rendition once into a multipart/alternative
 message as bytes (quoted-printable UTF-8 parts) cut at the placeholders, and per recipient
-only joins those pieces with the recipient's few encoded values. Each batch goes through
-one SMTP session; ``smtp_max_connections`` bounds the sessions open at once.
+only joins those pieces with the recipient's few encoded values, already dot-stuffed for
+DATA (``_Compiled.wire``), and ``transmit`` hands them to aiosmtplib's ``execute_command``
+instead of ``sendmail``, which would re-parse the addresses and scan the whole mail twice.
+Each batch goes through one SMTP session; ``smtp_max_connections`` bounds the sessions open
+at once.
 
 Every mail of an incident threads in mail clients: the first update's ``Message-ID`` is the
 thread root ``<i.{incident}.{subscriber}@{domain}>``, later ones are
