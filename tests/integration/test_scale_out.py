@@ -33,7 +33,7 @@ from broadcaster.subscribers import upsert_subscriber
 from broadcaster.tokens import create_token
 from tests.conftest import make_settings
 from tests.support.servers import free_port, serve_app
-from tests.support.worker_process import WorkerProcess, settings_env
+from tests.support.worker_process import WorkerProcess, settings_env, stop_process
 
 SUBSCRIBERS = 200
 LIVE_WITHIN_S = 2.0
@@ -85,14 +85,8 @@ class WebProcess:
         raise AssertionError(f"web process on {self.url} never became healthy: {self.log_path.read_text()}")
 
     def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-            self.process = None
+        stop_process(self.process)
+        self.process = None
 
 
 class EventStream:
