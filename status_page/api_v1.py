@@ -10,9 +10,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from broadcaster import component_changes, ledger
 from broadcaster import components as component_store
 from broadcaster import incidents as incident_store
-from broadcaster import ledger
 from broadcaster import subscribers as subscriber_store
 from broadcaster.incidents import Posted
 from broadcaster.posting import dispatch
@@ -91,11 +91,26 @@ async def create_component(request: Request) -> Response:
 
 
 async def patch_component(request: Request) -> Response:
-    await require_token(request)
+    """Edit a component; ``{"status": ..., "notify": true, "message"?: ...}`` also tells subscribers."""
+    token = await require_token(request)
+    rt = runtime(request)
+    component_id = request.path_params["component_id"]
     data = validate(ComponentPatch, await read_json(request))
-    async with runtime(request).engine.begin() as conn:
-        row = await component_store.patch_component(conn, request.path_params["component_id"], data)
-    return JSONResponse(component_json(row))
+    announce = data.notify and data.status is not None
+    async with rt.engine.begin() as conn:
+        fields = data.model_copy(update={"status": None}) if announce else data
+        row = await component_store.patch_component(conn, component_id, fields)
+    body = component_json(row)
+    if announce and data.status is not None:
+        _, posted = await component_changes.change_status(
+            rt, component_id, data.status.value, notify=True, note=data.message or "", author=token["name"])
+        async with rt.engine.connect() as conn:
+            body = component_json(await component_store.get_component(conn, component_id))
+        if posted is not None:
+            body.update(incident_id=posted.incident_id, update_id=posted.update_id)
+    else:
+        await rt.bus.publish("components", {"component_id": component_id})
+    return JSONResponse(body)
 
 
 async def list_incidents(request: Request) -> Response:

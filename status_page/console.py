@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from broadcaster import audit, idempotency, ledger
+from broadcaster import audit, component_changes, idempotency, ledger
 from broadcaster import components as component_store
 from broadcaster import incident_templates as template_store
 from broadcaster import incidents as incident_store
@@ -36,10 +36,8 @@ from broadcaster.models import (
     Role,
     humanize,
 )
-from broadcaster.posting import post
 from broadcaster.queue import DELIVER_BATCH
 from broadcaster.runtime import Runtime
-from broadcaster.schemas import ComponentPatch
 from broadcaster.users import has_role
 from status_page.auth import check_csrf, csrf_token, require_role
 from status_page.console_compose import (
@@ -446,46 +444,18 @@ async def component_status(request: Request) -> Response:
     component_id = request.path_params["component_id"]
     form = await request.form()
     status = str(form.get("status") or "")
-    if status not in {s.value for s in ComponentStatus}:
-        raise InputError("invalid status", {"status": "must be a component status"})
     notify = form.get("notify") in ("1", "on", "true")
     note = str(form.get("message") or "").strip()
-    async with rt.engine.connect() as conn:
-        component = await component_store.get_component(conn, component_id)
-        linked = await _open_incident_of(conn, component_id) if notify else None
-    if component["is_group"]:
-        raise InputError("a group has no status of its own", {"status": "set its components instead"})
-    if not notify:
-        async with rt.engine.begin() as conn:
-            await component_store.patch_component(conn, component_id, ComponentPatch(status=ComponentStatus(status)))
-            await audit.record(conn, user["username"], "component.status", target=component_id,
-                               old=component["status"], new=status, notify=False)
-        return RedirectResponse("/console", status_code=303)
-    name = component["name"]
-    if status == ComponentStatus.OPERATIONAL.value and linked:
-        body = {"status": "resolved", "message": note or f"{name} is operating normally again.",
-                "components": {component_id: status}}
-        posted, _ = await post(rt, body, linked, author=user["username"])
-    else:
-        body = {"title": f"{name} {humanize(status).lower()}",
-                "status": "resolved" if status == ComponentStatus.OPERATIONAL.value else "identified",
-                "message": note or f"{name}: {humanize(status).lower()}.", "components": {component_id: status}}
-        posted, _ = await post(rt, body, None, author=user["username"])
+    component, posted = await component_changes.change_status(rt, component_id, status, notify=notify, note=note,
+                                                              author=user["username"])
     async with rt.engine.begin() as conn:
         await audit.record(conn, user["username"], "component.status", target=component_id,
-                           old=component["status"], new=status, notify=True, incident_id=posted.incident_id,
-                           update_id=posted.update_id)
+                           old=component["status"], new=status, notify=notify,
+                           incident_id=posted.incident_id if posted else None,
+                           update_id=posted.update_id if posted else None)
+    if posted is None:
+        return RedirectResponse("/console", status_code=303)
     return RedirectResponse(f"/console/updates/{posted.update_id}", status_code=303)
-
-
-async def _open_incident_of(conn: Any, component_id: str) -> str | None:
-    """The open incident that affects this component alone (what a notified change opened)."""
-    for incident in await incident_store.list_incidents(conn, kind="incident", limit=50, include_drills=True,
-                                                        statuses=[s.value for s in IncidentStatus
-                                                                  if s.value not in CLOSED_STATUSES]):
-        if await incident_store.incident_component_ids(conn, incident["id"]) == [component_id]:
-            return str(incident["id"])
-    return None
 
 
 # --- static assets ------------------------------------------------------------------------------

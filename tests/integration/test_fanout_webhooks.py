@@ -103,3 +103,22 @@ async def test_subscriber_component_filter(client, auth, settings) -> None:
     titles_all = sorted(json.loads(r["body"])["data"]["incident"]["name"] for r in fan_all.received)
     assert titles_a == ["A down", "Everything"]
     assert titles_all == ["A down", "API errors", "Everything"]
+
+
+async def test_component_change_with_notify_reaches_subscribers(client, auth, settings) -> None:
+    component = (await client.post("/api/v1/components", headers=auth, json={"name": "Search"})).json()
+    receiver = WebhookReceiver()
+    async with serve_app(receiver.app()) as base:
+        receiver.secret = (await subscribe_webhook(client, auth, f"{base}/hook"))["secret"]
+        quiet = await client.patch(f"/api/v1/components/{component['id']}", headers=auth,
+                                   json={"status": "degraded_performance"})
+        assert quiet.status_code == 200 and "update_id" not in quiet.json()
+        loud = await client.patch(f"/api/v1/components/{component['id']}", headers=auth,
+                                  json={"status": "major_outage", "notify": True, "message": "Search is down."})
+        assert loud.status_code == 200 and loud.json()["status"] == "major_outage"
+        await run_worker(settings)
+    assert len(receiver.received) == 1
+    payload = json.loads(receiver.received[0]["body"])
+    assert payload["data"]["incident"]["id"] == loud.json()["incident_id"]
+    assert payload["data"]["update"]["body"] == "Search is down."
+    assert payload["data"]["components"][0]["new_status"] == "major_outage"
