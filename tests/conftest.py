@@ -4,6 +4,7 @@ real Redis, the app in-process, and an in-process arq worker."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -137,4 +138,24 @@ async def run_worker(settings: Settings, timeout_s: float = 30.0) -> None:
     try:
         await asyncio.wait_for(worker.main(), timeout_s)
     finally:
+        await worker.close()
+
+
+@contextlib.asynccontextmanager
+async def running_worker(settings: Settings, **overrides: Any) -> AsyncIterator[Any]:
+    """A real arq worker (its crons included) running in this event loop while the block lasts."""
+    worker = make_worker(settings, handle_signals=False, **overrides)
+    task = asyncio.create_task(worker.main())
+    try:
+        yield worker
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        # arq's close() gathers the job tasks it cancels and re-raises their cancellation: end
+        # them here first, so close() only runs the shutdown hooks and closes the pool.
+        for job in worker.tasks.values():
+            job.cancel()
+        await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
+        worker.tasks.clear()
         await worker.close()

@@ -3,8 +3,6 @@ preview, send, and watch the delivery counts reach what the ledger must hold."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,8 +15,7 @@ from broadcaster import incident_templates
 from broadcaster.config import Settings
 from broadcaster.runtime import Runtime
 from broadcaster.users import create_user
-from broadcaster.worker import make_worker
-from tests.conftest import make_settings
+from tests.conftest import make_settings, running_worker
 from tests.support.providers.mastodon import MastodonProvider
 from tests.support.providers.twilio import TwilioProvider
 from tests.support.providers.webhook_receiver import WebhookReceiver
@@ -55,19 +52,6 @@ def settings(database_url: str, clean_database: None, smtp: RecordingSMTP, provi
         twilio_auth_token=twilio.auth_token, twilio_from=next(iter(twilio.senders)), sms_rate_per_s=100.0,
         mastodon_base_url=providers["mastodon_url"], mastodon_access_token=providers["mastodon"].token,
     )
-
-
-@contextlib.asynccontextmanager
-async def running_worker(settings: Settings) -> AsyncIterator[None]:
-    worker = make_worker(settings, handle_signals=False)
-    task = asyncio.create_task(worker.main())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await worker.close()
 
 
 async def test_compose_from_template_preview_send_and_watch_delivery(

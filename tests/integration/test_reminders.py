@@ -18,8 +18,7 @@ from broadcaster.posting import post
 from broadcaster.reminders import send_reminders
 from broadcaster.runtime import Runtime
 from broadcaster.users import create_user
-from broadcaster.worker import make_worker
-from tests.conftest import make_settings
+from tests.conftest import make_settings, running_worker
 from tests.support.providers.twilio import TwilioProvider
 from tests.support.servers import serve_app
 from tests.support.smtp import RecordingSMTP, recording_smtp
@@ -139,9 +138,7 @@ async def test_real_worker_reminds_within_one_cron_period(rt: Runtime, team_sett
     promised = utcnow() + timedelta(seconds=1.5)
     async with rt.engine.begin() as conn:
         await conn.execute(incidents.update().where(incidents.c.id == incident_id).values(next_update_at=promised))
-    worker = make_worker(team_settings, handle_signals=False)
-    task = asyncio.create_task(worker.main())
-    try:
+    async with running_worker(team_settings):
         deadline = time.monotonic() + 10
         reminded_at = None
         while reminded_at is None and time.monotonic() < deadline:
@@ -149,11 +146,6 @@ async def test_real_worker_reminds_within_one_cron_period(rt: Runtime, team_sett
             reminded_at = (await incident_row(rt, incident_id))["reminded_at"]
         while len(smtp.received) < 2 and time.monotonic() < deadline:  # noqa: ASYNC110 - polls another thread
             await asyncio.sleep(0.05)  # the team is told just after the claim
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await worker.close()
     assert reminded_at is not None, "no reminder within 10 s"
     late_s = (reminded_at - promised).total_seconds()
     assert 0 <= late_s <= period_s + 0.5, f"reminded {late_s:.2f} s after the promise (period {period_s} s)"
