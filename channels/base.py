@@ -49,6 +49,7 @@ __all__ = [
     "RateLimited",
     "Recipient",
     "Rendition",
+    "ReplyTargetGone",
     "ResetHeader",
     "RetryableError",
     "Sent",
@@ -61,6 +62,7 @@ __all__ = [
     "rate_limit_reset_seconds",
     "render_template",
     "request_json",
+    "require_http_url",
     "retry_after_seconds",
     "short_text",
     "transport_error",
@@ -223,3 +225,13 @@ async def request_json(
     except ValueError as exc:
         raise RetryableError(f"{provider}: unreadable answer to {action}") from exc
     return body if isinstance(body, Mapping) else {}
+
+
+class ReplyTargetGone(PermanentError):
+    """The post a follow-up should reply to is deleted or not visible: start a new thread instead."""
+
+
+def require_http_url(url: str, what: str) -> None:
+    """``ConfigError`` unless ``url`` is an http(s) URL; ``what`` names the setting in the message."""
+    if not url.startswith(("https://", "http://")):
+        raise ConfigError(f"{what} must be an http(s) URL, not {url!r}")

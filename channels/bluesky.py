@@ -32,6 +32,7 @@ from channels.base import (
     Published,
     RateLimited,
     Rendition,
+    ReplyTargetGone,
     RetryableError,
     Settings,
     Thread,
@@ -39,6 +40,7 @@ from channels.base import (
     http_error,
     rate_limit_reset_seconds,
     render_template,
+    require_http_url,
     short_text,
     transport_error,
 )
@@ -89,9 +91,6 @@ class _Session:
     did: str
 
 
-class _ReplyTargetGone(PermanentError):
-    """The post to reply to is deleted: start a new thread instead."""
-
 
 class BlueskyChannel:
     """Posts each update to Bluesky; follow-ups reply to the previous post, rooted at the first."""
@@ -110,8 +109,7 @@ class BlueskyChannel:
         timeout_s: float = 15.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        if not base_url.startswith(("https://", "http://")):
-            raise ConfigError(f"bluesky base URL must be an http(s) URL, not {base_url!r}")
+        require_http_url(base_url, "bluesky base URL")
         self.handle = handle.removeprefix("@")
         self._password = app_password
         self._session: _Session | None = None
@@ -161,7 +159,7 @@ class BlueskyChannel:
             root = root or parent
             try:
                 created = await self._create_record({**record, "reply": {"root": root, "parent": parent}})
-            except _ReplyTargetGone:
+            except ReplyTargetGone:
                 created = None
         if created is None:
             created = await self._create_record(record)
@@ -292,5 +290,5 @@ def _translate(response: httpx.Response, *, replying: bool = False) -> DeliveryE
         return credentials_error(reason)
     lowered = f"{error} {message}".lower()
     if replying and (status == 404 or ("reply" in lowered or "parent" in lowered or "notfound" in lowered)):
-        return _ReplyTargetGone(reason)
+        return ReplyTargetGone(reason)
     return common

@@ -36,6 +36,7 @@ from channels.base import (
     http_error,
     render_template,
     request_json,
+    require_http_url,
 )
 
 BASE_TAGS = ("incident", "broadcaster")
@@ -69,8 +70,7 @@ class FreshdeskChannel:
         timeout_s: float = 15.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        if not base_url.startswith(("https://", "http://")):
-            raise ConfigError(f"BROADCASTER_FRESHDESK_BASE_URL must be an http(s) URL, not {base_url!r}")
+        require_http_url(base_url, "BROADCASTER_FRESHDESK_BASE_URL")
         if not folder_id.isdigit():
             raise ConfigError(f"BROADCASTER_FRESHDESK_FOLDER_ID must be a number, not {folder_id!r}")
         key = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key

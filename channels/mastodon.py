@@ -22,14 +22,15 @@ from channels.base import (
     ConfigError,
     DeliveryError,
     Message,
-    PermanentError,
     Published,
     Rendition,
+    ReplyTargetGone,
     RetryableError,
     Settings,
     Thread,
     http_error,
     render_template,
+    require_http_url,
     short_text,
     transport_error,
 )
@@ -52,9 +53,6 @@ def idempotency_key(message: Message) -> str:
     return f"broadcaster-{message.update_id}"
 
 
-class _ReplyTargetGone(PermanentError):
-    """The status to reply to is deleted or not visible: start a new thread instead."""
-
 
 class MastodonChannel:
     """Posts each update as a status; follow-ups thread under the incident's first one."""
@@ -73,8 +71,7 @@ class MastodonChannel:
         timeout_s: float = 15.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        if not base_url.startswith(("https://", "http://")):
-            raise ConfigError(f"mastodon base URL must be an http(s) URL, not {base_url!r}")
+        require_http_url(base_url, "mastodon base URL")
         if visibility not in VISIBILITIES:
             allowed = ", ".join(sorted(VISIBILITIES))
             raise ConfigError(f"mastodon visibility must be one of {allowed}, not {visibility!r}")
@@ -115,7 +112,7 @@ class MastodonChannel:
         if parent:
             try:
                 status = await self._post_status(rendition["text"], key, in_reply_to_id=str(parent))
-            except _ReplyTargetGone:
+            except ReplyTargetGone:
                 status = None
         if status is None:
             status = await self._post_status(rendition["text"], key)
@@ -157,7 +154,7 @@ def _translate(response: httpx.Response, *, replying: bool = False) -> DeliveryE
     detail = _error_text(response)
     reason = f"mastodon answered {status}: {detail}"
     if replying and (status == 404 or (status in (400, 422) and "repl" in detail.lower())):
-        return _ReplyTargetGone(reason)
+        return ReplyTargetGone(reason)
     return http_error(response, reason, reset_header="x-ratelimit-reset")
 
 

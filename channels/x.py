@@ -23,16 +23,17 @@ import httpx
 from channels.base import (
     ChannelContext,
     ChannelKind,
-    ConfigError,
     DeliveryError,
     Message,
     PermanentError,
     Published,
     Rendition,
+    ReplyTargetGone,
     Settings,
     Thread,
     http_error,
     render_template,
+    require_http_url,
     short_text,
     transport_error,
 )
@@ -85,9 +86,6 @@ def weighted_length(text: str) -> int:
     return total + _weigh_words(text[position:])
 
 
-class _ReplyTargetGone(PermanentError):
-    """The post to reply to is deleted or not visible: start a new thread instead."""
-
 
 class XChannel:
     """Posts each update to X; follow-ups reply to the incident's previous post."""
@@ -105,8 +103,7 @@ class XChannel:
         timeout_s: float = 15.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        if not base_url.startswith(("https://", "http://")):
-            raise ConfigError(f"X base URL must be an http(s) URL, not {base_url!r}")
+        require_http_url(base_url, "X base URL")
         self._client = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             headers={"Authorization": f"Bearer {access_token}", "User-Agent": "broadcaster"},
@@ -138,7 +135,7 @@ class XChannel:
         if parent:
             try:
                 post_id = await self._post(rendition["text"], in_reply_to=str(parent))
-            except _ReplyTargetGone:
+            except ReplyTargetGone:
                 post_id = None
         if post_id is None:
             post_id = await self._post(rendition["text"])
@@ -178,7 +175,7 @@ def _translate(response: httpx.Response, *, replying: bool = False) -> DeliveryE
     lowered = detail.lower()
     # X answers 403 "You attempted to reply to a Tweet that is deleted or not visible to you."
     if replying and (status == 404 or (status in (400, 403, 422) and "reply" in lowered)):
-        return _ReplyTargetGone(reason)
+        return ReplyTargetGone(reason)
     if status == 403 and "duplicate" in lowered:
         return PermanentError(reason)
     return http_error(response, reason, reset_header="x-rate-limit-reset")

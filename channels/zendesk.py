@@ -37,6 +37,7 @@ from channels.base import (
     http_error,
     render_template,
     request_json,
+    require_http_url,
 )
 
 BASE_LABELS = ("incident", "broadcaster")
@@ -73,8 +74,7 @@ class ZendeskChannel:
         timeout_s: float = 15.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        if not base_url.startswith(("https://", "http://")):
-            raise ConfigError(f"BROADCASTER_ZENDESK_BASE_URL must be an http(s) URL, not {base_url!r}")
+        require_http_url(base_url, "BROADCASTER_ZENDESK_BASE_URL")
         if not section_id.isdigit():
             raise ConfigError(f"BROADCASTER_ZENDESK_SECTION_ID must be a number, not {section_id!r}")
         token = api_token.get_secret_value() if isinstance(api_token, SecretStr) else api_token
