@@ -26,6 +26,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     event,
+    true,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -138,6 +139,7 @@ updates = Table(
     Column("next_update_at", UTCDateTime),
     Column("agent", JSON, nullable=False, default=dict),
     Column("author", String(255)),
+    Column("public", Boolean, nullable=False, default=True, server_default=true()),  # status_page among channels
     UniqueConstraint("incident_id", "number"),
 )
 
@@ -168,7 +170,7 @@ subscribers = Table(
     Column("secret", String(128)),  # webhook signing secret
     Column("drill", Boolean, nullable=False, default=False),  # drill audience, never real updates
     Column("meta", JSON, nullable=False, default=dict),
-    UniqueConstraint("channel", "address"),
+    UniqueConstraint("channel", "address", "drill"),
     Index("ix_subscribers_channel_active", "channel", "confirmed", "id"),
 )
 
