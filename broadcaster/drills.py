@@ -1,7 +1,8 @@
 """Drills: a playbook rehearsed end to end without reaching anyone real.
 
 A drill is an incident with ``drill = true``. The whole pipeline runs, but the fan-out only
-matches drill-audience subscribers (``subscribers.drill``, managed here), broadcast channels
+matches drill-audience rows (``subscribers.drill``, managed here; an address in the audience
+that also signs up for real has a second, real row, which drills never match), broadcast channels
 other than the status page and the desk publish nothing (``broadcaster.fanout``), the public
 page and API leave drills out, and every rendition is marked DRILL (``Message.drill``).
 
@@ -22,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from broadcaster import contacts, report, subscribers
 from broadcaster.db import incidents
 from broadcaster.db import subscribers as subscriber_table
-from broadcaster.errors import Conflict, InputError, NotFound
+from broadcaster.errors import InputError, NotFound
 from broadcaster.incidents import get_incident_row
 from broadcaster.schemas import SubscriberIn
 
@@ -39,15 +40,14 @@ async def audience(conn: AsyncConnection) -> list[Row]:
 
 
 async def add_to_audience(conn: AsyncConnection, channel: str, address: str, allow_private_webhooks: bool) -> Row:
-    """Add a confirmed drill recipient; an address that is a real subscriber is refused."""
-    data = SubscriberIn(channel=channel, address=address, confirmed=True) if channel in (
-        "email", "sms", "webhook") else None
-    if data is None:
+    """Add a confirmed drill recipient (or bring back the one already there).
+
+    The recipient is its own row (``drill = true``): an address that is also a real subscriber
+    keeps its real row untouched, and only real incidents reach that one.
+    """
+    if channel not in ("email", "sms", "webhook"):
         raise InputError("unknown channel", {"channel": "must be email, sms or webhook"})
-    normalized = subscribers.normalize_address(channel, address, allow_private_webhooks)
-    existing = await subscribers.find_subscriber(conn, channel, normalized)
-    if existing is not None and not existing["drill"]:
-        raise Conflict("a real subscriber", {"address": "is a real subscriber; drills never reach those"})
+    data = SubscriberIn(channel=channel, address=address, confirmed=True)
     row, _ = await subscribers.upsert_subscriber(conn, data, allow_private_webhooks=allow_private_webhooks,
                                                  drill=True)
     return row

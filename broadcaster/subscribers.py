@@ -109,16 +109,12 @@ async def get_subscriber(conn: AsyncConnection, subscriber_id: str) -> Row:
     return result
 
 
-async def find_subscriber(conn: AsyncConnection, channel: str, address: str) -> Row | None:
-    row = (
-        (
-            await conn.execute(
-                select(subscribers).where(subscribers.c.channel == channel, subscribers.c.address == address)
-            )
-        )
-        .mappings()
-        .first()
+async def find_subscriber(conn: AsyncConnection, channel: str, address: str, *, drill: bool = False) -> Row | None:
+    """The real subscriber for ``address`` (or, with ``drill=True``, the drill recipient): two separate rows."""
+    query = select(subscribers).where(
+        subscribers.c.channel == channel, subscribers.c.address == address, subscribers.c.drill.is_(drill)
     )
+    row = (await conn.execute(query)).mappings().first()
     return dict(row) if row else None
 
 
@@ -128,12 +124,13 @@ async def upsert_subscriber(
     """Create a subscriber, or refresh the existing one for the same address; returns (row, created).
 
     Re-subscribing never duplicates: an address that unsubscribed comes back unconfirmed
-    (it must opt in again) unless an admin marks it confirmed.
+    (it must opt in again) unless an admin marks it confirmed. A real subscriber and a drill
+    recipient (``drill=True``) of the same address are two rows: neither ever touches the other.
     """
     address = normalize_address(data.channel, data.address, allow_private_webhooks)
     await require_components(conn, data.components)
     now = utcnow()
-    existing = await find_subscriber(conn, data.channel, address)
+    existing = await find_subscriber(conn, data.channel, address, drill=drill)
     if existing is None:
         subscriber_id = new_id()
         await conn.execute(
@@ -162,17 +159,6 @@ async def upsert_subscriber(
         created = False
     await set_components(conn, subscriber_id, data.components)
     return await get_subscriber(conn, subscriber_id), created
-
-
-async def confirm(conn: AsyncConnection, subscriber_id: str) -> Row:
-    subscriber = await get_subscriber(conn, subscriber_id)
-    if not subscriber["confirmed"] or subscriber["unsubscribed_at"] is not None:
-        await conn.execute(
-            subscribers.update()
-            .where(subscribers.c.id == subscriber_id)
-            .values(confirmed=True, confirmed_at=utcnow(), unsubscribed_at=None)
-        )
-    return await get_subscriber(conn, subscriber_id)
 
 
 async def unsubscribe(conn: AsyncConnection, subscriber_id: str) -> bool:

@@ -52,13 +52,17 @@ async def sign_up(
     conn: AsyncConnection, channel: str, address: str, components: Sequence[str], *,
     allow_private_webhooks: bool,
 ) -> SignUp:
-    """Store an unconfirmed subscriber for ``address`` (or refresh the unconfirmed one)."""
+    """Store an unconfirmed real subscriber for ``address`` (or refresh the unconfirmed one).
+
+    Always the real row (``drill = false``): an address also in the drill audience signs up
+    like any other, and its drill row is left as it is.
+    """
     normalized = normalize_address(channel, address, allow_private_webhooks, field=_field_of(channel))
-    existing = await find_subscriber(conn, channel, normalized)
+    existing = await find_subscriber(conn, channel, normalized, drill=False)
     if existing is not None and is_active(existing):
         return SignUp(await get_subscriber(conn, existing["id"]), needs_confirmation=False, created=False)
     data = SubscriberIn(channel=channel, address=normalized, components=list(components), confirmed=False)
-    row, created = await upsert_subscriber(conn, data, allow_private_webhooks=allow_private_webhooks)
+    row, created = await upsert_subscriber(conn, data, allow_private_webhooks=allow_private_webhooks, drill=False)
     return SignUp(row, needs_confirmation=channel in ("email", "sms"), created=created)
 
 
@@ -68,6 +72,8 @@ def _field_of(channel: str) -> str:
 
 async def confirm_subscription(conn: AsyncConnection, subscriber_id: str) -> Row | None:
     """Mark the subscriber confirmed and active again; ``None`` when it no longer exists.
+
+    It acts on exactly the row whose id the link, code or reply was issued for.
 
     Proof of possession (a followed link, a code, a START text) also lifts a suppression
     left by an old bounce or carrier opt-out: the address evidently works again.
@@ -84,8 +90,8 @@ async def confirm_subscription(conn: AsyncConnection, subscriber_id: str) -> Row
 
 
 async def find_sms_subscriber(conn: AsyncConnection, phone: str) -> Row | None:
-    """The SMS subscriber for an E.164 number, if any."""
-    return await find_subscriber(conn, "sms", phone)
+    """The real SMS subscriber for an E.164 number, if any (sign-up codes and STOP/START act on it)."""
+    return await find_subscriber(conn, "sms", phone, drill=False)
 
 
 async def component_names(conn: AsyncConnection, component_ids: Sequence[str]) -> list[str]:

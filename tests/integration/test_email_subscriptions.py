@@ -61,7 +61,8 @@ async def sign_up(client: httpx.AsyncClient, settings: Settings, smtp: Recording
     response = await client.get(link.group(0))
     assert response.status_code == 200 and "You are subscribed" in response.text
     async with runtime.engine.connect() as conn:
-        return str((await conn.execute(select(subscribers.c.id).where(subscribers.c.address == address))).scalar_one())
+        query = select(subscribers.c.id).where(subscribers.c.address == address, subscribers.c.drill.is_(False))
+        return str((await conn.execute(query)).scalar_one())
 
 
 async def post(client: httpx.AsyncClient, auth: dict[str, str], incident_id: str | None = None,
