@@ -11,14 +11,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from broadcaster.components import list_components
 from broadcaster.config import Settings
 from broadcaster.db import incident_components, incidents, updates, utcnow
-from broadcaster.incidents import list_incidents, list_updates, update_changes
-from broadcaster.models import OPEN_INCIDENT_STATUSES, IncidentKind
+from broadcaster.incidents import derived_impact, list_updates, update_changes
+from broadcaster.models import CLOSED_STATUSES, IMPACT_RANK, OPEN_INCIDENT_STATUSES, Impact, IncidentKind
 from broadcaster.render import html_to_text, markdown_to_html
 from broadcaster.uptime import Uptime, uptime_by_component
 
@@ -27,6 +27,15 @@ RECENT_LIMIT = 50
 UPCOMING_STATUSES = ("scheduled",)
 ACTIVE_MAINTENANCE_STATUSES = ("in_progress", "verifying")
 UNRESOLVED_STATUSES = tuple(s.value for s in OPEN_INCIDENT_STATUSES)
+REOPENING_STATUSES = ("identified", "investigating", "monitoring", "in_progress", "verifying")
+
+_PUBLIC_UPDATE = (updates.c.incident_id == incidents.c.id) & updates.c.public.is_(True)
+# In a query on incidents: it has a public update / the status of its latest public update.
+HAS_PUBLIC_UPDATE = exists().where(_PUBLIC_UPDATE).correlate(incidents)
+PUBLIC_STATUS = (
+    select(updates.c.status).where(_PUBLIC_UPDATE).order_by(updates.c.number.desc()).limit(1)
+    .correlate(incidents).scalar_subquery()
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,8 +112,15 @@ def update_view(row: Row, changes: Sequence[Row]) -> UpdateView:
     )
 
 
-async def incident_views(conn: AsyncConnection, rows: Sequence[Row]) -> list[IncidentView]:
-    """Views for incident rows (in the given order), with updates and linked components."""
+async def incident_views(
+    conn: AsyncConnection, rows: Sequence[Row], *, public_only: bool = False
+) -> list[IncidentView]:
+    """Views for incident rows (in the given order), with updates and linked components.
+
+    ``public_only`` (every public loader here): only the updates posted to the status page,
+    the incident as they state it, and no view at all for an incident without one. Without
+    it (the console), every update.
+    """
     ids = [r["id"] for r in rows]
     grouped = await list_updates(conn, ids)
     changes = await update_changes(conn, [u["id"] for us in grouped.values() for u in us])
@@ -116,16 +132,75 @@ async def incident_views(conn: AsyncConnection, rows: Sequence[Row]) -> list[Inc
         )
         for incident_id, component_id in result.all():
             linked[str(incident_id)].append(str(component_id))
-    return [
-        IncidentView(row=row, updates=tuple(update_view(u, changes[u["id"]]) for u in grouped[row["id"]]),
-                     component_ids=tuple(linked[row["id"]]))
-        for row in rows
-    ]
+    views: list[IncidentView] = []
+    for row in rows:
+        shown, component_ids = grouped[row["id"]], linked[row["id"]]
+        if public_only:
+            hidden = [u for u in shown if not u["public"]]
+            shown = [u for u in shown if u["public"]]
+            if not shown:
+                continue
+            if hidden:
+                row, component_ids = as_published(row, shown, hidden, changes, component_ids)
+        views.append(IncidentView(row=row, updates=tuple(update_view(u, changes[u["id"]]) for u in shown),
+                                  component_ids=tuple(component_ids)))
+    return views
+
+
+def as_published(row: Row, shown: Sequence[Row], hidden: Sequence[Row], changes: dict[str, list[Row]],
+                 linked: Sequence[str]) -> tuple[Row, list[str]]:
+    """The incident row and linked components as its public updates (``shown``, newest first) left them.
+
+    Replays what ``incidents.add_update`` does to the row over the public updates alone: the
+    status, ``updated_at`` and ``next_update_at`` of the latest, ``monitoring_at`` and
+    ``resolved_at``, and the impact derived from component changes (an impact set by hand is
+    not recorded per update, so it stays as set). A component linked only by hidden updates
+    is left out.
+    """
+    latest = shown[0]
+    published = {**row, "status": latest["status"], "updated_at": latest["created_at"],
+                 "next_update_at": latest["next_update_at"], "monitoring_at": None, "resolved_at": None}
+    impact = Impact.NONE
+    for update in reversed(shown):
+        status, at = update["status"], update["created_at"]
+        if status == "monitoring" and published["monitoring_at"] is None:
+            published["monitoring_at"] = at
+        if status in CLOSED_STATUSES:
+            published["resolved_at"] = published["resolved_at"] or at
+        elif status in REOPENING_STATUSES:
+            published["resolved_at"] = None
+        derived = Impact(derived_impact([c["new_status"] for c in changes[update["id"]]]))
+        if IMPACT_RANK[derived] > IMPACT_RANK[impact]:
+            impact = derived
+    if row["kind"] != IncidentKind.MAINTENANCE.value and not row["impact_override"]:
+        published["impact"] = impact.value
+    named = {c["component_id"] for u in shown for c in changes[u["id"]]}
+    named_hidden = {c["component_id"] for u in hidden for c in changes[u["id"]]}
+    return published, [c for c in linked if c in named or c not in named_hidden]
+
+
+async def _public_incidents(
+    conn: AsyncConnection, *, kind: str | None = None, statuses: Sequence[str] | None = None, limit: int,
+    offset: int = 0,
+) -> list[Row]:
+    """Incidents the public may see (no drill, at least one public update), newest first.
+
+    ``statuses`` filters on the status their latest public update states.
+    """
+    query = (
+        select(incidents).where(incidents.c.drill.is_(False), HAS_PUBLIC_UPDATE)
+        .order_by(incidents.c.created_at.desc(), incidents.c.id).limit(limit).offset(offset)
+    )
+    if kind:
+        query = query.where(incidents.c.kind == kind)
+    if statuses is not None:
+        query = query.where(PUBLIC_STATUS.in_(list(statuses)))
+    return [dict(r) for r in (await conn.execute(query)).mappings()]
 
 
 async def _recent_and_open(conn: AsyncConnection, kind: str, open_statuses: Sequence[str]) -> list[Row]:
-    recent = await list_incidents(conn, kind=kind, limit=RECENT_LIMIT)
-    still_open = await list_incidents(conn, kind=kind, statuses=open_statuses, limit=1000)
+    recent = await _public_incidents(conn, kind=kind, limit=RECENT_LIMIT)
+    still_open = await _public_incidents(conn, kind=kind, statuses=open_statuses, limit=1000)
     seen = {r["id"] for r in recent}
     merged = recent + [r for r in still_open if r["id"] not in seen]
     merged.sort(key=lambda r: (r["created_at"], r["id"]), reverse=True)
@@ -144,39 +219,42 @@ async def load_snapshot(conn: AsyncConnection, settings: Settings, now: datetime
     incident_rows = await _recent_and_open(conn, IncidentKind.INCIDENT.value, UNRESOLVED_STATUSES)
     maintenance_rows = await _recent_and_open(
         conn, IncidentKind.MAINTENANCE.value, (*UPCOMING_STATUSES, *ACTIVE_MAINTENANCE_STATUSES))
-    times = [c["updated_at"] for c in component_rows] + [r["updated_at"] for r in incident_rows + maintenance_rows]
+    incident_list = await incident_views(conn, incident_rows, public_only=True)
+    maintenance_list = await incident_views(conn, maintenance_rows, public_only=True)
+    times = [c["updated_at"] for c in component_rows] + [v.row["updated_at"] for v in incident_list + maintenance_list]
     uptime = await uptime_by_component(conn, [c["id"] for c in component_rows if not c["is_group"]], now)
     return Snapshot(
         page=page_info(settings, max(times) if times else None),
         components=tuple(component_rows),
-        incidents=tuple(await incident_views(conn, incident_rows)),
-        maintenances=tuple(await incident_views(conn, maintenance_rows)),
+        incidents=tuple(incident_list),
+        maintenances=tuple(maintenance_list),
         uptime=uptime,
         built_at=now,
     )
 
 
 async def load_incident(conn: AsyncConnection, incident_id: str) -> IncidentView | None:
-    """One public incident or maintenance with all its updates; None if unknown or a drill."""
+    """One public incident or maintenance with its public updates; None if unknown, a drill or never public."""
     row = (
         await conn.execute(select(incidents).where(incidents.c.id == incident_id, incidents.c.drill.is_(False)))
     ).mappings().first()
-    if row is None:
-        return None
-    return (await incident_views(conn, [dict(row)]))[0]
+    views = await incident_views(conn, [dict(row)] if row else [], public_only=True)
+    return views[0] if views else None
 
 
 async def load_history(conn: AsyncConnection, page: int, per_page: int) -> tuple[list[IncidentView], int]:
     """One page (1-based) of incidents and maintenances, newest first, and the number of pages."""
     total = int((await conn.execute(
-        select(func.count()).select_from(incidents).where(incidents.c.drill.is_(False)))).scalar() or 0)
-    rows = await list_incidents(conn, limit=per_page, offset=(page - 1) * per_page)
+        select(func.count()).select_from(incidents).where(incidents.c.drill.is_(False), HAS_PUBLIC_UPDATE)
+    )).scalar() or 0)
+    rows = await _public_incidents(conn, limit=per_page, offset=(page - 1) * per_page)
     pages = max(1, -(-total // per_page))
-    return await incident_views(conn, rows), pages
+    return await incident_views(conn, rows, public_only=True), pages
 
 
 async def all_incident_ids(conn: AsyncConnection) -> list[str]:
-    result = await conn.execute(select(incidents.c.id).where(incidents.c.drill.is_(False)).order_by(incidents.c.id))
+    result = await conn.execute(
+        select(incidents.c.id).where(incidents.c.drill.is_(False), HAS_PUBLIC_UPDATE).order_by(incidents.c.id))
     return [str(v) for v in result.scalars()]
 
 
@@ -185,7 +263,7 @@ async def recent_updates(conn: AsyncConnection, limit: int = RECENT_LIMIT) -> li
     result = await conn.execute(
         select(updates, incidents.c.name.label("incident_name"), incidents.c.kind, incidents.c.impact)
         .join(incidents, incidents.c.id == updates.c.incident_id)
-        .where(incidents.c.drill.is_(False))
+        .where(incidents.c.drill.is_(False), updates.c.public.is_(True))
         .order_by(updates.c.created_at.desc(), updates.c.id)
         .limit(limit)
     )

@@ -49,6 +49,7 @@ ASSET_CACHE_CONTROL = "public, max-age=31536000, immutable"
 MAX_HISTORY_PAGE = 100_000
 _ID = re.compile(r"^[a-z0-9]{1,32}$")
 LIVE_KINDS = ("update", "published")
+STATUS_PAGE = "status_page"
 
 
 class NotFoundPage(Missing):
@@ -172,9 +173,17 @@ async def asset_entry(app: Any, path: str) -> Entry:
     return await page_cache(app).get(f"asset:{path}", build)
 
 
+def public_event(event: dict[str, Any]) -> bool:
+    """Whether the public stream may carry ``event``: never a drill, an update left off the page,
+    or another channel's announcement (the desk's ``published`` is for agents)."""
+    if event.get("drill") or event.get("public") is False:
+        return False
+    return event.get("kind") != "published" or event.get("channel", STATUS_PAGE) == STATUS_PAGE
+
+
 async def events(request: Request) -> Response:
-    """Server-sent events: ``update`` and ``published`` whenever the page changes (never for drills)."""
-    return sse_response(request, LIVE_KINDS, accept=lambda event: not event.get("drill"))
+    """Server-sent events: ``update`` and ``published`` whenever the public page changes."""
+    return sse_response(request, LIVE_KINDS, accept=public_event)
 
 
 # --- keeping every process's cache current ------------------------------------------------------

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from broadcaster import statuspage_v2 as v2
-from broadcaster.public_view import IncidentView, Snapshot, UpdateView
+from broadcaster.public_view import IncidentView, Snapshot, UpdateView, as_published, update_view
 from broadcaster.uptime import daily_uptime
 
 FIELDS = json.loads((Path(__file__).parent.parent / "fixtures" / "statuspage_v2_fields.json").read_text())
@@ -111,6 +111,38 @@ def test_update_without_component_changes_has_null_affected_components() -> None
     update = UpdateView(id="u", incident_id="i", number=1, status="investigating", body_html="", body_text="",
                         created_at=T0, display_at=T0, deliver_notifications=True, changes=())
     assert v2.update_json(update)["affected_components"] is None
+
+
+@pytest.mark.parametrize("stored", [True, False])
+def test_deliver_notifications_is_the_stored_flag(stored: bool) -> None:
+    row = {"id": "u", "incident_id": "i", "number": 1, "status": "investigating", "body": "Quiet.",
+           "created_at": T0, "display_at": T0, "deliver_notifications": stored}
+    assert v2.update_json(update_view(row, []))["deliver_notifications"] is stored
+
+
+def update_row(uid: str, number: int, status: str, minutes: int, public: bool = True) -> dict[str, Any]:
+    return {"id": uid, "incident_id": "i", "number": number, "status": status, "body": uid, "public": public,
+            "created_at": T0 + timedelta(minutes=minutes), "next_update_at": None}
+
+
+def change(component: str, new_status: str) -> dict[str, Any]:
+    return {"component_id": component, "old_status": "operational", "new_status": new_status}
+
+
+def test_incident_is_shown_as_its_public_updates_left_it() -> None:
+    row: dict[str, Any] = {"id": "i", "kind": "incident", "status": "resolved", "impact": "critical",
+                           "impact_override": False, "updated_at": T0 + timedelta(minutes=30),
+                           "monitoring_at": T0 + timedelta(minutes=20), "resolved_at": T0 + timedelta(minutes=30)}
+    shown = [update_row("u2", 2, "monitoring", 10), update_row("u1", 1, "investigating", 0)]
+    hidden = [update_row("u3", 3, "resolved", 30, public=False)]
+    changes = {"u1": [change("api", "degraded_performance")], "u2": [], "u3": [change("db", "major_outage")]}
+    published, linked = as_published(row, shown, hidden, changes, ["api", "db", "web"])
+    assert published["status"] == "monitoring" and published["resolved_at"] is None
+    assert published["updated_at"] == published["monitoring_at"] == T0 + timedelta(minutes=10)
+    assert published["impact"] == "minor", "the hidden major outage did not raise the public impact"
+    assert linked == ["api", "web"], "a component named only by a hidden update is left out"
+    assert row["status"] == "resolved", "the stored row is not changed"
+    assert as_published({**row, "impact_override": True}, shown, hidden, changes, [])[0]["impact"] == "critical"
 
 
 OK, D, P, M, U = "operational", "degraded_performance", "partial_outage", "major_outage", "under_maintenance"
