@@ -34,9 +34,11 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from broadcaster.actors import Actor  # noqa: E402
 from broadcaster.config import Settings  # noqa: E402
 from broadcaster.db import make_engine  # noqa: E402
 from broadcaster.migrate import upgrade  # noqa: E402
+from broadcaster.post_requests import request_from_body  # noqa: E402
 from broadcaster.posting import post  # noqa: E402
 from broadcaster.runtime import Runtime  # noqa: E402
 
@@ -92,15 +94,17 @@ async def seed(settings: Settings, incidents: int) -> None:
                                 ("SMS delivery", "Notifications"), ("Contact centre", None)]:
                 ids.append((await create_component(conn, ComponentIn(name=name, group=group)))["id"])
         for number in range(incidents):
-            posted, _ = await post(rt, {
+            result = await post(rt, request_from_body({
                 "title": f"Elevated error rates on the API ({number + 1})", "status": "investigating",
                 "message": "We are investigating **elevated error rates** on the API and slow dashboard loads. "
                            "Payments are not affected. Next update within 30 minutes.",
-                "components": {ids[1]: "partial_outage", ids[2]: "degraded_performance"}}, author="bench")
+                "components": {ids[1]: "partial_outage", ids[2]: "degraded_performance"}}), actor=Actor.system("bench"))
+            assert result.ref is not None
             for status in ("identified", "monitoring") + (("resolved",) if number else ()):
-                await post(rt, {"status": status, "message": f"The incident is now {status}: a faulty database "
-                                "failover was rolled back and error rates are falling."},
-                           incident_id=posted.incident_id, author="bench")
+                await post(rt, request_from_body({
+                    "status": status,
+                    "message": f"The incident is now {status}: a faulty database failover was rolled back and "
+                               "error rates are falling."}, result.ref["incident_id"]), actor=Actor.system("bench"))
     finally:
         await rt.aclose()
 

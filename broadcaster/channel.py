@@ -77,6 +77,10 @@ class Channel(Protocol):
     name: ClassVar[str]
     kind: ClassVar[ChannelKind]
     title: ClassVar[str]
+    notifies: ClassVar[bool]
+    """A message people receive (email, SMS, webhook, social): held back when ``deliver_notifications`` is false."""
+    publishes_drills: ClassVar[bool]
+    """Whether a drill goes here: the drill audience of a subscriber channel, or a surface kept off the public."""
 
     @classmethod
     def from_settings(cls, settings: Settings, context: ChannelContext) -> Self | None:

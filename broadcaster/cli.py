@@ -102,6 +102,8 @@ def _token_args(parser: argparse.ArgumentParser) -> None:
 
 @command("create-token", "create an API token (printed once, on the last line)", _token_args)
 def create_token(args: argparse.Namespace, settings: Settings) -> int:
+    from broadcaster import audit
+    from broadcaster.actors import Actor
     from broadcaster.tokens import create_token as store_token
 
     async def run() -> str:
@@ -110,7 +112,9 @@ def create_token(args: argparse.Namespace, settings: Settings) -> int:
         engine = make_engine(settings.database_url)
         try:
             async with engine.begin() as conn:
-                return await store_token(conn, args.name, args.role)
+                secret = await store_token(conn, args.name, args.role)
+                await audit.record(conn, str(Actor.cli()), "token.create", target=args.name, role=args.role)
+                return secret
         finally:
             await engine.dispose()
 
@@ -130,6 +134,8 @@ def _user_args(parser: argparse.ArgumentParser) -> None:
 
 @command("create-user", "create a console user", _user_args)
 def create_user(args: argparse.Namespace, settings: Settings) -> int:
+    from broadcaster import audit
+    from broadcaster.actors import Actor
     from broadcaster.users import create_user as store_user
 
     password = args.password or os.environ.get("BROADCASTER_NEW_PASSWORD") or getpass.getpass("password: ")
@@ -141,6 +147,7 @@ def create_user(args: argparse.Namespace, settings: Settings) -> int:
         try:
             async with engine.begin() as conn:
                 await store_user(conn, args.username, password, args.role, email=args.email, phone=args.phone)
+                await audit.record(conn, str(Actor.cli()), "user.create", target=args.username, role=args.role)
         finally:
             await engine.dispose()
 
@@ -162,7 +169,10 @@ def _post_args(parser: argparse.ArgumentParser) -> None:
 
 @command("post", "post an update from the terminal", _post_args)
 def post(args: argparse.Namespace, settings: Settings) -> int:
-    from broadcaster.posting import post_from_cli
+    from broadcaster.actors import Actor
+    from broadcaster.post_requests import request_from_body
+    from broadcaster.posting import post as post_update
+    from broadcaster.runtime import Runtime
 
     message = sys.stdin.read() if args.message == "-" else args.message
     components: dict[str, str] = {}
@@ -177,9 +187,21 @@ def post(args: argparse.Namespace, settings: Settings) -> int:
             body[key] = getattr(args, key)
     if not args.incident:
         body["title"] = args.title
-    incident_id, update_id, queued = asyncio.run(post_from_cli(settings, body, args.incident))
-    print(f"posted update {update_id} on incident {incident_id}" + ("" if queued else " (queued for the relay)"))
-    print(f"{settings.public_url}/incidents/{incident_id}")
+    request = request_from_body(body, args.incident)
+
+    async def run() -> tuple[dict[str, str], bool]:
+        rt = Runtime.build(settings)
+        try:
+            result = await post_update(rt, request, actor=Actor.cli())
+        finally:
+            await rt.aclose()
+        assert result.ref is not None
+        return result.ref, result.queued
+
+    ref, queued = asyncio.run(run())
+    print(f"posted update {ref['update_id']} on incident {ref['incident_id']}"
+          + ("" if queued else " (queued for the relay)"))
+    print(f"{settings.public_url}/incidents/{ref['incident_id']}")
     return 0
 
 
@@ -191,6 +213,8 @@ def _replay_args(parser: argparse.ArgumentParser) -> None:
 
 @command("replay", "resend an update's permanently failed deliveries on one channel", _replay_args)
 def replay(args: argparse.Namespace, settings: Settings) -> int:
+    from broadcaster import audit
+    from broadcaster.actors import Actor
     from broadcaster.db import make_engine
     from broadcaster.deadletter import list_dead
     from broadcaster.deadletter import replay as replay_rows
@@ -206,7 +230,11 @@ def replay(args: argparse.Namespace, settings: Settings) -> int:
                 for row in dead.rows:
                     print(f"{row['id']}\t{row['address'] or row['recipient']}\t{row['attempts']}\t{row['last_error']}")
                 return dead.total, 0
-            return await replay_rows(engine, queue, args.update, args.channel, settings.batch_size)
+            reset, batches = await replay_rows(engine, queue, args.update, args.channel, settings.batch_size)
+            async with engine.begin() as conn:
+                await audit.record(conn, str(Actor.cli()), "deliveries.retry", target=args.update,
+                                   channel=args.channel, rows=reset)
+            return reset, batches
         finally:
             await queue.aclose()
             await engine.dispose()
@@ -257,6 +285,8 @@ def _playbooks_args(parser: argparse.ArgumentParser) -> None:
 def playbooks(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
+    from broadcaster import audit
+    from broadcaster.actors import Actor
     from broadcaster.db import make_engine
     from broadcaster.playbook_yaml import export_yaml, import_yaml
 
@@ -272,6 +302,7 @@ def playbooks(args: argparse.Namespace, settings: Settings) -> int:
                     return await export_yaml(conn)
             async with engine.begin() as conn:
                 counts = await import_yaml(conn, text)
+                await audit.record(conn, str(Actor.cli()), "playbooks.import", counts=counts)
             return f"imported {counts['playbooks']} playbooks, {counts['levels']} levels, {counts['contacts']} contacts"
         finally:
             await engine.dispose()

@@ -1,8 +1,10 @@
-"""A component's status changed without an incident: record it, and optionally tell subscribers.
+"""A component's status changed without an incident: what that change posts, if anything.
 
 With ``notify`` the change goes out as a short update of its own: a new incident named after
 the component, or, when the component comes back to operational, the resolution of the open
-incident that affects it alone. Used by the console and by ``PATCH /api/v1/components/{id}``.
+incident that affects it alone. ``broadcaster.posting`` asks ``plan`` and records the result
+(the console's component form and ``PATCH /api/v1/components/{id}`` both post a
+``ComponentNotice``).
 """
 
 from __future__ import annotations
@@ -14,11 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from broadcaster import components as component_store
 from broadcaster import incidents as incident_store
 from broadcaster.errors import InputError
-from broadcaster.incidents import Posted
 from broadcaster.models import CLOSED_STATUSES, ComponentStatus, IncidentStatus, humanize
-from broadcaster.posting import post
-from broadcaster.runtime import Runtime
-from broadcaster.schemas import ComponentPatch
+from broadcaster.post_requests import ComponentNotice, FollowUp, NewIncident
+from broadcaster.schemas import ComponentPatch, IncidentIn, UpdateIn
 
 
 async def open_incident_of(conn: AsyncConnection, component_id: str) -> str | None:
@@ -31,30 +31,29 @@ async def open_incident_of(conn: AsyncConnection, component_id: str) -> str | No
     return None
 
 
-async def change_status(
-    rt: Runtime, component_id: str, status: str, *, notify: bool, note: str = "", author: str,
-) -> tuple[dict[str, Any], Posted | None]:
-    """Set the component's status; with ``notify`` post it as an update. Returns (old component, posted)."""
-    if status not in {s.value for s in ComponentStatus}:
-        raise InputError("invalid status", {"status": "must be a component status"})
-    async with rt.engine.connect() as conn:
-        component = await component_store.get_component(conn, component_id)
-        linked = await open_incident_of(conn, component_id) if notify else None
+async def plan(conn: AsyncConnection, notice: ComponentNotice) -> tuple[dict[str, Any], NewIncident | FollowUp | None]:
+    """(the component before the change, the update to post or None for a quiet change).
+
+    A quiet change is applied here, in the caller's transaction.
+    """
+    component = await component_store.get_component(conn, notice.component_id)
     if component["is_group"]:
         raise InputError("a group has no status of its own", {"status": "set its components instead"})
-    if not notify:
-        async with rt.engine.begin() as conn:
-            await component_store.patch_component(conn, component_id, ComponentPatch(status=ComponentStatus(status)))
-        await rt.bus.publish("components", {"component_id": component_id})
+    status = notice.status.value
+    if not notice.notify:
+        await component_store.patch_component(conn, notice.component_id, ComponentPatch(status=notice.status))
         return component, None
     name = component["name"]
+    components = {notice.component_id: notice.status}
+    linked = await open_incident_of(conn, notice.component_id)
     if status == ComponentStatus.OPERATIONAL.value and linked:
-        body = {"status": "resolved", "message": note or f"{name} is operating normally again.",
-                "components": {component_id: status}}
-        posted, _ = await post(rt, body, linked, author=author)
-    else:
-        body = {"title": f"{name} {humanize(status).lower()}",
-                "status": "resolved" if status == ComponentStatus.OPERATIONAL.value else "identified",
-                "message": note or f"{name}: {humanize(status).lower()}.", "components": {component_id: status}}
-        posted, _ = await post(rt, body, None, author=author)
-    return component, posted
+        update = UpdateIn(status="resolved", message=notice.note or f"{name} is operating normally again.",
+                          components=components, deliver_notifications=notice.deliver_notifications)
+        return component, FollowUp(linked, update)
+    incident = IncidentIn(
+        title=f"{name} {humanize(status).lower()}",
+        status="resolved" if status == ComponentStatus.OPERATIONAL.value else "identified",
+        message=notice.note or f"{name}: {humanize(status).lower()}.", components=components,
+        deliver_notifications=notice.deliver_notifications,
+    )
+    return component, NewIncident(incident)

@@ -7,11 +7,13 @@ import secrets
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from broadcaster.actors import Actor
 from broadcaster.components import create_component
 from broadcaster.config import Settings
 from broadcaster.db import components, users
 from broadcaster.incident_templates import seed_templates
 from broadcaster.playbook_yaml import load_sample
+from broadcaster.post_requests import request_from_body
 from broadcaster.posting import post
 from broadcaster.runtime import Runtime
 from broadcaster.schemas import ComponentIn
@@ -61,7 +63,7 @@ async def seed(settings: Settings) -> list[str]:
             templates_added = await seed_templates(conn)
             playbooks_loaded = await load_sample(conn) if ids else None
         if ids:
-            posted, _ = await post(rt, {
+            result = await post(rt, request_from_body({
                 "title": "Elevated error rates on the API",
                 "status": "identified",
                 "message": "We have identified a faulty database failover causing **elevated error rates** on the "
@@ -78,8 +80,9 @@ async def seed(settings: Settings) -> list[str]:
                     "do_not_say": "Do not promise a fix time. Do not name the database vendor.",
                     "escalation": "Enterprise customers with failed payments: transfer to billing on-call.",
                 },
-            }, author="demo")
-            lines.append(f"demo incident {posted.incident_id} posted")
+            }), actor=Actor.system("demo"))
+            assert result.ref is not None
+            lines.append(f"demo incident {result.ref['incident_id']} posted")
         else:
             lines.append("demo data already present")
         if playbooks_loaded:

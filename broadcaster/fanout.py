@@ -51,15 +51,6 @@ def recipient_links(settings: Settings, signer: LinkSigner, subscriber_id: str) 
     return unsubscribe, manage
 
 
-def publishes_drills(channel: object) -> bool:
-    """Whether a broadcast channel takes drills (class attribute ``publishes_drills``, default False).
-
-    Only channels that keep a drill off the public (the status page, which shows drills only
-    on the console's preview, and the agent desk, which marks them) say True.
-    """
-    return bool(getattr(channel, "publishes_drills", False))
-
-
 @dataclass
 class BatchReport:
     sent: int = 0
@@ -110,7 +101,7 @@ class Fanout:
     async def fanout(self, update_id: str, channel_name: str) -> int:
         """Write the ledger rows for one outbox row and enqueue their batches; returns the batch count."""
         channel = self.registry.get(channel_name)
-        if channel.kind is ChannelKind.BROADCAST and not publishes_drills(channel) and (
+        if channel.kind is ChannelKind.BROADCAST and not channel.publishes_drills and (
                 await self.message(update_id)).drill:
             # A drill never reaches social networks or knowledge bases: no ledger row, nothing sent.
             async with self.engine.begin() as conn:

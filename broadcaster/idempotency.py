@@ -9,18 +9,21 @@ transaction ends, then finds the row: there is never a moment where both can wri
 row holds a fingerprint of the request (same key, different body: refused), the update it
 recorded, and once built the exact answer, replayed verbatim::
 
-    outcome = await run_once(engine, key, actor, fingerprint("POST", path, body), write)
-    if isinstance(outcome, Stored):
-        ...  # replay outcome.status_code / outcome.body (or rebuild from outcome.ref)
-    else:
-        ...  # outcome is the Posted; enqueue, build the answer, then remember_answer(...)
+    async with engine.begin() as conn:
+        stored = await claim(conn, key, actor, fingerprint("POST", path, body))
+        if stored is not None:
+            ...  # replay stored.status_code / stored.body (or rebuild from stored.ref)
+        posted = ...  # write the update in this same transaction
+        await store_ref(conn, key, actor, posted)
+    ...  # enqueue, build the answer, then remember_answer(...) for verbatim replays
+
+``broadcaster.posting.post`` is the one caller of ``claim``/``store_ref``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,7 +72,7 @@ def fingerprint(method: str, path: str, body: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-async def _claim(conn: AsyncConnection, key: str, actor: str, digest: str) -> Stored | None:
+async def claim(conn: AsyncConnection, key: str, actor: str, digest: str) -> Stored | None:
     inserted = await conn.execute(
         insert_ignoring_conflicts(conn, idempotency_keys)
         .values(key=key, actor=actor, request_hash=digest, created_at=utcnow())
@@ -93,23 +96,14 @@ async def _claim(conn: AsyncConnection, key: str, actor: str, digest: str) -> St
     return Stored(int(row["status_code"]), dict(stored["ref"]), stored.get("body"))
 
 
-async def run_once(
-    engine: AsyncEngine, key: str, actor: str, digest: str,
-    write: Callable[[AsyncConnection], Awaitable[Posted]], status_code: int = 201,
-) -> Posted | Stored:
-    """Run ``write`` in one transaction after claiming ``(key, actor)``; the stored answer on a retry."""
-    async with engine.begin() as conn:
-        stored = await _claim(conn, key, actor, digest)
-        if stored is not None:
-            return stored
-        posted = await write(conn)
-        ref = {"incident_id": posted.incident_id, "update_id": posted.update_id}
-        await conn.execute(
-            idempotency_keys.update()
-            .where(idempotency_keys.c.key == key, idempotency_keys.c.actor == actor)
-            .values(status_code=status_code, response={"ref": ref})
-        )
-    return posted
+async def store_ref(conn: AsyncConnection, key: str, actor: str, posted: Posted, status_code: int = 201) -> None:
+    """Remember, in the posting transaction, which update the claimed key recorded."""
+    ref = {"incident_id": posted.incident_id, "update_id": posted.update_id}
+    await conn.execute(
+        idempotency_keys.update()
+        .where(idempotency_keys.c.key == key, idempotency_keys.c.actor == actor)
+        .values(status_code=status_code, response={"ref": ref})
+    )
 
 
 async def remember_answer(engine: AsyncEngine, key: str, actor: str, status_code: int, body: Any) -> None:
@@ -128,31 +122,3 @@ async def remember_answer(engine: AsyncEngine, key: str, actor: str, status_code
             .where(idempotency_keys.c.key == key, idempotency_keys.c.actor == actor)
             .values(status_code=status_code, response={"ref": ref, "body": body})
         )
-
-
-async def post_once(
-    rt: Any, body: dict[str, Any], incident_id: str | None, author: str, key: str | None, actor: str,
-) -> tuple[Posted | Stored, bool]:
-    """``posting.post`` guarded by an idempotency key (the console's send): (outcome, queued).
-
-    With ``key`` None it simply posts. On a replay nothing is written or enqueued and the
-    ``Stored`` answer comes back (its ``ref`` names the update to show).
-    """
-    from broadcaster import incidents
-    from broadcaster.posting import dispatch, post
-    from broadcaster.schemas import IncidentIn, UpdateIn, validate
-
-    if key is None:
-        return await post(rt, body, incident_id, author=author)
-    enabled = list(rt.registry.enabled)
-    path = f"/incidents/{incident_id}/updates" if incident_id else "/incidents"
-
-    async def write(conn: AsyncConnection) -> Posted:
-        if incident_id:
-            return await incidents.add_update(conn, incident_id, validate(UpdateIn, body), enabled, author)
-        return await incidents.create_incident(conn, validate(IncidentIn, body), enabled, author)
-
-    outcome = await run_once(rt.engine, key, actor, fingerprint("POST", path, body), write)
-    if isinstance(outcome, Stored):
-        return outcome, True
-    return outcome, await dispatch(rt, outcome)

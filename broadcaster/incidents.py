@@ -35,6 +35,7 @@ from broadcaster.render import make_message
 from broadcaster.schemas import IncidentIn, UpdateIn, check_status
 
 Row = dict[str, Any]
+STATUS_PAGE = "status_page"  # the channel whose presence makes an update public
 
 
 @dataclass(frozen=True)
@@ -45,19 +46,7 @@ class Posted:
     update_id: str
     channels: tuple[str, ...]
     drill: bool = False
-
-
-def choose_channels(requested: Sequence[str] | None, enabled: Sequence[str]) -> tuple[str, ...]:
-    """The channels an update goes to: all enabled ones by default; unknown names are a 4xx."""
-    if requested is None:
-        return tuple(enabled)
-    unknown = [name for name in requested if name not in enabled]
-    if unknown:
-        raise InputError(
-            "unknown or disabled channels",
-            {"channels": f"not enabled: {', '.join(unknown)}; enabled: {', '.join(enabled)}"},
-        )
-    return tuple(dict.fromkeys(requested))
+    public: bool = True  # the status page is among its channels
 
 
 def derived_impact(statuses: Sequence[str]) -> str:
@@ -127,17 +116,17 @@ async def _write_outbox(conn: AsyncConnection, update_id: str, channels: Sequenc
 async def create_incident(
     conn: AsyncConnection,
     data: IncidentIn,
-    enabled_channels: Sequence[str],
+    channels: Sequence[str],
     author: str | None = None,
     drill: bool = False,
     meta: dict[str, Any] | None = None,
 ) -> Posted:
-    """Record a new incident, its first update, component changes and outbox rows.
+    """Record a new incident, its first update, component changes and outbox rows for ``channels``.
 
-    Call inside one transaction (``engine.begin()``): all of it is durable, or none.
+    Call inside one transaction (``engine.begin()``): all of it is durable, or none. Which
+    channels an update goes to is ``broadcaster.posting``'s decision, not this module's.
     """
     check_status(data.kind, data.status)
-    channels = choose_channels(data.channels, enabled_channels)
     await require_components(conn, data.components)
     scheduled_for = _parse_time(data.scheduled_for, "scheduled_for")
     scheduled_until = _parse_time(data.scheduled_until, "scheduled_until")
@@ -175,7 +164,7 @@ async def create_incident(
     await _insert_update(conn, incident_id, update_id, 1, data, now, next_update_at, channels, author)
     await _apply_components(conn, incident_id, update_id, {k: v.value for k, v in data.components.items()})
     await _write_outbox(conn, update_id, channels)
-    return Posted(incident_id, update_id, channels, drill)
+    return Posted(incident_id, update_id, tuple(channels), drill, STATUS_PAGE in channels)
 
 
 async def _insert_update(
@@ -200,6 +189,7 @@ async def _insert_update(
             display_at=now,
             deliver_notifications=data.deliver_notifications,
             channels=list(channels),
+            public=STATUS_PAGE in channels,
             next_update_at=next_update_at,
             agent=data.agent.model_dump() if data.agent else {},
             author=author,
@@ -211,10 +201,10 @@ async def add_update(
     conn: AsyncConnection,
     incident_id: str,
     data: UpdateIn,
-    enabled_channels: Sequence[str],
+    channels: Sequence[str],
     author: str | None = None,
 ) -> Posted:
-    """Record a follow-up update in one transaction (call inside ``engine.begin()``)."""
+    """Record a follow-up update and its outbox rows in one transaction (call inside ``engine.begin()``)."""
     query = select(incidents).where(incidents.c.id == incident_id)
     if conn.dialect.name == "postgresql":
         query = query.with_for_update()
@@ -222,7 +212,6 @@ async def add_update(
     if incident is None:
         raise NotFound("no such incident", {"incident_id": f"unknown incident {incident_id!r}"})
     check_status(incident["kind"], data.status)
-    channels = choose_channels(data.channels, enabled_channels)
     changes = {k: v.value for k, v in data.components.items()}
     await require_components(conn, changes)
     if data.status in CLOSED_STATUSES and not changes:
@@ -261,7 +250,7 @@ async def add_update(
     await _insert_update(conn, incident_id, update_id, number, data, now, next_update_at, channels, author)
     await _apply_components(conn, incident_id, update_id, changes)
     await _write_outbox(conn, update_id, channels)
-    return Posted(incident_id, update_id, channels, bool(incident["drill"]))
+    return Posted(incident_id, update_id, tuple(channels), bool(incident["drill"]), STATUS_PAGE in channels)
 
 
 async def incident_component_ids(conn: AsyncConnection, incident_id: str) -> list[str]:

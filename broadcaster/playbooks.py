@@ -6,15 +6,17 @@ carries the incident template (title, status, impact, message, talking points, a
 answers, escalation), the public channels it uses by default, the promised update cadence
 and the internal contacts to notify (``broadcaster.contacts``).
 
-``open_incident`` posts the level's template through ``broadcaster.posting.post`` (as a drill
-when asked), records ``meta = {playbook_id, level}`` and puts the level's contacts on the
-incident in the same transaction, so the post hook notifies them at once.
+``plan_opening`` says what opening a level posts: the level's template (as a drill when
+asked) with ``meta = {playbook_id, level}``, and the level's contacts, which
+``broadcaster.posting`` puts on the incident in the same transaction, so the post hook
+notifies them at once.
 ``raise_level`` escalates an open incident: the new level's contacts are added and only
 they are notified.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -22,14 +24,15 @@ from pydantic import Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from broadcaster import contact_notify, contacts
+from broadcaster import audit, contact_notify, contacts
+from broadcaster.actors import Actor
 from broadcaster.db import contact_assignments, incidents, new_id, playbook_levels, playbooks, updates, utcnow
 from broadcaster.errors import Conflict, InputError, NotFound
-from broadcaster.incidents import Posted, get_incident_row
+from broadcaster.incidents import get_incident_row
 from broadcaster.models import CLOSED_STATUSES, ComponentStatus, Impact
-from broadcaster.posting import post
+from broadcaster.post_requests import NewIncident
 from broadcaster.runtime import Runtime
-from broadcaster.schemas import MAX_MESSAGE_CHARS, AgentNotesIn, Strict, check_status
+from broadcaster.schemas import MAX_MESSAGE_CHARS, AgentNotesIn, IncidentIn, Strict, check_status, validate
 
 Row = dict[str, Any]
 MAX_LEVELS = 10
@@ -214,31 +217,34 @@ def incident_body(level: Row, data: OpenIn, enabled: list[str]) -> dict[str, Any
     return body
 
 
-async def open_incident(rt: Runtime, playbook_id: str, data: OpenIn, author: str) -> tuple[Posted, list[str]]:
-    """Post the incident of ``data.level`` and put that level's contacts on it; returns (posted, contact ids).
+@dataclass(frozen=True)
+class Opening:
+    """What opening a playbook level posts, and the contacts it puts on the incident."""
+
+    incident: NewIncident
+    contact_ids: list[str]
+    level: int
+
+
+async def plan_opening(conn: AsyncConnection, playbook_id: str, data: OpenIn, enabled: list[str],
+                       author: str) -> Opening:
+    """The incident of ``data.level`` and that level's contacts (``broadcaster.posting`` records both).
 
     A drill may not change component states: the public page would show them.
     """
     if data.drill and data.components:
         raise InputError("a drill cannot change components", {"components": "the public page would show them"})
-    async with rt.engine.connect() as conn:
-        playbook = await get_playbook(conn, playbook_id)
+    playbook = await get_playbook(conn, playbook_id)
     level = get_level(playbook, data.level)
-    body = incident_body(level, data, list(rt.registry.enabled))
+    body = validate(IncidentIn, incident_body(level, data, enabled))
     meta = {"playbook_id": playbook_id, "playbook": playbook["name"], "level": data.level,
             "levels": [{"level": data.level, "at": utcnow().isoformat(), "by": author}]}
-    people = [c["id"] for c in level["contacts"]]
-    added: list[str] = []
-
-    async def put_contacts(conn: AsyncConnection, posted: Posted) -> None:
-        added.extend(await contacts.add_to_incident(conn, posted.incident_id, people, data.level))
-
-    posted, _ = await post(rt, body, author=author, drill=data.drill, meta=meta, within=put_contacts)
-    return posted, added
+    return Opening(NewIncident(body, drill=data.drill, meta=meta), [c["id"] for c in level["contacts"]], data.level)
 
 
-async def raise_level(rt: Runtime, incident_id: str, new_level: int, author: str) -> list[str]:
+async def raise_level(rt: Runtime, incident_id: str, new_level: int, actor: Actor) -> list[str]:
     """Escalate an open playbook incident to ``new_level``; returns the contacts added (and notified)."""
+    author = actor.name
     async with rt.engine.begin() as conn:
         incident = await get_incident_row(conn, incident_id)
         meta = dict(incident["meta"] or {})
@@ -257,6 +263,8 @@ async def raise_level(rt: Runtime, incident_id: str, new_level: int, author: str
         await conn.execute(incidents.update().where(incidents.c.id == incident_id).values(meta=meta))
         latest = (await conn.execute(select(updates.c.id).where(updates.c.incident_id == incident_id)
                                      .order_by(updates.c.number.desc()).limit(1))).scalar_one()
+        await audit.record(conn, str(actor), "playbook.escalate", target=incident_id, level=new_level,
+                           contacts=len(added))
     if added:
         await contact_notify.enqueue(rt, incident_id, str(latest), suffix=f"L{new_level}")
     return added

@@ -1,37 +1,182 @@
-"""Posting an update from anywhere that is not the web app (CLI, cron, demo)."""
+"""The one posting service: every update, from every entry point, is recorded here.
+
+``post(rt, request, actor=...)`` validates, then in ONE transaction writes the update, its
+component changes, one outbox row per channel and the audit row (and claims the
+idempotency key, when one is given); after the commit it enqueues the fan-out, tells live
+pages and notifies the incident's contacts. The REST API, the console, the CLI, playbooks,
+component notices and jobs all call it; each is a short adapter that builds a request
+(``broadcaster.post_requests``).
+
+``preview(rt, request, actor=...)`` is the same function as a dry run: it runs the very same
+writes in a transaction that is rolled back, builds the ``Message`` the fan-out will build
+from what was written (components restored on a resolve, impact derived, the number the
+update gets) and renders it with each channel's own ``render``. The preview is the send.
+
+Which channels an update goes to is decided once, in ``choose_channels``: the requested
+ones (default: all enabled), without the ones that notify people when
+``deliver_notifications`` is false, and without public channels for a drill.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass, is_dataclass
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from broadcaster import contact_notify, incidents
-from broadcaster.config import Settings
+from broadcaster import audit, component_changes, contact_notify, contacts, idempotency, incidents, playbooks
+from broadcaster.actors import Actor
+from broadcaster.channel import Rendition
+from broadcaster.errors import InputError
 from broadcaster.incidents import Posted
+from broadcaster.post_requests import (
+    ComponentNotice,
+    FollowUp,
+    NewIncident,
+    PostRequest,
+    PostResult,
+)
+from broadcaster.registry import Registry
 from broadcaster.runtime import Runtime
-from broadcaster.schemas import IncidentIn, UpdateIn, validate
+
+AfterWrite = Callable[[AsyncConnection, Posted], Awaitable[None]]
 
 
-async def post(rt: Runtime, body: dict[str, Any], incident_id: str | None = None, author: str = "cli",
-               drill: bool = False, meta: dict[str, Any] | None = None,
-               within: Callable[[AsyncConnection, Posted], Awaitable[None]] | None = None) -> tuple[Posted, bool]:
-    """Record the update in one transaction, then enqueue its fan-out (or leave it to the relay).
+class _DryRun(Exception):
+    """Raised inside the preview's transaction so that nothing it wrote is kept."""
 
-    ``meta`` is stored on a new incident; ``within`` runs in the same transaction (a playbook
-    puts its contacts on the incident there). The incident's contacts, if any, are notified.
-    """
-    enabled = list(rt.registry.enabled)
+
+@dataclass
+class _Plan:
+    """What a request resolves to: the update to record (if any), the audit action, extras."""
+
+    action: str
+    target: str | None
+    update: NewIncident | FollowUp | None
+    after_write: AfterWrite | None = None
+    details: dict[str, Any] | None = None
+
+
+def choose_channels(
+    registry: Registry, requested: Sequence[str] | None, *, deliver_notifications: bool, drill: bool,
+) -> tuple[str, ...]:
+    """The channels an update goes to; an explicit name that is unknown or contradicts a flag is a 4xx."""
+    enabled = registry.enabled
+    if requested is not None:
+        unknown = [name for name in requested if name not in enabled]
+        if unknown:
+            raise InputError("unknown or disabled channels",
+                             {"channels": f"not enabled: {', '.join(unknown)}; enabled: {', '.join(enabled)}"})
+        if not deliver_notifications:
+            loud = [name for name in requested if enabled[name].notifies]
+            if loud:
+                raise InputError("these channels notify people", {
+                    "deliver_notifications": f"is false, but channels asks for {', '.join(loud)}"})
+        names: Sequence[str] = list(dict.fromkeys(requested))
+    else:
+        names = [name for name, channel in enabled.items() if deliver_notifications or not channel.notifies]
+    if drill:
+        names = [name for name in names if enabled[name].publishes_drills]
+    return tuple(names)
+
+
+async def _plan(conn: AsyncConnection, rt: Runtime, request: PostRequest, actor: Actor) -> _Plan:
+    if isinstance(request, NewIncident):
+        action = "maintenance.create" if request.data.kind == "maintenance" else "incident.create"
+        return _Plan("drill.open" if request.drill else action, None, request)
+    if isinstance(request, FollowUp):
+        return _Plan("update.post", request.incident_id, request)
+    if isinstance(request, ComponentNotice):
+        before, update = await component_changes.plan(conn, request)
+        return _Plan("component.status", request.component_id, update, details={
+            "old": before["status"], "new": request.status.value, "notify": request.notify})
+    opening = await playbooks.plan_opening(conn, request.playbook_id, request.data, list(rt.registry.enabled),
+                                           actor.name)
+
+    async def put_contacts(conn: AsyncConnection, posted: Posted) -> None:
+        added = await contacts.add_to_incident(conn, posted.incident_id, opening.contact_ids, opening.level)
+        assert plan.details is not None
+        plan.details["contacts"] = len(added)
+
+    plan = _Plan("playbook.drill" if request.data.drill else "playbook.open", request.playbook_id,
+                 opening.incident, put_contacts, {"level": opening.level})
+    return plan
+
+
+async def _write(conn: AsyncConnection, rt: Runtime, plan: _Plan, actor: Actor) -> Posted | None:
+    """Record the plan's update and its audit row in ``conn``'s transaction."""
+    posted: Posted | None = None
+    update = plan.update
+    if isinstance(update, NewIncident):
+        channels = choose_channels(rt.registry, update.data.channels,
+                                   deliver_notifications=update.data.deliver_notifications, drill=update.drill)
+        posted = await incidents.create_incident(conn, update.data, channels, actor.name, drill=update.drill,
+                                                 meta=dict(update.meta) if update.meta else None)
+    elif isinstance(update, FollowUp):
+        incident = await incidents.get_incident_row(conn, update.incident_id)
+        channels = choose_channels(rt.registry, update.data.channels,
+                                   deliver_notifications=update.data.deliver_notifications,
+                                   drill=bool(incident["drill"]))
+        posted = await incidents.add_update(conn, update.incident_id, update.data, channels, actor.name)
+    if posted is not None and plan.after_write is not None:
+        await plan.after_write(conn, posted)
+    details = dict(plan.details or {})
+    if posted is not None:
+        details.update(incident_id=posted.incident_id, update_id=posted.update_id, channels=list(posted.channels))
+    target = plan.target or (posted.incident_id if posted is not None else None)
+    await audit.record(conn, str(actor), plan.action, target=target, **details)
+    return posted
+
+
+def _fingerprint(request: PostRequest) -> str:
+    def plain(value: Any) -> Any:
+        if isinstance(value, BaseModel):
+            return value.model_dump(mode="json")
+        if is_dataclass(value) and not isinstance(value, type):
+            return {k: plain(v) for k, v in asdict(value).items()}
+        return value
+
+    fields = {name: plain(getattr(request, name)) for name in request.__dataclass_fields__}
+    return idempotency.fingerprint("POST", type(request).__name__, fields)
+
+
+async def post(rt: Runtime, request: PostRequest, *, actor: Actor, idempotency_key: str | None = None) -> PostResult:
+    """Record ``request`` once, durably, then dispatch it; see the module docstring."""
     async with rt.engine.begin() as conn:
-        if incident_id:
-            posted = await incidents.add_update(conn, incident_id, validate(UpdateIn, body), enabled, author)
-        else:
-            posted = await incidents.create_incident(conn, validate(IncidentIn, body), enabled, author, drill=drill,
-                                                     meta=meta)
-        if within is not None:
-            await within(conn, posted)
-    return posted, await dispatch(rt, posted)
+        if idempotency_key is not None:
+            stored = await idempotency.claim(conn, idempotency_key, actor.scope, _fingerprint(request))
+            if stored is not None:
+                return PostResult(replayed=stored)
+        plan = await _plan(conn, rt, request, actor)
+        posted = await _write(conn, rt, plan, actor)
+        if idempotency_key is not None and posted is not None:
+            await idempotency.store_ref(conn, idempotency_key, actor.scope, posted)
+    if posted is None:
+        if isinstance(request, ComponentNotice):
+            await rt.bus.publish("components", {"component_id": request.component_id})
+        return PostResult(details=plan.details or {})
+    return PostResult(posted=posted, queued=await dispatch(rt, posted), details=plan.details or {})
+
+
+async def preview(rt: Runtime, request: PostRequest, *, actor: Actor) -> dict[str, Rendition]:
+    """{channel: rendition} exactly as ``post`` would send it; nothing is kept."""
+    message = None
+    channels: tuple[str, ...] = ()
+    try:
+        async with rt.engine.begin() as conn:
+            posted = await _write(conn, rt, await _plan(conn, rt, request, actor), actor)
+            if posted is not None:
+                channels = posted.channels
+                message = await incidents.load_message(conn, posted.update_id, rt.settings.page_name,
+                                                       rt.settings.public_url)
+            raise _DryRun
+    except _DryRun:
+        pass
+    if message is None:
+        return {}
+    return {name: rt.registry.enabled[name].render(message) for name in channels}
 
 
 async def dispatch(rt: Runtime, posted: Posted) -> bool:
@@ -43,15 +188,6 @@ async def dispatch(rt: Runtime, posted: Posted) -> bool:
     for channel in posted.channels:
         queued = await rt.queue.enqueue_fanout(posted.update_id, channel) and queued
     await rt.bus.publish("update", {"incident_id": posted.incident_id, "update_id": posted.update_id,
-                                    "drill": posted.drill})
+                                    "drill": posted.drill, "public": posted.public})
     await contact_notify.after_post(rt, posted.incident_id, posted.update_id)
     return queued
-
-
-async def post_from_cli(settings: Settings, body: dict[str, Any], incident_id: str | None) -> tuple[str, str, bool]:
-    rt = Runtime.build(settings)
-    try:
-        posted, queued = await post(rt, body, incident_id)
-    finally:
-        await rt.aclose()
-    return posted.incident_id, posted.update_id, queued

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from broadcaster import audit
+from broadcaster.actors import Actor
 from broadcaster.db import incidents, users, utcnow
 from broadcaster.errors import DeliveryError
 from broadcaster.models import CLOSED_STATUSES, Role
@@ -122,7 +123,7 @@ async def send_reminders(rt: Runtime, now: datetime | None = None) -> list[Remin
                 continue
             reminder = Reminder(row["id"], row["name"], row["next_update_at"],
                                 (now - row["next_update_at"]).total_seconds(), bool(row["drill"]))
-            await audit.record(conn, "system", "reminder", target=row["id"],
+            await audit.record(conn, str(Actor.system("reminders")), "reminder", target=row["id"],
                                next_update_at=row["next_update_at"].isoformat(), recipients=len(members))
         await rt.bus.publish("reminder", {
             "incident_id": reminder.incident_id, "title": reminder.title,

@@ -57,6 +57,7 @@ class ComponentPatch(Strict):
     only_show_if_degraded: bool | None = None
     notify: bool = False
     message: str | None = Field(default=None, max_length=MAX_MESSAGE_CHARS)
+    deliver_notifications: bool = True
 
 
 class UpdateIn(Strict):
@@ -90,10 +91,14 @@ class IncidentIn(UpdateIn):
     template_id: str | None = Field(default=None, max_length=32)
 
 
-class PreviewIn(UpdateIn):
+class PreviewIn(IncidentIn):
+    """``POST /api/v1/preview``'s body as documented: an update with ``incident_id``, or a new incident.
+
+    The preview validates it exactly as the post would (``UpdateIn`` or ``IncidentIn``).
+    """
+
     incident_id: str | None = Field(default=None, max_length=32)
-    title: str | None = Field(default=None, min_length=1, max_length=255)
-    status: str = IncidentStatus.INVESTIGATING.value
+    title: str | None = Field(default=None, min_length=1, max_length=255)  # type: ignore[assignment]
 
 
 class SubscriberIn(Strict):

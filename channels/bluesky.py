@@ -97,6 +97,8 @@ class BlueskyChannel:
 
     name: ClassVar[str] = "bluesky"
     kind: ClassVar[ChannelKind] = ChannelKind.BROADCAST
+    notifies: ClassVar[bool] = True  # a message people receive: held back when deliver_notifications is false
+    publishes_drills: ClassVar[bool] = False  # public: a drill never goes here
     title: ClassVar[str] = "Bluesky"
     limit: ClassVar[int] = LIMIT
 

@@ -40,6 +40,7 @@ class DeskChannel:
 
     name: ClassVar[str] = "desk"
     kind: ClassVar[ChannelKind] = ChannelKind.BROADCAST
+    notifies: ClassVar[bool] = False  # a page updated in place, not a message: shown even without notifications
     title: ClassVar[str] = "Agent desk"
     publishes_drills: ClassVar[bool] = True  # kept off the public: see broadcaster.fanout
 

@@ -325,6 +325,8 @@ class EmailChannel:
 
     name: ClassVar[str] = "email"
     kind: ClassVar[ChannelKind] = ChannelKind.SUBSCRIBER
+    notifies: ClassVar[bool] = True  # a message people receive: held back when deliver_notifications is false
+    publishes_drills: ClassVar[bool] = True  # a drill reaches the drill audience only
     title: ClassVar[str] = "Email"
     compiled_cache_size: ClassVar[int] = 32
 

@@ -58,6 +58,8 @@ class FreshdeskChannel:
 
     name: ClassVar[str] = "freshdesk"
     kind: ClassVar[ChannelKind] = ChannelKind.BROADCAST
+    notifies: ClassVar[bool] = False  # a page updated in place, not a message: shown even without notifications
+    publishes_drills: ClassVar[bool] = False  # public: a drill never goes here
     title: ClassVar[str] = "Freshdesk Solutions"
     title_max_chars: ClassVar[int] = 240
 

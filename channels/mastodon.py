@@ -59,6 +59,8 @@ class MastodonChannel:
 
     name: ClassVar[str] = "mastodon"
     kind: ClassVar[ChannelKind] = ChannelKind.BROADCAST
+    notifies: ClassVar[bool] = True  # a message people receive: held back when deliver_notifications is false
+    publishes_drills: ClassVar[bool] = False  # public: a drill never goes here
     title: ClassVar[str] = "Mastodon"
     limit: ClassVar[int] = LIMIT
 

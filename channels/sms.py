@@ -190,6 +190,8 @@ class SmsChannel:
 
     name: ClassVar[str] = "sms"
     kind: ClassVar[ChannelKind] = ChannelKind.SUBSCRIBER
+    notifies: ClassVar[bool] = True  # a message people receive: held back when deliver_notifications is false
+    publishes_drills: ClassVar[bool] = True  # a drill reaches the drill audience only
     title: ClassVar[str] = "SMS"
     template: ClassVar[str] = "sms/update.txt"
 

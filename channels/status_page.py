@@ -20,6 +20,7 @@ class StatusPageChannel:
 
     name: ClassVar[str] = "status_page"
     kind: ClassVar[ChannelKind] = ChannelKind.BROADCAST
+    notifies: ClassVar[bool] = False  # a page updated in place, not a message: shown even without notifications
     title: ClassVar[str] = "Status page"
     publishes_drills: ClassVar[bool] = True  # kept off the public: see broadcaster.fanout
 

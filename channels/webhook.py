@@ -88,6 +88,8 @@ class WebhookChannel:
 
     name: ClassVar[str] = "webhook"
     kind: ClassVar[ChannelKind] = ChannelKind.SUBSCRIBER
+    notifies: ClassVar[bool] = True  # a message people receive: held back when deliver_notifications is false
+    publishes_drills: ClassVar[bool] = True  # a drill reaches the drill audience only
     title: ClassVar[str] = "Webhooks"
 
     def __init__(self, timeout_s: float = 10.0, concurrency: int = 32,

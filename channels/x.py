@@ -92,6 +92,8 @@ class XChannel:
 
     name: ClassVar[str] = "x"
     kind: ClassVar[ChannelKind] = ChannelKind.BROADCAST
+    notifies: ClassVar[bool] = True  # a message people receive: held back when deliver_notifications is false
+    publishes_drills: ClassVar[bool] = False  # public: a drill never goes here
     title: ClassVar[str] = "X"
     limit: ClassVar[int] = LIMIT
 

@@ -58,6 +58,8 @@ class ZendeskChannel:
 
     name: ClassVar[str] = "zendesk"
     kind: ClassVar[ChannelKind] = ChannelKind.BROADCAST
+    notifies: ClassVar[bool] = False  # a page updated in place, not a message: shown even without notifications
+    publishes_drills: ClassVar[bool] = False  # public: a drill never goes here
     title: ClassVar[str] = "Zendesk Guide"
     title_max_chars: ClassVar[int] = 240
 

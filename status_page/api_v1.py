@@ -3,33 +3,28 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from broadcaster import component_changes, ledger
+from broadcaster import audit, idempotency, ledger, posting
 from broadcaster import components as component_store
 from broadcaster import incidents as incident_store
 from broadcaster import subscribers as subscriber_store
-from broadcaster.incidents import Posted
-from broadcaster.posting import dispatch
-from broadcaster.preview import preview
+from broadcaster.errors import InputError
+from broadcaster.post_requests import ComponentNotice, PostRequest, request_from_body
 from broadcaster.render import iso, markdown_to_html
 from broadcaster.runtime import Runtime
 from broadcaster.schemas import (
     ComponentIn,
     ComponentPatch,
-    IncidentIn,
-    PreviewIn,
     SubscriberIn,
-    UpdateIn,
     validate,
 )
-from status_page.api_v1_ops import idempotent_post
-from status_page.http import query_int, read_json, require_token, runtime
+from status_page.http import query_int, read_json, require_token, runtime, token_actor
 
 log = logging.getLogger(__name__)
 
@@ -83,33 +78,39 @@ async def list_components(request: Request) -> Response:
 
 
 async def create_component(request: Request) -> Response:
-    await require_token(request)
+    token = await require_token(request)
     data = validate(ComponentIn, await read_json(request))
     async with runtime(request).engine.begin() as conn:
         row = await component_store.create_component(conn, data)
+        await audit.record(conn, str(token_actor(token)), "component.create", target=row["id"], name=row["name"])
     return JSONResponse(component_json(row), status_code=201)
 
 
 async def patch_component(request: Request) -> Response:
-    """Edit a component; ``{"status": ..., "notify": true, "message"?: ...}`` also tells subscribers."""
+    """Edit a component; a new ``status`` is posted as a ``ComponentNotice`` (``notify`` tells subscribers)."""
     token = await require_token(request)
     rt = runtime(request)
     component_id = request.path_params["component_id"]
     data = validate(ComponentPatch, await read_json(request))
-    announce = data.notify and data.status is not None
+    actor = token_actor(token)
+    fields = data.model_copy(update={"status": None, "notify": False, "message": None})
+    edits = fields.model_dump(exclude_unset=True, exclude={"status", "notify", "message", "deliver_notifications"})
     async with rt.engine.begin() as conn:
-        fields = data.model_copy(update={"status": None}) if announce else data
-        row = await component_store.patch_component(conn, component_id, fields)
-    body = component_json(row)
-    if announce and data.status is not None:
-        _, posted = await component_changes.change_status(
-            rt, component_id, data.status.value, notify=True, note=data.message or "", author=token["name"])
-        async with rt.engine.connect() as conn:
-            body = component_json(await component_store.get_component(conn, component_id))
-        if posted is not None:
-            body.update(incident_id=posted.incident_id, update_id=posted.update_id)
-    else:
+        await component_store.get_component(conn, component_id)
+        if edits:
+            await component_store.patch_component(conn, component_id, fields)
+            await audit.record(conn, str(actor), "component.update", target=component_id, **edits)
+    posted = None
+    if data.status is not None:
+        notice = ComponentNotice(component_id, data.status, notify=data.notify, note=data.message or "",
+                                 deliver_notifications=data.deliver_notifications)
+        posted = (await posting.post(rt, notice, actor=actor)).posted
+    elif edits:
         await rt.bus.publish("components", {"component_id": component_id})
+    async with rt.engine.connect() as conn:
+        body = component_json(await component_store.get_component(conn, component_id))
+    if posted is not None:
+        body.update(incident_id=posted.incident_id, update_id=posted.update_id)
     return JSONResponse(body)
 
 
@@ -128,54 +129,63 @@ async def get_incident(request: Request) -> Response:
     return JSONResponse(await incident_json(runtime(request), request.path_params["incident_id"]))
 
 
+async def _post(request: Request, token: dict[str, Any], post_request: PostRequest,
+                answer: Callable[[str, str], Awaitable[Any]]) -> Response:
+    """Post through the one service; a retried ``Idempotency-Key`` replays the first answer verbatim."""
+    rt = runtime(request)
+    key = idempotency.check_key(request.headers.get(idempotency.HEADER))
+    actor = token_actor(token)
+    result = await posting.post(rt, post_request, actor=actor, idempotency_key=key)
+    ref = result.ref
+    assert ref is not None  # incidents and updates always record one
+    if result.replayed is not None:
+        body = result.replayed.body
+        if body is None:  # a crash between commit and answer: rebuild it
+            body = await answer(ref["incident_id"], ref["update_id"])
+        return JSONResponse(body, status_code=result.replayed.status_code, headers={"Idempotent-Replayed": "true"})
+    body = await answer(ref["incident_id"], ref["update_id"])
+    if key is not None:
+        await idempotency.remember_answer(rt.engine, key, actor.scope, 201, body)
+    return JSONResponse(body, status_code=201, headers={} if result.queued else {"X-Broadcaster-Queued": "later"})
+
+
 async def create_incident(request: Request) -> Response:
     token = await require_token(request)
     rt = runtime(request)
-    raw = await read_json(request)
-    data = validate(IncidentIn, raw)
+    post_request = request_from_body(await read_json(request))
 
-    async def write(conn: AsyncConnection) -> Posted:
-        return await incident_store.create_incident(conn, data, list(rt.registry.enabled), author=token["name"])
-
-    async def rebuild(incident_id: str, update_id: str) -> dict[str, Any]:
+    async def answer(incident_id: str, update_id: str) -> dict[str, Any]:
         body = await incident_json(rt, incident_id)
         body["update"] = next(u for u in body["updates"] if u["id"] == update_id)
         return body
 
-    async def answer(posted: Posted, first: bool) -> tuple[Any, dict[str, str]]:
-        queued = await dispatch(rt, posted)
-        return await rebuild(posted.incident_id, posted.update_id), {} if queued else {"X-Broadcaster-Queued": "later"}
-
-    return await idempotent_post(request, token, raw, write, answer, rebuild)
+    return await _post(request, token, post_request, answer)
 
 
 async def create_update(request: Request) -> Response:
     token = await require_token(request)
     rt = runtime(request)
-    raw = await read_json(request)
-    data = validate(UpdateIn, raw)
+    post_request = request_from_body(await read_json(request), request.path_params["incident_id"])
 
-    async def write(conn: AsyncConnection) -> Posted:
-        return await incident_store.add_update(conn, request.path_params["incident_id"], data,
-                                               list(rt.registry.enabled), author=token["name"])
-
-    async def rebuild(incident_id: str, update_id: str) -> dict[str, Any]:
+    async def answer(incident_id: str, update_id: str) -> dict[str, Any]:
         incident = await incident_json(rt, incident_id)
         return next(u for u in incident["updates"] if u["id"] == update_id)
 
-    async def answer(posted: Posted, first: bool) -> tuple[Any, dict[str, str]]:
-        queued = await dispatch(rt, posted)
-        return await rebuild(posted.incident_id, posted.update_id), {} if queued else {"X-Broadcaster-Queued": "later"}
-
-    return await idempotent_post(request, token, raw, write, answer, rebuild)
+    return await _post(request, token, post_request, answer)
 
 
 async def preview_update(request: Request) -> Response:
-    await require_token(request)
-    rt = runtime(request)
-    data = validate(PreviewIn, await read_json(request))
-    async with rt.engine.connect() as conn:
-        renditions = await preview(conn, data, rt.settings, rt.registry)
+    """``POST /api/v1/preview``: the body of an update (with ``incident_id``) or of a new incident."""
+    token = await require_token(request)
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise InputError("the body must be a JSON object", {"body": "expected an object"})
+    body = dict(body)
+    incident_id = body.pop("incident_id", None)
+    if incident_id is not None and not isinstance(incident_id, str):
+        raise InputError("invalid input", {"incident_id": "must be a string"})
+    renditions = await posting.preview(runtime(request), request_from_body(body, incident_id),
+                                       actor=token_actor(token))
     return JSONResponse(renditions)
 
 
@@ -236,20 +246,24 @@ async def list_subscribers(request: Request) -> Response:
 
 
 async def create_subscriber(request: Request) -> Response:
-    await require_token(request)
+    token = await require_token(request)
     rt = runtime(request)
     data = validate(SubscriberIn, await read_json(request))
     async with rt.engine.begin() as conn:
         row, created = await subscriber_store.upsert_subscriber(
             conn, data, allow_private_webhooks=rt.settings.webhook_allow_private
         )
+        await audit.record(conn, str(token_actor(token)), "subscriber.create" if created else "subscriber.update",
+                           target=row["id"], channel=row["channel"], confirmed=bool(row["confirmed"]))
     return JSONResponse(subscriber_json(row, with_secret=created), status_code=201 if created else 200)
 
 
 async def delete_subscriber(request: Request) -> Response:
-    await require_token(request)
+    token = await require_token(request)
     async with runtime(request).engine.begin() as conn:
         await subscriber_store.delete_subscriber(conn, request.path_params["subscriber_id"])
+        await audit.record(conn, str(token_actor(token)), "subscriber.delete",
+                           target=request.path_params["subscriber_id"])
     return Response(status_code=204)
 
 

@@ -10,12 +10,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from broadcaster import audit, contacts, drills, playbooks
+from broadcaster import contacts, drills, playbooks, posting
 from broadcaster.errors import InputError
+from broadcaster.post_requests import PlaybookOpening
 from broadcaster.render import iso
 from broadcaster.schemas import validate
 from status_page.api_v1 import incident_json
-from status_page.http import read_json, require_token, runtime
+from status_page.http import read_json, require_token, runtime, token_actor
 
 
 def _level_json(level: dict[str, Any]) -> dict[str, Any]:
@@ -45,11 +46,9 @@ async def open_playbook(request: Request) -> Response:
     rt = runtime(request)
     data = validate(playbooks.OpenIn, await read_json(request))
     playbook_id = request.path_params["playbook_id"]
-    posted, added = await playbooks.open_incident(rt, playbook_id, data, author=token["name"])
-    async with rt.engine.begin() as conn:
-        await audit.record(conn, f"token:{token['name']}", "playbook.drill" if data.drill else "playbook.open",
-                           target=posted.incident_id, playbook_id=playbook_id, level=data.level,
-                           update_id=posted.update_id, contacts=len(added))
+    posted = (await posting.post(rt, PlaybookOpening(playbook_id, data), actor=token_actor(token))).posted
+    assert posted is not None  # an opening always records its first update
+    async with rt.engine.connect() as conn:
         team = await contacts.incident_contact_rows(conn, posted.incident_id)
     body = await incident_json(rt, posted.incident_id)
     body.update(playbook_id=playbook_id, level=data.level, contacts=_team_json(team))
@@ -65,10 +64,8 @@ async def raise_level(request: Request) -> Response:
     if not isinstance(level, int) or isinstance(level, bool):
         raise InputError("invalid level", {"level": "must be a whole number"})
     incident_id = request.path_params["incident_id"]
-    added = await playbooks.raise_level(rt, incident_id, level, token["name"])
-    async with rt.engine.begin() as conn:
-        await audit.record(conn, f"token:{token['name']}", "playbook.escalate", target=incident_id, level=level,
-                           contacts_added=added)
+    added = await playbooks.raise_level(rt, incident_id, level, token_actor(token))
+    async with rt.engine.connect() as conn:
         team = await contacts.incident_contact_rows(conn, incident_id)
     return JSONResponse({"incident_id": incident_id, "level": level, "added": added, "contacts": _team_json(team)})
 

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from broadcaster.actors import Actor
 from broadcaster.audit import record as audit
 from broadcaster.models import ROLE_RANK, Role
 from broadcaster.ratelimit import Limit, LimiterUnavailable, RateLimiter
@@ -71,6 +72,11 @@ def require_role(request: Request, minimum: Role) -> dict[str, Any]:
     return user
 
 
+def user_actor(user: dict[str, Any]) -> Actor:
+    """The audit actor of a console user (``user:NAME``), scoped by id for idempotency."""
+    return Actor.user(str(user["username"]), str(user["id"]) if user.get("id") else None)
+
+
 def _safe_next(value: str | None) -> str:
     if value and value.startswith("/") and not value.startswith("//"):
         return value
@@ -117,14 +123,14 @@ async def login(request: Request) -> Response:
     wait_s = await login_throttle(request, username)
     if wait_s is not None:
         async with rt.engine.begin() as conn:
-            await audit(conn, username or "anonymous", "login_throttled", target=username)
+            await audit(conn, f"user:{username or 'anonymous'}", "login_throttled", target=username)
         response = render_page(request, "console/login.html", status_code=429, next=target,
                                error=f"Too many attempts. Try again in {wait_s} s.", csrf_token=csrf_token(request))
         response.headers["Retry-After"] = str(wait_s)
         return response
     async with rt.engine.begin() as conn:
         user = await check_login(conn, username, password)
-        await audit(conn, username or "anonymous", "login" if user else "login_failed", target=username)
+        await audit(conn, f"user:{username or 'anonymous'}", "login" if user else "login_failed", target=username)
     if user is None:
         return render_page(request, "console/login.html", status_code=401, next=target,
                            error="Wrong username or password.", csrf_token=csrf_token(request))
@@ -139,7 +145,7 @@ async def logout(request: Request) -> Response:
     user = current_user(request)
     if user is not None:
         async with runtime(request).engine.begin() as conn:
-            await audit(conn, user["username"], "logout")
+            await audit(conn, str(user_actor(user)), "logout")
     request.session.clear()
     return RedirectResponse("/login", status_code=303)
 

@@ -15,35 +15,32 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from broadcaster import audit, component_changes, idempotency, ledger
+from broadcaster import audit, deadletter, ledger, posting
 from broadcaster import components as component_store
 from broadcaster import incident_templates as template_store
 from broadcaster import incidents as incident_store
-from broadcaster.db import deliveries, utcnow
+from broadcaster.db import utcnow
 from broadcaster.errors import InputError
 from broadcaster.models import (
     CLOSED_STATUSES,
     ComponentStatus,
-    DeliveryState,
     Impact,
     IncidentStatus,
     MaintenanceStatus,
     Role,
     humanize,
 )
-from broadcaster.queue import DELIVER_BATCH
+from broadcaster.post_requests import ComponentNotice
 from broadcaster.runtime import Runtime
 from broadcaster.users import has_role
-from status_page.auth import check_csrf, csrf_token, require_role
+from status_page.auth import check_csrf, csrf_token, require_role, user_actor
 from status_page.console_compose import (
-    api_body,
-    build_previews,
     compose_body,
+    compose_request,
     preview_matches,
     sign_preview,
 )
@@ -181,10 +178,9 @@ async def compose_page(request: Request) -> Response:
                 errors={}, notice=None, **context)
 
 
-async def _render_previews(request: Request, body: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    rt = runtime(request)
-    async with rt.engine.connect() as conn:
-        return await build_previews(conn, body, rt.settings, rt.registry)
+async def _render_previews(request: Request, user: dict[str, Any], body: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """What the send would render: ``posting.preview``, the post's own dry run."""
+    return await posting.preview(runtime(request), compose_request(body), actor=user_actor(user))
 
 
 async def preview_json(request: Request) -> Response:
@@ -193,7 +189,7 @@ async def preview_json(request: Request) -> Response:
     form = await request.form()
     try:
         body = compose_body(form)
-        previews = await _render_previews(request, body)
+        previews = await _render_previews(request, user, body)
     except InputError as exc:
         return JSONResponse({"error": {"code": exc.code, "message": exc.message, "fields": exc.fields},
                              "token": ""}, status_code=exc.status_code)
@@ -210,7 +206,7 @@ async def _recompose(request: Request, user: dict[str, Any], body: dict[str, Any
     previews, token = None, ""
     if not errors:
         try:
-            previews = await _render_previews(request, body)
+            previews = await _render_previews(request, user, body)
             token = sign_preview(runtime(request).settings, body, user["username"])
         except InputError as exc:
             errors = exc.fields or {"form": exc.message}
@@ -235,29 +231,20 @@ async def send(request: Request) -> Response:
     body = compose_body(form)
     if not preview_matches(rt.settings, body, user["username"], raw.get("preview_token", "")):
         async with rt.engine.begin() as conn:
-            await audit.record(conn, user["username"], "send_refused", target=body.get("incident_id"),
+            await audit.record(conn, str(user_actor(user)), "send_refused", target=body.get("incident_id"),
                                reason="preview token does not match the content")
         return await _recompose(request, user, body, raw, 409,
                                 "What you are sending differs from the last preview. Check the preview below "
                                 "and send again.")
-    data, incident_id = api_body(body)
     # A double-submitted send (same previewed content, same preview token) records one update.
     key = raw.get("idempotency_key") or hashlib.sha256(raw["preview_token"].encode()).hexdigest()
     try:
-        outcome, queued = await idempotency.post_once(rt, data, incident_id, user["username"], key,
-                                                      f"user:{user['id']}")
+        result = await posting.post(rt, compose_request(body), actor=user_actor(user), idempotency_key=key)
     except InputError as exc:
         return await _recompose(request, user, body, raw, exc.status_code, exc.message,
                                 exc.fields or {"form": exc.message})
-    if isinstance(outcome, idempotency.Stored):
-        return RedirectResponse(f"/console/updates/{outcome.ref['update_id']}", status_code=303)
-    posted = outcome
-    async with rt.engine.begin() as conn:
-        await audit.record(conn, user["username"], "update.post" if incident_id else "incident.create",
-                           target=posted.incident_id, update_id=posted.update_id, status=data["status"],
-                           channels=list(posted.channels), template_id=body.get("template_id"),
-                           queued=queued)
-    return RedirectResponse(f"/console/updates/{posted.update_id}", status_code=303)
+    assert result.ref is not None
+    return RedirectResponse(f"/console/updates/{result.ref['update_id']}", status_code=303)
 
 
 # --- incident, deliveries, consistency ----------------------------------------------------------
@@ -381,7 +368,7 @@ async def console_events(request: Request) -> Response:
 
 
 async def retry_failed(request: Request) -> Response:
-    """Put an update's failed rows (of one channel, or one row) back in line and enqueue them now."""
+    """Put an update's failed rows (of one channel, or one row) back in line: ``deadletter.replay``."""
     user = await commander(request)
     rt = runtime(request)
     update_id = request.path_params["update_id"]
@@ -391,23 +378,13 @@ async def retry_failed(request: Request) -> Response:
     if channel not in rt.registry.enabled:
         raise InputError("unknown or disabled channel", {"channel": "must be an enabled channel"})
     delivery_ids = [int(raw_id)] if raw_id.isdigit() else None
-    async with rt.engine.begin() as conn:
+    async with rt.engine.connect() as conn:
         await incident_store.get_update_row(conn, update_id)
-        query = select(deliveries.c.update_id, deliveries.c.channel, deliveries.c.id).where(
-            deliveries.c.update_id == update_id, deliveries.c.channel == channel,
-            deliveries.c.state == DeliveryState.FAILED.value,
-        ).order_by(deliveries.c.id)
-        if delivery_ids:
-            query = query.where(deliveries.c.id.in_(delivery_ids))
-        rows = (await conn.execute(query)).all()
-        reset = await ledger.reset_failed(conn, update_id, channel, delivery_ids)
-        await audit.record(conn, user["username"], "deliveries.retry", target=update_id, channel=channel,
+    reset, _ = await deadletter.replay(rt.engine, rt.queue, update_id, channel, rt.settings.batch_size,
+                                       delivery_ids)
+    async with rt.engine.begin() as conn:
+        await audit.record(conn, str(user_actor(user)), "deliveries.retry", target=update_id, channel=channel,
                            rows=reset, delivery_id=delivery_ids[0] if delivery_ids else None)
-    stamp = utcnow().strftime("%Y%m%d%H%M%S%f")
-    for _, name, first_id, last_id in ledger.group_ranges(rows, rt.settings.batch_size):
-        # A fresh job id: the batch's deterministic id may still be remembered by arq.
-        await rt.queue.enqueue(DELIVER_BATCH, update_id, name, first_id, last_id,
-                               job_id=f"retry:{update_id}:{name}:{first_id}:{last_id}:{stamp}")
     return RedirectResponse(f"/console/updates/{update_id}", status_code=303)
 
 
@@ -446,13 +423,10 @@ async def component_status(request: Request) -> Response:
     status = str(form.get("status") or "")
     notify = form.get("notify") in ("1", "on", "true")
     note = str(form.get("message") or "").strip()
-    component, posted = await component_changes.change_status(rt, component_id, status, notify=notify, note=note,
-                                                              author=user["username"])
-    async with rt.engine.begin() as conn:
-        await audit.record(conn, user["username"], "component.status", target=component_id,
-                           old=component["status"], new=status, notify=notify,
-                           incident_id=posted.incident_id if posted else None,
-                           update_id=posted.update_id if posted else None)
+    if status not in {s.value for s in ComponentStatus}:
+        raise InputError("invalid status", {"status": "must be a component status"})
+    notice = ComponentNotice(component_id, ComponentStatus(status), notify=notify, note=note)
+    posted = (await posting.post(rt, notice, actor=user_actor(user))).posted
     if posted is None:
         return RedirectResponse("/console", status_code=303)
     return RedirectResponse(f"/console/updates/{posted.update_id}", status_code=303)

@@ -7,27 +7,19 @@ after the preview and the send is refused (409) until the preview has caught up.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.datastructures import FormData
 
 from broadcaster.config import Settings
 from broadcaster.errors import InputError
-from broadcaster.incidents import choose_channels
-from broadcaster.models import Impact
-from broadcaster.preview import preview_message
-from broadcaster.registry import Registry
-from broadcaster.schemas import PreviewIn, check_status, validate
+from broadcaster.post_requests import FollowUp, NewIncident, request_from_body
 from broadcaster.security import LinkSigner
 
 PREVIEW_PURPOSE = "console-preview"
 PREVIEW_MAX_AGE_S = 6 * 3600
-MAINTENANCE_PREVIEW_STATUS = "investigating"  # preview_message only knows incidents; see build_previews
 
 _TEXT_FIELDS = ("talking_points", "do_not_say", "escalation")
 
@@ -130,41 +122,7 @@ def api_body(body: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
     return data, incident_id
 
 
-async def build_previews(
-    conn: AsyncConnection, body: dict[str, Any], settings: Settings, registry: Registry
-) -> dict[str, dict[str, Any]]:
-    """{channel: rendition} of every channel this body goes to, exactly as they would be sent."""
-    data = {k: v for k, v in body.items() if k not in ("kind", "scheduled_for", "scheduled_until", "template_id")}
-    new_maintenance = not body.get("incident_id") and body.get("kind") == "maintenance"
-    if new_maintenance:
-        # The preview builder makes new incidents only; render one, then restore the maintenance facts.
-        check_status("maintenance", data["status"])
-        data["status"] = MAINTENANCE_PREVIEW_STATUS
-        data.pop("impact", None)
-    preview_in = validate(PreviewIn, data)
-    message = await preview_message(conn, preview_in, settings)
-    if new_maintenance:
-        start, until = _window(body)
-        message = dataclasses.replace(message, kind="maintenance", status=body["status"],
-                                      impact=Impact.MAINTENANCE.value, scheduled_for=start, scheduled_until=until)
-    names = choose_channels(preview_in.channels, list(registry.enabled))
-    return {name: registry.enabled[name].render(message) for name in names}
-
-
-def _parse_utc(value: str | None, field: str) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise InputError("invalid time", {field: "must be a date and time"}) from None
-    if parsed.tzinfo is None:
-        raise InputError("invalid time", {field: "must carry a time zone"})
-    return parsed
-
-
-def _window(body: dict[str, Any]) -> tuple[datetime, datetime | None]:
-    start = _parse_utc(body.get("scheduled_for"), "scheduled_for")
-    if start is None:
-        raise InputError("a maintenance needs its window", {"scheduled_for": "required for a maintenance"})
-    return start, _parse_utc(body.get("scheduled_until"), "scheduled_until")
+def compose_request(body: dict[str, Any]) -> NewIncident | FollowUp:
+    """The compose body as what ``posting.post`` (and its dry run, the preview) takes."""
+    data, incident_id = api_body(body)
+    return request_from_body(data, incident_id)

@@ -15,12 +15,13 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from broadcaster import audit, contacts, playbook_yaml, playbooks
+from broadcaster import audit, contacts, playbook_yaml, playbooks, posting
 from broadcaster import incidents as incident_store
 from broadcaster.errors import InputError
 from broadcaster.models import CLOSED_STATUSES, Impact, IncidentStatus, Role
+from broadcaster.post_requests import PlaybookOpening
 from broadcaster.schemas import validate
-from status_page.auth import require_role
+from status_page.auth import require_role, user_actor
 from status_page.console import commander, page
 from status_page.http import runtime
 
@@ -84,7 +85,7 @@ async def create(request: Request) -> Response:
     data = validate(playbooks.PlaybookIn, playbook_body(await request.form()))
     async with runtime(request).engine.begin() as conn:
         row = await playbooks.create_playbook(conn, data)
-        await audit.record(conn, user["username"], "playbook.create", target=row["id"], name=row["name"])
+        await audit.record(conn, str(user_actor(user)), "playbook.create", target=row["id"], name=row["name"])
     return _redirect(f"/console/playbooks/{row['id']}")
 
 
@@ -107,7 +108,7 @@ async def update(request: Request) -> Response:
     data = validate(playbooks.PlaybookIn, playbook_body(await request.form()))
     async with runtime(request).engine.begin() as conn:
         row = await playbooks.update_playbook(conn, playbook_id, data)
-        await audit.record(conn, user["username"], "playbook.update", target=playbook_id, name=row["name"])
+        await audit.record(conn, str(user_actor(user)), "playbook.update", target=playbook_id, name=row["name"])
     return _redirect(f"/console/playbooks/{playbook_id}")
 
 
@@ -116,7 +117,7 @@ async def delete(request: Request) -> Response:
     playbook_id = request.path_params["playbook_id"]
     async with runtime(request).engine.begin() as conn:
         row = await playbooks.delete_playbook(conn, playbook_id)
-        await audit.record(conn, user["username"], "playbook.delete", target=playbook_id, name=row["name"])
+        await audit.record(conn, str(user_actor(user)), "playbook.delete", target=playbook_id, name=row["name"])
     return _redirect("/console/playbooks")
 
 
@@ -126,7 +127,7 @@ async def save_level(request: Request) -> Response:
     data = validate(playbooks.LevelIn, level_body(await request.form()))
     async with runtime(request).engine.begin() as conn:
         await playbooks.save_level(conn, playbook_id, data)
-        await audit.record(conn, user["username"], "playbook.level.save", target=playbook_id, level=data.level,
+        await audit.record(conn, str(user_actor(user)), "playbook.level.save", target=playbook_id, level=data.level,
                            name=data.name)
     return _redirect(f"/console/playbooks/{playbook_id}#level-{data.level}")
 
@@ -136,7 +137,7 @@ async def delete_level(request: Request) -> Response:
     playbook_id, level = request.path_params["playbook_id"], int(request.path_params["level"])
     async with runtime(request).engine.begin() as conn:
         await playbooks.delete_level(conn, playbook_id, level)
-        await audit.record(conn, user["username"], "playbook.level.delete", target=playbook_id, level=level)
+        await audit.record(conn, str(user_actor(user)), "playbook.level.delete", target=playbook_id, level=level)
     return _redirect(f"/console/playbooks/{playbook_id}")
 
 
@@ -155,7 +156,7 @@ async def assign(request: Request) -> Response:
         else:
             raise InputError("choose someone", {"contact_id": "pick a contact or a group"})
         await contacts.assign(conn, ids, playbook_id, level)
-        await audit.record(conn, user["username"], "playbook.contacts.assign", target=playbook_id, level=level,
+        await audit.record(conn, str(user_actor(user)), "playbook.contacts.assign", target=playbook_id, level=level,
                            contacts=ids, group=group or None)
     return _redirect(f"/console/playbooks/{playbook_id}#level-{level}")
 
@@ -166,7 +167,7 @@ async def unassign(request: Request) -> Response:
     playbook_id, level, contact_id = params["playbook_id"], int(params["level"]), params["contact_id"]
     async with runtime(request).engine.begin() as conn:
         await contacts.unassign(conn, contact_id, playbook_id, level)
-        await audit.record(conn, user["username"], "playbook.contacts.remove", target=playbook_id, level=level,
+        await audit.record(conn, str(user_actor(user)), "playbook.contacts.remove", target=playbook_id, level=level,
                            contact_id=contact_id)
     return _redirect(f"/console/playbooks/{playbook_id}#level-{level}")
 
@@ -182,11 +183,8 @@ async def open_incident(request: Request) -> Response:
         if text(form, key):
             body[key] = text(form, key)
     data = validate(playbooks.OpenIn, body)
-    posted, added = await playbooks.open_incident(rt, playbook_id, data, author=user["username"])
-    async with rt.engine.begin() as conn:
-        await audit.record(conn, user["username"], "playbook.drill" if data.drill else "playbook.open",
-                           target=posted.incident_id, playbook_id=playbook_id, level=data.level,
-                           update_id=posted.update_id, channels=list(posted.channels), contacts=len(added))
+    posted = (await posting.post(rt, PlaybookOpening(playbook_id, data), actor=user_actor(user))).posted
+    assert posted is not None  # an opening always records its first update
     return _redirect(f"/console/playbooks/incidents/{posted.incident_id}")
 
 
@@ -212,10 +210,7 @@ async def raise_level(request: Request) -> Response:
     user = await commander(request)
     incident_id = request.path_params["incident_id"]
     level = _int(text(await request.form(), "level"), "level")
-    added = await playbooks.raise_level(runtime(request), incident_id, level, user["username"])
-    async with runtime(request).engine.begin() as conn:
-        await audit.record(conn, user["username"], "playbook.escalate", target=incident_id, level=level,
-                           contacts_added=added)
+    await playbooks.raise_level(runtime(request), incident_id, level, user_actor(user))
     return _redirect(f"/console/playbooks/incidents/{incident_id}")
 
 
@@ -225,7 +220,7 @@ async def export_yaml(request: Request) -> Response:
     user = await _commander_get(request)
     async with runtime(request).engine.begin() as conn:
         body = await playbook_yaml.export_yaml(conn)
-        await audit.record(conn, user["username"], "playbooks.export")
+        await audit.record(conn, str(user_actor(user)), "playbooks.export")
     return Response(body, media_type="application/yaml; charset=utf-8", headers={
         "Content-Disposition": 'attachment; filename="playbooks.yaml"', "Cache-Control": "no-store"})
 
@@ -249,7 +244,7 @@ async def import_yaml(request: Request) -> Response:
         raise InputError("not UTF-8", {"file": "must be UTF-8 text"}) from None
     async with runtime(request).engine.begin() as conn:
         counts = await playbook_yaml.import_yaml(conn, content)
-        await audit.record(conn, user["username"], "playbooks.import", filename=upload.filename, counts=counts)
+        await audit.record(conn, str(user_actor(user)), "playbooks.import", filename=upload.filename, counts=counts)
     notice = f"Imported {counts['playbooks']} playbooks, {counts['levels']} levels, {counts['contacts']} contacts."
     return RedirectResponse(f"/console/playbooks?notice={notice.replace(' ', '+')}", status_code=303)
 

@@ -10,6 +10,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from broadcaster.actors import Actor
 from broadcaster.errors import InputError
 from broadcaster.runtime import Runtime
 from broadcaster.tokens import authenticate
@@ -119,6 +120,11 @@ async def require_token(request: Request) -> dict[str, Any]:
         raise HTTPError(401, "unauthorized", "invalid or revoked token", headers={"WWW-Authenticate": "Bearer"})
     request.state.actor = f"token:{row['name']}"
     return row
+
+
+def token_actor(token: Mapping[str, Any]) -> Actor:
+    """The audit actor of an API token row (``token:NAME``), scoped by its id for idempotency."""
+    return Actor.token(str(token["name"]), str(token["id"]))
 
 
 def query_int(request: Request, name: str, default: int, minimum: int = 0, maximum: int = 1000) -> int:

@@ -9,11 +9,11 @@ from sqlalchemy import select
 from broadcaster import ledger
 from broadcaster.circuit import CircuitBreaker, batch_ok
 from broadcaster.db import deliveries
-from broadcaster.posting import post
 from broadcaster.runtime import Runtime
 from broadcaster.schemas import SubscriberIn
 from broadcaster.subscribers import upsert_subscriber
 from tests.conftest import make_settings
+from tests.support.posting import post_body as post
 from tests.support.providers.webhook_receiver import WebhookReceiver
 from tests.support.servers import serve_app
 

@@ -7,8 +7,10 @@ import asyncio
 import httpx
 from sqlalchemy import func, select
 
-from broadcaster import idempotency
+from broadcaster import posting
+from broadcaster.actors import Actor
 from broadcaster.db import idempotency_keys, outbox, updates
+from broadcaster.post_requests import request_from_body
 from broadcaster.runtime import Runtime
 
 INCIDENT = {"title": "Checkout errors", "status": "investigating", "impact": "major",
@@ -92,11 +94,13 @@ async def test_concurrent_retries_record_one_update(client: httpx.AsyncClient, a
     assert await count(runtime, outbox) == 1
 
 
-async def test_console_helper_posts_once(runtime: Runtime) -> None:
-    first, _ = await idempotency.post_once(runtime, INCIDENT, None, "alice", "console-key", "user:alice")
-    again, _ = await idempotency.post_once(runtime, INCIDENT, None, "alice", "console-key", "user:alice")
-    assert not isinstance(first, idempotency.Stored)
-    assert isinstance(again, idempotency.Stored) and again.ref["update_id"] == first.update_id
+async def test_posting_service_posts_once_per_key(runtime: Runtime) -> None:
+    alice = Actor.user("alice", "u1")
+    first = await posting.post(runtime, request_from_body(INCIDENT), actor=alice, idempotency_key="console-key")
+    again = await posting.post(runtime, request_from_body(INCIDENT), actor=alice, idempotency_key="console-key")
+    assert first.posted is not None and first.replayed is None
+    assert again.replayed is not None and again.posted is None
+    assert again.ref == first.ref
     assert await count(runtime, updates) == 1
 
 

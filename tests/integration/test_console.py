@@ -125,7 +125,7 @@ async def test_send_needs_a_preview_of_exactly_that_content(client: httpx.AsyncC
     assert sent.status_code == 303, sent.text
     assert sent.headers["location"].startswith("/console/updates/")
     assert await count(runtime, incidents) == 1
-    assert ("ic", "send_refused") in await actions(runtime)
+    assert ("user:ic", "send_refused") in await actions(runtime)
 
 
 async def test_compose_from_template_send_and_fan_out(client: httpx.AsyncClient, runtime: Runtime, settings) -> None:
@@ -244,7 +244,7 @@ async def test_every_action_is_audited(client: httpx.AsyncClient, runtime: Runti
                               data={"csrf_token": csrf, "role": "commander"})).status_code == 303
     # logout
     assert (await client.post("/logout", data={"csrf_token": csrf})).status_code == 303
-    done = {action for actor, action in await actions(runtime) if actor == "boss"}
+    done = {action for actor, action in await actions(runtime) if actor == "user:boss"}
     assert done >= {"login", "template.create", "template.update", "template.delete", "incident.create",
                     "deliveries.retry", "component.status", "user.create", "user.role", "logout"}
     csrf = await login(client, runtime, "auditor", "admin")

@@ -14,11 +14,11 @@ from sqlalchemy import select
 
 from broadcaster.config import Settings
 from broadcaster.db import audit_log, incidents, utcnow
-from broadcaster.posting import post
 from broadcaster.reminders import send_reminders
 from broadcaster.runtime import Runtime
 from broadcaster.users import create_user
 from tests.conftest import make_settings, running_worker
+from tests.support.posting import post_body as post
 from tests.support.providers.twilio import TwilioProvider
 from tests.support.servers import serve_app
 from tests.support.smtp import RecordingSMTP, recording_smtp
@@ -84,7 +84,7 @@ async def bus_events(rt: Runtime) -> AsyncIterator[list[dict[str, Any]]]:
 
 async def open_incident(rt: Runtime, minutes: int = 30) -> str:
     posted, _ = await post(rt, {"title": "Checkout down", "message": "Investigating.", "channels": [],
-                                "next_update_in_minutes": minutes}, author="ic")
+                                "next_update_in_minutes": minutes})
     return posted.incident_id
 
 
@@ -116,18 +116,18 @@ async def test_reminds_once_when_the_promise_passes(rt: Runtime, smtp: Recording
     assert (await incident_row(rt, incident_id))["reminded_at"] == promised + timedelta(seconds=1)
     async with rt.engine.connect() as conn:
         audit = (await conn.execute(select(audit_log.c.actor, audit_log.c.action, audit_log.c.target))).all()
-    assert ("system", "reminder", incident_id) in [tuple(a) for a in audit]
+    assert ("system:reminders", "reminder", incident_id) in [tuple(a) for a in audit]
 
     # A new update keeps the promise again; missing the next one reminds again.
     await post(rt, {"status": "identified", "message": "Found it.", "channels": [], "next_update_in_minutes": 15},
-               incident_id, author="ic")
+               incident_id)
     row = await incident_row(rt, incident_id)
     assert row["reminded_at"] is None
     assert await send_reminders(rt, now=row["next_update_at"] - timedelta(seconds=1)) == []
     assert len(await send_reminders(rt, now=row["next_update_at"] + timedelta(seconds=2))) == 1
 
     # Resolved incidents are never reminded.
-    await post(rt, {"status": "resolved", "message": "Fixed.", "channels": []}, incident_id, author="ic")
+    await post(rt, {"status": "resolved", "message": "Fixed.", "channels": []}, incident_id)
     assert await send_reminders(rt, now=utcnow() + timedelta(days=1)) == []
 
 

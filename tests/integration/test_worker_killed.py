@@ -62,7 +62,7 @@ async def test_sigkill_mid_fanout_loses_nothing(database_url: str, clean_databas
                 for n in range(SUBSCRIBERS):
                     await upsert_subscriber(conn, SubscriberIn(channel="webhook", address=f"{base}/hook/{n}",
                                                                confirmed=True), allow_private_webhooks=True)
-            from broadcaster.posting import post
+            from tests.support.posting import post_body as post
 
             posted, queued = await post(runtime, {"title": "Outage", "status": "investigating",
                                                   "message": "Investigating.", "channels": ["webhook"]})

@@ -53,7 +53,7 @@ async def _prepare(settings: Any) -> str:
     try:
         async with runtime.engine.begin() as conn:
             token = await create_token(conn, "schemathesis")
-        from broadcaster.posting import post
+        from tests.support.posting import post_body as post
 
         await post(runtime, {"title": "Seeded", "status": "investigating", "message": "Seeded."})
     finally:

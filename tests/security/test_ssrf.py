@@ -71,7 +71,7 @@ async def test_delivery_rechecks_the_address(strict_settings: Settings, runtime:
             await conn.execute(subscribers.insert().values(
                 id=new_id(), channel="webhook", address=f"{base}/hook", confirmed=True, confirmed_at=now,
                 created_at=now, secret=new_webhook_secret(), drill=False, meta={}))
-        from broadcaster.posting import post
+        from tests.support.posting import post_body as post
 
         strict = Runtime.build(strict_settings)
         try:
