@@ -28,6 +28,7 @@ mkdir -p artifacts
 echo "== lint and types =="
 ruff check .
 mypy
+lint-imports --no-cache
 echo "== tests on SQLite =="
 BROADCASTER_TEST_DATABASE=sqlite python -m pytest -q "$@"
 if pg_up; then
