@@ -214,8 +214,9 @@ async def add_update(
     check_status(incident["kind"], data.status)
     changes = {k: v.value for k, v in data.components.items()}
     await require_components(conn, changes)
-    if data.status in CLOSED_STATUSES and not changes:
-        # Closing an incident restores what it affected, unless the commander said otherwise.
+    if data.status in CLOSED_STATUSES and not changes and STATUS_PAGE in channels:
+        # Closing an incident restores what it affected, unless the commander said otherwise
+        # (or the close is not public: the page would change while saying nothing).
         affected = await incident_component_ids(conn, incident_id)
         changes = {cid: ComponentStatus.OPERATIONAL.value for cid in affected}
     now = utcnow()
