@@ -111,7 +111,7 @@ async def test_api_cli_and_console_posts_are_audited(client: httpx.AsyncClient, 
     cli = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "broadcaster.cli", "post", "--title", "From the CLI", "--message", "y",
         env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(cli.communicate(), 60)
+    _out, err = await asyncio.wait_for(cli.communicate(), 60)
     assert cli.returncode == 0, err.decode()
     csrf = await login(client, runtime, "ic", "commander")
     data = form(csrf, title="From the console")
