@@ -16,7 +16,7 @@ from broadcaster.errors import InputError
 from broadcaster.models import Impact, IncidentStatus, Role
 from broadcaster.report import duration, load_report, to_markdown
 from broadcaster.schemas import validate
-from status_page.auth import check_csrf, require_role
+from status_page.auth import check_csrf, require_role, user_actor
 from status_page.console import commander, page
 from status_page.http import runtime
 
@@ -88,7 +88,7 @@ async def save_template(request: Request) -> Response:
             row = await template_store.update_template(conn, template_id, data)
         else:
             row = await template_store.create_template(conn, data)
-        await audit.record(conn, user["username"], "template.update" if template_id else "template.create",
+        await audit.record(conn, str(user_actor(user)), "template.update" if template_id else "template.create",
                            target=row["id"], name=row["name"])
     return RedirectResponse("/console/templates", status_code=303)
 
@@ -99,7 +99,7 @@ async def delete_template(request: Request) -> Response:
     async with runtime(request).engine.begin() as conn:
         row = await template_store.get_template(conn, template_id)
         await template_store.delete_template(conn, template_id)
-        await audit.record(conn, user["username"], "template.delete", target=template_id, name=row["name"])
+        await audit.record(conn, str(user_actor(user)), "template.delete", target=template_id, name=row["name"])
     return RedirectResponse("/console/templates", status_code=303)
 
 
@@ -115,18 +115,27 @@ async def report_markdown(request: Request) -> Response:
     incident_id = request.path_params["incident_id"]
     async with runtime(request).engine.begin() as conn:
         report = await load_report(conn, incident_id)
-        await audit.record(conn, user["username"], "report.download", target=incident_id)
+        await audit.record(conn, str(user_actor(user)), "report.download", target=incident_id)
     return Response(to_markdown(report), media_type="text/markdown; charset=utf-8", headers={
         "Content-Disposition": f'attachment; filename="incident-{incident_id}-report.md"',
         "Cache-Control": "no-store",
     })
 
 
+AUDIT_PAGE_SIZE = 100
+
+
 async def audit_page(request: Request) -> Response:
+    """The audit log, newest first, ``AUDIT_PAGE_SIZE`` at a time (``?before=`` an entry id: older ones)."""
     user = require_role(request, Role.ADMIN)
+    raw = request.query_params.get("before")
+    if raw is not None and not (raw.isascii() and raw.isdigit() and 0 < int(raw) <= audit.MAX_ID):
+        raise InputError("invalid before", {"before": "must be an audit entry id"})
+    before = int(raw) if raw is not None else None
     async with runtime(request).engine.connect() as conn:
-        rows = await audit.recent(conn, limit=500)
-    return page(request, "console/audit.html", user, rows=rows)
+        result = await audit.recent(conn, AUDIT_PAGE_SIZE, before)
+    return page(request, "console/audit.html", user, rows=result.entries, next_before=result.next_before,
+                paged=before is not None)
 
 
 async def users_page(request: Request) -> Response:
@@ -145,7 +154,7 @@ async def create_user(request: Request) -> Response:
             conn, _text(form, "username"), str(form.get("password") or ""), _text(form, "role"),
             email=_text(form, "email") or None, phone=_text(form, "phone") or None,
         )
-        await audit.record(conn, user["username"], "user.create", target=created["username"], role=created["role"])
+        await audit.record(conn, str(user_actor(user)), "user.create", target=created["username"], role=created["role"])
     return RedirectResponse("/console/users", status_code=303)
 
 
@@ -159,7 +168,7 @@ async def change_role(request: Request) -> Response:
         raise InputError("you cannot demote yourself", {"role": "ask another admin"})
     async with runtime(request).engine.begin() as conn:
         changed = await user_store.set_role(conn, user_id, role)
-        await audit.record(conn, user["username"], "user.role", target=changed["username"],
+        await audit.record(conn, str(user_actor(user)), "user.role", target=changed["username"],
                            old=changed["old_role"], new=role)
     return RedirectResponse("/console/users", status_code=303)
 

@@ -23,7 +23,7 @@ from broadcaster.public_view import incident_views
 from broadcaster.report import duration
 from broadcaster.schemas import validate
 from broadcaster.security import LinkSigner
-from status_page.auth import check_csrf, require_role
+from status_page.auth import check_csrf, require_role, user_actor
 from status_page.console import commander, page
 from status_page.console_playbooks import text
 from status_page.http import HTTPError, runtime
@@ -59,7 +59,7 @@ async def save_contact(request: Request) -> Response:
             row = await contacts.update_contact(conn, contact_id, data)
         else:
             row = await contacts.create_contact(conn, data)
-        await audit.record(conn, user["username"], "contact.update" if contact_id else "contact.create",
+        await audit.record(conn, str(user_actor(user)), "contact.update" if contact_id else "contact.create",
                            target=row["id"], name=row["name"])
     return _redirect("/console/contacts")
 
@@ -69,7 +69,7 @@ async def delete_contact(request: Request) -> Response:
     await check_csrf(request)
     async with runtime(request).engine.begin() as conn:
         row = await contacts.delete_contact(conn, request.path_params["contact_id"])
-        await audit.record(conn, user["username"], "contact.delete", target=row["id"], name=row["name"])
+        await audit.record(conn, str(user_actor(user)), "contact.delete", target=row["id"], name=row["name"])
     return _redirect("/console/contacts")
 
 
@@ -90,7 +90,7 @@ async def add_recipient(request: Request) -> Response:
     channel, address = text(form, "channel"), text(form, "address")
     async with rt.engine.begin() as conn:
         row = await drills.add_to_audience(conn, channel, address, rt.settings.webhook_allow_private)
-        await audit.record(conn, user["username"], "drill.audience.add", target=row["id"], channel=channel,
+        await audit.record(conn, str(user_actor(user)), "drill.audience.add", target=row["id"], channel=channel,
                            address=row["address"])
     return _redirect("/console/drills")
 
@@ -99,7 +99,7 @@ async def remove_recipient(request: Request) -> Response:
     user = await commander(request)
     async with runtime(request).engine.begin() as conn:
         row = await drills.remove_from_audience(conn, request.path_params["subscriber_id"])
-        await audit.record(conn, user["username"], "drill.audience.remove", target=row["id"],
+        await audit.record(conn, str(user_actor(user)), "drill.audience.remove", target=row["id"],
                            address=row["address"])
     return _redirect("/console/drills")
 

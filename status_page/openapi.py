@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
+from broadcaster import audit
 from broadcaster.schemas import ComponentIn, ComponentPatch, IncidentIn, PreviewIn, SubscriberIn, UpdateIn
 from status_page.api_v1_ops import RetryIn
 from status_page.openapi_schemas import RESPONSE_SCHEMAS, V2_ENDPOINTS, Schema, ref
@@ -31,6 +32,7 @@ from status_page.openapi_schemas import RESPONSE_SCHEMAS, V2_ENDPOINTS, Schema, 
 ERROR_TEXT = {
     400: "Malformed request: empty or invalid JSON, or a bad query parameter",
     401: "Missing, invalid or revoked bearer token",
+    403: "The token's role may not do this",
     404: "No such resource",
     409: "Conflicts with what is stored (or the same Idempotency-Key is still in progress)",
     413: "Body larger than BROADCASTER_MAX_BODY_BYTES",
@@ -131,6 +133,14 @@ OPERATIONS: tuple[Op, ...] = (
                    "address was already subscribed."),
     Op("DELETE", "/api/v1/subscribers/{subscriber_id}", "Remove a subscriber", V1, {204: None},
        params=(path_param("subscriber_id"),), errors=(404,)),
+    Op("GET", "/api/v1/audit", "The audit log, newest first (admin tokens only)", V1, {200: "AuditPage"},
+       params=(Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": audit.MAX_LIMIT},
+                     "page size (default 50)"),
+               Param("before", "query", {"type": "integer", "minimum": 1, "maximum": audit.MAX_ID},
+                     "an entry id: only older entries (the previous answer's ``next_before``)")),
+       errors=(400, 403, 422),
+       description="Who did what, when: every write from the API, the console, the CLI and jobs. "
+                   "Page back with ``before=next_before`` until ``next_before`` is null."),
     Op("GET", "/api/v1/playbooks", "Crisis playbooks and their levels", PLAYBOOKS, {200: "PlaybookList"}),
     Op("POST", "/api/v1/playbooks/{playbook_id}/open", "Open an incident (or a drill) from a playbook level",
        PLAYBOOKS, {201: "PlaybookIncident"}, _model("broadcaster.playbooks", "OpenIn"),

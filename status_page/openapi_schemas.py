@@ -1,5 +1,6 @@
 """JSON schemas of the API's answers (OpenAPI 3.1 ``components.schemas``), written against
-what ``status_page/api_v1.py``, ``api_v1_ops.py`` and ``broadcaster/statuspage_v2.py`` return.
+what ``status_page/api_v1.py``, ``api_v1_ops.py``, ``api_v1_audit.py`` and ``broadcaster/statuspage_v2.py``
+return.
 
 Objects list the keys every answer carries as ``required`` and leave ``additionalProperties``
 open, so adding a field never breaks a client (or this document).
@@ -104,6 +105,16 @@ RESPONSE_SCHEMAS: dict[str, Schema] = {
             "last_error": STRING_OR_NULL, "updated_at": TIME_OR_NULL}}),
     }),
     "RetryStarted": obj({"reset": INTEGER, "batches": INTEGER}),
+    "AuditEntry": obj({
+        "id": INTEGER,
+        "actor": {"type": "string", "description": "user:NAME, token:NAME, cli:OSUSER or system:JOB"},
+        "action": STRING, "target": STRING_OR_NULL, "details": {"type": "object"}, "at": TIME,
+    }),
+    "AuditPage": obj({
+        "entries": array(ref("AuditEntry")),
+        "next_before": {"type": ["integer", "null"],
+                        "description": "send as ``before`` for the next, older page; null on the last page"},
+    }, description="Audit entries, newest first."),
     # playbooks
     "PlaybookLevel": obj({
         "level": INTEGER, "name": STRING, "title": STRING_OR_NULL, "status": STRING_OR_NULL,
