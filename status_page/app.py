@@ -19,6 +19,7 @@ from broadcaster.errors import InputError
 from broadcaster.runtime import Runtime
 from status_page import (
     api_v1,
+    api_v1_audit,
     api_v1_ops,
     api_v1_playbooks,
     api_v2,
@@ -54,8 +55,8 @@ async def healthz(request: Request) -> Response:
 
 def route_modules() -> list[Any]:
     """Every module that contributes ``routes``, in matching order."""
-    return [public, api_v2, api_v1, api_v1_ops, api_v1_playbooks, auth, console, console_playbooks, desk, subscribe,
-            preferences, twilio_webhooks, metrics, openapi]
+    return [public, api_v2, api_v1, api_v1_ops, api_v1_playbooks, api_v1_audit, auth, console, console_playbooks,
+            desk, subscribe, preferences, twilio_webhooks, metrics, openapi]
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Starlette:

@@ -208,7 +208,7 @@ async def test_every_action_is_audited(client: httpx.AsyncClient, runtime: Runti
         assert (await client.post(f"/console/templates/{template_id}/delete",
                                   data={"csrf_token": csrf})).status_code == 303
         # incident, with a failing webhook, then retry
-        data = form(csrf, **{f"component.{component['id']}": "major_outage"})
+        data = form(csrf, channels=["webhook", "status_page"], **{f"component.{component['id']}": "major_outage"})
         previewed = await preview(client, csrf, data)
         sent = await client.post("/console/send", data={**data, "preview_token": previewed["token"]})
         update_id = sent.headers["location"].rsplit("/", 1)[1]
