@@ -29,8 +29,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broadcaster.db import deliveries, make_engine, subscribers, utcnow
-from broadcaster.migrate import upgrade
-from broadcaster.tokens import create_token
+from broadcaster.db.migrate import upgrade
+from broadcaster.domain.tokens import create_token
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_DSN = os.environ.get("BROADCASTER_BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")

@@ -62,7 +62,7 @@ from bench._common import (
     wait_port,
 )
 from broadcaster.config import Settings
-from broadcaster.incidents import load_message
+from broadcaster.domain.incidents import load_message
 from channels.base import Recipient
 from channels.email import EmailChannel
 

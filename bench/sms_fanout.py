@@ -60,7 +60,7 @@ from bench._common import (
     temp_database,
 )
 from broadcaster.config import Settings
-from broadcaster.incidents import load_message
+from broadcaster.domain.incidents import load_message
 from channels.sms import STATUS_CALLBACK_PATH, SmsChannel
 
 ACCOUNT_SID = "AC" + "a" * 32

@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 from broadcaster.actors import Actor  # noqa: E402
 from broadcaster.config import Settings  # noqa: E402
 from broadcaster.db import make_engine  # noqa: E402
-from broadcaster.migrate import upgrade  # noqa: E402
+from broadcaster.db.migrate import upgrade  # noqa: E402
 from broadcaster.post_requests import request_from_body  # noqa: E402
 from broadcaster.posting import post  # noqa: E402
 from broadcaster.runtime import Runtime  # noqa: E402
@@ -82,7 +82,7 @@ def free_port() -> int:
 
 async def seed(settings: Settings, incidents: int) -> None:
     """A realistic page: grouped components, open and resolved incidents, several updates each."""
-    from broadcaster.components import create_component
+    from broadcaster.domain.components import create_component
     from broadcaster.schemas import ComponentIn
 
     rt = Runtime.build(settings)
@@ -187,7 +187,7 @@ def main() -> int:
     upgrade(settings.database_url)
     asyncio.run(seed(settings, args.incidents))
 
-    from status_page.static_export import export_site
+    from status_page.public.static_export import export_site
 
     async def export() -> int:
         engine = make_engine(settings.database_url)

@@ -72,7 +72,7 @@ def _worker_args(parser: argparse.ArgumentParser) -> None:
 
 @command("worker", "run an arq worker (fan-out, delivery, relay, reminders)", _worker_args)
 def worker(args: argparse.Namespace, settings: Settings) -> int:
-    from broadcaster.worker import make_worker
+    from broadcaster.jobs.worker import make_worker
 
     loop: asyncio.AbstractEventLoop
     try:  # uvloop (comes with uvicorn[standard]): 10-15% more mails a second (bench/email_fanout.py)
@@ -88,7 +88,7 @@ def worker(args: argparse.Namespace, settings: Settings) -> int:
 
 @command("migrate", "bring the database schema up to date")
 def migrate(args: argparse.Namespace, settings: Settings) -> int:
-    from broadcaster.migrate import upgrade
+    from broadcaster.db.migrate import upgrade
 
     upgrade(settings.database_url)
     print("database is up to date")
@@ -102,9 +102,9 @@ def _token_args(parser: argparse.ArgumentParser) -> None:
 
 @command("create-token", "create an API token (printed once, on the last line)", _token_args)
 def create_token(args: argparse.Namespace, settings: Settings) -> int:
-    from broadcaster import audit
     from broadcaster.actors import Actor
-    from broadcaster.tokens import create_token as store_token
+    from broadcaster.domain import audit
+    from broadcaster.domain.tokens import create_token as store_token
 
     async def run() -> str:
         from broadcaster.db import make_engine
@@ -134,9 +134,9 @@ def _user_args(parser: argparse.ArgumentParser) -> None:
 
 @command("create-user", "create a console user", _user_args)
 def create_user(args: argparse.Namespace, settings: Settings) -> int:
-    from broadcaster import audit
     from broadcaster.actors import Actor
-    from broadcaster.users import create_user as store_user
+    from broadcaster.domain import audit
+    from broadcaster.domain.users import create_user as store_user
 
     password = args.password or os.environ.get("BROADCASTER_NEW_PASSWORD") or getpass.getpass("password: ")
 
@@ -213,12 +213,12 @@ def _replay_args(parser: argparse.ArgumentParser) -> None:
 
 @command("replay", "resend an update's permanently failed deliveries on one channel", _replay_args)
 def replay(args: argparse.Namespace, settings: Settings) -> int:
-    from broadcaster import audit
     from broadcaster.actors import Actor
     from broadcaster.db import make_engine
-    from broadcaster.deadletter import list_dead
-    from broadcaster.deadletter import replay as replay_rows
-    from broadcaster.queue import Queue
+    from broadcaster.delivery.deadletter import list_dead
+    from broadcaster.delivery.deadletter import replay as replay_rows
+    from broadcaster.domain import audit
+    from broadcaster.jobs.queue import Queue
 
     async def run() -> tuple[int, int]:
         engine = make_engine(settings.database_url)
@@ -262,7 +262,7 @@ def export_static(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
     from broadcaster.db import make_engine
-    from status_page.static_export import export_site
+    from status_page.public.static_export import export_site
 
     async def run() -> int:
         engine = make_engine(settings.database_url)
@@ -285,10 +285,10 @@ def _playbooks_args(parser: argparse.ArgumentParser) -> None:
 def playbooks(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
-    from broadcaster import audit
     from broadcaster.actors import Actor
+    from broadcaster.crisis.playbook_yaml import export_yaml, import_yaml
     from broadcaster.db import make_engine
-    from broadcaster.playbook_yaml import export_yaml, import_yaml
+    from broadcaster.domain import audit
 
     text = ""
     if args.action == "import":

@@ -11,7 +11,8 @@ from pathlib import Path
 from pydantic import SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_DIR = Path(__file__).resolve().parent
+PROJECT_ROOT = PACKAGE_DIR.parent  # a source checkout; inside a wheel this is site-packages
 
 
 class Settings(BaseSettings):
@@ -30,7 +31,7 @@ class Settings(BaseSettings):
     page_id: str = "broadcaster"
     time_zone: str = "Etc/UTC"
     secret_key: SecretStr = SecretStr("dev-secret-change-me")
-    templates_dir: Path = PROJECT_ROOT / "templates"
+    templates_dir: Path = PACKAGE_DIR / "templates"  # shipped in the wheel
     log_format: str = "text"
     max_body_bytes: int = 64 * 1024
 

@@ -8,17 +8,17 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from broadcaster.actors import Actor
-from broadcaster.components import create_component
 from broadcaster.config import Settings
+from broadcaster.crisis.playbook_yaml import load_sample
 from broadcaster.db import components, users
-from broadcaster.incident_templates import seed_templates
-from broadcaster.playbook_yaml import load_sample
+from broadcaster.domain.components import create_component
+from broadcaster.domain.incident_templates import seed_templates
+from broadcaster.domain.tokens import create_token
+from broadcaster.domain.users import create_user
 from broadcaster.post_requests import request_from_body
 from broadcaster.posting import post
 from broadcaster.runtime import Runtime
 from broadcaster.schemas import ComponentIn
-from broadcaster.tokens import create_token
-from broadcaster.users import create_user
 
 DEMO_COMPONENTS = [
     ("Website", None, "Marketing site and documentation"),

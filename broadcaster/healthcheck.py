@@ -23,7 +23,7 @@ from sqlalchemy import text
 
 from broadcaster.config import Settings, get_settings
 from broadcaster.db import make_engine
-from broadcaster.worker import health_check_key
+from broadcaster.jobs.worker import health_check_key
 
 
 async def worker_alive(settings: Settings, host: str | None = None) -> bool:

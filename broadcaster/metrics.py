@@ -29,8 +29,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broadcaster.db import deliveries, outbox, updates
+from broadcaster.jobs.queue import Queue
 from broadcaster.models import DeliveryState
-from broadcaster.queue import Queue
 
 log = logging.getLogger(__name__)
 

@@ -10,13 +10,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from broadcaster.idempotency import Stored
-from broadcaster.incidents import Posted
+from broadcaster.domain.idempotency import Stored
+from broadcaster.domain.incidents import Posted
 from broadcaster.models import ComponentStatus
 from broadcaster.schemas import IncidentIn, UpdateIn, validate
 
 if TYPE_CHECKING:
-    from broadcaster.playbooks import OpenIn
+    from broadcaster.crisis.playbooks import OpenIn
 
 
 @dataclass(frozen=True)

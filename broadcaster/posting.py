@@ -26,11 +26,14 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from broadcaster import audit, component_changes, contact_notify, contacts, idempotency, incidents, playbooks
 from broadcaster.actors import Actor
-from broadcaster.channel import Rendition
+from broadcaster.crisis import contacts, playbooks
+from broadcaster.delivery.channel import Rendition
+from broadcaster.delivery.registry import Registry
+from broadcaster.domain import audit, component_changes, idempotency, incidents
+from broadcaster.domain.incidents import STATUS_PAGE, Posted
 from broadcaster.errors import InputError
-from broadcaster.incidents import STATUS_PAGE, Posted
+from broadcaster.jobs import contact_notices
 from broadcaster.post_requests import (
     ComponentNotice,
     FollowUp,
@@ -38,7 +41,6 @@ from broadcaster.post_requests import (
     PostRequest,
     PostResult,
 )
-from broadcaster.registry import Registry
 from broadcaster.runtime import Runtime
 
 AfterWrite = Callable[[AsyncConnection, Posted], Awaitable[None]]
@@ -198,5 +200,5 @@ async def dispatch(rt: Runtime, posted: Posted) -> bool:
         queued = await rt.queue.enqueue_fanout(posted.update_id, channel) and queued
     await rt.bus.publish("update", {"incident_id": posted.incident_id, "update_id": posted.update_id,
                                     "drill": posted.drill, "public": posted.public})
-    await contact_notify.after_post(rt, posted.incident_id, posted.update_id)
+    await contact_notices.after_post(rt, posted.incident_id, posted.update_id)
     return queued

@@ -6,13 +6,13 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from broadcaster.channel import ChannelContext
 from broadcaster.config import Settings
 from broadcaster.db import make_engine
+from broadcaster.delivery.channel import ChannelContext
+from broadcaster.delivery.fanout import Fanout
+from broadcaster.delivery.registry import Registry
 from broadcaster.events import EventBus
-from broadcaster.fanout import Fanout
-from broadcaster.queue import Queue
-from broadcaster.registry import Registry
+from broadcaster.jobs.queue import Queue
 
 
 @dataclass

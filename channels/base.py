@@ -14,7 +14,8 @@ from typing import Any, Literal
 import httpx
 from pydantic import SecretStr
 
-from broadcaster.channel import (
+from broadcaster.config import Settings
+from broadcaster.delivery.channel import (
     BroadcastChannel,
     Channel,
     ChannelContext,
@@ -26,11 +27,10 @@ from broadcaster.channel import (
     SubscriberChannel,
     Thread,
 )
-from broadcaster.config import Settings
 from broadcaster.errors import ConfigError, DeliveryError, PermanentError, RateLimited, RetryableError
 from broadcaster.message import AgentNotes, ApprovedAnswer, ComponentChange, Message, short_text
 from broadcaster.models import ChannelKind
-from broadcaster.templating import render_template
+from broadcaster.render import render_template
 
 __all__ = [
     "AgentNotes",

@@ -42,7 +42,7 @@ class DeskChannel:
     kind: ClassVar[ChannelKind] = ChannelKind.BROADCAST
     notifies: ClassVar[bool] = False  # a page updated in place, not a message: shown even without notifications
     title: ClassVar[str] = "Agent desk"
-    publishes_drills: ClassVar[bool] = True  # kept off the public: see broadcaster.fanout
+    publishes_drills: ClassVar[bool] = True  # kept off the public: see broadcaster.delivery.fanout
 
     def __init__(self, publish_event: PublishEvent | None = None) -> None:
         self._publish_event = publish_event

@@ -45,7 +45,7 @@ from urllib.parse import quote
 
 import aiosmtplib
 
-from broadcaster.templating import environment
+from broadcaster.render import environment
 from channels.base import (
     ChannelContext,
     ChannelKind,

@@ -22,7 +22,7 @@ class StatusPageChannel:
     kind: ClassVar[ChannelKind] = ChannelKind.BROADCAST
     notifies: ClassVar[bool] = False  # a page updated in place, not a message: shown even without notifications
     title: ClassVar[str] = "Status page"
-    publishes_drills: ClassVar[bool] = True  # kept off the public: see broadcaster.fanout
+    publishes_drills: ClassVar[bool] = True  # kept off the public: see broadcaster.delivery.fanout
 
     def __init__(self, context: ChannelContext) -> None:
         self._context = context

@@ -17,24 +17,13 @@ from starlette.routing import BaseRoute, Route
 from broadcaster.config import Settings, get_settings
 from broadcaster.errors import InputError
 from broadcaster.runtime import Runtime
-from status_page import (
-    api_v1,
-    api_v1_audit,
-    api_v1_ops,
-    api_v1_playbooks,
-    api_v2,
-    auth,
-    console,
-    console_playbooks,
-    desk,
-    metrics,
-    openapi,
-    preferences,
-    public,
-    subscribe,
-    twilio_webhooks,
-)
+from status_page import auth, console, desk, metrics
+from status_page.api import audit as api_audit
+from status_page.api import openapi, ops, twilio, v1, v2
+from status_page.api import playbooks as api_playbooks
 from status_page.http import HTTPError, handle_http_error, handle_input_error, handle_starlette_error
+from status_page.public import pages as public_pages
+from status_page.public import preferences, subscribe
 from status_page.security_headers import SecurityHeadersMiddleware
 
 
@@ -54,9 +43,9 @@ async def healthz(request: Request) -> Response:
 
 
 def route_modules() -> list[Any]:
-    """Every module that contributes ``routes``, in matching order."""
-    return [public, api_v2, api_v1, api_v1_ops, api_v1_playbooks, api_v1_audit, auth, console, console_playbooks,
-            desk, subscribe, preferences, twilio_webhooks, metrics, openapi]
+    """Every module (or package) that contributes ``routes``, in matching order."""
+    return [public_pages, v2, v1, ops, api_playbooks, api_audit, auth, console, desk, subscribe, preferences,
+            twilio, metrics, openapi]
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Starlette:
@@ -84,7 +73,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         routes=routes,
         lifespan=lifespan,
         middleware=[
-            Middleware(public.FastPathMiddleware, settings=settings),  # cached hot GETs answered first
+            Middleware(public_pages.FastPathMiddleware, settings=settings),  # cached hot GETs answered first
             Middleware(metrics.MetricsMiddleware),
             Middleware(SecurityHeadersMiddleware, settings=settings),
             Middleware(SessionMiddleware, secret_key=settings.secret_key.get_secret_value(),

@@ -17,10 +17,10 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from broadcaster.actors import Actor
-from broadcaster.audit import record as audit
+from broadcaster.domain.audit import record as audit
+from broadcaster.domain.users import check_login
 from broadcaster.models import ROLE_RANK, Role
 from broadcaster.ratelimit import Limit, LimiterUnavailable, RateLimiter
-from broadcaster.users import check_login
 from status_page.http import HTTPError, runtime
 from status_page.pages import render_page
 

@@ -32,8 +32,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from broadcaster.models import Role
-from broadcaster.render import markdown_to_html
-from broadcaster.templating import environment
+from broadcaster.render import environment, markdown_to_html
 from status_page.auth import csrf_token, require_role
 from status_page.desk_data import MAX_QUERY_CHARS, load_desk, search
 from status_page.http import HTTPError, runtime

@@ -17,7 +17,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from broadcaster.db import incidents, updates, utcnow
-from broadcaster.incidents import list_updates, load_message
+from broadcaster.domain.incidents import list_updates, load_message
 from broadcaster.message import ApprovedAnswer, Message
 from broadcaster.models import CLOSED_STATUSES
 from broadcaster.render import agent_notes, html_to_text, markdown_to_html, markdown_to_text

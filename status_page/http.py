@@ -11,9 +11,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from broadcaster.actors import Actor
+from broadcaster.domain.tokens import authenticate
 from broadcaster.errors import InputError
 from broadcaster.runtime import Runtime
-from broadcaster.tokens import authenticate
 
 
 class HTTPError(Exception):

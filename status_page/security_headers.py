@@ -11,7 +11,7 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from broadcaster.config import Settings
-from status_page.rendering import inline_js_hash
+from status_page.public.html import inline_js_hash
 
 RELAXED_STYLE_PREFIXES = ("/console", "/desk", "/login")
 

@@ -20,10 +20,10 @@ from sqlalchemy import delete
 
 from broadcaster.config import Settings
 from broadcaster.db import make_engine, metadata
-from broadcaster.migrate import upgrade
+from broadcaster.db.migrate import upgrade
+from broadcaster.domain.tokens import create_token
+from broadcaster.jobs.worker import make_worker, relay_job
 from broadcaster.runtime import Runtime
-from broadcaster.tokens import create_token
-from broadcaster.worker import make_worker, relay_job
 from status_page.app import create_app
 
 PG_ADMIN_DSN = os.environ.get("BROADCASTER_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")

@@ -11,10 +11,10 @@ import httpx
 import pytest
 from playwright.async_api import async_playwright, expect
 
-from broadcaster import incident_templates
 from broadcaster.config import Settings
+from broadcaster.domain import incident_templates
+from broadcaster.domain.users import create_user
 from broadcaster.runtime import Runtime
-from broadcaster.users import create_user
 from tests.conftest import make_settings, running_worker
 from tests.support.providers.mastodon import MastodonProvider
 from tests.support.providers.twilio import TwilioProvider

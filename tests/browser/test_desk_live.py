@@ -11,8 +11,8 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
+from broadcaster.domain.users import create_user
 from broadcaster.runtime import Runtime
-from broadcaster.users import create_user
 from tests.conftest import run_worker
 from tests.support.servers import serve_app
 

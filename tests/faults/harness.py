@@ -26,13 +26,13 @@ from asgi_lifespan import LifespanManager
 from pydantic import SecretStr
 from sqlalchemy import select
 
-from broadcaster import ledger
 from broadcaster.config import Settings
 from broadcaster.db import deliveries, make_engine
+from broadcaster.delivery import ledger
+from broadcaster.domain.subscribers import upsert_subscriber
+from broadcaster.domain.tokens import create_token
 from broadcaster.runtime import Runtime
 from broadcaster.schemas import SubscriberIn
-from broadcaster.subscribers import upsert_subscriber
-from broadcaster.tokens import create_token
 from status_page.app import create_app
 from tests.conftest import make_settings
 

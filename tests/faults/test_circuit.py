@@ -6,12 +6,12 @@ import asyncio
 
 from sqlalchemy import select
 
-from broadcaster import ledger
-from broadcaster.circuit import CircuitBreaker, batch_ok
 from broadcaster.db import deliveries
+from broadcaster.delivery import ledger
+from broadcaster.delivery.circuit import CircuitBreaker, batch_ok
+from broadcaster.domain.subscribers import upsert_subscriber
 from broadcaster.runtime import Runtime
 from broadcaster.schemas import SubscriberIn
-from broadcaster.subscribers import upsert_subscriber
 from tests.conftest import make_settings
 from tests.support.posting import post_body as post
 from tests.support.providers.webhook_receiver import WebhookReceiver

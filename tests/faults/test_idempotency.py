@@ -46,7 +46,7 @@ async def test_same_key_other_body_is_refused(client: httpx.AsyncClient, auth, r
 
 
 async def test_keys_are_per_actor(client: httpx.AsyncClient, auth, runtime) -> None:
-    from broadcaster.tokens import create_token
+    from broadcaster.domain.tokens import create_token
 
     async with runtime.engine.begin() as conn:
         other_auth = {"Authorization": f"Bearer {await create_token(conn, 'other')}"}

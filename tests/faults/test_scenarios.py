@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from broadcaster.queue import DELIVER_BATCH, Queue
+from broadcaster.jobs.queue import DELIVER_BATCH, Queue
 from tests.conftest import backend
 from tests.faults.harness import DB_OUTAGE_S, SMTP_OUTAGE_S, fault_settings, scenario
 from tests.faults.receivers import ChaosReceiver
@@ -221,15 +221,15 @@ async def test_workers_racing_on_the_same_jobs(database_url: str, clean_database
         await run.post()  # fan-out job queued before any worker runs
         # Every batch is also enqueued twice more under other job ids (a relay and a replay racing).
         from broadcaster.db import make_engine
-        from broadcaster.fanout import Fanout
-        from broadcaster.registry import Registry
+        from broadcaster.delivery.fanout import Fanout
+        from broadcaster.delivery.registry import Registry
 
         engine = make_engine(settings.database_url)
         queue = Queue(settings.redis_url, settings.queue_name)
         fanout = Fanout(settings, engine, Registry.build(settings), queue)
         try:
             await fanout.fanout(run.update_id, "webhook")  # writes rows, enqueues the batches once
-            from broadcaster import ledger
+            from broadcaster.delivery import ledger
 
             async with engine.connect() as conn:
                 ranges = [r async for r in ledger.batch_ranges(conn, run.update_id, "webhook", settings.batch_size)]

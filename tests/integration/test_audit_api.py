@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
-from broadcaster import audit
+from broadcaster.domain import audit
+from broadcaster.domain.tokens import create_token
 from broadcaster.runtime import Runtime
-from broadcaster.tokens import create_token
 from tests.integration.test_console import login
 from tests.integration.test_openapi import conforms, served_document
 

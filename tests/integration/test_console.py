@@ -9,10 +9,10 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from broadcaster import incident_templates
 from broadcaster.db import audit_log, incidents, outbox, updates
+from broadcaster.domain import incident_templates
+from broadcaster.domain.users import create_user
 from broadcaster.runtime import Runtime
-from broadcaster.users import create_user
 from tests.conftest import run_worker
 from tests.support.providers.webhook_receiver import WebhookReceiver
 from tests.support.servers import serve_app
@@ -184,7 +184,7 @@ async def test_compose_from_template_send_and_fan_out(client: httpx.AsyncClient,
 
 
 async def _api_auth(runtime: Runtime) -> dict[str, str]:
-    from broadcaster.tokens import create_token
+    from broadcaster.domain.tokens import create_token
 
     async with runtime.engine.begin() as conn:
         return {"Authorization": f"Bearer {await create_token(conn, 'console-test')}"}

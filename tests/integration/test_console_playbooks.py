@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
-from broadcaster import playbook_yaml
+from broadcaster.crisis import playbook_yaml
 from broadcaster.db import audit_log, incidents
 from broadcaster.runtime import Runtime
 from tests.integration.test_console import login

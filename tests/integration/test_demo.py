@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 
 from broadcaster.db import components, incidents, users
 from broadcaster.demo import seed
-from broadcaster.users import check_login
+from broadcaster.domain.users import check_login
 
 
 async def test_demo_seeds_once_with_working_logins(settings, runtime) -> None:

@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import select
 
 from broadcaster.db import deliveries
+from broadcaster.domain.users import create_user
 from broadcaster.render import markdown_to_html
 from broadcaster.runtime import Runtime
-from broadcaster.users import create_user
 from status_page.desk import DeskCache
 from tests.conftest import run_worker
 from tests.support.servers import serve_app

@@ -16,8 +16,8 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from broadcaster import playbooks
 from broadcaster.config import Settings
+from broadcaster.crisis import playbooks
 from broadcaster.db import deliveries, subscribers
 from broadcaster.runtime import Runtime
 from tests.conftest import make_settings, run_worker

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from broadcaster.channel import Recipient, Sent
 from broadcaster.config import Settings
+from broadcaster.delivery.channel import Recipient, Sent
 from broadcaster.errors import PermanentError, RetryableError
 from channels.email import EmailChannel
 from tests.support.factories import make_message

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from broadcaster.config import Settings
 from broadcaster.db import deliveries, subscribers
-from broadcaster.fanout import recipient_links
+from broadcaster.delivery.fanout import recipient_links
 from broadcaster.runtime import Runtime
 from broadcaster.security import LinkSigner
 from tests.conftest import make_settings, run_worker

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import aiosmtplib
 import pytest
 
-from broadcaster.channel import Recipient, Sent
 from broadcaster.config import Settings
+from broadcaster.delivery.channel import Recipient, Sent
 from channels.email import EmailChannel, smtp_data, transmit
 from tests.support.factories import make_message
 from tests.support.smtp import RecordingSMTP, recording_smtp

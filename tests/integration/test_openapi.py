@@ -12,7 +12,7 @@ import httpx
 import jsonschema_rs
 from starlette.routing import Route
 
-from status_page.openapi import document
+from status_page.api.openapi import document
 from tests.conftest import run_worker
 from tests.support.providers.webhook_receiver import WebhookReceiver
 from tests.support.servers import serve_app
@@ -81,7 +81,7 @@ async def test_every_api_route_is_documented(client: httpx.AsyncClient, app) -> 
               and route.path.startswith(("/api/v1/", "/api/v2/")) for method in route.methods or ()
               if method not in ("HEAD", "OPTIONS")}
     documented = {(method, path) for path, methods in doc["paths"].items() for method in methods}
-    assert served - documented == set(), "routes missing from status_page/openapi.py OPERATIONS"
+    assert served - documented == set(), "routes missing from status_page/api/openapi.py OPERATIONS"
     assert documented - served == set(), "documented routes that do not exist"
 
 

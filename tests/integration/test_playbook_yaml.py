@@ -10,7 +10,7 @@ import yaml
 
 from broadcaster.cli import COMMANDS, build_parser
 from broadcaster.config import Settings
-from broadcaster.playbook_yaml import SAMPLE_PATH
+from broadcaster.crisis.playbook_yaml import SAMPLE_PATH
 from broadcaster.runtime import Runtime
 from tests.integration.test_console import login
 

@@ -20,8 +20,8 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from broadcaster import contacts, playbooks
 from broadcaster.config import Settings
+from broadcaster.crisis import contacts, playbooks
 from broadcaster.db import audit_log, deliveries, incident_contacts, incidents, subscribers, updates, utcnow
 from broadcaster.runtime import Runtime
 from broadcaster.security import new_webhook_secret

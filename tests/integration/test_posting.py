@@ -13,9 +13,9 @@ from sqlalchemy import func, select
 
 from broadcaster.config import Settings
 from broadcaster.db import audit_log, deliveries, incidents, outbox, updates
+from broadcaster.domain.subscribers import upsert_subscriber
 from broadcaster.runtime import Runtime
 from broadcaster.schemas import SubscriberIn
-from broadcaster.subscribers import upsert_subscriber
 from tests.conftest import run_worker
 from tests.integration.test_console import form, login, preview
 from tests.support.providers.webhook_receiver import WebhookReceiver

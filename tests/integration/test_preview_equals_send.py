@@ -29,7 +29,7 @@ import pytest_asyncio
 from sqlalchemy import select
 
 from broadcaster.db import deliveries
-from broadcaster.fanout import Fanout
+from broadcaster.delivery.fanout import Fanout
 from tests.conftest import run_worker
 from tests.support.all_channels import ALL_CHANNELS, EMAIL, Providers, Seen, Stack, all_providers, app_stack
 

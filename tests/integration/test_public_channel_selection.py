@@ -2,7 +2,7 @@
 
 Public surfaces, each checked below: ``/``, ``/incidents/{id}``, ``/history`` (and ``/history/1``),
 ``/history.atom``, ``/history.rss``, every ``/api/v2/*.json`` path, the static export
-(``status_page.static_export``) and the public ``/events`` stream. The desk (``/desk``) and
+(``status_page.public.static_export``) and the public ``/events`` stream. The desk (``/desk``) and
 the console's incident page show everything.
 """
 
@@ -18,10 +18,10 @@ import feedparser
 import httpx
 
 from broadcaster.runtime import Runtime
-from broadcaster.statuspage_v2 import ENDPOINTS
+from broadcaster.views.statuspage_v2 import ENDPOINTS
 from status_page.live import live_events
-from status_page.public import public_event
-from status_page.static_export import export_site
+from status_page.public.pages import public_event
+from status_page.public.static_export import export_site
 from tests.conftest import run_worker
 from tests.integration.test_desk import login, make_user
 from tests.support.servers import serve_app

@@ -31,7 +31,7 @@ async def test_post_while_redis_is_down_is_delivered_by_the_relay(
         ) as client, serve_app(receivers[0].app()) as a, serve_app(receivers[1].app()) as b, \
                 serve_app(receivers[2].app()) as c:
             async with runtime.engine.begin() as conn:
-                from broadcaster.tokens import create_token
+                from broadcaster.domain.tokens import create_token
 
                 auth = {"Authorization": f"Bearer {await create_token(conn, 't')}"}
             for receiver, base in zip(receivers, (a, b, c), strict=True):

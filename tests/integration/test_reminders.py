@@ -14,9 +14,9 @@ from sqlalchemy import select
 
 from broadcaster.config import Settings
 from broadcaster.db import audit_log, incidents, utcnow
-from broadcaster.reminders import send_reminders
+from broadcaster.domain.users import create_user
+from broadcaster.jobs.reminders import send_reminders
 from broadcaster.runtime import Runtime
-from broadcaster.users import create_user
 from tests.conftest import make_settings, running_worker
 from tests.support.posting import post_body as post
 from tests.support.providers.twilio import TwilioProvider

@@ -25,12 +25,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from broadcaster import ledger
 from broadcaster.config import Settings
+from broadcaster.delivery import ledger
+from broadcaster.domain.subscribers import upsert_subscriber
+from broadcaster.domain.tokens import create_token
 from broadcaster.runtime import Runtime
 from broadcaster.schemas import SubscriberIn
-from broadcaster.subscribers import upsert_subscriber
-from broadcaster.tokens import create_token
 from tests.conftest import make_settings
 from tests.support.servers import free_port, serve_app
 from tests.support.worker_process import WorkerProcess, settings_env, stop_process

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from broadcaster.channel import Recipient, Sent
 from broadcaster.config import Settings
+from broadcaster.delivery.channel import Recipient, Sent
 from broadcaster.errors import PermanentError, RateLimited, RetryableError
-from broadcaster.templating import render_template
+from broadcaster.render import render_template
 from channels.base import ChannelContext
 from channels.sms import SmsChannel
 from tests.support.factories import make_message

@@ -16,7 +16,7 @@ import pytest
 from atproto_client import models
 from atproto_client.models.utils import get_or_create
 
-from broadcaster.channel import Published
+from broadcaster.delivery.channel import Published
 from broadcaster.errors import PermanentError, RateLimited, RetryableError
 from broadcaster.message import Message
 from channels.bluesky import BlueskyChannel

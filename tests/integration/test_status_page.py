@@ -14,7 +14,7 @@ import pytest
 
 from broadcaster.render import html_to_text
 from broadcaster.runtime import Runtime
-from status_page.static_export import export_site
+from status_page.public.static_export import export_site
 from tests.conftest import run_worker
 
 FIELDS = json.loads((Path(__file__).parent.parent / "fixtures" / "statuspage_v2_fields.json").read_text())
@@ -267,7 +267,7 @@ async def test_static_mirror_refreshed_on_publish(database_url, clean_database, 
 
 
 async def _auth(runtime: Runtime) -> dict[str, str]:
-    from broadcaster.tokens import create_token
+    from broadcaster.domain.tokens import create_token
 
     async with runtime.engine.begin() as conn:
         return {"Authorization": f"Bearer {await create_token(conn, 'mirror')}"}

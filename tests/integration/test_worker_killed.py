@@ -14,11 +14,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from broadcaster import ledger
 from broadcaster.db import deliveries, subscribers
+from broadcaster.delivery import ledger
+from broadcaster.domain.subscribers import upsert_subscriber
 from broadcaster.runtime import Runtime
 from broadcaster.schemas import SubscriberIn
-from broadcaster.subscribers import upsert_subscriber
 from tests.conftest import make_settings
 from tests.support.servers import serve_app
 from tests.support.worker_process import WorkerProcess

@@ -6,8 +6,8 @@ import re
 
 import httpx
 
+from broadcaster.domain.users import create_user
 from broadcaster.runtime import Runtime
-from broadcaster.users import create_user
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 PASSWORD = "correct horse battery staple"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from broadcaster.channel import Recipient, Sent
 from broadcaster.config import Settings
+from broadcaster.delivery.channel import Recipient, Sent
 from channels.email import EmailChannel
 from tests.support.factories import make_message
 from tests.support.smtp import recording_smtp

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
+from broadcaster.domain.tokens import create_token
 from broadcaster.runtime import Runtime
-from broadcaster.tokens import create_token
 from status_page.app import create_app
 from tests.conftest import make_settings
 from tests.security.helpers import login

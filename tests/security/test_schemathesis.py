@@ -32,8 +32,8 @@ from schemathesis.specs.openapi.checks import (
 from sqlalchemy import delete
 
 from broadcaster.db import make_engine, metadata
+from broadcaster.domain.tokens import create_token
 from broadcaster.runtime import Runtime
-from broadcaster.tokens import create_token
 from status_page.app import create_app
 from tests.conftest import make_settings
 from tests.support.servers import free_port

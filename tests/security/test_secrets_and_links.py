@@ -11,10 +11,11 @@ import pytest
 from itsdangerous import TimestampSigner
 from sqlalchemy import select
 
-from broadcaster import security, tokens
+from broadcaster import security
 from broadcaster.config import Settings
-from broadcaster.confirmations import CONFIRM_PURPOSE
 from broadcaster.db import api_tokens
+from broadcaster.domain import tokens
+from broadcaster.jobs.confirmations import CONFIRM_PURPOSE
 from broadcaster.runtime import Runtime
 from broadcaster.security import LinkSigner
 
@@ -71,8 +72,8 @@ def test_expired_links_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
 
 async def test_links_are_not_interchangeable_over_http(client: httpx.AsyncClient, settings: Settings,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from broadcaster.domain.subscribers import upsert_subscriber
     from broadcaster.schemas import SubscriberIn
-    from broadcaster.subscribers import upsert_subscriber
 
     rt: Runtime = client._transport.app.state.runtime  # type: ignore[attr-defined]
     async with rt.engine.begin() as conn:

@@ -10,9 +10,9 @@ from asgi_lifespan import LifespanManager
 from pydantic import SecretStr
 
 from broadcaster.config import Settings
+from broadcaster.domain.tokens import create_token
+from broadcaster.domain.users import create_user
 from broadcaster.runtime import Runtime
-from broadcaster.tokens import create_token
-from broadcaster.users import create_user
 from status_page.app import create_app
 from tests.conftest import make_settings, run_worker
 from tests.support.providers.twilio import TwilioProvider

@@ -32,7 +32,7 @@ def strict_settings(settings: Settings) -> Settings:
 async def strict_client(strict_settings: Settings) -> httpx.AsyncClient:  # type: ignore[misc]
     from asgi_lifespan import LifespanManager
 
-    from broadcaster.tokens import create_token
+    from broadcaster.domain.tokens import create_token
     from status_page.app import create_app
 
     runtime = Runtime.build(strict_settings)

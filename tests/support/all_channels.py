@@ -26,8 +26,8 @@ from sqlalchemy import delete
 
 from broadcaster.config import Settings
 from broadcaster.db import make_engine, metadata
+from broadcaster.domain.tokens import create_token
 from broadcaster.runtime import Runtime
-from broadcaster.tokens import create_token
 from channels import bluesky, mastodon, sms, x
 from status_page.app import create_app
 from tests.conftest import make_settings

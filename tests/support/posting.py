@@ -7,7 +7,7 @@ from typing import Any
 
 from broadcaster import posting
 from broadcaster.actors import Actor
-from broadcaster.incidents import Posted
+from broadcaster.domain.incidents import Posted
 from broadcaster.post_requests import request_from_body
 from broadcaster.runtime import Runtime
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from broadcaster import statuspage_v2 as v2
-from broadcaster.public_view import IncidentView, Snapshot, UpdateView, as_published, update_view
-from broadcaster.uptime import daily_uptime
+from broadcaster.views import statuspage_v2 as v2
+from broadcaster.views.public import IncidentView, Snapshot, UpdateView, as_published, update_view
+from broadcaster.views.uptime import daily_uptime
 
 FIELDS = json.loads((Path(__file__).parent.parent / "fixtures" / "statuspage_v2_fields.json").read_text())
 T0 = datetime(2026, 11, 23, 10, 5, tzinfo=UTC)

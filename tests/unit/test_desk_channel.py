@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from broadcaster.channel import BroadcastChannel
 from broadcaster.config import Settings
+from broadcaster.delivery.channel import BroadcastChannel
+from broadcaster.delivery.registry import channel_classes
 from broadcaster.errors import RetryableError
 from broadcaster.models import ChannelKind
-from broadcaster.registry import channel_classes
 from channels.base import ChannelContext, render_template
 from channels.desk import DeskChannel
 from channels.zendesk import ZendeskChannel

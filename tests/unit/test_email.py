@@ -12,8 +12,8 @@ from typing import Any
 import aiosmtplib
 import pytest
 
-from broadcaster.channel import ChannelContext, Recipient
 from broadcaster.config import Settings
+from broadcaster.delivery.channel import ChannelContext, Recipient
 from broadcaster.errors import ConfigError, PermanentError, RetryableError
 from broadcaster.message import ComponentChange
 from channels.email import EmailChannel, deliver_error

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from status_page.live import LiveEvents, _stream
-from status_page.public import public_event
+from status_page.public.pages import public_event
 
 
 class SilentBus:

@@ -6,9 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from broadcaster import contact_notify, drills, playbooks
 from broadcaster.config import Settings
-from broadcaster.reminders import Reminder
+from broadcaster.crisis import drills, playbooks
+from broadcaster.jobs import contact_notices
+from broadcaster.jobs.reminders import Reminder
 from tests.support.factories import make_message
 
 LEVEL = {"level": 2, "title": "Service unavailable", "status": "investigating", "impact": "major",
@@ -32,14 +33,14 @@ def test_internal_view_is_marked_on_drills_and_has_no_unsubscribe(drill: bool) -
     message = make_message(drill=drill)
     contact = {"name": "Ana", "role": "Incident commander", "level": 2, "acknowledged_at": None,
                "notified_number": 0}
-    view = contact_notify.render(SETTINGS, message, {"meta": {"playbook": "Outage"}}, contact,
+    view = contact_notices.render(SETTINGS, message, {"meta": {"playbook": "Outage"}}, contact,
                                  "http://status.test/ack?token=t")
     assert view["subject"].startswith("[DRILL] [Outage L2] ") is drill
     assert view["sms"].startswith("DRILL [Outage L2] ") is drill
     assert ("DRILL: this is an exercise" in view["text"]) is drill
     assert "Your role: Incident commander" in view["text"] and "Ack: http://status.test/ack?token=t" in view["sms"]
     assert "unsubscribe" not in (view["text"] + view["html"] + view["sms"]).lower()
-    acked = contact_notify.render(SETTINGS, message, {"meta": {}}, {**contact, "acknowledged_at": 1}, "x")
+    acked = contact_notices.render(SETTINGS, message, {"meta": {}}, {**contact, "acknowledged_at": 1}, "x")
     assert "Ack:" not in acked["sms"] and "Acknowledge" not in acked["text"]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from broadcaster.report import compute, duration, outage_start, to_markdown
+from broadcaster.crisis.report import compute, duration, outage_start, to_markdown
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 

@@ -10,8 +10,8 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 
-from broadcaster.channel import Recipient, Sent, SubscriberChannel
 from broadcaster.config import Settings
+from broadcaster.delivery.channel import Recipient, Sent, SubscriberChannel
 from broadcaster.errors import ConfigError, DeliveryError, PermanentError, RateLimited, RetryableError
 from broadcaster.message import Message
 from channels.base import ChannelContext

@@ -1,0 +1,1 @@
+"""Crisis tools: playbooks, contacts, drills and the post-incident report."""

@@ -1,0 +1,396 @@
+"""Tables (SQLAlchemy Core) and the async engine. SQLite by default, PostgreSQL in production.
+
+Ids the public sees (components, incidents, updates, subscribers) are short random strings
+like Statuspage's; the ledger uses integer ids because it is the big, append-mostly table.
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    event,
+    true,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
+from sqlalchemy.types import TypeDecorator
+
+_ALPHABET = string.ascii_lowercase + string.digits
+
+
+def new_id() -> str:
+    """A 12-character public id, the shape Statuspage uses."""
+    return "".join(secrets.choice(_ALPHABET) for _ in range(12))
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Id = String(32)
+BigId = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements only INTEGER PRIMARY KEY
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+components = Table(
+    "components",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("description", Text),
+    Column("group_id", Id, ForeignKey("components.id", ondelete="SET NULL")),
+    Column("is_group", Boolean, nullable=False, default=False),
+    Column("position", Integer, nullable=False, default=0),
+    Column("status", String(32), nullable=False, default="operational"),
+    Column("showcase", Boolean, nullable=False, default=True),
+    Column("only_show_if_degraded", Boolean, nullable=False, default=False),
+    Column("start_date", String(10)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("kind", String(16), nullable=False, default="incident"),
+    Column("name", String(255), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("impact", String(16), nullable=False),
+    Column("impact_override", Boolean, nullable=False, default=False),
+    Column("drill", Boolean, nullable=False, default=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("monitoring_at", UTCDateTime),
+    Column("resolved_at", UTCDateTime),
+    Column("scheduled_for", UTCDateTime),
+    Column("scheduled_until", UTCDateTime),
+    Column("next_update_at", UTCDateTime),
+    Column("reminded_at", UTCDateTime),
+    Column("template_id", Id),
+    Column("meta", JSON, nullable=False, default=dict),
+    Index("ix_incidents_status_created", "status", "created_at"),
+)
+
+incident_components = Table(
+    "incident_components",
+    metadata,
+    Column("incident_id", Id, ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True),
+    Column("component_id", Id, ForeignKey("components.id", ondelete="CASCADE"), primary_key=True),
+)
+
+updates = Table(
+    "updates",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("incident_id", Id, ForeignKey("incidents.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("number", Integer, nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("display_at", UTCDateTime, nullable=False),
+    Column("deliver_notifications", Boolean, nullable=False, default=True),
+    Column("channels", JSON, nullable=False, default=list),
+    Column("next_update_at", UTCDateTime),
+    Column("agent", JSON, nullable=False, default=dict),
+    Column("author", String(255)),
+    Column("public", Boolean, nullable=False, default=True, server_default=true()),  # status_page among channels
+    UniqueConstraint("incident_id", "number"),
+)
+
+# Component status history: one row per change, tied to an update when one caused it.
+status_changes = Table(
+    "status_changes",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("component_id", Id, ForeignKey("components.id", ondelete="CASCADE"), nullable=False),
+    Column("update_id", Id, ForeignKey("updates.id", ondelete="CASCADE")),
+    Column("old_status", String(32)),
+    Column("new_status", String(32), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_status_changes_component_created", "component_id", "created_at"),
+)
+
+subscribers = Table(
+    "subscribers",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("channel", String(32), nullable=False),
+    Column("address", String(512), nullable=False),
+    Column("confirmed", Boolean, nullable=False, default=False),
+    Column("confirmed_at", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("unsubscribed_at", UTCDateTime),
+    Column("suppressed_reason", Text),  # hard bounce / carrier opt-out: never mailed again
+    Column("secret", String(128)),  # webhook signing secret
+    Column("drill", Boolean, nullable=False, default=False),  # drill audience, never real updates
+    Column("meta", JSON, nullable=False, default=dict),
+    UniqueConstraint("channel", "address", "drill"),
+    Index("ix_subscribers_channel_active", "channel", "confirmed", "id"),
+)
+
+subscriber_components = Table(
+    "subscriber_components",
+    metadata,
+    Column("subscriber_id", Id, ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True),
+    Column("component_id", Id, ForeignKey("components.id", ondelete="CASCADE"), primary_key=True),
+    Index("ix_subscriber_components_component", "component_id"),
+)
+
+# Short codes (SMS confirmation) with expiry and attempt count.
+verification_codes = Table(
+    "verification_codes",
+    metadata,
+    Column("subscriber_id", Id, ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True),
+    Column("code_hash", String(128), nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("update_id", Id, ForeignKey("updates.id", ondelete="CASCADE"), nullable=False),
+    Column("channel", String(32), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("enqueued_at", UTCDateTime),
+    Column("done_at", UTCDateTime),
+    UniqueConstraint("update_id", "channel"),
+    Index("ix_outbox_done", "done_at"),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("update_id", Id, ForeignKey("updates.id", ondelete="CASCADE"), nullable=False),
+    Column("channel", String(32), nullable=False),
+    Column("recipient", String(64), nullable=False),  # subscriber id, or "*" for a broadcast
+    Column("address", String(512)),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("provider_id", String(255)),
+    Column("provider_status", String(32)),
+    Column("last_error", Text),
+    Column("claim", String(32)),
+    Column("claimed_at", UTCDateTime),
+    Column("next_attempt_at", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime),
+    UniqueConstraint("update_id", "channel", "recipient"),
+    Index("ix_deliveries_state", "state", "next_attempt_at"),
+    Index("ix_deliveries_update_channel_id", "update_id", "channel", "id"),
+    Index("ix_deliveries_provider_id", "provider_id"),
+)
+
+# What a channel keeps per incident between updates (social thread ids, article ids).
+channel_threads = Table(
+    "channel_threads",
+    metadata,
+    Column("incident_id", Id, ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True),
+    Column("channel", String(32), primary_key=True),
+    Column("data", JSON, nullable=False, default=dict),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("token_hash", String(128), nullable=False, unique=True),
+    Column("role", String(16), nullable=False, default="admin"),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_used_at", UTCDateTime),
+    Column("revoked_at", UTCDateTime),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("username", String(255), nullable=False, unique=True),
+    Column("email", String(255)),
+    Column("phone", String(32)),
+    Column("password_hash", String(255), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("disabled_at", UTCDateTime),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False, index=True),
+    Column("actor", String(255), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target", String(255)),
+    Column("details", JSON, nullable=False, default=dict),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("key", String(255), primary_key=True),
+    Column("actor", String(255), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("status_code", Integer),
+    Column("response", JSON),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+incident_templates = Table(
+    "incident_templates",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("crisis_type", String(64)),
+    Column("title", String(255), nullable=False),
+    Column("status", String(32), nullable=False, default="investigating"),
+    Column("impact", String(16)),
+    Column("message", Text, nullable=False),
+    Column("agent", JSON, nullable=False, default=dict),
+    Column("channels", JSON),
+    Column("next_update_in_minutes", Integer),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+
+# Crisis playbooks (broadcaster/crisis/playbooks.py): a crisis type with severity levels, each level an
+# incident template, default channels, a promised cadence and an internal contact list.
+playbooks = Table(
+    "playbooks",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("crisis_type", String(64), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+playbook_levels = Table(
+    "playbook_levels",
+    metadata,
+    Column("playbook_id", Id, ForeignKey("playbooks.id", ondelete="CASCADE"), primary_key=True),
+    Column("level", Integer, primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("title", String(255), nullable=False),
+    Column("status", String(32), nullable=False, default="investigating"),
+    Column("impact", String(16)),
+    Column("message", Text, nullable=False),
+    Column("agent", JSON, nullable=False, default=dict),  # talking points, approved answers, escalation
+    Column("channels", JSON, nullable=False, default=list),
+    Column("cadence_minutes", Integer),
+)
+
+# Internal people kept informed during a crisis. Never subscribers: no public list, no export.
+contacts = Table(
+    "contacts",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("role", String(255), nullable=False, default=""),
+    Column("email", String(255)),
+    Column("phone", String(32)),
+    Column("groups", JSON, nullable=False, default=list),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+contact_assignments = Table(
+    "contact_assignments",
+    metadata,
+    Column("contact_id", Id, ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True),
+    Column("playbook_id", Id, ForeignKey("playbooks.id", ondelete="CASCADE"), primary_key=True),
+    Column("level", Integer, primary_key=True),
+)
+
+incident_contacts = Table(
+    "incident_contacts",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("incident_id", Id, ForeignKey("incidents.id", ondelete="CASCADE"), nullable=False),
+    Column("contact_id", Id, ForeignKey("contacts.id", ondelete="CASCADE"), nullable=False),
+    Column("level", Integer, nullable=False),
+    Column("added_at", UTCDateTime, nullable=False),
+    Column("notified_at", UTCDateTime),  # first notification sent
+    Column("notified_number", Integer, nullable=False, default=0),  # last update number sent to them
+    Column("acknowledged_at", UTCDateTime),
+    Column("ack_token_hash", String(128)),  # SHA-256 of the link that acknowledged
+    UniqueConstraint("incident_id", "contact_id"),
+)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def make_engine(database_url: str, *, pool: bool = True) -> AsyncEngine:
+    """An async engine; SQLite gets WAL, foreign keys and a generous busy timeout."""
+    kwargs: dict[str, Any] = {}
+    if not pool:
+        kwargs["poolclass"] = NullPool
+    if database_url.startswith("sqlite"):
+        kwargs["connect_args"] = {"timeout": 30}
+    elif pool:
+        kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
+    engine = create_async_engine(database_url, **kwargs)
+    if database_url.startswith("sqlite"):
+        sync_engine: Engine = engine.sync_engine
+        event.listen(sync_engine, "connect", _sqlite_pragmas)
+    return engine

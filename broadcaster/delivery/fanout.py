@@ -1,0 +1,253 @@
+"""The fan-out: from an outbox row to one ledger row per recipient, sent in batches.
+
+``fanout(update, channel)`` renders nothing and sends nothing: it writes the ledger rows
+and enqueues ``deliver_batch`` jobs with deterministic ids. ``deliver_batch`` claims the
+due rows of its range, renders the update once for the channel, sends, and records each
+outcome. ``relay`` re-enqueues whatever a lost job or an unreachable Redis left behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from broadcaster.config import Settings
+from broadcaster.db import utcnow
+from broadcaster.delivery import ledger
+from broadcaster.delivery.channel import BroadcastChannel, Recipient, Rendition, SubscriberChannel
+from broadcaster.delivery.circuit import CircuitBreaker, batch_ok
+from broadcaster.delivery.registry import Registry
+from broadcaster.domain.incidents import load_message
+from broadcaster.errors import DeliveryError, PermanentError, RetryableError
+from broadcaster.events import EventBus
+from broadcaster.jobs.queue import DELIVER_BATCH, Queue
+from broadcaster.message import Message
+from broadcaster.models import ChannelKind, DeliveryState
+from broadcaster.security import LinkSigner
+
+log = logging.getLogger(__name__)
+
+UNSUBSCRIBE_MAX_AGE_S = 400 * 24 * 3600
+
+
+def backoff_s(attempts: int, base_s: float, max_s: float, retry_after_s: float | None = None) -> float:
+    """Exponential backoff with equal jitter; never sooner than the provider's Retry-After."""
+    ceiling = min(max_s, base_s * (2 ** max(0, attempts - 1)))
+    delay = ceiling / 2 + random.uniform(0, ceiling / 2)
+    return float(max(delay, retry_after_s or 0.0))
+
+
+def recipient_links(settings: Settings, signer: LinkSigner, subscriber_id: str) -> tuple[str, str]:
+    """The one-click unsubscribe and preferences links of a subscriber."""
+    base = settings.public_url
+    unsubscribe = f"{base}/unsubscribe?token={signer.sign('unsubscribe', subscriber_id)}"
+    manage = f"{base}/subscriptions/manage?token={signer.sign('manage', subscriber_id)}"
+    return unsubscribe, manage
+
+
+@dataclass
+class BatchReport:
+    sent: int = 0
+    failed: int = 0
+    retry: int = 0
+    retry_in_s: float | None = None  # when the batch should run again
+
+
+class Fanout:
+    """The worker-side logic of the fan-out, free of arq so it can be driven directly in tests."""
+
+    def __init__(
+        self, settings: Settings, engine: AsyncEngine, registry: Registry, queue: Queue,
+        bus: EventBus | None = None,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.registry = registry
+        self.queue = queue
+        self.bus = bus
+        self.signer = LinkSigner(settings.secret_key.get_secret_value())
+        self.circuit = CircuitBreaker(queue.pool, settings.queue_name, settings.circuit_failure_threshold,
+                                      settings.circuit_cooldown_s)
+        self._messages: OrderedDict[str, Message] = OrderedDict()
+        self._renditions: OrderedDict[tuple[str, str], Rendition] = OrderedDict()
+
+    async def message(self, update_id: str) -> Message:
+        """The update's ``Message``, built once per process."""
+        if update_id not in self._messages:
+            async with self.engine.connect() as conn:
+                self._messages[update_id] = await load_message(
+                    conn, update_id, self.settings.page_name, self.settings.public_url
+                )
+            while len(self._messages) > 64:
+                self._messages.popitem(last=False)
+        return self._messages[update_id]
+
+    async def rendition(self, update_id: str, channel_name: str) -> Rendition:
+        """The channel's rendition of the update, rendered once per process."""
+        key = (update_id, channel_name)
+        if key not in self._renditions:
+            channel = self.registry.get(channel_name)
+            self._renditions[key] = channel.render(await self.message(update_id))
+            while len(self._renditions) > 256:
+                self._renditions.popitem(last=False)
+        return self._renditions[key]
+
+    async def fanout(self, update_id: str, channel_name: str) -> int:
+        """Write the ledger rows for one outbox row and enqueue their batches; returns the batch count."""
+        channel = self.registry.get(channel_name)
+        if channel.kind is ChannelKind.BROADCAST and not channel.publishes_drills and (
+                await self.message(update_id)).drill:
+            # A drill never reaches social networks or knowledge bases: no ledger row, nothing sent.
+            async with self.engine.begin() as conn:
+                await ledger.mark_outbox(conn, update_id, channel_name, done=True)
+            log.info("drill update %s not published to %s", update_id, channel_name,
+                     extra={"update_id": update_id, "channel": channel_name})
+            return 0
+        async with self.engine.begin() as conn:
+            if channel.kind is ChannelKind.BROADCAST:
+                await ledger.add_broadcast_row(conn, update_id, channel_name)
+            else:
+                await ledger.add_subscriber_rows(conn, update_id, channel_name)
+        batches = 0
+        async with self.engine.connect() as conn:
+            async for first_id, last_id in ledger.batch_ranges(conn, update_id, channel_name, self.settings.batch_size):
+                if not await self.queue.enqueue_batch(update_id, channel_name, first_id, last_id):
+                    raise RetryableError("Redis out of reach while enqueueing batches")
+                batches += 1
+        async with self.engine.begin() as conn:
+            await ledger.mark_outbox(conn, update_id, channel_name, done=True)
+        log.info("fanned out update %s to %s in %d batches", update_id, channel_name, batches,
+                 extra={"update_id": update_id, "channel": channel_name})
+        return batches
+
+    async def deliver_batch(self, update_id: str, channel_name: str, first_id: int, last_id: int) -> BatchReport:
+        """Send the due rows of one range and record each outcome."""
+        channel = self.registry.get(channel_name)
+        report = BatchReport()
+        message = await self.message(update_id)
+        if channel.kind is ChannelKind.BROADCAST:
+            async with self.engine.connect() as conn:
+                if await ledger.earlier_update_unfinished(conn, update_id, channel_name):
+                    report.retry_in_s = 1.0
+                    return report
+        paused_s = await self.circuit.allow(channel_name)
+        if paused_s is not None:  # provider paused: defer without claiming or burning attempts
+            report.retry_in_s = paused_s
+            return report
+        async with self.engine.begin() as conn:
+            rows = await ledger.claim(conn, update_id, channel_name, first_id, last_id)
+            thread = await ledger.get_thread(conn, message.incident_id, channel_name)
+        if not rows:
+            return await self._schedule(update_id, channel_name, first_id, last_id, report)
+        rendition = await self.rendition(update_id, channel_name)
+        results: list[ledger.Result] = []
+        new_thread: dict[str, Any] | None = None
+        inactive = [row for row in rows if not row.active]
+        results.extend(
+            ledger.Result(row.id, DeliveryState.FAILED, error="unsubscribed before delivery") for row in inactive
+        )
+        active = [row for row in rows if row.active]
+        errors: list[DeliveryError | None] = []  # what the provider answered, for the breaker
+        if isinstance(channel, BroadcastChannel) and channel.kind is ChannelKind.BROADCAST:
+            row = active[0] if active else None
+            if row is not None:
+                try:
+                    published = await channel.publish(message, rendition, thread)
+                except DeliveryError as exc:
+                    errors.append(exc)
+                    results.append(self._failure(row.id, row.attempts, exc))
+                else:
+                    errors.append(None)
+                    results.append(ledger.Result(row.id, DeliveryState.SENT, provider_id=published.provider_id))
+                    if published.thread is not None:
+                        new_thread = dict(published.thread)
+        elif isinstance(channel, SubscriberChannel) and active:
+            recipients = [self._recipient(row) for row in active]
+            try:
+                outcomes = await channel.deliver(message, rendition, recipients, thread)
+            except DeliveryError as exc:
+                outcomes = {row.id: exc for row in active}
+            for row in active:
+                outcome = outcomes.get(row.id) or RetryableError("no outcome reported by the channel")
+                errors.append(outcome if isinstance(outcome, DeliveryError) else None)
+                if isinstance(outcome, DeliveryError):
+                    results.append(self._failure(row.id, row.attempts, outcome))
+                else:
+                    results.append(ledger.Result(row.id, DeliveryState.SENT, provider_id=outcome.provider_id))
+        verdict = batch_ok(sent=errors.count(None), permanent=sum(isinstance(e, PermanentError) for e in errors),
+                           retryable=sum(isinstance(e, RetryableError) for e in errors))
+        if verdict is not None:
+            await self.circuit.record(channel_name, verdict)
+        recipient_of = {row.id: row.recipient for row in rows}
+        async with self.engine.begin() as conn:
+            await ledger.record(conn, results, recipient_of)
+            if new_thread is not None:
+                await ledger.set_thread(conn, message.incident_id, channel_name, new_thread)
+        for item in results:
+            if item.state is DeliveryState.SENT:
+                report.sent += 1
+            elif item.state is DeliveryState.FAILED:
+                report.failed += 1
+            else:
+                report.retry += 1
+        if self.bus is not None:
+            await self.bus.publish("deliveries", {"update_id": update_id, "channel": channel_name})
+        return await self._schedule(update_id, channel_name, first_id, last_id, report)
+
+    async def _schedule(
+        self, update_id: str, channel_name: str, first_id: int, last_id: int, report: BatchReport
+    ) -> BatchReport:
+        async with self.engine.connect() as conn:
+            due = await ledger.earliest_retry(conn, update_id, channel_name, first_id, last_id)
+        if due is not None:
+            report.retry_in_s = max(0.05, (due - utcnow()).total_seconds())
+        return report
+
+    def _recipient(self, row: ledger.ClaimedRow) -> Recipient:
+        unsubscribe, manage = recipient_links(self.settings, self.signer, row.recipient)
+        return Recipient(
+            delivery_id=row.id, subscriber_id=row.recipient, address=row.address or "",
+            unsubscribe_url=unsubscribe, manage_url=manage, secret=row.secret,
+        )
+
+    def _failure(self, delivery_id: int, attempts: int, error: DeliveryError) -> ledger.Result:
+        if isinstance(error, PermanentError):
+            return ledger.Result(delivery_id, DeliveryState.FAILED, error=error.reason,
+                                 suppress=error.suppress_recipient)
+        if attempts >= self.settings.max_attempts:
+            return ledger.Result(delivery_id, DeliveryState.FAILED,
+                                 error=f"gave up after {attempts} attempts: {error.reason}")
+        retry_after = error.retry_after_s if isinstance(error, RetryableError) else None
+        delay = backoff_s(attempts, self.settings.retry_base_s, self.settings.retry_max_s, retry_after)
+        return ledger.Result(delivery_id, DeliveryState.RETRY, error=error.reason,
+                             next_attempt_at=utcnow() + timedelta(seconds=delay))
+
+    async def relay(self) -> dict[str, int]:
+        """Re-enqueue what is owed: outbox rows not fanned out, rows of lost or dead jobs."""
+        settings = self.settings
+        async with self.engine.begin() as conn:
+            released = await ledger.release_stale_claims(conn, settings.sending_lease_s, settings.batch_size)
+        async with self.engine.connect() as conn:
+            owed = await ledger.pending_outbox(conn)
+        fanouts = 0
+        for update_id, channel_name in owed:
+            fanouts += await self.queue.enqueue_fanout(update_id, channel_name)
+        stale_s = max(settings.sending_lease_s, settings.job_timeout_s) + settings.relay_interval_s
+        async with self.engine.connect() as conn:
+            overdue = await ledger.overdue_ranges(conn, stale_s, settings.batch_size)
+        stamp = int(utcnow().timestamp())
+        requeued: list[ledger.RowRange] = []
+        for update_id, channel_name, first_id, last_id in [*released, *overdue]:
+            job_id = f"relay:{update_id}:{channel_name}:{first_id}:{last_id}:{stamp}"
+            if await self.queue.enqueue(DELIVER_BATCH, update_id, channel_name, first_id, last_id, job_id=job_id):
+                requeued.append((update_id, channel_name, first_id, last_id))
+        if requeued:
+            async with self.engine.begin() as conn:
+                await ledger.touch(conn, requeued)
+        return {"released": len(released), "fanouts": fanouts, "batches": len(requeued)}

@@ -1,0 +1,77 @@
+"""The channel registry: built-ins listed in one place, third parties through entry points.
+
+Third-party channels register under the ``broadcaster.channels`` entry-point group as
+``name = "package.module:Class"``. A duplicate name is an error.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+
+from broadcaster.config import Settings
+from broadcaster.delivery.channel import Channel, ChannelContext
+from broadcaster.errors import ConfigError
+
+BUILTIN_CHANNELS: tuple[str, ...] = (
+    "channels.status_page:StatusPageChannel",
+    "channels.desk:DeskChannel",
+    "channels.webhook:WebhookChannel",
+    "channels.email:EmailChannel",
+    "channels.sms:SmsChannel",
+    "channels.zendesk:ZendeskChannel",
+    "channels.freshdesk:FreshdeskChannel",
+    "channels.mastodon:MastodonChannel",
+    "channels.bluesky:BlueskyChannel",
+    "channels.x:XChannel",
+)
+ENTRY_POINT_GROUP = "broadcaster.channels"
+
+
+def _load(path: str) -> type[Channel]:
+    module_name, _, attr = path.partition(":")
+    cls = getattr(importlib.import_module(module_name), attr)
+    return cls  # type: ignore[no-any-return]
+
+
+def channel_classes(extra: Iterable[str] = ()) -> dict[str, type[Channel]]:
+    """Every known channel class by name: built-ins, entry points, then ``extra`` paths."""
+    paths = [*BUILTIN_CHANNELS, *(ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)), *extra]
+    classes: dict[str, type[Channel]] = {}
+    for path in paths:
+        cls = _load(path)
+        if cls.name in classes:
+            raise ConfigError(f"two channels are named {cls.name!r}: {classes[cls.name]!r} and {cls!r}")
+        classes[cls.name] = cls
+    return classes
+
+
+@dataclass
+class Registry:
+    """The channels of this process: which exist, which are enabled, built once."""
+
+    classes: dict[str, type[Channel]]
+    enabled: dict[str, Channel]
+
+    @classmethod
+    def build(cls, settings: Settings, context: ChannelContext | None = None) -> Registry:
+        context = context or ChannelContext()
+        classes = channel_classes()
+        enabled: dict[str, Channel] = {}
+        for name, channel_cls in classes.items():
+            channel = channel_cls.from_settings(settings, context)
+            if channel is not None:
+                enabled[name] = channel
+        return cls(classes=classes, enabled=enabled)
+
+    def get(self, name: str) -> Channel:
+        try:
+            return self.enabled[name]
+        except KeyError:
+            raise ConfigError(f"channel {name!r} is not enabled") from None
+
+    async def aclose(self) -> None:
+        for channel in self.enabled.values():
+            await channel.aclose()

@@ -1,0 +1,1 @@
+"""The records an operator keeps: incidents, components, subscribers, users, tokens, audit."""

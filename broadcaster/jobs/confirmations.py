@@ -1,0 +1,115 @@
+"""Sending the opt-in confirmation (email link or SMS code) off the request path.
+
+``POST /subscribe`` stores the subscriber, then enqueues the arq job ``send_confirmation``
+(job id ``confirm:<subscriber>``, so a double click sends once); the worker signs the link
+or makes the code and sends it through the registry's email or SMS channel. Slow or failing
+providers retry with backoff a few times and never hold up the sign-up's answer.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol, runtime_checkable
+
+from arq.worker import Function, func
+
+from broadcaster.config import Settings
+from broadcaster.domain.signups import component_names, is_active, new_code
+from broadcaster.domain.subscribers import get_subscriber
+from broadcaster.errors import NotFound, PermanentError, RetryableError
+from broadcaster.jobs.side_jobs import retry_or_give_up
+from broadcaster.render import environment
+from broadcaster.runtime import Runtime
+from broadcaster.security import LinkSigner
+
+log = logging.getLogger(__name__)
+
+SEND_CONFIRMATION = "send_confirmation"
+CONFIRM_MAX_TRIES = 6
+CONFIRM_PURPOSE = "confirm"
+
+
+@runtime_checkable
+class ConfirmationMailer(Protocol):
+    """What the email channel offers for transactional mail."""
+
+    def render_confirmation(self, confirm_url: str, components: Any = ()) -> Any: ...
+
+    async def send_one(self, to: str, subject: str, text: str, html: str, headers: Any = None) -> str: ...
+
+
+@runtime_checkable
+class TextSender(Protocol):
+    """What the SMS channel offers for one-off texts."""
+
+    async def send_text(self, to: str, body: str) -> Any: ...
+
+
+def job_id(subscriber_id: str) -> str:
+    return f"confirm:{subscriber_id}"
+
+
+def confirm_url(settings: Settings, subscriber_id: str) -> str:
+    """The signed double opt-in link for an email subscriber."""
+    token = LinkSigner(settings.secret_key.get_secret_value()).sign(CONFIRM_PURPOSE, subscriber_id)
+    return f"{settings.public_url}/subscriptions/confirm?token={token}"
+
+
+def sms_code_text(settings: Settings, code: str) -> str:
+    template = environment(settings.templates_dir).get_template("sms/confirm.txt")
+    return template.render(page_name=settings.page_name, code=code,
+                           expires_in_minutes=max(1, settings.sms_code_ttl_s // 60)).strip()
+
+
+async def send_confirmation(rt: Runtime, subscriber_id: str) -> str:
+    """Send the subscriber's confirmation now; returns what happened.
+
+    Raises ``DeliveryError`` when the provider refused or failed.
+    """
+    settings = rt.settings
+    async with rt.engine.connect() as conn:
+        try:
+            subscriber = await get_subscriber(conn, subscriber_id)
+        except NotFound:  # deleted meanwhile
+            return "skipped: no such subscriber"
+        if is_active(subscriber):
+            return "skipped: already confirmed"
+        names = await component_names(conn, subscriber["components"])
+    channel = rt.registry.enabled.get(subscriber["channel"])
+    if subscriber["channel"] == "email":
+        if not isinstance(channel, ConfirmationMailer):
+            return "skipped: email is not enabled"
+        mail = channel.render_confirmation(confirm_url(settings, subscriber_id), names)
+        await channel.send_one(subscriber["address"], mail["subject"], mail["text"], mail["html"])
+        return "sent"
+    if subscriber["channel"] == "sms":
+        if not isinstance(channel, TextSender):
+            return "skipped: sms is not enabled"
+        async with rt.engine.begin() as conn:
+            code = await new_code(conn, subscriber_id, settings.secret_key.get_secret_value(),
+                                  settings.sms_code_ttl_s)
+        await channel.send_text(subscriber["address"], sms_code_text(settings, code))
+        return "sent"
+    return f"skipped: {subscriber['channel']} needs no confirmation message"
+
+
+async def enqueue_confirmation(rt: Runtime, subscriber_id: str) -> bool:
+    """Queue the confirmation; False when Redis is out of reach."""
+    return await rt.queue.enqueue(SEND_CONFIRMATION, subscriber_id, job_id=job_id(subscriber_id))
+
+
+async def send_confirmation_job(ctx: dict[str, Any], subscriber_id: str) -> str:
+    rt: Runtime = ctx["runtime"]
+    try:
+        return await send_confirmation(rt, subscriber_id)
+    except PermanentError as exc:
+        log.warning("confirmation to subscriber %s refused: %s", subscriber_id, exc.reason)
+        return f"failed: {exc.reason}"
+    except RetryableError as exc:
+        return retry_or_give_up(ctx, exc, rt.settings, CONFIRM_MAX_TRIES, f"confirmation to subscriber {subscriber_id}")
+
+
+def function(settings: Settings) -> Function:
+    """The arq function to list in the worker."""
+    return func(send_confirmation_job, name=SEND_CONFIRMATION, keep_result=0,
+                max_tries=CONFIRM_MAX_TRIES, timeout=settings.job_timeout_s)

@@ -1,0 +1,196 @@
+"""The arq worker: ``fanout`` and ``deliver_batch`` jobs, and the outbox-relay cron.
+
+Run it with ``broadcaster worker`` (or ``arq broadcaster.jobs.worker.WorkerSettings``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import logging
+import socket
+import time
+from typing import Any
+
+from arq import Retry, cron
+from arq.cron import CronJob
+from arq.typing import WorkerCoroutine
+from arq.worker import Function, Worker, func
+
+from broadcaster.config import Settings, get_settings
+from broadcaster.errors import ConfigError, RetryableError
+from broadcaster.jobs import confirmations, contact_notices
+from broadcaster.jobs.queue import DELIVER_BATCH, FANOUT, Queue, redis_settings
+from broadcaster.jobs.reminders import reminders_job
+from broadcaster.logs import log_context
+from broadcaster.metrics import record_job
+from broadcaster.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+# The ledger decides when to give up; arq only has to keep re-running.
+UNBOUNDED_TRIES = 10_000
+
+
+def _runtime(ctx: dict[str, Any]) -> Runtime:
+    runtime: Runtime = ctx["runtime"]
+    return runtime
+
+
+async def fanout_job(ctx: dict[str, Any], update_id: str, channel: str) -> int:
+    try:
+        return await _runtime(ctx).fanout.fanout(update_id, channel)
+    except RetryableError as exc:
+        raise Retry(defer=2) from exc
+    except ConfigError:
+        log.error("channel %s is not enabled on this worker; update %s left in the outbox", channel, update_id)
+        raise
+
+
+async def deliver_batch_job(ctx: dict[str, Any], update_id: str, channel: str, first_id: int, last_id: int) -> int:
+    report = await _runtime(ctx).fanout.deliver_batch(update_id, channel, first_id, last_id)
+    log.info("batch %d-%d: %d sent, %d failed, %d to retry", first_id, last_id, report.sent, report.failed,
+             report.retry)
+    if report.retry_in_s is not None:
+        raise Retry(defer=report.retry_in_s)
+    return report.sent
+
+
+async def relay_job(ctx: dict[str, Any]) -> dict[str, int]:
+    return await _runtime(ctx).fanout.relay()
+
+
+def _make_startup(settings: Settings) -> Any:
+    async def startup(ctx: dict[str, Any]) -> None:
+        queue = Queue(settings.redis_url, settings.queue_name, pool=ctx["redis"])
+        ctx["runtime"] = Runtime.build(settings, queue=queue)
+
+    return startup
+
+
+async def _shutdown(ctx: dict[str, Any]) -> None:
+    runtime: Runtime | None = ctx.get("runtime")
+    if runtime is not None:
+        await runtime.aclose()
+
+
+def instrumented(job: WorkerCoroutine, name: str, queue_name: str) -> WorkerCoroutine:
+    """``job`` with its log lines carrying job id, update id and channel, and its run time
+    (and the time it waited once due) added to the shared histograms of ``broadcaster.metrics``."""
+
+    @functools.wraps(job)
+    async def run(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        fields: dict[str, Any] = {"job_id": ctx.get("job_id")}
+        if name in (FANOUT, DELIVER_BATCH) and len(args) >= 2:
+            fields.update(update_id=args[0], channel=args[1])
+        score = ctx.get("score")
+        wait_s = time.time() - score / 1000 if isinstance(score, int | float) else None
+        started = time.monotonic()
+        outcome = "error"
+        with log_context(**fields):
+            try:
+                result = await job(ctx, *args, **kwargs)
+                outcome = "complete"
+                return result
+            except Retry:
+                outcome = "retry"
+                raise
+            except asyncio.CancelledError:
+                outcome = "cancelled"  # a timeout or a shutdown: nothing may be awaited any more
+                raise
+            finally:
+                duration_s = time.monotonic() - started
+                log.info("job %s %s in %.3f s", name, outcome, duration_s)
+                if outcome != "cancelled" and "redis" in ctx:
+                    await record_job(ctx["redis"], queue_name, name, outcome, duration_s, wait_s)
+
+    return run
+
+
+def _instrument_function(function: Function, queue_name: str) -> Function:
+    return dataclasses.replace(function, coroutine=instrumented(function.coroutine, function.name, queue_name))
+
+
+def _instrument_cron(job: CronJob, queue_name: str) -> CronJob:
+    return dataclasses.replace(job, coroutine=instrumented(job.coroutine, job.name, queue_name))
+
+
+def functions(settings: Settings) -> list[Function]:
+    timeout = settings.job_timeout_s
+    return [_instrument_function(f, settings.queue_name) for f in (
+        func(fanout_job, name=FANOUT, keep_result=0, max_tries=UNBOUNDED_TRIES, timeout=timeout),
+        func(deliver_batch_job, name=DELIVER_BATCH, keep_result=0, max_tries=UNBOUNDED_TRIES, timeout=timeout),
+        confirmations.function(settings),
+        contact_notices.function(settings),
+    )]
+
+
+def health_check_key(settings: Settings, host: str | None = None) -> str:
+    """The Redis key this host's worker refreshes every ``HEALTH_CHECK_INTERVAL_S`` (see worker_health)."""
+    return f"{settings.queue_name}:health-check:{host or socket.gethostname()}"
+
+
+HEALTH_CHECK_INTERVAL_S = 15
+
+
+def _reminder_cron(settings: Settings) -> Any:
+    """The cadence-reminder cron, every ``reminder_interval_s`` (whole minutes past 59 s)."""
+    period = max(1, settings.reminder_interval_s)
+    if period < 60:
+        when: dict[str, Any] = {"second": set(range(0, 60, period))}
+    else:
+        when = {"minute": set(range(0, 60, max(1, min(59, period // 60)))), "second": 0}
+    return cron(reminders_job, name="reminders", keep_result=0, timeout=settings.job_timeout_s,
+                run_at_startup=True, **when)
+
+
+class ResilientWorker(Worker):
+    """An arq worker that rides out a Redis outage instead of exiting.
+
+    arq's poll loop lets a Redis error escape, which ends ``main()`` and cancels every job in
+    flight (their recipients are then sent again after the lease). Here the poll just waits
+    for Redis to come back; jobs lost with Redis's memory are re-enqueued by the relay.
+    """
+
+    async def _poll_iteration(self) -> None:
+        try:
+            await super()._poll_iteration()
+        except (OSError, ConnectionError, TimeoutError) as exc:
+            await self._redis_away(exc)
+        except Exception as exc:  # redis-py raises its own hierarchy
+            if not exc.__class__.__module__.startswith("redis"):
+                raise
+            await self._redis_away(exc)
+
+    async def _redis_away(self, exc: Exception) -> None:
+        log.warning("Redis out of reach (%s); waiting for it", exc)
+        await asyncio.sleep(1.0)
+
+
+def make_worker(settings: Settings | None = None, **overrides: Any) -> Worker:
+    """An arq ``Worker`` for ``settings``; ``overrides`` go to ``Worker`` (e.g. ``burst=True``)."""
+    settings = settings or get_settings()
+    interval = max(1, min(59, settings.relay_interval_s))
+    options: dict[str, Any] = dict(
+        functions=functions(settings),
+        cron_jobs=[_instrument_cron(job, settings.queue_name) for job in (
+            cron(relay_job, name="relay", second=set(range(0, 60, interval)), run_at_startup=True,
+                 keep_result=0, timeout=settings.job_timeout_s),
+            _reminder_cron(settings),
+        )],
+        redis_settings=redis_settings(settings.redis_url),
+        queue_name=settings.queue_name,
+        max_jobs=settings.max_jobs,
+        job_timeout=settings.job_timeout_s,
+        keep_result=0,
+        on_startup=_make_startup(settings),
+        on_shutdown=_shutdown,
+        handle_signals=True,
+        poll_delay=0.05,
+        health_check_interval=HEALTH_CHECK_INTERVAL_S,
+        health_check_key=health_check_key(settings),
+    )
+    options.update(overrides)
+    worker = ResilientWorker(**options)
+    return worker

@@ -1,0 +1,1 @@
+"""Read models for the pages: the public view, Statuspage v2 JSON, uptime."""

@@ -1,0 +1,9 @@
+"""The incident commander's console: each module adds its ``routes``; ``_kit`` holds what they share."""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute
+
+from status_page.console import admin, dashboard, drills, playbooks
+
+routes: list[BaseRoute] = [*dashboard.routes, *admin.routes, *playbooks.routes, *drills.routes]

@@ -1,0 +1,63 @@
+"""What every console module shares: the page wrapper, role checks, form fields, redirects.
+
+Console modules import this and never each other; ``status_page.console.routes`` joins them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from broadcaster.domain.users import has_role
+from broadcaster.errors import InputError
+from broadcaster.models import Role, humanize
+from status_page.auth import check_csrf, csrf_token, require_role
+from status_page.pages import render_page
+
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: https:; "
+       "frame-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+
+
+def page(request: Request, template: str, user: dict[str, Any], status_code: int = 200, **context: Any) -> Response:
+    """A console page with the user, CSRF token and security headers."""
+    response = render_page(request, template, status_code=status_code, user=user, csrf_token=csrf_token(request),
+                           humanize=humanize, can_post=has_role(user, Role.COMMANDER),
+                           is_admin=has_role(user, Role.ADMIN), **context)
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def viewer(request: Request) -> dict[str, Any]:
+    """The user behind a read-only page: any console role."""
+    return require_role(request, Role.VIEWER)
+
+
+async def commander(request: Request) -> dict[str, Any]:
+    """The user behind a state-changing request: CSRF checked, commander role or above."""
+    user = require_role(request, Role.COMMANDER)
+    await check_csrf(request)
+    return user
+
+
+def text(form: FormData, name: str) -> str:
+    """A form field, stripped; "" when absent or a file."""
+    value = form.get(name)
+    return value.strip() if isinstance(value, str) else ""
+
+
+def whole_number(value: str, field: str) -> int:
+    """A form value that must be a non-negative whole number; 422 naming ``field`` otherwise."""
+    if not value.isdigit():
+        raise InputError("a number is needed", {field: "must be a whole number"})
+    return int(value)
+
+
+def redirect(path: str) -> Response:
+    """See other: the answer to every console form post."""
+    return RedirectResponse(path, status_code=303)

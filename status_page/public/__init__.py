@@ -1,0 +1,1 @@
+"""What customers see: the page, feeds, live events, sign-up and preferences."""

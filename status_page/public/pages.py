@@ -1,0 +1,301 @@
+"""The public status page: HTML pages, Atom/RSS feeds, hashed assets and live events (``/events``).
+
+Pages are served from the page cache as ready bytes. Each web process listens to the bus
+(through ``status_page.live``): an ``update`` or ``published`` event drops the cache, warms
+the front page and JSON again, re-exports the static mirror when ``static_export_dir`` is
+set, and tells open pages, which re-fetch themselves (progressive enhancement: without
+JavaScript the page is complete, it just does not move).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from broadcaster.config import Settings
+from broadcaster.runtime import Runtime
+from broadcaster.views.public import load_history, load_incident, recent_updates
+from broadcaster.views.statuspage_v2 import ENDPOINTS
+from status_page.api import v2 as api_v2
+from status_page.live import live_events, sse_response
+from status_page.public.html import (
+    ATOM,
+    HISTORY_PER_PAGE,
+    HTML,
+    RSS,
+    assets,
+    feed,
+    history_html,
+    incident_html,
+    index_html,
+    not_found_html,
+)
+from status_page.public.page_cache import INVALIDATING_EVENTS, Entry, Missing, make_entry, page_cache, send_entry
+from status_page.security_headers import security_headers_for
+
+log = logging.getLogger(__name__)
+
+ASSET_CACHE_CONTROL = "public, max-age=31536000, immutable"
+MAX_HISTORY_PAGE = 100_000
+_ID = re.compile(r"^[a-z0-9]{1,32}$")
+LIVE_KINDS = ("update", "published")
+STATUS_PAGE = "status_page"
+
+
+class NotFoundPage(Missing):
+    pass
+
+
+def _rt(app: Any) -> Runtime:
+    rt: Runtime = app.state.runtime
+    return rt
+
+
+def not_found_entry(app: Any) -> Entry:
+    cached: Entry | None = getattr(app.state, "not_found_entry", None)
+    if cached is None:
+        cached = make_entry(not_found_html(_rt(app).settings), HTML, status=404, cache_control="public, max-age=60")
+        app.state.not_found_entry = cached
+    return cached
+
+
+async def index_entry(app: Any) -> Entry:
+    async def build() -> Entry:
+        snapshot = await api_v2.snapshot_of(app)
+        return make_entry(index_html(_rt(app).settings, snapshot), HTML, last_modified=snapshot.page["updated_at"])
+
+    return await page_cache(app).get("page:/", build)
+
+
+async def incident_entry(app: Any, incident_id: str) -> Entry:
+    if not _ID.match(incident_id):
+        raise NotFoundPage
+
+    async def build() -> Entry:
+        rt = _rt(app)
+        snapshot = await api_v2.snapshot_of(app)
+        async with rt.engine.connect() as conn:
+            incident = await load_incident(conn, incident_id)
+        if incident is None:
+            raise NotFoundPage
+        names = {c["id"]: c["name"] for c in snapshot.components}
+        return make_entry(incident_html(rt.settings, snapshot.page, incident, names), HTML,
+                          last_modified=incident.row["updated_at"])
+
+    return await page_cache(app).get(f"incident:{incident_id}", build)
+
+
+async def history_entry(app: Any, number: int) -> Entry:
+    async def build() -> Entry:
+        rt = _rt(app)
+        snapshot = await api_v2.snapshot_of(app)
+        async with rt.engine.connect() as conn:
+            items, pages = await load_history(conn, number, HISTORY_PER_PAGE)
+        if number > pages:
+            raise NotFoundPage
+        return make_entry(history_html(rt.settings, snapshot.page, items, number, pages), HTML,
+                          last_modified=snapshot.page["updated_at"])
+
+    return await page_cache(app).get(f"history:{number}", build)
+
+
+async def feed_entry(app: Any, kind: str) -> Entry:
+    async def build() -> Entry:
+        rt = _rt(app)
+        snapshot = await api_v2.snapshot_of(app)
+        async with rt.engine.connect() as conn:
+            entries = await recent_updates(conn)
+        return make_entry(feed(rt.settings, snapshot.page, entries, kind), ATOM if kind == "atom" else RSS,
+                          last_modified=snapshot.page["updated_at"])
+
+    return await page_cache(app).get(f"feed:{kind}", build)
+
+
+def _history_number(scope: Scope) -> int:
+    raw = scope.get("path_params", {}).get("number")
+    if raw is None:
+        # /history?page=N also works; garbage means the first page.
+        for part in scope.get("query_string", b"").split(b"&"):
+            name, _, value = part.partition(b"=")
+            if name == b"page":
+                raw = value.decode("latin-1")
+    try:
+        number = int(raw) if raw is not None else 1
+    except ValueError:
+        number = 1
+    if number > MAX_HISTORY_PAGE:
+        raise NotFoundPage
+    return max(1, number)
+
+
+class PageEndpoint:
+    """ASGI endpoint answering one kind of public page from the cache."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        app = scope["app"]
+        try:
+            if self.kind == "index":
+                entry = await index_entry(app)
+            elif self.kind == "incident":
+                entry = await incident_entry(app, str(scope["path_params"]["incident_id"]))
+            elif self.kind == "history":
+                entry = await history_entry(app, _history_number(scope))
+            elif self.kind in ("atom", "rss"):
+                entry = await feed_entry(app, self.kind)
+            else:
+                entry = await asset_entry(app, scope["path"])
+        except NotFoundPage:
+            entry = not_found_entry(app)
+        await send_entry(scope, send, entry)
+
+
+async def asset_entry(app: Any, path: str) -> Entry:
+    asset = assets(_rt(app).settings.templates_dir).get(path)
+    if asset is None:
+        raise NotFoundPage
+
+    async def build() -> Entry:
+        return make_entry(asset.body, asset.content_type, cache_control=ASSET_CACHE_CONTROL)
+
+    return await page_cache(app).get(f"asset:{path}", build)
+
+
+def public_event(event: dict[str, Any]) -> bool:
+    """Whether the public stream may carry ``event``: never a drill, an update left off the page,
+    or another channel's announcement (the desk's ``published`` is for agents)."""
+    if event.get("drill") or event.get("public") is False:
+        return False
+    return event.get("kind") != "published" or event.get("channel", STATUS_PAGE) == STATUS_PAGE
+
+
+async def events(request: Request) -> Response:
+    """Server-sent events: ``update`` and ``published`` whenever the public page changes."""
+    return sse_response(request, LIVE_KINDS, accept=public_event)
+
+
+# --- keeping every process's cache current ------------------------------------------------------
+
+def _on_event(app: Any, event: dict[str, Any]) -> None:
+    if event.get("kind") not in INVALIDATING_EVENTS:
+        return
+    page_cache(app).invalidate()
+    _spawn(app, _warm(app))
+    if _rt(app).settings.static_export_dir is not None:
+        _request_export(app)
+
+
+def _spawn(app: Any, coro: Any) -> None:
+    tasks: set[asyncio.Task[Any]] = app.state.public_tasks
+    task = asyncio.get_running_loop().create_task(coro)
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+
+
+async def _warm(app: Any) -> None:
+    """Rebuild the hot resources now, so that readers (and re-fetching pages) rarely wait."""
+    try:
+        await asyncio.gather(index_entry(app), api_v2.api_entry(app, "summary.json"))
+    except Exception as exc:
+        log.warning("warming the page cache failed: %s", exc)
+
+
+def _request_export(app: Any) -> None:
+    state = app.state
+    if getattr(state, "export_running", False):
+        state.export_again = True
+        return
+    state.export_running = True
+    _spawn(app, _export_loop(app))
+
+
+async def _export_loop(app: Any) -> None:
+    from status_page.public.static_export import export_site
+
+    rt = _rt(app)
+    try:
+        while True:
+            app.state.export_again = False
+            try:
+                await export_site(rt.settings, rt.engine, rt.settings.static_export_dir)  # type: ignore[arg-type]
+            except Exception:
+                log.exception("static export to %s failed", rt.settings.static_export_dir)
+            if not app.state.export_again:
+                break
+    finally:
+        app.state.export_running = False
+
+
+def install(app: Any) -> None:
+    """Subscribe this process's cache to the bus when the app starts; stop background work on exit."""
+    app.state.public_tasks = set()
+
+    async def start(app: Any) -> None:
+        live_events(app).add_listener(lambda event: _on_event(app, event))
+
+    async def stop(app: Any) -> None:
+        for task in list(app.state.public_tasks):
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+        await page_cache(app).aclose()
+
+    app.state.startup_hooks.append(start)
+    app.state.shutdown_hooks.append(stop)
+
+
+GET = ["GET", "HEAD"]
+routes = [
+    Route("/", PageEndpoint("index"), methods=GET),
+    Route("/incidents/{incident_id}", PageEndpoint("incident"), methods=GET),
+    Route("/history", PageEndpoint("history"), methods=GET),
+    Route("/history/{number}", PageEndpoint("history"), methods=GET),
+    Route("/history.atom", PageEndpoint("atom"), methods=GET),
+    Route("/history.rss", PageEndpoint("rss"), methods=GET),
+    Route("/assets/{name}", PageEndpoint("asset"), methods=GET),
+    Route("/events", events, methods=["GET"]),
+]
+
+
+class FastPathMiddleware:
+    """Answers GET/HEAD of the hot public resources straight from the cache, before routing.
+
+    In a crisis everyone refreshes ``/`` and ``summary.json``; this skips the router, the
+    session and exception layers for them (the security headers are added here instead).
+    Anything else, including a failed build, goes through the normal stack.
+    """
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.extra = security_headers_for(settings, "/")
+        self.handlers: dict[str, Callable[[Any], Awaitable[Entry]]] = {
+            "/": index_entry,
+            "/history.atom": functools.partial(feed_entry, kind="atom"),
+            "/history.rss": functools.partial(feed_entry, kind="rss"),
+            **{f"/api/v2/{p}": functools.partial(api_v2.api_entry, path=p) for p in ENDPOINTS},
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
+            handler = self.handlers.get(scope["path"])
+            if handler is not None:
+                try:
+                    entry = await handler(scope["app"])
+                except Exception:
+                    log.debug("fast path missed %s", scope["path"], exc_info=True)
+                else:
+                    await send_entry(scope, send, entry, self.extra)
+                    return
+        await self.app(scope, receive, send)
