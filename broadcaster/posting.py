@@ -19,7 +19,7 @@ ones (default: all enabled), without the ones that notify people when
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, is_dataclass
 from typing import Any
 
@@ -31,7 +31,7 @@ from broadcaster.crisis import contacts, playbooks
 from broadcaster.delivery.channel import Rendition
 from broadcaster.delivery.registry import Registry
 from broadcaster.domain import audit, component_changes, idempotency, incidents
-from broadcaster.domain.incidents import STATUS_PAGE, Posted
+from broadcaster.domain.incidents import Posted
 from broadcaster.errors import InputError
 from broadcaster.jobs import contact_notices
 from broadcaster.post_requests import (
@@ -84,12 +84,6 @@ def choose_channels(
     return tuple(names)
 
 
-def _check_private(channels: Sequence[str], components: Mapping[str, Any]) -> None:
-    """An update kept off the status page may not move components: the public page would change."""
-    if components and STATUS_PAGE not in channels:
-        raise InputError("component changes are public", {
-            "components": "an update that leaves out status_page cannot change components"})
-
 
 async def _plan(conn: AsyncConnection, rt: Runtime, request: PostRequest, actor: Actor) -> _Plan:
     if isinstance(request, NewIncident):
@@ -121,7 +115,6 @@ async def _write(conn: AsyncConnection, rt: Runtime, plan: _Plan, actor: Actor) 
     if isinstance(update, NewIncident):
         channels = choose_channels(rt.registry, update.data.channels,
                                    deliver_notifications=update.data.deliver_notifications, drill=update.drill)
-        _check_private(channels, update.data.components)
         posted = await incidents.create_incident(conn, update.data, channels, actor.name, drill=update.drill,
                                                  meta=dict(update.meta) if update.meta else None)
     elif isinstance(update, FollowUp):
@@ -129,7 +122,6 @@ async def _write(conn: AsyncConnection, rt: Runtime, plan: _Plan, actor: Actor) 
         channels = choose_channels(rt.registry, update.data.channels,
                                    deliver_notifications=update.data.deliver_notifications,
                                    drill=bool(incident["drill"]))
-        _check_private(channels, update.data.components)
         posted = await incidents.add_update(conn, update.incident_id, update.data, channels, actor.name)
     if posted is not None and plan.after_write is not None:
         await plan.after_write(conn, posted)
