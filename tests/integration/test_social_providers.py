@@ -169,7 +169,8 @@ async def test_wrong_credentials_need_attention(rig: Rig) -> None:
 async def test_mastodon_retry_after_a_timeout_does_not_double_post() -> None:
     provider = MastodonProvider(stall_s=2.0)
     async with serve_app(provider.app) as base_url:
-        channel = MastodonChannel(base_url, provider.token, visibility="unlisted", timeout_s=1.0)  # roomy: under CI load a loopback connect can take 0.3 s
+        # A roomy timeout: under CI load a loopback connect alone can take 0.3 s.
+        channel = MastodonChannel(base_url, provider.token, visibility="unlisted", timeout_s=1.0)
         message = update(1)
         provider.stall_next()
         with pytest.raises(RetryableError):
