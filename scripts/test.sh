@@ -29,6 +29,10 @@ echo "== lint and types =="
 ruff check .
 mypy
 lint-imports --no-cache
+# No copied code between modules (issue 16): pylint's duplicate-code alone, 6-line windows.
+pylint --disable=all --enable=duplicate-code --min-similarity-lines=6 \
+  --ignore-imports=yes --ignore-signatures=yes --ignore-comments=yes --ignore-docstrings=yes \
+  --ignore-paths='^broadcaster/db/migrations/' broadcaster/ channels/ status_page/
 echo "== tests on SQLite =="
 BROADCASTER_TEST_DATABASE=sqlite python -m pytest -q "$@"
 if pg_up; then
