@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from broadcaster.actors import Actor
 from broadcaster.config import Settings, get_settings
 from broadcaster.errors import InputError
 
@@ -97,12 +98,14 @@ def migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 def _token_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", required=True)
-    parser.add_argument("--role", default="admin")
+    parser.add_argument("--role", default="admin", choices=["admin", "commander", "agent", "viewer"],
+                        help="viewer reads; commander posts, previews and retries; admin also manages "
+                             "subscribers, tokens and the audit log")
+    parser.add_argument("--expires-in-days", type=int, dest="expires_in_days", metavar="DAYS")
 
 
 @command("create-token", "create an API token (printed once, on the last line)", _token_args)
 def create_token(args: argparse.Namespace, settings: Settings) -> int:
-    from broadcaster.actors import Actor
     from broadcaster.domain import audit
     from broadcaster.domain.tokens import create_token as store_token
 
@@ -112,15 +115,60 @@ def create_token(args: argparse.Namespace, settings: Settings) -> int:
         engine = make_engine(settings.database_url)
         try:
             async with engine.begin() as conn:
-                secret = await store_token(conn, args.name, args.role)
-                await audit.record(conn, str(Actor.cli()), "token.create", target=args.name, role=args.role)
+                secret = await store_token(conn, args.name, args.role, args.expires_in_days)
+                await audit.record(conn, str(Actor.cli()), "token.create", target=args.name, role=args.role,
+                                   expires_in_days=args.expires_in_days)
                 return secret
         finally:
             await engine.dispose()
 
     token = asyncio.run(run())
-    print(f"token {args.name!r} created; it is shown only now:")
+    print(f"token {args.name!r} ({args.role}) created; it is shown only now:")
     print(token)
+    return 0
+
+
+def _revoke_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--name", required=True, help="every active token of this name is revoked")
+
+
+@command("revoke-token", "revoke API tokens by name (their next request gets 401)", _revoke_args)
+def revoke_token(args: argparse.Namespace, settings: Settings) -> int:
+    from broadcaster.db import make_engine
+    from broadcaster.domain import audit
+    from broadcaster.domain.tokens import revoke_token as revoke
+
+    async def run() -> list[str]:
+        engine = make_engine(settings.database_url)
+        try:
+            async with engine.begin() as conn:
+                ids = await revoke(conn, name=args.name)
+                await audit.record(conn, str(Actor.cli()), "token.revoke", target=args.name, ids=ids)
+                return ids
+        finally:
+            await engine.dispose()
+
+    print(f"revoked {len(asyncio.run(run()))} token(s) named {args.name!r}")
+    return 0
+
+
+@command("list-tokens", "list API tokens (never their secrets)")
+def list_tokens(args: argparse.Namespace, settings: Settings) -> int:
+    from broadcaster.db import make_engine
+    from broadcaster.domain.tokens import list_tokens as rows_of
+
+    async def run() -> list[dict[str, Any]]:
+        engine = make_engine(settings.database_url)
+        try:
+            async with engine.connect() as conn:
+                return await rows_of(conn)
+        finally:
+            await engine.dispose()
+
+    print("id\tname\trole\tcreated\tlast used\texpires\trevoked")
+    for row in asyncio.run(run()):
+        print("\t".join(str(row[k] or "-") for k in
+                        ("id", "name", "role", "created_at", "last_used_at", "expires_at", "revoked_at")))
     return 0
 
 
@@ -134,7 +182,6 @@ def _user_args(parser: argparse.ArgumentParser) -> None:
 
 @command("create-user", "create a console user", _user_args)
 def create_user(args: argparse.Namespace, settings: Settings) -> int:
-    from broadcaster.actors import Actor
     from broadcaster.domain import audit
     from broadcaster.domain.users import create_user as store_user
 
@@ -169,7 +216,6 @@ def _post_args(parser: argparse.ArgumentParser) -> None:
 
 @command("post", "post an update from the terminal", _post_args)
 def post(args: argparse.Namespace, settings: Settings) -> int:
-    from broadcaster.actors import Actor
     from broadcaster.post_requests import request_from_body
     from broadcaster.posting import post as post_update
     from broadcaster.runtime import Runtime
@@ -213,7 +259,6 @@ def _replay_args(parser: argparse.ArgumentParser) -> None:
 
 @command("replay", "resend an update's permanently failed deliveries on one channel", _replay_args)
 def replay(args: argparse.Namespace, settings: Settings) -> int:
-    from broadcaster.actors import Actor
     from broadcaster.db import make_engine
     from broadcaster.delivery.deadletter import list_dead
     from broadcaster.delivery.deadletter import replay as replay_rows
@@ -285,7 +330,6 @@ def _playbooks_args(parser: argparse.ArgumentParser) -> None:
 def playbooks(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
-    from broadcaster.actors import Actor
     from broadcaster.crisis.playbook_yaml import export_yaml, import_yaml
     from broadcaster.db import make_engine
     from broadcaster.domain import audit

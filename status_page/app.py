@@ -19,7 +19,7 @@ from broadcaster.errors import InputError
 from broadcaster.runtime import Runtime
 from status_page import auth, console, desk, metrics
 from status_page.api import audit as api_audit
-from status_page.api import openapi, ops, twilio, v1, v2
+from status_page.api import openapi, ops, tokens, twilio, v1, v2
 from status_page.api import playbooks as api_playbooks
 from status_page.http import HTTPError, handle_http_error, handle_input_error, handle_starlette_error
 from status_page.public import pages as public_pages
@@ -44,7 +44,7 @@ async def healthz(request: Request) -> Response:
 
 def route_modules() -> list[Any]:
     """Every module (or package) that contributes ``routes``, in matching order."""
-    return [public_pages, v2, v1, ops, api_playbooks, api_audit, auth, console, desk, subscribe, preferences,
+    return [public_pages, v2, v1, ops, api_playbooks, api_audit, tokens, auth, console, desk, subscribe, preferences,
             twilio, metrics, openapi]
 
 

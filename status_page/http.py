@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 from broadcaster.actors import Actor
 from broadcaster.domain.tokens import authenticate
 from broadcaster.errors import InputError
+from broadcaster.models import ROLE_RANK, Role
 from broadcaster.runtime import Runtime
 
 
@@ -106,8 +107,12 @@ async def read_json(request: Request) -> Any:
     return data
 
 
-async def require_token(request: Request) -> dict[str, Any]:
-    """The API token row for the request's ``Authorization: Bearer`` header, or 401."""
+async def require_token(request: Request, minimum: Role) -> dict[str, Any]:
+    """The API token row for the request's ``Authorization: Bearer`` header when its role is at least ``minimum``.
+
+    401 without a valid token; 403 when its role is below ``minimum``. Every v1 route names its minimum:
+    viewer reads, commander posts and retries, admin manages subscribers, tokens and the audit log.
+    """
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -119,6 +124,10 @@ async def require_token(request: Request) -> dict[str, Any]:
     if row is None:
         raise HTTPError(401, "unauthorized", "invalid or revoked token", headers={"WWW-Authenticate": "Bearer"})
     request.state.actor = f"token:{row['name']}"
+    role = row.get("role")
+    if role not in {r.value for r in Role} or ROLE_RANK[Role(role)] < ROLE_RANK[minimum]:
+        raise HTTPError(403, "forbidden", f"this needs a token with the {minimum.value} role or above",
+                        {"token": f"role {role!r} is below {minimum.value}"})
     return row
 
 

@@ -248,8 +248,9 @@ api_tokens = Table(
     Column("token_hash", String(128), nullable=False, unique=True),
     Column("role", String(16), nullable=False, default="admin"),
     Column("created_at", UTCDateTime, nullable=False),
-    Column("last_used_at", UTCDateTime),
+    Column("last_used_at", UTCDateTime),  # coarse: written at most once a minute
     Column("revoked_at", UTCDateTime),
+    Column("expires_at", UTCDateTime),
 )
 
 users = Table(

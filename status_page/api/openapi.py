@@ -141,6 +141,10 @@ OPERATIONS: tuple[Op, ...] = (
        errors=(400, 403, 422),
        description="Who did what, when: every write from the API, the console, the CLI and jobs. "
                    "Page back with ``before=next_before`` until ``next_before`` is null."),
+    Op("GET", "/api/v1/tokens", "API tokens: name, role, created, last used, expiry (never the secret)", V1,
+       {200: "TokenList"}, errors=(403,)),
+    Op("DELETE", "/api/v1/tokens/{token_id}", "Revoke an API token: its next request gets 401", V1, {204: None},
+       params=(path_param("token_id"),), errors=(403, 404)),
     Op("GET", "/api/v1/playbooks", "Crisis playbooks and their levels", PLAYBOOKS, {200: "PlaybookList"}),
     Op("POST", "/api/v1/playbooks/{playbook_id}/open", "Open an incident (or a drill) from a playbook level",
        PLAYBOOKS, {201: "PlaybookIncident"}, _model("broadcaster.crisis.playbooks", "OpenIn"),

@@ -115,6 +115,10 @@ RESPONSE_SCHEMAS: dict[str, Schema] = {
         "next_before": {"type": ["integer", "null"],
                         "description": "send as ``before`` for the next, older page; null on the last page"},
     }, description="Audit entries, newest first."),
+    "Token": obj({"id": STRING, "name": STRING, "role": STRING, "created_at": STRING,
+                  "last_used_at": STRING_OR_NULL, "expires_at": STRING_OR_NULL, "revoked_at": STRING_OR_NULL},
+                 description="An API token as listed: never its secret or hash."),
+    "TokenList": array(ref("Token")),
     # playbooks
     "PlaybookLevel": obj({
         "level": INTEGER, "name": STRING, "title": STRING_OR_NULL, "status": STRING_OR_NULL,

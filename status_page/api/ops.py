@@ -14,13 +14,14 @@ from starlette.routing import Route
 from broadcaster.delivery import deadletter
 from broadcaster.domain import audit
 from broadcaster.domain import incidents as incident_store
+from broadcaster.models import Role
 from broadcaster.render import iso
 from broadcaster.schemas import Strict, validate
 from status_page.http import HTTPError, query_int, read_json, require_token, runtime, token_actor
 
 
 async def list_deadletter(request: Request) -> Response:
-    await require_token(request)
+    await require_token(request, Role.COMMANDER)
     limit = query_int(request, "limit", 100, 1, 1000)
     offset = query_int(request, "offset", 0, 0, 10_000_000)
     update_id = request.query_params.get("update_id") or None
@@ -40,7 +41,7 @@ class RetryIn(Strict):
 
 
 async def retry_deliveries(request: Request) -> Response:
-    token = await require_token(request)
+    token = await require_token(request, Role.COMMANDER)
     rt = runtime(request)
     data = validate(RetryIn, await read_json(request))
     update_id = request.path_params["update_id"]

@@ -13,6 +13,7 @@ from starlette.routing import Route
 from broadcaster import posting
 from broadcaster.crisis import contacts, drills, playbooks
 from broadcaster.errors import InputError
+from broadcaster.models import Role
 from broadcaster.post_requests import PlaybookOpening
 from broadcaster.render import iso
 from broadcaster.schemas import validate
@@ -33,7 +34,7 @@ def _team_json(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 async def list_playbooks(request: Request) -> Response:
-    await require_token(request)
+    await require_token(request, Role.VIEWER)
     async with runtime(request).engine.connect() as conn:
         rows = await playbooks.list_playbooks(conn)
     return JSONResponse([{"id": r["id"], "name": r["name"], "crisis_type": r["crisis_type"],
@@ -43,7 +44,7 @@ async def list_playbooks(request: Request) -> Response:
 
 async def open_playbook(request: Request) -> Response:
     """``POST /api/v1/playbooks/{id}/open`` {level, drill?, title?, message?, ...} → 201 incident + team."""
-    token = await require_token(request)
+    token = await require_token(request, Role.COMMANDER)
     rt = runtime(request)
     data = validate(playbooks.OpenIn, await read_json(request))
     playbook_id = request.path_params["playbook_id"]
@@ -58,7 +59,7 @@ async def open_playbook(request: Request) -> Response:
 
 async def raise_level(request: Request) -> Response:
     """``POST /api/v1/incidents/{id}/level`` {level} → 200 {level, added: [contact ids], contacts}."""
-    token = await require_token(request)
+    token = await require_token(request, Role.COMMANDER)
     rt = runtime(request)
     raw = await read_json(request)
     level = raw.get("level") if isinstance(raw, dict) else None
@@ -72,7 +73,7 @@ async def raise_level(request: Request) -> Response:
 
 
 async def incident_team(request: Request) -> Response:
-    await require_token(request)
+    await require_token(request, Role.COMMANDER)
     async with runtime(request).engine.connect() as conn:
         rows = await contacts.incident_contact_rows(conn, request.path_params["incident_id"])
     return JSONResponse(_team_json(rows))
@@ -80,7 +81,7 @@ async def incident_team(request: Request) -> Response:
 
 async def drill_report(request: Request) -> Response:
     """The report's figures (seconds), computed from stored timestamps."""
-    await require_token(request)
+    await require_token(request, Role.VIEWER)
     async with runtime(request).engine.connect() as conn:
         result = await drills.load_drill_report(conn, request.path_params["incident_id"])
     report = result.report

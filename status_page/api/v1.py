@@ -17,6 +17,7 @@ from broadcaster.domain import components as component_store
 from broadcaster.domain import incidents as incident_store
 from broadcaster.domain import subscribers as subscriber_store
 from broadcaster.errors import InputError
+from broadcaster.models import Role
 from broadcaster.post_requests import ComponentNotice, PostRequest, request_from_body
 from broadcaster.render import iso, markdown_to_html
 from broadcaster.runtime import Runtime
@@ -73,14 +74,14 @@ async def incident_json(rt: Runtime, incident_id: str) -> dict[str, Any]:
 
 
 async def list_components(request: Request) -> Response:
-    await require_token(request)
+    await require_token(request, Role.VIEWER)
     async with runtime(request).engine.connect() as conn:
         rows = await component_store.list_components(conn)
     return JSONResponse([component_json(r) for r in rows])
 
 
 async def create_component(request: Request) -> Response:
-    token = await require_token(request)
+    token = await require_token(request, Role.COMMANDER)
     data = validate(ComponentIn, await read_json(request))
     async with runtime(request).engine.begin() as conn:
         row = await component_store.create_component(conn, data)
@@ -90,7 +91,7 @@ async def create_component(request: Request) -> Response:
 
 async def patch_component(request: Request) -> Response:
     """Edit a component; a new ``status`` is posted as a ``ComponentNotice`` (``notify`` tells subscribers)."""
-    token = await require_token(request)
+    token = await require_token(request, Role.COMMANDER)
     rt = runtime(request)
     component_id = request.path_params["component_id"]
     data = validate(ComponentPatch, await read_json(request))
@@ -117,7 +118,7 @@ async def patch_component(request: Request) -> Response:
 
 
 async def list_incidents(request: Request) -> Response:
-    await require_token(request)
+    await require_token(request, Role.VIEWER)
     rt = runtime(request)
     limit = query_int(request, "limit", 50, 1, 200)
     offset = query_int(request, "offset", 0, 0, 1_000_000)
@@ -127,7 +128,7 @@ async def list_incidents(request: Request) -> Response:
 
 
 async def get_incident(request: Request) -> Response:
-    await require_token(request)
+    await require_token(request, Role.VIEWER)
     return JSONResponse(await incident_json(runtime(request), request.path_params["incident_id"]))
 
 
@@ -152,7 +153,7 @@ async def _post(request: Request, token: dict[str, Any], post_request: PostReque
 
 
 async def create_incident(request: Request) -> Response:
-    token = await require_token(request)
+    token = await require_token(request, Role.COMMANDER)
     rt = runtime(request)
     post_request = request_from_body(await read_json(request))
 
@@ -165,7 +166,7 @@ async def create_incident(request: Request) -> Response:
 
 
 async def create_update(request: Request) -> Response:
-    token = await require_token(request)
+    token = await require_token(request, Role.COMMANDER)
     rt = runtime(request)
     post_request = request_from_body(await read_json(request), request.path_params["incident_id"])
 
@@ -178,7 +179,7 @@ async def create_update(request: Request) -> Response:
 
 async def preview_update(request: Request) -> Response:
     """``POST /api/v1/preview``: the body of an update (with ``incident_id``) or of a new incident."""
-    token = await require_token(request)
+    token = await require_token(request, Role.COMMANDER)
     body = await read_json(request)
     if not isinstance(body, dict):
         raise InputError("the body must be a JSON object", {"body": "expected an object"})
@@ -192,7 +193,7 @@ async def preview_update(request: Request) -> Response:
 
 
 async def update_deliveries(request: Request) -> Response:
-    await require_token(request)
+    await require_token(request, Role.VIEWER)
     async with runtime(request).engine.connect() as conn:
         await incident_store.get_update_row(conn, request.path_params["update_id"])
         counts = await ledger.delivery_counts(conn, request.path_params["update_id"])
@@ -200,7 +201,7 @@ async def update_deliveries(request: Request) -> Response:
 
 
 async def update_failures(request: Request) -> Response:
-    await require_token(request)
+    await require_token(request, Role.COMMANDER)
     async with runtime(request).engine.connect() as conn:
         await incident_store.get_update_row(conn, request.path_params["update_id"])
         rows = await ledger.failures(conn, request.path_params["update_id"])
@@ -208,7 +209,7 @@ async def update_failures(request: Request) -> Response:
 
 
 async def list_channels(request: Request) -> Response:
-    await require_token(request)
+    await require_token(request, Role.VIEWER)
     rt = runtime(request)
     async with rt.engine.connect() as conn:
         shown = await ledger.current_updates(conn)
@@ -238,7 +239,7 @@ def subscriber_json(row: dict[str, Any], with_secret: bool = False) -> dict[str,
 
 
 async def list_subscribers(request: Request) -> Response:
-    await require_token(request)
+    await require_token(request, Role.ADMIN)
     channel = request.query_params.get("channel")
     limit = query_int(request, "limit", 100, 1, 1000)
     offset = query_int(request, "offset", 0, 0, 10_000_000)
@@ -248,7 +249,7 @@ async def list_subscribers(request: Request) -> Response:
 
 
 async def create_subscriber(request: Request) -> Response:
-    token = await require_token(request)
+    token = await require_token(request, Role.ADMIN)
     rt = runtime(request)
     data = validate(SubscriberIn, await read_json(request))
     async with rt.engine.begin() as conn:
@@ -261,7 +262,7 @@ async def create_subscriber(request: Request) -> Response:
 
 
 async def delete_subscriber(request: Request) -> Response:
-    token = await require_token(request)
+    token = await require_token(request, Role.ADMIN)
     async with runtime(request).engine.begin() as conn:
         await subscriber_store.delete_subscriber(conn, request.path_params["subscriber_id"])
         await audit.record(conn, str(token_actor(token)), "subscriber.delete",
