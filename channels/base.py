@@ -6,7 +6,8 @@ answers on which each HTTP channel lays its provider's own rules.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal
@@ -59,6 +60,7 @@ __all__ = [
     "configured",
     "credentials_error",
     "http_error",
+    "map_transport_errors",
     "rate_limit_reset_seconds",
     "render_template",
     "request_json",
@@ -188,11 +190,31 @@ def http_error(response: httpx.Response, reason: str, *, reset_header: ResetHead
     return PermanentError(reason)
 
 
-def transport_error(exc: httpx.TransportError, provider: str) -> RetryableError:
-    """No answer at all (timeout, refused, reset) from ``provider``: worth another try."""
+def transport_error(exc: httpx.TransportError, provider: str, action: str | None = None) -> RetryableError:
+    """No answer at all (timeout, refused, reset) from ``provider``: worth another try.
+
+    The one reading of httpx's transport failures; ``action`` (``"PUT /path"``) says what
+    was being asked. Never pass anything secret in it: the reason reaches the ledger.
+    """
+    on = f" on {action}" if action else ""
     if isinstance(exc, httpx.TimeoutException):
-        return RetryableError(f"{provider} timed out ({type(exc).__name__})")
-    return RetryableError(f"{provider} unreachable: {exc!r}")
+        return RetryableError(f"{provider} timed out{on} ({type(exc).__name__})")
+    return RetryableError(f"{provider} unreachable{on}: {exc!r}")
+
+
+@contextmanager
+def map_transport_errors(provider: str, action: str | None = None) -> Iterator[None]:
+    """Raise httpx's transport failures inside the block as ``transport_error(...)``.
+
+    Every HTTP channel sends through this, as httpx wraps httpcore in ``map_httpcore_exceptions``::
+
+        with map_transport_errors("mastodon"):
+            response = await client.post("/api/v1/statuses", json=body)
+    """
+    try:
+        yield
+    except httpx.TransportError as exc:
+        raise transport_error(exc, provider, action) from exc
 
 
 async def request_json(
@@ -212,12 +234,8 @@ async def request_json(
     ``translate(response, "METHOD path")``. ``kwargs`` go to ``client.request``.
     """
     action = f"{method} {path}"
-    try:
+    with map_transport_errors(provider, f"{method} {base_url}{path}"):
         response = await client.request(method, path, **kwargs)
-    except httpx.TimeoutException as exc:
-        raise RetryableError(f"{provider}: timed out on {action}: {type(exc).__name__}") from exc
-    except httpx.TransportError as exc:
-        raise RetryableError(f"{provider}: could not reach {base_url}: {exc!r}") from exc
     if not response.is_success:
         raise translate(response, action)
     try:

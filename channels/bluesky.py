@@ -38,11 +38,11 @@ from channels.base import (
     Thread,
     credentials_error,
     http_error,
+    map_transport_errors,
     rate_limit_reset_seconds,
     render_template,
     require_http_url,
     short_text,
-    transport_error,
 )
 
 LIMIT = 300
@@ -247,10 +247,8 @@ class BlueskyChannel:
     ) -> httpx.Response:
         headers = {"Authorization": f"Bearer {token}"} if token else None
         url = f"/xrpc/{nsid}"
-        try:
+        with map_transport_errors("bluesky"):
             return await self._client.request(method, url, json=json, params=params, headers=headers)
-        except httpx.TransportError as exc:
-            raise transport_error(exc, "bluesky") from exc
 
 
 def _session_from(response: httpx.Response, did: str | None) -> _Session:

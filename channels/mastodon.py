@@ -29,10 +29,10 @@ from channels.base import (
     Settings,
     Thread,
     http_error,
+    map_transport_errors,
     render_template,
     require_http_url,
     short_text,
-    transport_error,
 )
 
 LIMIT = 500
@@ -135,10 +135,8 @@ class MastodonChannel:
         if in_reply_to_id:
             body["in_reply_to_id"] = in_reply_to_id
         headers = {"Idempotency-Key": key}
-        try:
+        with map_transport_errors("mastodon"):
             response = await self._client.post("/api/v1/statuses", json=body, headers=headers)
-        except httpx.TransportError as exc:
-            raise transport_error(exc, "mastodon") from exc
         if response.is_error:
             raise _translate(response, replying=in_reply_to_id is not None)
         try:

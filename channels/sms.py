@@ -35,11 +35,11 @@ from channels.base import (
     RateLimited,
     Recipient,
     Rendition,
-    RetryableError,
     Sent,
     Settings,
     Thread,
     http_error,
+    map_transport_errors,
     rate_limit_reset_seconds,
     render_template,
     short_text,
@@ -297,14 +297,10 @@ class SmsChannel:
                 first = throttled[0]
                 raise RateLimited(f"not sent: {first.reason}", retry_after_s=first.retry_after_s)
             await self._pacer.wait()
-            try:
+            # Twilio has no idempotency key: a retry after a read timeout may send twice,
+            # which beats an alert that never arrives.
+            with map_transport_errors("twilio"):
                 response = await client.post(self._messages_path, data=form)
-            except httpx.TimeoutException as exc:
-                # Twilio has no idempotency key: a retry after a read timeout may send twice,
-                # which beats an alert that never arrives.
-                raise RetryableError(f"twilio timeout: {exc!r}") from exc
-            except httpx.TransportError as exc:
-                raise RetryableError(f"twilio unreachable: {exc!r}") from exc
         return translate_response(response)
 
     def _connect(self) -> tuple[httpx.AsyncClient, asyncio.Semaphore]:

@@ -36,6 +36,7 @@ from channels.base import (
     Settings,
     Thread,
     http_error,
+    map_transport_errors,
 )
 
 USER_AGENT = "broadcaster-webhooks/1"
@@ -163,11 +164,11 @@ class WebhookChannel:
             "webhook-signature": sign(recipient.secret, msg_id, timestamp, body),
         }
         try:
-            response = await self._http().post(recipient.address, content=body, headers=headers)
-        except httpx.TimeoutException:
-            return RetryableError("timed out")
-        except httpx.TransportError as exc:
-            return RetryableError(f"connection failed: {exc.__class__.__name__}")
+            # The URL stays out of the reason: a receiver's URL often carries its own secret.
+            with map_transport_errors("webhook receiver"):
+                response = await self._http().post(recipient.address, content=body, headers=headers)
+        except RetryableError as exc:
+            return exc
         return classify(response)
 
     async def aclose(self) -> None:

@@ -32,10 +32,10 @@ from channels.base import (
     Settings,
     Thread,
     http_error,
+    map_transport_errors,
     render_template,
     require_http_url,
     short_text,
-    transport_error,
 )
 
 LIMIT = 280
@@ -157,10 +157,8 @@ class XChannel:
         body: dict[str, Any] = {"text": text}
         if in_reply_to:
             body["reply"] = {"in_reply_to_tweet_id": in_reply_to}
-        try:
+        with map_transport_errors("X"):
             response = await self._client.post("/2/tweets", json=body)
-        except httpx.TransportError as exc:
-            raise transport_error(exc, "X") from exc
         if response.is_error:
             raise _translate(response, replying=in_reply_to is not None)
         try:

@@ -21,6 +21,7 @@ from channels.base import (
     configured,
     credentials_error,
     http_error,
+    map_transport_errors,
     rate_limit_reset_seconds,
     request_json,
     transport_error,
@@ -172,6 +173,32 @@ def test_transport_error(exc: httpx.TransportError, reason: str) -> None:
     assert error.retry_after_s is None
 
 
+def test_transport_error_names_the_action() -> None:
+    error = transport_error(httpx.ReadTimeout("slow"), "acme", "GET /x")
+    assert error.reason == "acme timed out on GET /x (ReadTimeout)"
+    error = transport_error(httpx.ConnectError("refused"), "acme", "GET /x")
+    assert error.reason == "acme unreachable on GET /x: ConnectError('refused')"
+
+
+@pytest.mark.parametrize(("exc", "reason"), TRANSPORT_CASES)
+def test_map_transport_errors(exc: httpx.TransportError, reason: str) -> None:
+    with pytest.raises(RetryableError) as caught, map_transport_errors("acme"):
+        raise exc
+    assert type(caught.value) is RetryableError
+    assert caught.value.reason == reason
+    assert caught.value.__cause__ is exc
+
+
+def test_map_transport_errors_leaves_other_errors_alone() -> None:
+    # An answer that is an error is the provider's translate function's to read, not this one's.
+    status_error = httpx.HTTPStatusError("500", request=httpx.Request("GET", "https://a.test"),
+                                         response=httpx.Response(500))
+    with pytest.raises(httpx.HTTPStatusError), map_transport_errors("acme"):
+        raise status_error
+    with pytest.raises(ValueError, match="not json"), map_transport_errors("acme"):
+        raise ValueError("not json")
+
+
 # -- request_json ------------------------------------------------------------------------
 
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -204,12 +231,12 @@ REQUEST_CASES: list[tuple[str, Handler, Mapping[str, Any] | tuple[type[DeliveryE
     (
         "timeout",
         raising(httpx.ReadTimeout("slow")),
-        (RetryableError, "acme: timed out on PUT /a/1.json: ReadTimeout"),
+        (RetryableError, "acme timed out on PUT https://Acme.test/a/1.json (ReadTimeout)"),
     ),
     (
         "refused",
         raising(httpx.ConnectError("refused")),
-        (RetryableError, "acme: could not reach https://Acme.test: ConnectError('refused')"),
+        (RetryableError, "acme unreachable on PUT https://Acme.test/a/1.json: ConnectError('refused')"),
     ),
 ]
 

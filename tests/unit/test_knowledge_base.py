@@ -366,7 +366,7 @@ ERROR_CASES: list[tuple[str, Handler, type[Exception], float | None, str]] = [
     ("500", answer(500, body={"error": "InternalError"}), RetryableError, None, "answered 500"),
     ("503 with Retry-After", answer(503, {"Retry-After": "30"}), RetryableError, 30.0, "answered 503"),
     ("timeout", raising(httpx.ReadTimeout("slow")), RetryableError, None, "timed out"),
-    ("connection refused", raising(httpx.ConnectError("refused")), RetryableError, None, "could not reach"),
+    ("connection refused", raising(httpx.ConnectError("refused")), RetryableError, None, "unreachable on"),
     (
         "401",
         answer(401, body={"error": "Couldn't authenticate you"}),
