@@ -19,33 +19,24 @@ from typing import Any, ClassVar, Self
 import httpx
 from pydantic import SecretStr
 
-from broadcaster.message import cut_at_word, one_line
+from channels._articles import ArticleErrors, call, publish_article, render_article
 from channels.base import (
     ChannelContext,
     ChannelKind,
     ConfigError,
-    DeliveryError,
     Message,
-    PermanentError,
     Published,
     Rendition,
     RetryableError,
     Settings,
     Thread,
     configured,
-    http_error,
-    render_template,
-    request_json,
     require_http_url,
 )
 
 BASE_TAGS = ("incident", "broadcaster")
 RESOLVED_TAG = "resolved"
 PUBLISHED = 2  # Freshdesk article status: 1 draft, 2 published
-
-
-class ArticleGone(PermanentError):
-    """Freshdesk answered 404: the stored article (or the folder) no longer exists."""
 
 
 class FreshdeskChannel:
@@ -106,11 +97,7 @@ class FreshdeskChannel:
         )
 
     def render(self, message: Message) -> Rendition:
-        title = one_line(render_template("knowledge_base/title.txt", message=message))
-        return {
-            "title": cut_at_word(title, self.title_max_chars, len),
-            "body_html": render_template("knowledge_base/article.html", message=message),
-        }
+        return render_article(message, self.title_max_chars)
 
     async def publish(self, message: Message, rendition: Rendition, thread: Thread) -> Published:
         article = {
@@ -119,21 +106,19 @@ class FreshdeskChannel:
             "status": PUBLISHED,
             "tags": [*BASE_TAGS, RESOLVED_TAG] if message.is_closing else list(BASE_TAGS),
         }
-        article_id = _article_id(thread)
-        if article_id is not None:
-            if _int(thread.get("update_number")) > message.update_number:
-                return Published(provider_id=article_id, url=thread.get("url"))
-            try:
-                await self._request("PUT", f"/api/v2/solutions/articles/{article_id}", article)
-            except ArticleGone:
-                pass  # deleted in Freshdesk: start a new article below
-            else:
-                return self._published(article_id, message)
-        path = f"/api/v2/solutions/folders/{self.folder_id}/articles"
-        created = await self._request("POST", path, article)
-        if "id" not in created:
-            raise RetryableError(f"freshdesk: unexpected answer to POST {path}: no article id")
-        return self._published(str(created["id"]), message)
+
+        async def rewrite(article_id: str) -> Published:
+            await self._request("PUT", f"/api/v2/solutions/articles/{article_id}", article)
+            return self._published(article_id, message)
+
+        async def create() -> Published:
+            path = f"/api/v2/solutions/folders/{self.folder_id}/articles"
+            created = await self._request("POST", path, article)
+            if "id" not in created:
+                raise RetryableError(f"freshdesk: unexpected answer to POST {path}: no article id")
+            return self._published(str(created["id"]), message)
+
+        return await publish_article(message, thread, rewrite, create)
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -144,54 +129,22 @@ class FreshdeskChannel:
         return Published(provider_id=article_id, url=url, thread=state)
 
     async def _request(self, method: str, path: str, payload: Mapping[str, Any]) -> Mapping[str, Any]:
-        """Send one API call; every provider answer becomes a result or a ``DeliveryError`` here."""
-        return await request_json(
-            self._client,
-            method,
-            path,
-            json=payload,
-            provider=self.name,
-            base_url=self.base_url,
-            translate=translate_error,
-        )
+        return await call(self._client, method, path, payload, translate_error)
 
     def __repr__(self) -> str:
         return f"FreshdeskChannel(base_url={self.base_url!r}, folder_id={self.folder_id!r})"
 
 
-def translate_error(response: httpx.Response, action: str) -> DeliveryError:
-    """Freshdesk's error answer as broadcaster's ``DeliveryError``, with Freshdesk's own reason."""
-    status = response.status_code
-    reason = f"freshdesk answered {status} to {action}: {_provider_reason(response)}"
-    if status == 404:
-        return ArticleGone(reason)
-    return http_error(response, reason)
-
-
-def _provider_reason(response: httpx.Response) -> str:
+def _reasons(body: Mapping[str, Any]) -> list[str]:
     # Freshdesk answers {"code", "message"} or
     # {"description": "Validation failed", "errors": [{"field", "message", "code"}]}.
-    try:
-        body = response.json()
-    except ValueError:
-        return one_line(response.text)[:300] or response.reason_phrase
-    if not isinstance(body, Mapping):
-        return one_line(str(body))[:300]
     parts = [str(body[key]) for key in ("description", "code", "message") if body.get(key)]
     errors = body.get("errors")
     for error in errors if isinstance(errors, list) else []:
         if isinstance(error, Mapping):
             parts.append(f"{error.get('field', '?')}: {error.get('message', '')} ({error.get('code', '')})")
-    return one_line("; ".join(parts))[:300] or response.reason_phrase
+    return parts
 
 
-def _int(value: Any) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return 0
-
-
-def _article_id(thread: Thread) -> str | None:
-    value = thread.get("article_id")
-    return str(value) if isinstance(value, (str, int)) and str(value) else None
+translate_error = ArticleErrors("freshdesk", _reasons)
+"""Freshdesk's error answer as broadcaster's ``DeliveryError``, with Freshdesk's own reason."""

@@ -20,32 +20,23 @@ from typing import Any, ClassVar, Self
 import httpx
 from pydantic import SecretStr
 
-from broadcaster.message import cut_at_word, one_line
+from channels._articles import ArticleErrors, call, publish_article, render_article
 from channels.base import (
     ChannelContext,
     ChannelKind,
     ConfigError,
-    DeliveryError,
     Message,
-    PermanentError,
     Published,
     Rendition,
     RetryableError,
     Settings,
     Thread,
     configured,
-    http_error,
-    render_template,
-    request_json,
     require_http_url,
 )
 
 BASE_LABELS = ("incident", "broadcaster")
 RESOLVED_LABEL = "resolved"
-
-
-class ArticleGone(PermanentError):
-    """The provider answered 404: the stored article (or the section) no longer exists."""
 
 
 class ZendeskChannel:
@@ -118,27 +109,21 @@ class ZendeskChannel:
         )
 
     def render(self, message: Message) -> Rendition:
-        title = one_line(render_template("knowledge_base/title.txt", message=message))
-        return {
-            "title": cut_at_word(title, self.title_max_chars, len),
-            "body_html": render_template("knowledge_base/article.html", message=message),
-        }
+        return render_article(message, self.title_max_chars)
 
     async def publish(self, message: Message, rendition: Rendition, thread: Thread) -> Published:
         labels = [*BASE_LABELS, RESOLVED_LABEL] if message.is_closing else list(BASE_LABELS)
-        article_id = _article_id(thread)
-        if article_id is not None:
-            if _int(thread.get("update_number")) > message.update_number:
-                return Published(provider_id=article_id, url=thread.get("url"))
-            try:
-                await self._update(article_id, thread, rendition, labels)
-            except ArticleGone:
-                pass  # archived or deleted in Zendesk: start a new article below
-            else:
-                return self._published(article_id, thread.get("url"), thread, labels, message)
-        article = await self._create(rendition, labels)
-        new_id = str(article["id"])
-        return self._published(new_id, article.get("html_url"), {"locale": self.locale}, labels, message)
+
+        async def rewrite(article_id: str) -> Published:
+            await self._update(article_id, thread, rendition, labels)
+            return self._published(article_id, thread.get("url"), thread, labels, message)
+
+        async def create() -> Published:
+            article = await self._create(rendition, labels)
+            new_id = str(article["id"])
+            return self._published(new_id, article.get("html_url"), {"locale": self.locale}, labels, message)
+
+        return await publish_article(message, thread, rewrite, create)
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -187,39 +172,15 @@ class ZendeskChannel:
         return Published(provider_id=article_id, url=url, thread=state)
 
     async def _request(self, method: str, path: str, payload: Mapping[str, Any]) -> Mapping[str, Any]:
-        """Send one API call; every provider answer becomes a result or a ``DeliveryError`` here."""
-        return await request_json(
-            self._client,
-            method,
-            path,
-            json=payload,
-            provider=self.name,
-            base_url=self.base_url,
-            translate=translate_error,
-        )
+        return await call(self._client, method, path, payload, translate_error)
 
     def __repr__(self) -> str:
         return f"ZendeskChannel(base_url={self.base_url!r}, section_id={self.section_id!r})"
 
 
-def translate_error(response: httpx.Response, action: str) -> DeliveryError:
-    """Zendesk's error answer as broadcaster's ``DeliveryError``, with Zendesk's own reason."""
-    status = response.status_code
-    reason = f"zendesk answered {status} to {action}: {_provider_reason(response)}"
-    if status == 404:
-        return ArticleGone(reason)
-    return http_error(response, reason)
-
-
-def _provider_reason(response: httpx.Response) -> str:
+def _reasons(body: Mapping[str, Any]) -> list[str]:
     # Zendesk answers {"error": "RecordNotFound", "description": "..."}, {"error": {"title", "message"}},
     # {"title": "Invalid attribute", "message": "..."} or {"details": {field: [{"description"}]}}.
-    try:
-        body = response.json()
-    except ValueError:
-        return one_line(response.text)[:300] or response.reason_phrase
-    if not isinstance(body, Mapping):
-        return one_line(str(body))[:300]
     error = body.get("error")
     parts: list[str] = []
     if isinstance(error, Mapping):
@@ -233,7 +194,11 @@ def _provider_reason(response: httpx.Response) -> str:
             for problem in problems if isinstance(problems, list) else [problems]:
                 text = problem.get("description") if isinstance(problem, Mapping) else problem
                 parts.append(f"{field}: {text}")
-    return one_line("; ".join(parts))[:300] or response.reason_phrase
+    return parts
+
+
+translate_error = ArticleErrors("zendesk", _reasons)
+"""Zendesk's error answer as broadcaster's ``DeliveryError``, with Zendesk's own reason."""
 
 
 def _optional_id(settings: Settings, field: str) -> int | None:
@@ -244,15 +209,3 @@ def _optional_id(settings: Settings, field: str) -> int | None:
         return int(value)
     except (TypeError, ValueError):
         raise ConfigError(f"BROADCASTER_{field.upper()} must be a number, not {value!r}") from None
-
-
-def _int(value: Any) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return 0
-
-
-def _article_id(thread: Thread) -> str | None:
-    value = thread.get("article_id")
-    return str(value) if isinstance(value, (str, int)) and str(value) else None

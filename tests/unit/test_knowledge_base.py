@@ -18,6 +18,9 @@ import pytest
 from broadcaster.config import Settings
 from broadcaster.errors import ConfigError, PermanentError, RateLimited, RetryableError
 from broadcaster.message import AgentNotes, ApprovedAnswer
+from channels import freshdesk as freshdesk_module
+from channels import zendesk as zendesk_module
+from channels._articles import ArticleGone
 from channels.base import ChannelContext
 from channels.freshdesk import FreshdeskChannel
 from channels.zendesk import ZendeskChannel
@@ -458,6 +461,30 @@ async def test_provider_errors_are_translated(
     assert getattr(caught.value, "retry_after_s", None) == retry_after_s
     assert reason in str(caught.value)
     assert ZD_TOKEN not in str(caught.value) and FD_KEY not in str(caught.value)
+
+
+REASON_CASES: list[tuple[str, httpx.Response, str]] = [
+    # (case, answer, the reason after "answered STATUS to ACTION: ")
+    ("no JSON", httpx.Response(502, text="<html>\n  Bad gateway\n</html>"), "<html> Bad gateway </html>"),
+    ("empty", httpx.Response(502), "Bad Gateway"),
+    ("JSON but not an object", httpx.Response(400, json=["odd"]), "['odd']"),
+    ("an object that says nothing", httpx.Response(400, json={"other": 1}), "Bad Request"),
+    ("long", httpx.Response(400, text="x" * 500), "x" * 300),
+]
+
+
+@pytest.mark.parametrize("module", [zendesk_module, freshdesk_module], ids=["zendesk", "freshdesk"])
+@pytest.mark.parametrize(("response", "reason"), [pytest.param(*case[1:], id=case[0]) for case in REASON_CASES])
+def test_error_reasons_fall_back_to_the_answer(module: Any, response: httpx.Response, reason: str) -> None:
+    error = module.translate_error(response, "PUT /a/1")
+    assert error.reason == f"{module.translate_error.provider} answered {response.status_code} to PUT /a/1: {reason}"
+
+
+@pytest.mark.parametrize("module", [zendesk_module, freshdesk_module], ids=["zendesk", "freshdesk"])
+def test_a_404_means_the_article_is_gone(module: Any) -> None:
+    error = module.translate_error(httpx.Response(404, json={"message": "nope"}), "PUT /a/1")
+    assert type(error) is ArticleGone
+    assert "nope" in error.reason
 
 
 # -- settings ---------------------------------------------------------------------------
