@@ -19,7 +19,8 @@ import pytest
 from broadcaster.config import Settings
 from broadcaster.errors import ConfigError, DeliveryError, PermanentError, RateLimited, RetryableError
 from broadcaster.message import ELLIPSIS, first_sentence, one_line
-from channels.base import BroadcastChannel, ChannelContext
+from channels._social import URL, last_post_id, next_thread, reply_or_start
+from channels.base import BroadcastChannel, ChannelContext, ReplyTargetGone
 from channels.bluesky import BlueskyChannel, link_facets
 from channels.mastodon import MastodonChannel, idempotency_key
 from channels.x import XChannel, weighted_length
@@ -306,6 +307,59 @@ async def test_a_404_on_a_top_level_post_is_permanent() -> None:
     with pytest.raises(PermanentError, match="mastodon answered 404"):
         await channel.publish(msg, channel.render(msg), {})
     await channel.aclose()
+
+
+# -- the shared helpers (channels/_social.py) ------------------------------------------------
+
+REPLY_CASES: list[tuple[str, str | None, set[str], list[str | None], tuple[str, bool]]] = [
+    # (case, parent, parents that are gone, calls made, (result, replied))
+    ("no parent", None, set(), [None], ("new", False)),
+    ("parent there", "p1", set(), ["p1"], ("reply to p1", True)),
+    ("parent gone", "p1", {"p1"}, ["p1", None], ("new", False)),
+]
+
+
+@pytest.mark.parametrize(("parent", "gone", "calls", "result"), [pytest.param(*c[1:], id=c[0]) for c in REPLY_CASES])
+async def test_reply_or_start(
+    parent: str | None, gone: set[str], calls: list[str | None], result: tuple[str, bool]
+) -> None:
+    made: list[str | None] = []
+
+    async def post(reply_to: str | None) -> str:
+        made.append(reply_to)
+        if reply_to in gone:
+            raise ReplyTargetGone(f"{reply_to} is gone")
+        return f"reply to {reply_to}" if reply_to else "new"
+
+    assert await reply_or_start(post, parent) == result
+    assert made == calls
+
+
+async def test_reply_or_start_lets_other_errors_through() -> None:
+    async def post(reply_to: str | None) -> str:
+        raise RateLimited("slow down", 5.0)
+
+    with pytest.raises(RateLimited):
+        await reply_or_start(post, "p1")
+
+
+def test_next_thread_keeps_the_root_of_a_reply() -> None:
+    assert next_thread({"root_id": "r", "last_id": "p"}, "n", replied=True) == {"root_id": "r", "last_id": "n"}
+    assert next_thread({"last_id": "p"}, "n", replied=True) == {"root_id": "p", "last_id": "n"}
+    assert next_thread({"root_id": "r", "last_id": "p"}, "n", replied=False) == {"root_id": "n", "last_id": "n"}
+    assert last_post_id({"last_id": 17}) == "17" and last_post_id({}) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "urls"),
+    [
+        ("See https://a.test/x.", ["https://a.test/x"]),
+        ("(https://a.test/x?y=1), then http://b.test!", ["https://a.test/x?y=1", "http://b.test"]),
+        ("no link at ftp://a.test", []),
+    ],
+)
+def test_url_pattern_leaves_out_the_sentence_punctuation(text: str, urls: list[str]) -> None:
+    assert URL.findall(text) == urls
 
 
 # -- error translation ---------------------------------------------------------------------
