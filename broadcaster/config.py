@@ -1,25 +1,49 @@
-"""Settings, declared once, read from ``BROADCASTER_*`` environment variables (and ``.env``).
+"""Settings, read from ``BROADCASTER_*`` environment variables (and ``.env``).
 
-Secrets are ``SecretStr`` so no repr or log line ever shows them.
+``Settings`` declares the core's own settings. Every other ``BROADCASTER_*`` variable (or
+keyword) is kept, unread, in ``Settings.model_extra``: each channel declares its own settings
+as a ``ChannelSettings`` class and takes its part from there (``EmailSettings.from_core(settings)``),
+so a plug-in channel declares its settings the way the built-in ones do::
+
+    class SlackSettings(ChannelSettings):
+        title: ClassVar[str] = "Slack"
+        required: ClassVar[tuple[str, ...]] = ("slack_base_url", "slack_bot_token")
+        slack_base_url: str | None = None  # BROADCASTER_SLACK_BASE_URL
+        slack_bot_token: SecretStr | None = None  # BROADCASTER_SLACK_BOT_TOKEN
+
+Secrets are ``SecretStr`` so no repr or log line ever shows them; the core does not know
+which of the channels' values are secret, so it masks them all.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, ClassVar, Self
 
-from pydantic import SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Secret, SecretStr, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from broadcaster.errors import ConfigError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_ROOT = PACKAGE_DIR.parent  # a source checkout; inside a wheel this is site-packages
+ENV_PREFIX = "BROADCASTER_"
 
 
 class Settings(BaseSettings):
-    """Every setting broadcaster reads. A channel is enabled when its settings are present."""
+    """The core's settings; a channel's own settings wait in ``model_extra`` (see ``ChannelSettings``)."""
 
     # env_ignore_empty: ``BROADCASTER_X=`` (as compose's ``${X:-}`` writes it) means "not set".
-    model_config = SettingsConfigDict(env_prefix="BROADCASTER_", env_file=".env", extra="ignore",
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=".env", extra="allow",
                                       env_ignore_empty=True)
 
     # core
@@ -51,48 +75,6 @@ class Settings(BaseSettings):
     # static mirror
     static_export_dir: Path | None = None
 
-    # email (SMTP)
-    smtp_host: str | None = None
-    smtp_port: int = 25
-    smtp_username: str | None = None
-    smtp_password: SecretStr | None = None
-    smtp_starttls: bool = False
-    smtp_timeout_s: float = 30.0
-    smtp_max_connections: int = 8
-    email_from: str | None = None
-
-    # SMS (Twilio-compatible)
-    twilio_base_url: str = "https://api.twilio.com"
-    twilio_account_sid: str | None = None
-    twilio_auth_token: SecretStr | None = None
-    twilio_from: str | None = None
-    twilio_messaging_service_sid: str | None = None
-    sms_max_segments: int = 2
-    sms_rate_per_s: float = 50.0
-    sms_concurrency: int = 16
-
-    # social
-    mastodon_base_url: str | None = None
-    mastodon_access_token: SecretStr | None = None
-    mastodon_visibility: str = "public"
-    bluesky_base_url: str = "https://bsky.social"
-    bluesky_handle: str | None = None
-    bluesky_app_password: SecretStr | None = None
-    x_base_url: str = "https://api.x.com"
-    x_access_token: SecretStr | None = None
-
-    # knowledge base
-    zendesk_base_url: str | None = None
-    zendesk_email: str | None = None
-    zendesk_api_token: SecretStr | None = None
-    zendesk_section_id: str | None = None
-    zendesk_locale: str = "en-us"
-    zendesk_permission_group_id: int | None = None
-    zendesk_user_segment_id: int | None = None  # set an agents-only segment: articles hold agent notes
-    freshdesk_base_url: str | None = None
-    freshdesk_api_key: SecretStr | None = None
-    freshdesk_folder_id: str | None = None
-
     # public sign-up (/subscribe): opt-in lifetimes and abuse limits (fixed windows in Redis)
     confirm_link_max_age_s: int = 48 * 3600
     sms_code_ttl_s: int = 600
@@ -109,9 +91,8 @@ class Settings(BaseSettings):
     login_per_ip: int = 30
     login_per_username: int = 10
 
-    # outgoing webhooks
+    # subscriber webhook URLs: checked at sign-up and again by the webhook channel at delivery
     webhook_allow_private: bool = False
-    webhook_timeout_s: float = 10.0
 
     # HTTP timeouts for providers
     http_timeout_s: float = 15.0
@@ -130,9 +111,136 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _mask_extras(self) -> Settings:
+        extras = self.__pydantic_extra__ or {}
+        for name, value in extras.items():
+            if value is not None and not isinstance(value, Secret | SecretStr):
+                extras[name] = Secret(value)
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Earlier sources win: keywords, then the environment, then .env (core fields, then the rest).
+        return (init_settings, env_settings, _FieldsOnly(settings_cls, dotenv_settings),
+                _PrefixedExtras(settings_cls, dotenv_settings), file_secret_settings)
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    def extra_values(self, names: set[str] | Mapping[str, Any]) -> dict[str, Any]:
+        """The given ``names`` among the settings that are no core field, unmasked; ``None`` counts as absent."""
+        extras = self.model_extra or {}
+        return {name: _unmasked(value) for name, value in extras.items() if name in names and value is not None}
+
+
+class _FieldsOnly(PydanticBaseSettingsSource):
+    """A source narrowed to the model's own fields (pydantic-settings passes unprefixed .env keys on as extras)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], source: PydanticBaseSettingsSource) -> None:
+        super().__init__(settings_cls)
+        self._source = source
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return {name: value for name, value in self._source().items() if name in self.settings_cls.model_fields}
+
+
+class _PrefixedExtras(PydanticBaseSettingsSource):
+    """``BROADCASTER_*`` variables that are no core field, from the environment and then ``.env``: the channels'."""
+
+    def __init__(self, settings_cls: type[BaseSettings], dotenv: PydanticBaseSettingsSource) -> None:
+        super().__init__(settings_cls)
+        self._dotenv = dotenv
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        dotenv = self._dotenv.env_vars if isinstance(self._dotenv, DotEnvSettingsSource) else {}
+        found: dict[str, Any] = {}
+        for variables in ({k.lower(): v for k, v in os.environ.items()}, dotenv):
+            for key, value in variables.items():
+                name = key.lower().removeprefix(ENV_PREFIX.lower())
+                if value and name != key.lower() and name not in self.settings_cls.model_fields:
+                    found.setdefault(name, value)
+        return found
+
+
+def _unmasked(value: Any) -> Any:
+    return value.get_secret_value() if isinstance(value, Secret) else value
+
+
+def env_name(field: str) -> str:
+    """The environment variable of a setting: ``smtp_host`` -> ``BROADCASTER_SMTP_HOST``."""
+    return ENV_PREFIX + field.upper()
+
+
+def configured(what: str, required: Mapping[str, object]) -> bool:
+    """Whether the settings ``required`` (env name -> value) are all given: the one "all or none" rule.
+
+    ``False`` when none is (the channel is disabled); when only some are, a ``ConfigError``
+    names the missing ones. ``None``, an empty string or an empty secret counts as not given.
+    """
+    missing = [env for env, value in required.items() if not _given(value)]
+    if len(missing) == len(required):
+        return False
+    if missing:
+        raise ConfigError(f"{what} is half configured: set {', '.join(missing)}")
+    return True
+
+
+def _given(value: object) -> bool:
+    if isinstance(value, Secret | SecretStr):
+        value = value.get_secret_value()
+    return value is not None and value != ""
+
+
+class ChannelSettings(BaseModel):
+    """A channel's own settings: each field is the variable's name without ``BROADCASTER_``.
+
+    ``required`` lists the fields that enable the channel together: none given, the channel
+    is disabled (``from_core`` returns ``None``); some given, a ``ConfigError`` names the
+    missing variables. Invalid values (a validator's ``ValueError`` included) are a
+    ``ConfigError`` naming the variable. The base class itself is the settings of a channel
+    that needs none.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    title: ClassVar[str] = "channel"
+    """How messages name the channel: "Zendesk is half configured: ..."."""
+    required: ClassVar[tuple[str, ...]] = ()
+    example: ClassVar[Mapping[str, Any]] = {}
+    """Values that configure the channel (the contract test builds every channel from them): nothing real."""
+
+    @classmethod
+    def env_names(cls) -> list[str]:
+        """Every variable this class reads."""
+        return [env_name(field) for field in cls.model_fields]
+
+    @classmethod
+    def from_core(cls, settings: Settings) -> Self | None:
+        """This channel's settings among ``settings``' extras; ``None`` when its ``required`` are all absent."""
+        values = settings.extra_values(cls.model_fields)
+        if cls.required and not configured(cls.title, {env_name(f): values.get(f) for f in cls.required}):
+            return None
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            problems = [f"{env_name(str(error['loc'][0]))}: {error['msg']}" if error["loc"]
+                        else error["msg"].removeprefix("Value error, ") for error in exc.errors()]
+            raise ConfigError(f"{cls.title} settings are invalid: {'; '.join(problems)}") from None
 
 
 @lru_cache(maxsize=1)

@@ -48,6 +48,24 @@ class ChannelKind(StrEnum):
     SUBSCRIBER = "subscriber"
 
 
+class LimitUnit(StrEnum):
+    """How a channel counts the length of what it sends against its ``limit``."""
+
+    CHARACTERS = "characters"  # code points (an article title)
+    GRAPHEMES = "graphemes"  # user-perceived characters (Mastodon counts each URL as 23, Bluesky does not)
+    WEIGHTED = "weighted-characters"  # twitter-text weights: most scripts 1, CJK and emoji 2, a URL 23 (X)
+    SMS_SEGMENTS = "sms-segments"  # GSM-7 septets or UCS-2 code units, per concatenated segment
+
+
+class DeliveryKind(StrEnum):
+    """What a ledger row records: an update fanned out, or a one-off message to one person."""
+
+    UPDATE = "update"
+    CONFIRMATION = "confirmation"  # the opt-in mail or SMS code of a new subscriber
+    CONTACT_NOTICE = "contact_notice"  # an incident contact's internal view of an update
+    REMINDER = "reminder"  # "the promised update is overdue", to the incident team
+
+
 class DeliveryState(StrEnum):
     PENDING = "pending"
     SENDING = "sending"

@@ -1,6 +1,7 @@
 """What a channel module imports: the contract, the message and the delivery errors, plus
-the pieces channels share: an all-or-none settings check, and the common reading of HTTP
-answers on which each HTTP channel lays its provider's own rules.
+the pieces channels share: settings (``ChannelSettings``, whose ``from_core`` applies the one
+all-or-none rule, ``configured``), and the common reading of HTTP answers on which each HTTP
+channel lays its provider's own rules.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 
 import httpx
-from pydantic import SecretStr
 
-from broadcaster.config import Settings
+from broadcaster.config import ChannelSettings, Settings, configured, env_name
 from broadcaster.delivery.channel import (
     BroadcastChannel,
     Channel,
     ChannelContext,
+    DirectMessage,
+    DirectSender,
     Outcome,
     Published,
     Recipient,
@@ -30,7 +32,7 @@ from broadcaster.delivery.channel import (
 )
 from broadcaster.errors import ConfigError, DeliveryError, PermanentError, RateLimited, RetryableError
 from broadcaster.message import AgentNotes, ApprovedAnswer, ComponentChange, Message, short_text
-from broadcaster.models import ChannelKind
+from broadcaster.models import ChannelKind, LimitUnit
 from broadcaster.render import render_template
 
 __all__ = [
@@ -40,9 +42,13 @@ __all__ = [
     "Channel",
     "ChannelContext",
     "ChannelKind",
+    "ChannelSettings",
     "ComponentChange",
     "ConfigError",
     "DeliveryError",
+    "DirectMessage",
+    "DirectSender",
+    "LimitUnit",
     "Message",
     "Outcome",
     "PermanentError",
@@ -59,6 +65,7 @@ __all__ = [
     "Thread",
     "configured",
     "credentials_error",
+    "env_name",
     "http_error",
     "map_transport_errors",
     "rate_limit_reset_seconds",
@@ -69,26 +76,6 @@ __all__ = [
     "short_text",
     "transport_error",
 ]
-
-
-def configured(what: str, required: Mapping[str, SecretStr | str | None]) -> bool:
-    """Whether the settings ``required`` (env name -> value) are all given.
-
-    ``False`` when none is (the channel is disabled); when only some are, a ``ConfigError``
-    names the missing ones. An empty string or empty secret counts as not given.
-    """
-    missing = [env for env, value in required.items() if not _given(value)]
-    if len(missing) == len(required):
-        return False
-    if missing:
-        raise ConfigError(f"{what} is half configured: set {', '.join(missing)}")
-    return True
-
-
-def _given(value: SecretStr | str | None) -> bool:
-    if isinstance(value, SecretStr):
-        return bool(value.get_secret_value())
-    return bool(value)
 
 
 ResetHeader = Literal["x-ratelimit-reset", "x-rate-limit-reset", "ratelimit-reset"]

@@ -21,13 +21,14 @@ from typing import Any, ClassVar, Self
 
 import grapheme
 import httpx
+from pydantic import SecretStr
 
-from channels._social import render_post, reply_or_start
 from channels.base import (
     ChannelContext,
     ChannelKind,
-    ConfigError,
+    ChannelSettings,
     DeliveryError,
+    LimitUnit,
     Message,
     PermanentError,
     Published,
@@ -41,7 +42,9 @@ from channels.base import (
     http_error,
     map_transport_errors,
     rate_limit_reset_seconds,
+    render_template,
     require_http_url,
+    short_text,
 )
 
 LIMIT = 300
@@ -91,6 +94,21 @@ class _Session:
 
 
 
+class BlueskySettings(ChannelSettings):
+    """``BROADCASTER_BLUESKY_HANDLE`` and ``_APP_PASSWORD`` (both, or neither), ``_BASE_URL`` (the PDS)."""
+
+    title: ClassVar[str] = "Bluesky"
+    required: ClassVar[tuple[str, ...]] = ("bluesky_handle", "bluesky_app_password")
+    example: ClassVar[Mapping[str, Any]] = {
+        "bluesky_base_url": "https://pds.example.test", "bluesky_handle": "status.example.test",
+        "bluesky_app_password": "app-password",
+    }
+
+    bluesky_base_url: str = "https://bsky.social"
+    bluesky_handle: str | None = None
+    bluesky_app_password: SecretStr | None = None
+
+
 class BlueskyChannel:
     """Posts each update to Bluesky; follow-ups reply to the previous post, rooted at the first."""
 
@@ -99,7 +117,9 @@ class BlueskyChannel:
     notifies: ClassVar[bool] = True  # a message people receive: held back when deliver_notifications is false
     publishes_drills: ClassVar[bool] = False  # public: a drill never goes here
     title: ClassVar[str] = "Bluesky"
-    limit: ClassVar[int] = LIMIT
+    limit: ClassVar[int | None] = LIMIT  # and 3000 UTF-8 bytes
+    limit_unit: ClassVar[LimitUnit | None] = LimitUnit.GRAPHEMES
+    settings_class: ClassVar[type[ChannelSettings]] = BlueskySettings
 
     def __init__(
         self,
@@ -124,21 +144,25 @@ class BlueskyChannel:
 
     @classmethod
     def from_settings(cls, settings: Settings, context: ChannelContext) -> Self | None:
-        handle, password = settings.bluesky_handle, settings.bluesky_app_password
-        if not handle and password is None:
+        config = BlueskySettings.from_core(settings)
+        if config is None:
             return None
-        if not handle or password is None:
-            raise ConfigError("set both BROADCASTER_BLUESKY_HANDLE and BROADCASTER_BLUESKY_APP_PASSWORD")
+        assert config.bluesky_handle and config.bluesky_app_password  # required
         return cls(
-            handle,
-            password.get_secret_value(),
-            base_url=settings.bluesky_base_url,
+            config.bluesky_handle,
+            config.bluesky_app_password.get_secret_value(),
+            base_url=config.bluesky_base_url,
             timeout_s=settings.http_timeout_s,
+            transport=context.http_transport,
         )
 
     def render(self, message: Message) -> Rendition:
         """The post text; ``reply_to`` is null here because only ``publish`` sees the thread."""
-        return render_post(message, self.name, LIMIT, measure, fit=_shortening_measure)
+        short = short_text(message, LIMIT, _shortening_measure)
+        text = render_template("social/post.txt", text=short, message=message, platform=self.name).strip()
+        if _shortening_measure(text) > LIMIT or not text.endswith(message.public_url):
+            text = short
+        return {"text": text, "length": measure(text), "limit": LIMIT, "reply_to": None}
 
     async def publish(self, message: Message, rendition: Rendition, thread: Thread) -> Published:
         text = rendition["text"]
@@ -151,19 +175,22 @@ class BlueskyChannel:
         }
         root, last = _strong_ref(thread.get("root")), _strong_ref(thread.get("last"))
         parent = await self._existing(last) if last else None
-
-        async def post(reply_to: StrongRef | None) -> dict[str, Any]:
-            if reply_to is None:
-                return await self._create_record(record)
-            return await self._create_record({**record, "reply": {"root": root or reply_to, "parent": reply_to}})
-
-        created, replied = await reply_or_start(post, parent)
+        created: dict[str, Any] | None = None
+        if parent:
+            root = root or parent
+            try:
+                created = await self._create_record({**record, "reply": {"root": root, "parent": parent}})
+            except ReplyTargetGone:
+                created = None
+        if created is None:
+            created = await self._create_record(record)
+            root = None
         ref = {"uri": str(created["uri"]), "cid": str(created["cid"])}
         did, _, rkey = ref["uri"].removeprefix("at://").partition(f"/{POST}/")
         return Published(
             provider_id=ref["uri"],
             url=f"https://bsky.app/profile/{did}/post/{rkey}",
-            thread={"root": (root or parent) if replied else ref, "last": ref},
+            thread={"root": root or ref, "last": ref},
         )
 
     async def aclose(self) -> None:

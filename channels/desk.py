@@ -18,6 +18,8 @@ from broadcaster.message import one_line
 from channels.base import (
     ChannelContext,
     ChannelKind,
+    ChannelSettings,
+    LimitUnit,
     Message,
     Published,
     Rendition,
@@ -42,7 +44,10 @@ class DeskChannel:
     kind: ClassVar[ChannelKind] = ChannelKind.BROADCAST
     notifies: ClassVar[bool] = False  # a page updated in place, not a message: shown even without notifications
     title: ClassVar[str] = "Agent desk"
+    limit: ClassVar[int | None] = None
+    limit_unit: ClassVar[LimitUnit | None] = None
     publishes_drills: ClassVar[bool] = True  # kept off the public: see broadcaster.delivery.fanout
+    settings_class: ClassVar[type[ChannelSettings]] = ChannelSettings  # always enabled: needs none
 
     def __init__(self, publish_event: PublishEvent | None = None) -> None:
         self._publish_event = publish_event

@@ -44,13 +44,17 @@ from typing import Any, ClassVar, Self, TypedDict
 from urllib.parse import quote
 
 import aiosmtplib
+from pydantic import Field, SecretStr, model_validator
 
 from broadcaster.render import environment
 from channels.base import (
     ChannelContext,
     ChannelKind,
+    ChannelSettings,
     ConfigError,
     DeliveryError,
+    DirectMessage,
+    LimitUnit,
     Message,
     Outcome,
     PermanentError,
@@ -320,29 +324,63 @@ def _stuffed(data: bytes, at_line_start: bool, crlf: bool = False) -> bytes:
     return b"." + data if at_line_start and data.startswith(b".") else data
 
 
+class EmailSettings(ChannelSettings):
+    """``BROADCASTER_SMTP_HOST`` and ``BROADCASTER_EMAIL_FROM`` (both, or neither); the relay's
+    ``_SMTP_PORT``, ``_SMTP_USERNAME`` / ``_SMTP_PASSWORD`` (both, or neither), ``_SMTP_STARTTLS``,
+    ``_SMTP_TIMEOUT_S`` and ``_SMTP_MAX_CONNECTIONS`` (sessions open at once)."""
+
+    title: ClassVar[str] = "Email"
+    required: ClassVar[tuple[str, ...]] = ("smtp_host", "email_from")
+    # Port 1 on loopback: nothing listens there, so a contract test's send fails at once.
+    example: ClassVar[Mapping[str, Any]] = {
+        "smtp_host": "127.0.0.1", "smtp_port": 1, "email_from": "status@example.test",
+    }
+
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_timeout_s: float = Field(30.0, gt=0)
+    smtp_max_connections: int = Field(8, ge=1)
+    email_from: str | None = None
+
+    @model_validator(mode="after")
+    def _login_is_a_pair(self) -> Self:
+        if bool(self.smtp_username) != (self.smtp_password is not None):
+            raise ValueError("set both BROADCASTER_SMTP_USERNAME and BROADCASTER_SMTP_PASSWORD, or neither")
+        return self
+
+
 class EmailChannel:
-    """Email to subscribers through one SMTP relay; also sends the opt-in confirmation mail."""
+    """Email to subscribers through one SMTP relay; also sends one-off mails (``DirectSender``).
+
+    Built from the core ``settings`` (page name and id, public URL, templates) and ``config``,
+    the channel's own (read from ``settings`` when not given).
+    """
 
     name: ClassVar[str] = "email"
     kind: ClassVar[ChannelKind] = ChannelKind.SUBSCRIBER
     notifies: ClassVar[bool] = True  # a message people receive: held back when deliver_notifications is false
     publishes_drills: ClassVar[bool] = True  # a drill reaches the drill audience only
     title: ClassVar[str] = "Email"
+    limit: ClassVar[int | None] = None
+    limit_unit: ClassVar[LimitUnit | None] = None
+    settings_class: ClassVar[type[ChannelSettings]] = EmailSettings
     compiled_cache_size: ClassVar[int] = 32
 
-    def __init__(self, settings: Settings) -> None:
-        if not settings.smtp_host or not settings.email_from:
+    def __init__(self, settings: Settings, config: EmailSettings | None = None) -> None:
+        config = config if config is not None else EmailSettings.from_core(settings)
+        if config is None:
             raise ConfigError("email needs both BROADCASTER_SMTP_HOST and BROADCASTER_EMAIL_FROM")
-        if bool(settings.smtp_username) != (settings.smtp_password is not None):
-            raise ConfigError("set both BROADCASTER_SMTP_USERNAME and BROADCASTER_SMTP_PASSWORD, or neither")
-        if settings.smtp_max_connections < 1 or settings.smtp_timeout_s <= 0:
-            raise ConfigError("smtp_max_connections must be >= 1 and smtp_timeout_s > 0")
-        display_name, address = parseaddr(settings.email_from)
+        assert config.email_from  # required
+        display_name, address = parseaddr(config.email_from)
         try:
             self.from_address = smtp_address(address)
         except PermanentError:
-            raise ConfigError(f"BROADCASTER_EMAIL_FROM is not an address: {settings.email_from!r}") from None
+            raise ConfigError(f"BROADCASTER_EMAIL_FROM is not an address: {config.email_from!r}") from None
         self.settings = settings
+        self.smtp = config
         self.domain = self.from_address.rpartition("@")[2].lower()
         self.from_name = display_name or settings.page_name
         local, _, domain = self.from_address.rpartition("@")
@@ -357,9 +395,8 @@ class EmailChannel:
 
     @classmethod
     def from_settings(cls, settings: Settings, context: ChannelContext) -> Self | None:
-        if not settings.smtp_host and not settings.email_from:
-            return None
-        return cls(settings)
+        config = EmailSettings.from_core(settings)
+        return None if config is None else cls(settings, config)
 
     # rendering -----------------------------------------------------------------------------
 
@@ -492,6 +529,11 @@ class EmailChannel:
                 await _quit(smtp)
         return outcomes
 
+    async def send_direct(self, to: str, message: DirectMessage) -> Sent:
+        """``DirectSender``: ``message`` as one mail to ``to``; its Message-ID is the provider id."""
+        body = message.html or f"<p>{html.escape(message.text)}</p>"
+        return Sent(provider_id=await self.send_one(to, message.subject, message.text, body, message.headers))
+
     async def send_one(
         self, to: str, subject: str, text: str, html: str, headers: Mapping[str, str] | None = None
     ) -> str:
@@ -526,11 +568,11 @@ class EmailChannel:
         loop = asyncio.get_running_loop()
         slot = self._sessions.get(loop)
         if slot is None:
-            slot = self._sessions[loop] = asyncio.Semaphore(self.settings.smtp_max_connections)
+            slot = self._sessions[loop] = asyncio.Semaphore(self.smtp.smtp_max_connections)
         return slot
 
     def _client(self) -> aiosmtplib.SMTP:
-        settings = self.settings
+        settings = self.smtp
         return aiosmtplib.SMTP(
             hostname=settings.smtp_host,
             port=settings.smtp_port,

@@ -23,20 +23,36 @@ from channels._articles import ArticleErrors, call, publish_article, render_arti
 from channels.base import (
     ChannelContext,
     ChannelKind,
+    ChannelSettings,
     ConfigError,
+    LimitUnit,
     Message,
     Published,
     Rendition,
     RetryableError,
     Settings,
     Thread,
-    configured,
     require_http_url,
 )
 
 BASE_TAGS = ("incident", "broadcaster")
 RESOLVED_TAG = "resolved"
 PUBLISHED = 2  # Freshdesk article status: 1 draft, 2 published
+
+
+class FreshdeskSettings(ChannelSettings):
+    """``BROADCASTER_FRESHDESK_BASE_URL``, ``_API_KEY`` and ``_FOLDER_ID`` (all, or none)."""
+
+    title: ClassVar[str] = "Freshdesk"
+    required: ClassVar[tuple[str, ...]] = ("freshdesk_base_url", "freshdesk_api_key", "freshdesk_folder_id")
+    example: ClassVar[Mapping[str, Any]] = {
+        "freshdesk_base_url": "https://acme.freshdesk.example.test", "freshdesk_api_key": "key",
+        "freshdesk_folder_id": "73000012",
+    }
+
+    freshdesk_base_url: str | None = None
+    freshdesk_api_key: SecretStr | None = None
+    freshdesk_folder_id: str | None = None
 
 
 class FreshdeskChannel:
@@ -53,6 +69,9 @@ class FreshdeskChannel:
     publishes_drills: ClassVar[bool] = False  # public: a drill never goes here
     title: ClassVar[str] = "Freshdesk Solutions"
     title_max_chars: ClassVar[int] = 240
+    limit: ClassVar[int | None] = title_max_chars  # the article title; the body is unbounded
+    limit_unit: ClassVar[LimitUnit | None] = LimitUnit.CHARACTERS
+    settings_class: ClassVar[type[ChannelSettings]] = FreshdeskSettings
 
     def __init__(
         self,
@@ -80,20 +99,17 @@ class FreshdeskChannel:
 
     @classmethod
     def from_settings(cls, settings: Settings, context: ChannelContext) -> Self | None:
-        required = {
-            "BROADCASTER_FRESHDESK_BASE_URL": settings.freshdesk_base_url,
-            "BROADCASTER_FRESHDESK_API_KEY": settings.freshdesk_api_key,
-            "BROADCASTER_FRESHDESK_FOLDER_ID": settings.freshdesk_folder_id,
-        }
-        if not configured("Freshdesk", required):
+        config = FreshdeskSettings.from_core(settings)
+        if config is None:
             return None
-        assert settings.freshdesk_base_url and settings.freshdesk_folder_id
-        assert settings.freshdesk_api_key is not None
+        assert config.freshdesk_base_url and config.freshdesk_folder_id  # required
+        assert config.freshdesk_api_key is not None
         return cls(
-            settings.freshdesk_base_url,
-            settings.freshdesk_api_key,
-            settings.freshdesk_folder_id,
+            config.freshdesk_base_url,
+            config.freshdesk_api_key,
+            config.freshdesk_folder_id,
             timeout_s=settings.http_timeout_s,
+            transport=context.http_transport,
         )
 
     def render(self, message: Message) -> Rendition:

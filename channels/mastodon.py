@@ -10,17 +10,21 @@ Thread state: ``{"root_id": first status of the thread, "last_id": latest status
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from typing import Any, ClassVar, Self
 
 import grapheme
 import httpx
+from pydantic import SecretStr
 
-from channels._social import URL, error_text, last_post_id, next_thread, render_post, reply_or_start
 from channels.base import (
     ChannelContext,
     ChannelKind,
+    ChannelSettings,
     ConfigError,
     DeliveryError,
+    LimitUnit,
     Message,
     Published,
     Rendition,
@@ -30,23 +34,42 @@ from channels.base import (
     Thread,
     http_error,
     map_transport_errors,
+    render_template,
     require_http_url,
+    short_text,
 )
 
 LIMIT = 500
 URL_COST = 23
 VISIBILITIES = frozenset({"public", "unlisted", "private", "direct"})
 
+# An http(s) URL without the punctuation that ends the sentence around it.
+_URL = re.compile(r"https?://[^\s<>\"]+?(?=[.,;:!?)\]'\"]*(?:\s|$))")
+
 
 def measure(text: str) -> int:
     """The length Mastodon checks against its limit: graphemes, each URL as 23."""
-    return int(grapheme.length(URL.sub("x" * URL_COST, text)))
+    return int(grapheme.length(_URL.sub("x" * URL_COST, text)))
 
 
 def idempotency_key(message: Message) -> str:
     """The same for every attempt at one update, different for every update."""
     return f"broadcaster-{message.update_id}"
 
+
+
+class MastodonSettings(ChannelSettings):
+    """``BROADCASTER_MASTODON_BASE_URL`` and ``_ACCESS_TOKEN`` (both, or neither), ``_VISIBILITY``."""
+
+    title: ClassVar[str] = "Mastodon"
+    required: ClassVar[tuple[str, ...]] = ("mastodon_base_url", "mastodon_access_token")
+    example: ClassVar[Mapping[str, Any]] = {
+        "mastodon_base_url": "https://social.example.test", "mastodon_access_token": "token",
+    }
+
+    mastodon_base_url: str | None = None
+    mastodon_access_token: SecretStr | None = None
+    mastodon_visibility: str = "public"
 
 
 class MastodonChannel:
@@ -57,7 +80,9 @@ class MastodonChannel:
     notifies: ClassVar[bool] = True  # a message people receive: held back when deliver_notifications is false
     publishes_drills: ClassVar[bool] = False  # public: a drill never goes here
     title: ClassVar[str] = "Mastodon"
-    limit: ClassVar[int] = LIMIT
+    limit: ClassVar[int | None] = LIMIT
+    limit_unit: ClassVar[LimitUnit | None] = LimitUnit.GRAPHEMES  # each URL counts 23
+    settings_class: ClassVar[type[ChannelSettings]] = MastodonSettings
 
     def __init__(
         self,
@@ -82,31 +107,45 @@ class MastodonChannel:
 
     @classmethod
     def from_settings(cls, settings: Settings, context: ChannelContext) -> Self | None:
-        base_url, token = settings.mastodon_base_url, settings.mastodon_access_token
-        if not base_url and token is None:
+        config = MastodonSettings.from_core(settings)
+        if config is None:
             return None
-        if not base_url or token is None:
-            raise ConfigError("set both BROADCASTER_MASTODON_BASE_URL and BROADCASTER_MASTODON_ACCESS_TOKEN")
+        assert config.mastodon_base_url and config.mastodon_access_token  # required
         return cls(
-            base_url,
-            token.get_secret_value(),
-            visibility=settings.mastodon_visibility,
+            config.mastodon_base_url,
+            config.mastodon_access_token.get_secret_value(),
+            visibility=config.mastodon_visibility,
             timeout_s=settings.http_timeout_s,
+            transport=context.http_transport,
         )
 
     def render(self, message: Message) -> Rendition:
         """The status text; ``reply_to`` is null here because only ``publish`` sees the thread."""
-        return render_post(message, self.name, LIMIT, measure, link_cost=URL_COST)
+        short = short_text(message, LIMIT, measure, link_cost=URL_COST)
+        text = render_template("social/post.txt", text=short, message=message, platform=self.name).strip()
+        if measure(text) > LIMIT or not text.endswith(message.public_url):
+            text = short
+        return {"text": text, "length": measure(text), "limit": LIMIT, "reply_to": None}
 
     async def publish(self, message: Message, rendition: Rendition, thread: Thread) -> Published:
         key = idempotency_key(message)
-
-        async def post(reply_to: str | None) -> dict[str, Any]:
-            return await self._post_status(rendition["text"], key, in_reply_to_id=reply_to)
-
-        status, replied = await reply_or_start(post, last_post_id(thread))
-        state = next_thread(thread, status["id"], replied)
-        return Published(provider_id=status["id"], url=status.get("url"), thread=state)
+        parent = thread.get("last_id")
+        status: dict[str, Any] | None = None
+        if parent:
+            try:
+                status = await self._post_status(rendition["text"], key, in_reply_to_id=str(parent))
+            except ReplyTargetGone:
+                status = None
+        if status is None:
+            status = await self._post_status(rendition["text"], key)
+            root = status["id"]
+        else:
+            root = thread.get("root_id") or parent
+        return Published(
+            provider_id=status["id"],
+            url=status.get("url"),
+            thread={"root_id": root, "last_id": status["id"]},
+        )
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -132,9 +171,18 @@ class MastodonChannel:
 def _translate(response: httpx.Response, *, replying: bool = False) -> DeliveryError:
     """Mastodon's error answer as a delivery error."""
     status = response.status_code
-    detail = error_text(response, lambda body: str(body.get("error") or ""))
+    detail = _error_text(response)
     reason = f"mastodon answered {status}: {detail}"
     if replying and (status == 404 or (status in (400, 422) and "repl" in detail.lower())):
         return ReplyTargetGone(reason)
     return http_error(response, reason, reset_header="x-ratelimit-reset")
 
+
+def _error_text(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200] or response.reason_phrase
+    if isinstance(body, dict) and body.get("error"):
+        return str(body["error"])
+    return response.reason_phrase

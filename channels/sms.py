@@ -20,15 +20,19 @@ import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self
 
 import httpx
+from pydantic import Field, SecretStr, model_validator
 
 from channels.base import (
     ChannelContext,
     ChannelKind,
+    ChannelSettings,
     ConfigError,
     DeliveryError,
+    DirectMessage,
+    LimitUnit,
     Message,
     Outcome,
     PermanentError,
@@ -185,39 +189,80 @@ class _Pacer:
             await asyncio.sleep(slot - now)
 
 
+DEFAULT_MAX_SEGMENTS = 2
+
+
+class SmsSettings(ChannelSettings):
+    """``BROADCASTER_TWILIO_ACCOUNT_SID`` and ``_AUTH_TOKEN`` (both, or neither) and a sender
+    (``_TWILIO_FROM`` or ``_TWILIO_MESSAGING_SERVICE_SID``); ``_TWILIO_BASE_URL``; the
+    ``BROADCASTER_SMS_MAX_SEGMENTS`` budget and the ``_SMS_RATE_PER_S`` / ``_SMS_CONCURRENCY`` pace."""
+
+    title: ClassVar[str] = "SMS"
+    required: ClassVar[tuple[str, ...]] = ("twilio_account_sid", "twilio_auth_token")
+    example: ClassVar[Mapping[str, Any]] = {
+        "twilio_base_url": "https://twilio.example.test", "twilio_account_sid": "AC" + "0" * 32,
+        "twilio_auth_token": "token", "twilio_from": "+15005550006",
+    }
+
+    twilio_base_url: str = "https://api.twilio.com"
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    twilio_from: str | None = None
+    twilio_messaging_service_sid: str | None = None
+    sms_max_segments: int = Field(DEFAULT_MAX_SEGMENTS, ge=1)
+    sms_rate_per_s: float = Field(50.0, gt=0)
+    sms_concurrency: int = Field(16, ge=1)
+
+    @model_validator(mode="after")
+    def _has_a_sender(self) -> Self:
+        if self.twilio_account_sid and not (self.twilio_from or self.twilio_messaging_service_sid):
+            raise ValueError("SMS needs a sender: BROADCASTER_TWILIO_FROM or BROADCASTER_TWILIO_MESSAGING_SERVICE_SID")
+        return self
+
+
 class SmsChannel:
-    """SMS to phone subscribers (E.164 addresses) through a Twilio-compatible Messages API."""
+    """SMS to phone subscribers (E.164 addresses) through a Twilio-compatible Messages API.
+
+    Built from the core ``settings`` (``public_url`` for status callbacks, ``http_timeout_s``)
+    and ``config``, the channel's own (read from ``settings`` when not given).
+    """
 
     name: ClassVar[str] = "sms"
     kind: ClassVar[ChannelKind] = ChannelKind.SUBSCRIBER
     notifies: ClassVar[bool] = True  # a message people receive: held back when deliver_notifications is false
     publishes_drills: ClassVar[bool] = True  # a drill reaches the drill audience only
     title: ClassVar[str] = "SMS"
+    limit: ClassVar[int | None] = DEFAULT_MAX_SEGMENTS  # BROADCASTER_SMS_MAX_SEGMENTS sets it per deployment
+    limit_unit: ClassVar[LimitUnit | None] = LimitUnit.SMS_SEGMENTS
+    settings_class: ClassVar[type[ChannelSettings]] = SmsSettings
     template: ClassVar[str] = "sms/update.txt"
 
-    def __init__(self, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
-        if not settings.twilio_account_sid or settings.twilio_auth_token is None:
+    def __init__(
+        self,
+        settings: Settings,
+        config: SmsSettings | None = None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        config = config if config is not None else SmsSettings.from_core(settings)
+        if config is None:
             raise ConfigError("SMS needs BROADCASTER_TWILIO_ACCOUNT_SID and BROADCASTER_TWILIO_AUTH_TOKEN")
-        if not (settings.twilio_from or settings.twilio_messaging_service_sid):
-            raise ConfigError(
-                "SMS needs a sender: BROADCASTER_TWILIO_FROM or BROADCASTER_TWILIO_MESSAGING_SERVICE_SID"
-            )
-        if settings.sms_max_segments < 1 or settings.sms_concurrency < 1 or settings.sms_rate_per_s <= 0:
-            raise ConfigError("sms_max_segments and sms_concurrency must be >= 1, sms_rate_per_s > 0")
-        self.settings = settings
-        self._account_sid = settings.twilio_account_sid
-        self._auth_token = settings.twilio_auth_token
+        assert config.twilio_account_sid and config.twilio_auth_token  # required
+        self.settings = config
+        self.public_url = settings.public_url
+        self.timeout_s = settings.http_timeout_s
+        self._account_sid = config.twilio_account_sid
+        self._auth_token = config.twilio_auth_token
         self._messages_path = f"/2010-04-01/Accounts/{self._account_sid}/Messages.json"
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
         self._slots: asyncio.Semaphore | None = None
-        self._pacer = _Pacer(settings.sms_rate_per_s)
+        self._pacer = _Pacer(config.sms_rate_per_s)
 
     @classmethod
     def from_settings(cls, settings: Settings, context: ChannelContext) -> Self | None:
-        if not settings.twilio_account_sid and settings.twilio_auth_token is None:
-            return None
-        return cls(settings)
+        config = SmsSettings.from_core(settings)
+        return None if config is None else cls(settings, config, transport=context.http_transport)
 
     # rendering
 
@@ -285,8 +330,12 @@ class SmsChannel:
         """Send one SMS (a confirmation code, a HELP reply); raise a ``DeliveryError`` on failure."""
         return await self._send(to, body, [])
 
+    async def send_direct(self, to: str, message: DirectMessage) -> Sent:
+        """``DirectSender``: ``message.sms_text`` as one SMS to ``to``."""
+        return await self.send_text(to, message.sms_text)
+
     async def _send(self, to: str, body: str, throttled: Sequence[RateLimited]) -> Sent:
-        form = {"To": to, "Body": body, "StatusCallback": self.settings.public_url + STATUS_CALLBACK_PATH}
+        form = {"To": to, "Body": body, "StatusCallback": self.public_url + STATUS_CALLBACK_PATH}
         if self.settings.twilio_messaging_service_sid:
             form["MessagingServiceSid"] = self.settings.twilio_messaging_service_sid
         else:
@@ -309,7 +358,7 @@ class SmsChannel:
             self._client = httpx.AsyncClient(
                 base_url=self.settings.twilio_base_url.rstrip("/"),
                 auth=(self._account_sid, self._auth_token.get_secret_value()),
-                timeout=self.settings.http_timeout_s,
+                timeout=self.timeout_s,
                 limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
                 headers={"User-Agent": "broadcaster-sms", "Accept": "application/json"},
                 transport=self._transport,

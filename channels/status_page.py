@@ -10,7 +10,18 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Self
 
-from channels.base import ChannelContext, ChannelKind, Message, Published, Rendition, Settings, Thread
+from channels.base import (
+    ChannelContext,
+    ChannelKind,
+    ChannelSettings,
+    LimitUnit,
+    Message,
+    Published,
+    Rendition,
+    RetryableError,
+    Settings,
+    Thread,
+)
 
 PUBLISHED_EVENT = "published"
 
@@ -22,7 +33,10 @@ class StatusPageChannel:
     kind: ClassVar[ChannelKind] = ChannelKind.BROADCAST
     notifies: ClassVar[bool] = False  # a page updated in place, not a message: shown even without notifications
     title: ClassVar[str] = "Status page"
+    limit: ClassVar[int | None] = None
+    limit_unit: ClassVar[LimitUnit | None] = None
     publishes_drills: ClassVar[bool] = True  # kept off the public: see broadcaster.delivery.fanout
+    settings_class: ClassVar[type[ChannelSettings]] = ChannelSettings  # always enabled: needs none
 
     def __init__(self, context: ChannelContext) -> None:
         self._context = context
@@ -47,7 +61,10 @@ class StatusPageChannel:
             "drill": message.drill,
         }
         if self._context.publish_event is not None:
-            await self._context.publish_event(PUBLISHED_EVENT, data)
+            try:
+                await self._context.publish_event(PUBLISHED_EVENT, data)
+            except Exception as exc:  # any bus failure: the pages refresh on a later try
+                raise RetryableError(f"status page: live event not published: {exc!r}") from exc
         return Published(provider_id=message.update_id, url=str(rendition["url"]))
 
     async def aclose(self) -> None:

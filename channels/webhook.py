@@ -16,16 +16,19 @@ import json
 import socket
 import time
 from collections.abc import Mapping, Sequence
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self
 from urllib.parse import urlsplit
 
 import httpx
+from pydantic import Field
 
 from broadcaster.render import iso
 from channels.base import (
     ChannelContext,
     ChannelKind,
+    ChannelSettings,
     DeliveryError,
+    LimitUnit,
     Message,
     Outcome,
     PermanentError,
@@ -84,6 +87,16 @@ def classify(response: httpx.Response) -> Outcome:
     return PermanentError(f"{reason}: {response.text[:200]}")  # 401/403 included: not our credentials
 
 
+class WebhookSettings(ChannelSettings):
+    """``BROADCASTER_WEBHOOK_TIMEOUT_S``. Whether receivers may be private addresses
+    (``BROADCASTER_WEBHOOK_ALLOW_PRIVATE``) is a core setting: sign-up checks it too."""
+
+    title: ClassVar[str] = "Webhooks"
+    example: ClassVar[Mapping[str, Any]] = {"webhook_timeout_s": 5.0}
+
+    webhook_timeout_s: float = Field(10.0, gt=0)
+
+
 class WebhookChannel:
     """Signed JSON POSTs to subscribers' URLs. Always enabled."""
 
@@ -92,6 +105,9 @@ class WebhookChannel:
     notifies: ClassVar[bool] = True  # a message people receive: held back when deliver_notifications is false
     publishes_drills: ClassVar[bool] = True  # a drill reaches the drill audience only
     title: ClassVar[str] = "Webhooks"
+    limit: ClassVar[int | None] = None
+    limit_unit: ClassVar[LimitUnit | None] = None
+    settings_class: ClassVar[type[ChannelSettings]] = WebhookSettings
 
     def __init__(self, timeout_s: float = 10.0, concurrency: int = 32,
                  transport: httpx.AsyncBaseTransport | None = None, allow_private: bool = False) -> None:
@@ -103,7 +119,10 @@ class WebhookChannel:
 
     @classmethod
     def from_settings(cls, settings: Settings, context: ChannelContext) -> Self | None:
-        return cls(timeout_s=settings.webhook_timeout_s, allow_private=settings.webhook_allow_private)
+        config = WebhookSettings.from_core(settings)
+        assert config is not None  # nothing required: always enabled
+        return cls(timeout_s=config.webhook_timeout_s, allow_private=settings.webhook_allow_private,
+                   transport=context.http_transport)
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:

@@ -15,16 +15,19 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Mapping
 from typing import Any, ClassVar, Self
 
 import grapheme
 import httpx
+from pydantic import SecretStr
 
-from channels._social import URL, error_text, last_post_id, next_thread, render_post, reply_or_start
 from channels.base import (
     ChannelContext,
     ChannelKind,
+    ChannelSettings,
     DeliveryError,
+    LimitUnit,
     Message,
     PermanentError,
     Published,
@@ -34,7 +37,9 @@ from channels.base import (
     Thread,
     http_error,
     map_transport_errors,
+    render_template,
     require_http_url,
+    short_text,
 )
 
 LIMIT = 280
@@ -42,6 +47,7 @@ URL_COST = 23
 
 # twitter-text v3: code points in these ranges weigh 1, all others 2.
 _LIGHT_RANGES = ((0x0000, 0x10FF), (0x2000, 0x200D), (0x2010, 0x201F), (0x2032, 0x2037))
+_URL = re.compile(r"https?://[^\s<>\"]+?(?=[.,;:!?)\]'\"]*(?:\s|$))")
 _BARE_DOMAIN = re.compile(
     r"(?<![\w@/.-])(?:[a-z0-9-]+\.)+[a-z]{2,}(?:/[^\s]*?)?(?=[.,;:!?)\]'\"]*(?:\s|$))", re.IGNORECASE
 )
@@ -78,11 +84,22 @@ def weighted_length(text: str) -> int:
     """The length X checks against 280."""
     text = unicodedata.normalize("NFC", text)
     total, position = 0, 0
-    for match in URL.finditer(text):
+    for match in _URL.finditer(text):
         total += _weigh_words(text[position : match.start()]) + URL_COST
         position = match.end()
     return total + _weigh_words(text[position:])
 
+
+
+class XSettings(ChannelSettings):
+    """``BROADCASTER_X_ACCESS_TOKEN`` (an OAuth 2.0 user token) enables it; ``_BASE_URL``."""
+
+    title: ClassVar[str] = "X"
+    required: ClassVar[tuple[str, ...]] = ("x_access_token",)
+    example: ClassVar[Mapping[str, Any]] = {"x_base_url": "https://api.x.example.test", "x_access_token": "token"}
+
+    x_base_url: str = "https://api.x.com"
+    x_access_token: SecretStr | None = None
 
 
 class XChannel:
@@ -93,7 +110,9 @@ class XChannel:
     notifies: ClassVar[bool] = True  # a message people receive: held back when deliver_notifications is false
     publishes_drills: ClassVar[bool] = False  # public: a drill never goes here
     title: ClassVar[str] = "X"
-    limit: ClassVar[int] = LIMIT
+    limit: ClassVar[int | None] = LIMIT
+    limit_unit: ClassVar[LimitUnit | None] = LimitUnit.WEIGHTED
+    settings_class: ClassVar[type[ChannelSettings]] = XSettings
 
     def __init__(
         self,
@@ -113,25 +132,43 @@ class XChannel:
 
     @classmethod
     def from_settings(cls, settings: Settings, context: ChannelContext) -> Self | None:
-        if settings.x_access_token is None:
+        config = XSettings.from_core(settings)
+        if config is None:
             return None
+        assert config.x_access_token  # required
         return cls(
-            settings.x_access_token.get_secret_value(),
-            base_url=settings.x_base_url,
+            config.x_access_token.get_secret_value(),
+            base_url=config.x_base_url,
             timeout_s=settings.http_timeout_s,
+            transport=context.http_transport,
         )
 
     def render(self, message: Message) -> Rendition:
         """The post text; ``reply_to`` is null here because only ``publish`` sees the thread."""
-        return render_post(message, self.name, LIMIT, weighted_length, link_cost=URL_COST)
+        short = short_text(message, LIMIT, weighted_length, link_cost=URL_COST)
+        text = render_template("social/post.txt", text=short, message=message, platform=self.name).strip()
+        if weighted_length(text) > LIMIT or not text.endswith(message.public_url):
+            text = short
+        return {"text": text, "length": weighted_length(text), "limit": LIMIT, "reply_to": None}
 
     async def publish(self, message: Message, rendition: Rendition, thread: Thread) -> Published:
-        async def post(reply_to: str | None) -> str:
-            return await self._post(rendition["text"], in_reply_to=reply_to)
-
-        post_id, replied = await reply_or_start(post, last_post_id(thread))
-        url = f"https://x.com/i/status/{post_id}"
-        return Published(provider_id=post_id, url=url, thread=next_thread(thread, post_id, replied))
+        parent = thread.get("last_id")
+        post_id: str | None = None
+        if parent:
+            try:
+                post_id = await self._post(rendition["text"], in_reply_to=str(parent))
+            except ReplyTargetGone:
+                post_id = None
+        if post_id is None:
+            post_id = await self._post(rendition["text"])
+            root = post_id
+        else:
+            root = str(thread.get("root_id") or parent)
+        return Published(
+            provider_id=post_id,
+            url=f"https://x.com/i/status/{post_id}",
+            thread={"root_id": root, "last_id": post_id},
+        )
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -153,7 +190,7 @@ class XChannel:
 def _translate(response: httpx.Response, *, replying: bool = False) -> DeliveryError:
     """X's error answer as a delivery error."""
     status = response.status_code
-    detail = error_text(response, _error_detail)
+    detail = _error_text(response)
     reason = f"X answered {status}: {detail}"
     lowered = detail.lower()
     # X answers 403 "You attempted to reply to a Tweet that is deleted or not visible to you."
@@ -164,9 +201,14 @@ def _translate(response: httpx.Response, *, replying: bool = False) -> DeliveryE
     return http_error(response, reason, reset_header="x-rate-limit-reset")
 
 
-def _error_detail(body: dict[str, Any]) -> str:
-    # X answers {"detail", "title", "errors": [{"message"}]} (API v2) or {"errors": [{"message"}]} (v1.1).
+def _error_text(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200] or response.reason_phrase
+    if not isinstance(body, dict):
+        return response.reason_phrase
     errors = body.get("errors") or ()
     messages = [str(e["message"]) for e in errors if isinstance(e, dict) and e.get("message")]
     parts = [str(body["detail"])] if body.get("detail") else []
-    return "; ".join(parts + messages) or str(body.get("title") or "")
+    return "; ".join(parts + messages) or str(body.get("title") or response.reason_phrase)

@@ -24,19 +24,42 @@ from channels._articles import ArticleErrors, call, publish_article, render_arti
 from channels.base import (
     ChannelContext,
     ChannelKind,
+    ChannelSettings,
     ConfigError,
+    LimitUnit,
     Message,
     Published,
     Rendition,
     RetryableError,
     Settings,
     Thread,
-    configured,
     require_http_url,
 )
 
 BASE_LABELS = ("incident", "broadcaster")
 RESOLVED_LABEL = "resolved"
+
+
+class ZendeskSettings(ChannelSettings):
+    """``BROADCASTER_ZENDESK_BASE_URL``, ``_EMAIL``, ``_API_TOKEN``, ``_SECTION_ID`` (all, or none);
+    ``_LOCALE``, and ``_PERMISSION_GROUP_ID`` / ``_USER_SEGMENT_ID`` for who may read the articles."""
+
+    title: ClassVar[str] = "Zendesk"
+    required: ClassVar[tuple[str, ...]] = (
+        "zendesk_base_url", "zendesk_email", "zendesk_api_token", "zendesk_section_id",
+    )
+    example: ClassVar[Mapping[str, Any]] = {
+        "zendesk_base_url": "https://acme.zendesk.example.test", "zendesk_email": "agent@example.test",
+        "zendesk_api_token": "token", "zendesk_section_id": "360001",
+    }
+
+    zendesk_base_url: str | None = None
+    zendesk_email: str | None = None
+    zendesk_api_token: SecretStr | None = None
+    zendesk_section_id: str | None = None
+    zendesk_locale: str = "en-us"
+    zendesk_permission_group_id: int | None = None
+    zendesk_user_segment_id: int | None = None  # set an agents-only segment: articles hold agent notes
 
 
 class ZendeskChannel:
@@ -53,6 +76,9 @@ class ZendeskChannel:
     publishes_drills: ClassVar[bool] = False  # public: a drill never goes here
     title: ClassVar[str] = "Zendesk Guide"
     title_max_chars: ClassVar[int] = 240
+    limit: ClassVar[int | None] = title_max_chars  # the article title; the body is unbounded
+    limit_unit: ClassVar[LimitUnit | None] = LimitUnit.CHARACTERS
+    settings_class: ClassVar[type[ChannelSettings]] = ZendeskSettings
 
     def __init__(
         self,
@@ -86,26 +112,21 @@ class ZendeskChannel:
 
     @classmethod
     def from_settings(cls, settings: Settings, context: ChannelContext) -> Self | None:
-        required = {
-            "BROADCASTER_ZENDESK_BASE_URL": settings.zendesk_base_url,
-            "BROADCASTER_ZENDESK_EMAIL": settings.zendesk_email,
-            "BROADCASTER_ZENDESK_API_TOKEN": settings.zendesk_api_token,
-            "BROADCASTER_ZENDESK_SECTION_ID": settings.zendesk_section_id,
-        }
-        if not configured("Zendesk", required):
+        config = ZendeskSettings.from_core(settings)
+        if config is None:
             return None
-        assert settings.zendesk_base_url and settings.zendesk_email and settings.zendesk_section_id
-        assert settings.zendesk_api_token is not None
+        assert config.zendesk_base_url and config.zendesk_email and config.zendesk_section_id  # required
+        assert config.zendesk_api_token is not None
         return cls(
-            settings.zendesk_base_url,
-            settings.zendesk_email,
-            settings.zendesk_api_token,
-            settings.zendesk_section_id,
-            locale=settings.zendesk_locale,
-            # Not declared in Settings yet; read here so declaring them is the only change needed.
-            permission_group_id=_optional_id(settings, "zendesk_permission_group_id"),
-            user_segment_id=_optional_id(settings, "zendesk_user_segment_id"),
+            config.zendesk_base_url,
+            config.zendesk_email,
+            config.zendesk_api_token,
+            config.zendesk_section_id,
+            locale=config.zendesk_locale,
+            permission_group_id=config.zendesk_permission_group_id,
+            user_segment_id=config.zendesk_user_segment_id,
             timeout_s=settings.http_timeout_s,
+            transport=context.http_transport,
         )
 
     def render(self, message: Message) -> Rendition:
@@ -199,13 +220,3 @@ def _reasons(body: Mapping[str, Any]) -> list[str]:
 
 translate_error = ArticleErrors("zendesk", _reasons)
 """Zendesk's error answer as broadcaster's ``DeliveryError``, with Zendesk's own reason."""
-
-
-def _optional_id(settings: Settings, field: str) -> int | None:
-    value = getattr(settings, field, None)
-    if value in (None, ""):
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"BROADCASTER_{field.upper()} must be a number, not {value!r}") from None

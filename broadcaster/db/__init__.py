@@ -209,9 +209,12 @@ deliveries = Table(
     "deliveries",
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
-    Column("update_id", Id, ForeignKey("updates.id", ondelete="CASCADE"), nullable=False),
+    # null for a one-off message (broadcaster.delivery.direct), which belongs to no update
+    Column("update_id", Id, ForeignKey("updates.id", ondelete="CASCADE")),
+    Column("kind", String(16), nullable=False, default="update", server_default="update"),  # models.DeliveryKind
     Column("channel", String(32), nullable=False),
-    Column("recipient", String(64), nullable=False),  # subscriber id, or "*" for a broadcast
+    # subscriber id, "*" for a broadcast; a one-off's "contact:<id>" or "user:<name>" (or its subscriber id)
+    Column("recipient", String(64), nullable=False),
     Column("address", String(512)),
     Column("state", String(16), nullable=False),
     Column("attempts", Integer, nullable=False, default=0),

@@ -1,16 +1,21 @@
 """The one channel contract. Channels implement it; the fan-out only ever talks to it.
 
-A channel declares its facts as class attributes, builds itself from ``Settings`` (or
-returns ``None`` when its settings are absent: the channel is then disabled), has a pure
-``render(message)`` that returns the exact rendition shown in previews, and an async send:
+A channel declares its facts as class attributes (``Channel``: its name, kind, title,
+length limit and how it counts, whether it notifies people, whether drills go there, and
+its ``settings_class``), builds itself from ``Settings`` with ``from_settings`` (``None``
+when its settings are absent: the channel is then disabled; ``ConfigError`` naming the
+missing variables when they are half given), has a pure ``render(message)`` that returns
+the exact rendition shown in previews, and an async send:
 
 - a **broadcast** channel (status page, social, knowledge base) ``publish``es once per update;
 - a **subscriber** channel (email, SMS, webhook) ``deliver``s to a batch of recipients,
   reusing one connection for the batch, and reports an outcome per recipient.
 
 Both get the incident's ``thread`` (what the channel stored on earlier updates of the same
-incident, such as a social post id) and may return a new one to store. Channels never
-touch the database, Starlette, or each other.
+incident, such as a social post id) and may return a new one to store. A channel that can
+also reach one person at once (email, SMS) is a ``DirectSender`` too: opt-in confirmations,
+contact notices and reminders go through ``send_direct`` (``broadcaster.delivery.direct``
+records each in the ledger). Channels never touch the database, Starlette, or each other.
 """
 
 from __future__ import annotations
@@ -19,10 +24,12 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 
-from broadcaster.config import Settings
+import httpx
+
+from broadcaster.config import ChannelSettings, Settings
 from broadcaster.errors import DeliveryError
 from broadcaster.message import Message
-from broadcaster.models import ChannelKind
+from broadcaster.models import ChannelKind, LimitUnit
 
 Rendition = dict[str, Any]
 """A channel's exact rendition of a message: JSON-able, shown verbatim by the preview."""
@@ -64,10 +71,35 @@ class Published:
 
 @dataclass(slots=True)
 class ChannelContext:
-    """What the core lends a channel: the live-event bus and a clock-free place for extras."""
+    """What the core lends a channel: the live-event bus, an HTTP transport, a place for extras.
+
+    ``http_transport`` (``None``: httpx's own) goes to every HTTP client a channel makes in
+    ``from_settings``: tests pass an ``httpx.MockTransport`` there.
+    """
 
     publish_event: Callable[[str, Mapping[str, Any]], Awaitable[None]] | None = None
+    http_transport: httpx.AsyncBaseTransport | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class DirectMessage:
+    """A one-off message to one person: an opt-in confirmation, a contact notice, a reminder.
+
+    A mail channel sends ``subject``, ``text`` and ``html`` (default: ``text`` as a paragraph);
+    a text channel sends ``short`` (default: ``"subject: text"``, or ``text`` alone).
+    """
+
+    subject: str
+    text: str
+    html: str = ""
+    short: str = ""
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def sms_text(self) -> str:
+        """What a text message carries."""
+        return self.short or (f"{self.subject}: {self.text}" if self.subject else self.text)
 
 
 @runtime_checkable
@@ -75,12 +107,22 @@ class Channel(Protocol):
     """Facts and rendering every channel has."""
 
     name: ClassVar[str]
+    """Unique; the key in ``channels`` lists, the ledger and the API."""
     kind: ClassVar[ChannelKind]
     title: ClassVar[str]
+    """For people: "Email", "Zendesk Guide"."""
+    limit: ClassVar[int | None]
+    """How long the rendition's main text (a post, an SMS, an article title) may be; ``None``: unbounded.
+
+    For SMS it is the default, ``BROADCASTER_SMS_MAX_SEGMENTS`` sets it per deployment."""
+    limit_unit: ClassVar[LimitUnit | None]
+    """How ``limit`` counts; ``None`` exactly when ``limit`` is."""
     notifies: ClassVar[bool]
     """A message people receive (email, SMS, webhook, social): held back when ``deliver_notifications`` is false."""
     publishes_drills: ClassVar[bool]
     """Whether a drill goes here: the drill audience of a subscriber channel, or a surface kept off the public."""
+    settings_class: ClassVar[type[ChannelSettings]]
+    """The channel's own settings (``ChannelSettings`` itself for a channel that needs none)."""
 
     @classmethod
     def from_settings(cls, settings: Settings, context: ChannelContext) -> Self | None:
@@ -113,4 +155,15 @@ class SubscriberChannel(Channel, Protocol):
         A recipient missing from the result is retried. Raise ``RetryableError`` when the
         whole batch failed (connection refused) and nothing was sent.
         """
+        ...
+
+
+@runtime_checkable
+class DirectSender(Protocol):
+    """A channel that also sends one-off messages to one address, outside any update's fan-out."""
+
+    name: ClassVar[str]
+
+    async def send_direct(self, to: str, message: DirectMessage) -> Sent:
+        """Send ``message`` to ``to`` now. Raise ``RetryableError`` / ``PermanentError`` on failure."""
         ...

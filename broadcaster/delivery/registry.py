@@ -1,15 +1,15 @@
 """The channel registry: built-ins listed in one place, third parties through entry points.
 
 Third-party channels register under the ``broadcaster.channels`` entry-point group as
-``name = "package.module:Class"``. A duplicate name is an error.
+``name = "package.module:Class"`` (docs/channels.md, "Write a channel"). A duplicate name is
+an error, and so is a class that lacks one of the contract's facts.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 
 from broadcaster.config import Settings
 from broadcaster.delivery.channel import Channel, ChannelContext
@@ -30,10 +30,20 @@ BUILTIN_CHANNELS: tuple[str, ...] = (
 ENTRY_POINT_GROUP = "broadcaster.channels"
 
 
+FACTS: tuple[str, ...] = (
+    "name", "kind", "title", "limit", "limit_unit", "notifies", "publishes_drills", "settings_class",
+)
+"""The class attributes every channel declares (``broadcaster.delivery.channel.Channel``)."""
+
+
 def _load(path: str) -> type[Channel]:
-    module_name, _, attr = path.partition(":")
-    cls = getattr(importlib.import_module(module_name), attr)
-    return cls  # type: ignore[no-any-return]
+    cls = EntryPoint(name="", value=path, group=ENTRY_POINT_GROUP).load()
+    if not isinstance(cls, type):
+        raise ConfigError(f"channel {path!r} is not a class")
+    missing = [fact for fact in FACTS if fact not in dir(cls)]
+    if missing:
+        raise ConfigError(f"channel {path!r} does not declare {', '.join(missing)}")
+    return cls
 
 
 def channel_classes(extra: Iterable[str] = ()) -> dict[str, type[Channel]]:

@@ -2,22 +2,27 @@
 
 ``POST /subscribe`` stores the subscriber, then enqueues the arq job ``send_confirmation``
 (job id ``confirm:<subscriber>``, so a double click sends once); the worker signs the link
-or makes the code and sends it through the registry's email or SMS channel. Slow or failing
-providers retry with backoff a few times and never hold up the sign-up's answer.
+or makes the code and sends it through the registry's email or SMS channel (a ``DirectSender``;
+each attempt is a ledger row of kind ``confirmation``). Slow or failing providers retry with
+backoff a few times and never hold up the sign-up's answer.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Sequence
+from typing import Any
 
 from arq.worker import Function, func
 
 from broadcaster.config import Settings
+from broadcaster.delivery import direct
+from broadcaster.delivery.channel import DirectMessage, DirectSender
 from broadcaster.domain.signups import component_names, is_active, new_code
 from broadcaster.domain.subscribers import get_subscriber
 from broadcaster.errors import NotFound, PermanentError, RetryableError
 from broadcaster.jobs.side_jobs import retry_or_give_up
+from broadcaster.models import DeliveryKind
 from broadcaster.render import environment
 from broadcaster.runtime import Runtime
 from broadcaster.security import LinkSigner
@@ -29,22 +34,6 @@ CONFIRM_MAX_TRIES = 6
 CONFIRM_PURPOSE = "confirm"
 
 
-@runtime_checkable
-class ConfirmationMailer(Protocol):
-    """What the email channel offers for transactional mail."""
-
-    def render_confirmation(self, confirm_url: str, components: Any = ()) -> Any: ...
-
-    async def send_one(self, to: str, subject: str, text: str, html: str, headers: Any = None) -> str: ...
-
-
-@runtime_checkable
-class TextSender(Protocol):
-    """What the SMS channel offers for one-off texts."""
-
-    async def send_text(self, to: str, body: str) -> Any: ...
-
-
 def job_id(subscriber_id: str) -> str:
     return f"confirm:{subscriber_id}"
 
@@ -53,6 +42,16 @@ def confirm_url(settings: Settings, subscriber_id: str) -> str:
     """The signed double opt-in link for an email subscriber."""
     token = LinkSigner(settings.secret_key.get_secret_value()).sign(CONFIRM_PURPOSE, subscriber_id)
     return f"{settings.public_url}/subscriptions/confirm?token={token}"
+
+
+def confirmation_mail(settings: Settings, link: str, components: Sequence[str] = ()) -> DirectMessage:
+    """The double opt-in mail: the signed ``link`` (``confirm_url``) in both parts."""
+    env = environment(settings.templates_dir)
+    context = {"page_name": settings.page_name, "page_url": settings.public_url, "confirm_url": link,
+               "components": list(components)}
+    return DirectMessage(subject=f"Confirm your subscription to {settings.page_name}",
+                         text=env.get_template("email/confirm.txt").render(context) + "\n",
+                         html=env.get_template("email/confirm.html").render(context) + "\n")
 
 
 def sms_code_text(settings: Settings, code: str) -> str:
@@ -77,20 +76,20 @@ async def send_confirmation(rt: Runtime, subscriber_id: str) -> str:
         names = await component_names(conn, subscriber["components"])
     channel = rt.registry.enabled.get(subscriber["channel"])
     if subscriber["channel"] == "email":
-        if not isinstance(channel, ConfirmationMailer):
+        if not isinstance(channel, DirectSender):
             return "skipped: email is not enabled"
-        mail = channel.render_confirmation(confirm_url(settings, subscriber_id), names)
-        await channel.send_one(subscriber["address"], mail["subject"], mail["text"], mail["html"])
-        return "sent"
-    if subscriber["channel"] == "sms":
-        if not isinstance(channel, TextSender):
+        message = confirmation_mail(settings, confirm_url(settings, subscriber_id), names)
+    elif subscriber["channel"] == "sms":
+        if not isinstance(channel, DirectSender):
             return "skipped: sms is not enabled"
         async with rt.engine.begin() as conn:
             code = await new_code(conn, subscriber_id, settings.secret_key.get_secret_value(),
                                   settings.sms_code_ttl_s)
-        await channel.send_text(subscriber["address"], sms_code_text(settings, code))
-        return "sent"
-    return f"skipped: {subscriber['channel']} needs no confirmation message"
+        message = DirectMessage(subject="", text=sms_code_text(settings, code))
+    else:
+        return f"skipped: {subscriber['channel']} needs no confirmation message"
+    await direct.send(rt.engine, channel, DeliveryKind.CONFIRMATION, subscriber_id, subscriber["address"], message)
+    return "sent"
 
 
 async def enqueue_confirmation(rt: Runtime, subscriber_id: str) -> bool:

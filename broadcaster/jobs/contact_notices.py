@@ -6,7 +6,8 @@ enqueues the arq job ``notify_contacts(incident_id, update_id)`` (job id
 happened, the public text that went out, their role, the console link and, until they
 acknowledge, a one-click acknowledgement link (``/ack?token=…``, signed for the single
 purpose "ack"). Contacts are reached through the enabled email and SMS channels' one-off
-senders; their messages carry no unsubscribe footer (they are not subscribers).
+senders (``DirectSender``; each message is a ledger row of kind ``contact_notice``); their
+messages carry no unsubscribe footer (they are not subscribers).
 
 Each contact's row remembers the last update number sent to them, so a retried job or a
 late job for an older update never sends twice; escalation adds contacts with number 0 and
@@ -22,10 +23,13 @@ from arq.worker import Function, func
 
 from broadcaster.config import Settings
 from broadcaster.crisis import contacts
+from broadcaster.delivery import direct
+from broadcaster.delivery.channel import DirectMessage, DirectSender
 from broadcaster.domain.incidents import get_incident_row, get_update_row, load_message
 from broadcaster.errors import DeliveryError, PermanentError, RetryableError
 from broadcaster.jobs.side_jobs import retry_or_give_up
 from broadcaster.message import Message, one_line
+from broadcaster.models import DeliveryKind
 from broadcaster.render import environment
 from broadcaster.runtime import Runtime
 from broadcaster.security import LinkSigner
@@ -96,19 +100,20 @@ async def notify(rt: Runtime, incident_id: str, update_id: str) -> dict[str, int
         update = await get_update_row(conn, update_id)
         due = await contacts.due_for(conn, incident_id, int(update["number"]))
         message = await load_message(conn, update_id, settings.page_name, settings.public_url) if due else None
-    email: Any = rt.registry.enabled.get("email")
-    sms: Any = rt.registry.enabled.get("sms")
+    email, sms = rt.registry.enabled.get("email"), rt.registry.enabled.get("sms")
     counts = {"email": 0, "sms": 0, "failed": 0, "contacts": 0}
     retry: RetryableError | None = None
     for contact in due:
         assert message is not None
         view = render(settings, message, incident, contact, ack_url(settings, contact["id"]))
+        notice = DirectMessage(subject=view["subject"], text=view["text"], html=view["html"], short=view["sms"])
+        who = f"contact:{contact['id']}"
         try:
-            if contact["email"] and email is not None and hasattr(email, "send_one"):
-                await email.send_one(contact["email"], view["subject"], view["text"], view["html"])
+            if contact["email"] and isinstance(email, DirectSender):
+                await direct.send(rt.engine, email, DeliveryKind.CONTACT_NOTICE, who, contact["email"], notice)
                 counts["email"] += 1
-            if contact["phone"] and sms is not None and hasattr(sms, "send_text"):
-                await sms.send_text(contact["phone"], view["sms"])
+            if contact["phone"] and isinstance(sms, DirectSender):
+                await direct.send(rt.engine, sms, DeliveryKind.CONTACT_NOTICE, who, contact["phone"], notice)
                 counts["sms"] += 1
         except RetryableError as exc:
             retry = retry or exc

@@ -4,7 +4,8 @@ An arq cron job (period ``reminder_interval_s``) finds open incidents whose ``ne
 has passed and that were not reminded yet, marks them (a guarded UPDATE, so two workers never
 remind twice), publishes a ``reminder`` event (the console's banner) and sends the team
 (commanders and admins with an email address or phone) a one-off email and SMS through
-the enabled channels, looked up by name in the registry. Posting an update clears
+the enabled channels, looked up by name in the registry (``DirectSender``; each message is a
+ledger row of kind ``reminder``). Posting an update clears
 ``reminded_at``, so the next missed promise is reminded again.
 """
 
@@ -20,9 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from broadcaster.actors import Actor
 from broadcaster.db import incidents, users, utcnow
+from broadcaster.delivery import direct
+from broadcaster.delivery.channel import DirectMessage, DirectSender
 from broadcaster.domain import audit
 from broadcaster.errors import DeliveryError
-from broadcaster.models import CLOSED_STATUSES, Role
+from broadcaster.models import CLOSED_STATUSES, DeliveryKind, Role
 from broadcaster.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -83,31 +86,21 @@ async def team(conn: AsyncConnection) -> list[dict[str, Any]]:
 
 async def notify_team(rt: Runtime, members: list[dict[str, Any]], reminder: Reminder) -> dict[str, int]:
     """One email and one SMS per reachable member, through whichever of the two is enabled."""
-    email: Any = rt.registry.enabled.get("email")
-    sms: Any = rt.registry.enabled.get("sms")
-    subject, text = reminder.subject(), reminder.text(rt.settings.public_url)
-    html = f"<p>{_escape(text)}</p>"
+    message = DirectMessage(subject=reminder.subject(), text=reminder.text(rt.settings.public_url))
     sent = {"email": 0, "sms": 0, "failed": 0}
     for member in members:
-        if email is not None and member["email"] and hasattr(email, "send_one"):
+        for name, address in (("email", member["email"]), ("sms", member["phone"])):
+            channel = rt.registry.enabled.get(name)
+            if not address or not isinstance(channel, DirectSender):
+                continue
             try:
-                await email.send_one(member["email"], subject, text, html)
-                sent["email"] += 1
+                await direct.send(rt.engine, channel, DeliveryKind.REMINDER, f"user:{member['username']}", address,
+                                  message)
+                sent[name] += 1
             except DeliveryError as exc:
                 sent["failed"] += 1
-                log.warning("reminder email to %s failed: %s", member["username"], exc.reason)
-        if sms is not None and member["phone"] and hasattr(sms, "send_text"):
-            try:
-                await sms.send_text(member["phone"], f"{subject}: {text}")
-                sent["sms"] += 1
-            except DeliveryError as exc:
-                sent["failed"] += 1
-                log.warning("reminder SMS to %s failed: %s", member["username"], exc.reason)
+                log.warning("reminder %s to %s failed: %s", name, member["username"], exc.reason)
     return sent
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 async def send_reminders(rt: Runtime, now: datetime | None = None) -> list[Reminder]:

@@ -1,4 +1,4 @@
-"""docs/ stays in step with the code: every setting documented with its real default."""
+"""docs/ stays in step with the code: every setting (the core's and each channel's) documented with its real default."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import re
 from pathlib import Path
 
 from pydantic import SecretStr
+from pydantic.fields import FieldInfo
 
 from broadcaster.config import PROJECT_ROOT, Settings
+from broadcaster.delivery.registry import BUILTIN_CHANNELS, channel_classes
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 ROW = re.compile(r"^\| `BROADCASTER_([A-Z0-9_]+)` \| `([^`]*)` \|", re.M)
@@ -25,9 +27,20 @@ def shown_default(value: object) -> str:
     return str(value)
 
 
+def every_setting() -> dict[str, FieldInfo]:
+    """The core's settings and every built-in channel's (a plug-in documents its own), by name."""
+    fields = dict(Settings.model_fields)
+    for cls in list(channel_classes().values())[: len(BUILTIN_CHANNELS)]:
+        for name, field in cls.settings_class.model_fields.items():
+            assert name not in fields, f"{cls.name} declares {name}, which another setting has"
+            fields[name] = field
+    return fields
+
+
 def test_every_setting_is_documented_with_its_default() -> None:
     rows = {name.lower(): default for name, default in ROW.findall((DOCS / "configuration.md").read_text())}
-    fields = Settings.model_fields
+    fields = every_setting()
+    assert {"smtp_host", "twilio_auth_token", "zendesk_api_token", "webhook_timeout_s"} <= set(fields)
     missing = set(fields) - set(rows)
     assert not missing, f"docs/configuration.md lacks {sorted(f'BROADCASTER_{m.upper()}' for m in missing)}"
     stale = set(rows) - set(fields)
@@ -43,3 +56,11 @@ def test_docs_exist_and_link_to_each_other() -> None:
     for page in DOCS.glob("*.md"):
         for target in re.findall(r"\]\(([a-z_-]+\.md)(?:#[^)]*)?\)", page.read_text()):
             assert (DOCS / target).exists(), f"{page.name} links to missing {target}"
+
+
+def test_the_write_a_channel_example_is_the_tested_plugin() -> None:
+    """docs/channels.md's example is the plug-in the suite installs and holds to the contract."""
+    section = (DOCS / "channels.md").read_text().partition("## Write a channel")[2]
+    [example] = re.findall(r"```python\n(.*?)```", section, re.S)
+    assert example == (PROJECT_ROOT / "tests/fixtures/plugin_channel/broadcaster_echo.py").read_text()
+    assert 'echo = "broadcaster_echo:EchoChannel"' in section
