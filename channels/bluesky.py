@@ -23,6 +23,7 @@ import grapheme
 import httpx
 from pydantic import SecretStr
 
+from channels._social import render_post, reply_or_start
 from channels.base import (
     ChannelContext,
     ChannelKind,
@@ -42,9 +43,7 @@ from channels.base import (
     http_error,
     map_transport_errors,
     rate_limit_reset_seconds,
-    render_template,
     require_http_url,
-    short_text,
 )
 
 LIMIT = 300
@@ -158,11 +157,7 @@ class BlueskyChannel:
 
     def render(self, message: Message) -> Rendition:
         """The post text; ``reply_to`` is null here because only ``publish`` sees the thread."""
-        short = short_text(message, LIMIT, _shortening_measure)
-        text = render_template("social/post.txt", text=short, message=message, platform=self.name).strip()
-        if _shortening_measure(text) > LIMIT or not text.endswith(message.public_url):
-            text = short
-        return {"text": text, "length": measure(text), "limit": LIMIT, "reply_to": None}
+        return render_post(message, self.name, LIMIT, measure, fit=_shortening_measure)
 
     async def publish(self, message: Message, rendition: Rendition, thread: Thread) -> Published:
         text = rendition["text"]
@@ -175,22 +170,19 @@ class BlueskyChannel:
         }
         root, last = _strong_ref(thread.get("root")), _strong_ref(thread.get("last"))
         parent = await self._existing(last) if last else None
-        created: dict[str, Any] | None = None
-        if parent:
-            root = root or parent
-            try:
-                created = await self._create_record({**record, "reply": {"root": root, "parent": parent}})
-            except ReplyTargetGone:
-                created = None
-        if created is None:
-            created = await self._create_record(record)
-            root = None
+
+        async def post(reply_to: StrongRef | None) -> dict[str, Any]:
+            if reply_to is None:
+                return await self._create_record(record)
+            return await self._create_record({**record, "reply": {"root": root or reply_to, "parent": reply_to}})
+
+        created, replied = await reply_or_start(post, parent)
         ref = {"uri": str(created["uri"]), "cid": str(created["cid"])}
         did, _, rkey = ref["uri"].removeprefix("at://").partition(f"/{POST}/")
         return Published(
             provider_id=ref["uri"],
             url=f"https://bsky.app/profile/{did}/post/{rkey}",
-            thread={"root": root or ref, "last": ref},
+            thread={"root": (root or parent) if replied else ref, "last": ref},
         )
 
     async def aclose(self) -> None:

@@ -10,7 +10,6 @@ Thread state: ``{"root_id": first status of the thread, "last_id": latest status
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any, ClassVar, Self
 
@@ -18,6 +17,7 @@ import grapheme
 import httpx
 from pydantic import SecretStr
 
+from channels._social import URL, error_text, last_post_id, next_thread, render_post, reply_or_start
 from channels.base import (
     ChannelContext,
     ChannelKind,
@@ -34,22 +34,17 @@ from channels.base import (
     Thread,
     http_error,
     map_transport_errors,
-    render_template,
     require_http_url,
-    short_text,
 )
 
 LIMIT = 500
 URL_COST = 23
 VISIBILITIES = frozenset({"public", "unlisted", "private", "direct"})
 
-# An http(s) URL without the punctuation that ends the sentence around it.
-_URL = re.compile(r"https?://[^\s<>\"]+?(?=[.,;:!?)\]'\"]*(?:\s|$))")
-
 
 def measure(text: str) -> int:
     """The length Mastodon checks against its limit: graphemes, each URL as 23."""
-    return int(grapheme.length(_URL.sub("x" * URL_COST, text)))
+    return int(grapheme.length(URL.sub("x" * URL_COST, text)))
 
 
 def idempotency_key(message: Message) -> str:
@@ -121,31 +116,17 @@ class MastodonChannel:
 
     def render(self, message: Message) -> Rendition:
         """The status text; ``reply_to`` is null here because only ``publish`` sees the thread."""
-        short = short_text(message, LIMIT, measure, link_cost=URL_COST)
-        text = render_template("social/post.txt", text=short, message=message, platform=self.name).strip()
-        if measure(text) > LIMIT or not text.endswith(message.public_url):
-            text = short
-        return {"text": text, "length": measure(text), "limit": LIMIT, "reply_to": None}
+        return render_post(message, self.name, LIMIT, measure, link_cost=URL_COST)
 
     async def publish(self, message: Message, rendition: Rendition, thread: Thread) -> Published:
         key = idempotency_key(message)
-        parent = thread.get("last_id")
-        status: dict[str, Any] | None = None
-        if parent:
-            try:
-                status = await self._post_status(rendition["text"], key, in_reply_to_id=str(parent))
-            except ReplyTargetGone:
-                status = None
-        if status is None:
-            status = await self._post_status(rendition["text"], key)
-            root = status["id"]
-        else:
-            root = thread.get("root_id") or parent
-        return Published(
-            provider_id=status["id"],
-            url=status.get("url"),
-            thread={"root_id": root, "last_id": status["id"]},
-        )
+
+        async def post(reply_to: str | None) -> dict[str, Any]:
+            return await self._post_status(rendition["text"], key, in_reply_to_id=reply_to)
+
+        status, replied = await reply_or_start(post, last_post_id(thread))
+        state = next_thread(thread, status["id"], replied)
+        return Published(provider_id=status["id"], url=status.get("url"), thread=state)
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -171,18 +152,9 @@ class MastodonChannel:
 def _translate(response: httpx.Response, *, replying: bool = False) -> DeliveryError:
     """Mastodon's error answer as a delivery error."""
     status = response.status_code
-    detail = _error_text(response)
+    detail = error_text(response, lambda body: str(body.get("error") or ""))
     reason = f"mastodon answered {status}: {detail}"
     if replying and (status == 404 or (status in (400, 422) and "repl" in detail.lower())):
         return ReplyTargetGone(reason)
     return http_error(response, reason, reset_header="x-ratelimit-reset")
 
-
-def _error_text(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:200] or response.reason_phrase
-    if isinstance(body, dict) and body.get("error"):
-        return str(body["error"])
-    return response.reason_phrase

@@ -22,6 +22,7 @@ import grapheme
 import httpx
 from pydantic import SecretStr
 
+from channels._social import URL, error_text, last_post_id, next_thread, render_post, reply_or_start
 from channels.base import (
     ChannelContext,
     ChannelKind,
@@ -37,9 +38,7 @@ from channels.base import (
     Thread,
     http_error,
     map_transport_errors,
-    render_template,
     require_http_url,
-    short_text,
 )
 
 LIMIT = 280
@@ -47,7 +46,6 @@ URL_COST = 23
 
 # twitter-text v3: code points in these ranges weigh 1, all others 2.
 _LIGHT_RANGES = ((0x0000, 0x10FF), (0x2000, 0x200D), (0x2010, 0x201F), (0x2032, 0x2037))
-_URL = re.compile(r"https?://[^\s<>\"]+?(?=[.,;:!?)\]'\"]*(?:\s|$))")
 _BARE_DOMAIN = re.compile(
     r"(?<![\w@/.-])(?:[a-z0-9-]+\.)+[a-z]{2,}(?:/[^\s]*?)?(?=[.,;:!?)\]'\"]*(?:\s|$))", re.IGNORECASE
 )
@@ -84,7 +82,7 @@ def weighted_length(text: str) -> int:
     """The length X checks against 280."""
     text = unicodedata.normalize("NFC", text)
     total, position = 0, 0
-    for match in _URL.finditer(text):
+    for match in URL.finditer(text):
         total += _weigh_words(text[position : match.start()]) + URL_COST
         position = match.end()
     return total + _weigh_words(text[position:])
@@ -145,30 +143,15 @@ class XChannel:
 
     def render(self, message: Message) -> Rendition:
         """The post text; ``reply_to`` is null here because only ``publish`` sees the thread."""
-        short = short_text(message, LIMIT, weighted_length, link_cost=URL_COST)
-        text = render_template("social/post.txt", text=short, message=message, platform=self.name).strip()
-        if weighted_length(text) > LIMIT or not text.endswith(message.public_url):
-            text = short
-        return {"text": text, "length": weighted_length(text), "limit": LIMIT, "reply_to": None}
+        return render_post(message, self.name, LIMIT, weighted_length, link_cost=URL_COST)
 
     async def publish(self, message: Message, rendition: Rendition, thread: Thread) -> Published:
-        parent = thread.get("last_id")
-        post_id: str | None = None
-        if parent:
-            try:
-                post_id = await self._post(rendition["text"], in_reply_to=str(parent))
-            except ReplyTargetGone:
-                post_id = None
-        if post_id is None:
-            post_id = await self._post(rendition["text"])
-            root = post_id
-        else:
-            root = str(thread.get("root_id") or parent)
-        return Published(
-            provider_id=post_id,
-            url=f"https://x.com/i/status/{post_id}",
-            thread={"root_id": root, "last_id": post_id},
-        )
+        async def post(reply_to: str | None) -> str:
+            return await self._post(rendition["text"], in_reply_to=reply_to)
+
+        post_id, replied = await reply_or_start(post, last_post_id(thread))
+        url = f"https://x.com/i/status/{post_id}"
+        return Published(provider_id=post_id, url=url, thread=next_thread(thread, post_id, replied))
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -190,7 +173,7 @@ class XChannel:
 def _translate(response: httpx.Response, *, replying: bool = False) -> DeliveryError:
     """X's error answer as a delivery error."""
     status = response.status_code
-    detail = _error_text(response)
+    detail = error_text(response, _error_detail)
     reason = f"X answered {status}: {detail}"
     lowered = detail.lower()
     # X answers 403 "You attempted to reply to a Tweet that is deleted or not visible to you."
@@ -201,14 +184,9 @@ def _translate(response: httpx.Response, *, replying: bool = False) -> DeliveryE
     return http_error(response, reason, reset_header="x-rate-limit-reset")
 
 
-def _error_text(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:200] or response.reason_phrase
-    if not isinstance(body, dict):
-        return response.reason_phrase
+def _error_detail(body: dict[str, Any]) -> str:
+    # X answers {"detail", "title", "errors": [{"message"}]} (API v2) or {"errors": [{"message"}]} (v1.1).
     errors = body.get("errors") or ()
     messages = [str(e["message"]) for e in errors if isinstance(e, dict) and e.get("message")]
     parts = [str(body["detail"])] if body.get("detail") else []
-    return "; ".join(parts + messages) or str(body.get("title") or response.reason_phrase)
+    return "; ".join(parts + messages) or str(body.get("title") or "")
