@@ -32,6 +32,21 @@ def command(name: str, help_text: str, arguments: Callable[[argparse.ArgumentPar
     return register
 
 
+def _weak_secret_refused(settings: Settings) -> bool:
+    """Whether to refuse to start on a guessable ``BROADCASTER_SECRET_KEY`` (one warning line on loopback)."""
+    from broadcaster.errors import ConfigError
+    from broadcaster.security import check_secret_key
+
+    try:
+        warning = check_secret_key(settings.secret_key.get_secret_value(), settings.public_url)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return True
+    if warning:
+        log.warning("%s", warning)
+    return False
+
+
 def _serve_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
@@ -43,6 +58,8 @@ def _serve_args(parser: argparse.ArgumentParser) -> None:
 
 @command("serve", "run the web app (status page, APIs, console)", _serve_args)
 def serve(args: argparse.Namespace, settings: Settings) -> int:
+    if _weak_secret_refused(settings):
+        return 2
     if args.server == "granian":
         import json
         import tempfile
@@ -73,6 +90,8 @@ def _worker_args(parser: argparse.ArgumentParser) -> None:
 
 @command("worker", "run an arq worker (fan-out, delivery, relay, reminders)", _worker_args)
 def worker(args: argparse.Namespace, settings: Settings) -> int:
+    if _weak_secret_refused(settings):
+        return 2
     from broadcaster.jobs.worker import make_worker
 
     loop: asyncio.AbstractEventLoop
@@ -378,11 +397,17 @@ def _up_args(parser: argparse.ArgumentParser) -> None:
 
 @command("up", "migrate, seed the demo, and run web + worker together (development)", _up_args)
 def up(args: argparse.Namespace, settings: Settings) -> int:
+    from broadcaster.demo import with_kept_secret
+
+    settings, secret_path = with_kept_secret(settings)  # no key set: a random one, kept for next time
+    env = {**os.environ, "BROADCASTER_SECRET_KEY": settings.secret_key.get_secret_value()}
     migrate(args, settings)
     demo(args, settings)
     base = [sys.executable, "-m", "broadcaster.cli"]
-    worker_proc = subprocess.Popen([*base, "worker"])
-    web_proc = subprocess.Popen([*base, "serve", "--host", args.host, "--port", str(args.port)])
+    worker_proc = subprocess.Popen([*base, "worker"], env=env)
+    web_proc = subprocess.Popen([*base, "serve", "--host", args.host, "--port", str(args.port)], env=env)
+    if secret_path is not None:
+        print(f"secret key   kept in {secret_path} (0600; set BROADCASTER_SECRET_KEY to use your own)")
     print(f"status page  http://{args.host}:{args.port}/")
     print(f"console      http://{args.host}:{args.port}/console")
     print(f"agent desk   http://{args.host}:{args.port}/desk")

@@ -1,10 +1,14 @@
-"""``broadcaster demo``: a small, realistic page to look at and to try the console on."""
+"""``broadcaster demo``: a small, realistic page to look at and to try the console on; and the
+random secret key ``broadcaster up`` keeps, so a fresh clone runs without setting one."""
 
 from __future__ import annotations
 
+import os
 import secrets
+from pathlib import Path
 
-from sqlalchemy import func, select
+from pydantic import SecretStr
+from sqlalchemy import func, make_url, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from broadcaster.actors import Actor
@@ -19,6 +23,9 @@ from broadcaster.post_requests import request_from_body
 from broadcaster.posting import post
 from broadcaster.runtime import Runtime
 from broadcaster.schemas import ComponentIn
+from broadcaster.security import DEFAULT_SECRET_KEY, MIN_SECRET_KEY_BYTES
+
+SECRET_FILE_NAME = ".broadcaster-secret"
 
 DEMO_COMPONENTS = [
     ("Website", None, "Marketing site and documentation"),
@@ -97,3 +104,39 @@ async def seed(settings: Settings) -> list[str]:
     finally:
         await rt.aclose()
     return lines
+
+
+def secret_file(settings: Settings) -> Path:
+    """Where ``up`` keeps its key: next to the SQLite database file, else in the working directory."""
+    if settings.is_sqlite:
+        database = (make_url(settings.database_url).database or "").removeprefix("file:")
+        if database and database != ":memory:":
+            return Path(database).resolve().parent / SECRET_FILE_NAME
+    return Path.cwd() / SECRET_FILE_NAME
+
+
+def kept_secret_key(path: Path) -> str:
+    """The random key kept in ``path``; made on first use, readable by its owner only (0600)."""
+    try:
+        key = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        key = ""
+    if len(key.encode()) >= MIN_SECRET_KEY_BYTES:
+        return key
+    key = secrets.token_urlsafe(48)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write(key + "\n")
+    path.chmod(0o600)  # an existing file keeps its mode through os.open
+    return key
+
+
+def with_kept_secret(settings: Settings) -> tuple[Settings, Path | None]:
+    """``settings`` with the kept random key when no key is configured (the default), and the file holding it.
+
+    A key set through ``BROADCASTER_SECRET_KEY`` (or ``.env``) is used as it is: ``(settings, None)``.
+    """
+    if settings.secret_key.get_secret_value() != DEFAULT_SECRET_KEY:
+        return settings, None
+    path = secret_file(settings)
+    return settings.model_copy(update={"secret_key": SecretStr(kept_secret_key(path))}), path

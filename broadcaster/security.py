@@ -1,12 +1,14 @@
-"""Secrets handling: API tokens, passwords, signed single-purpose links."""
+"""Secrets handling: the signing key's strength, API tokens, passwords, signed single-purpose links."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
+import ipaddress
 import secrets
 from typing import Any
+from urllib.parse import urlsplit
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -14,8 +16,49 @@ from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSaf
 from itsdangerous.encoding import base64_encode
 from itsdangerous.signer import HMACAlgorithm, Signer
 
+from broadcaster.errors import ConfigError
+
 TOKEN_PREFIX = "bc_"
+DEFAULT_SECRET_KEY = "dev-secret-change-me"
+MIN_SECRET_KEY_BYTES = 32
 _password_hasher = PasswordHasher()
+
+
+def check_secret_key(secret_key: str, public_url: str) -> str | None:
+    """Refuse a signing key anyone could guess, unless the page is only served to this machine.
+
+    The key signs session cookies and every link we mail or text, so the default or a short
+    key lets anyone forge an admin session. ``ConfigError`` naming ``BROADCASTER_SECRET_KEY``
+    when the key is the default or under ``MIN_SECRET_KEY_BYTES``; when the public URL is
+    loopback http (a laptop) the weak key is allowed and the warning to log is returned.
+    ``None`` when the key is fine.
+    """
+    problem = None
+    if secret_key == DEFAULT_SECRET_KEY:
+        problem = "is the default"
+    elif len(secret_key.encode()) < MIN_SECRET_KEY_BYTES:
+        problem = f"is shorter than {MIN_SECRET_KEY_BYTES} bytes"
+    if problem is None:
+        return None
+    advice = 'set it to a long random value, e.g. python -c "import secrets; print(secrets.token_urlsafe(48))"'
+    if is_loopback_http(public_url):
+        return f"BROADCASTER_SECRET_KEY {problem}: accepted only because {public_url} is loopback http; {advice}"
+    raise ConfigError(f"BROADCASTER_SECRET_KEY {problem}, so anyone could sign a session cookie "
+                      f"for {public_url}: {advice}")
+
+
+def is_loopback_http(url: str) -> bool:
+    """``http://`` to ``localhost`` or a loopback address: a page nobody else can reach."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.scheme != "http":
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def new_api_token() -> str:

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Run broadcaster locally: web + worker on SQLite and a local Redis, with a demo incident.
+# With no BROADCASTER_SECRET_KEY set, `broadcaster up` makes a random one and keeps it in
+# .broadcaster-secret next to the database (./broadcaster.db), reused on the next run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/bootstrap.sh

@@ -67,7 +67,7 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         queue_name=f"broadcaster:test:{uuid.uuid4().hex[:12]}",
         public_url="http://status.test",
         page_name="Test Status",
-        secret_key="test-secret-key",
+        secret_key="test-secret-key-long-enough-for-serve-and-worker",  # serve/worker refuse < 32 bytes
         webhook_allow_private=True,
         retry_base_s=0.05,
         retry_max_s=1.0,

@@ -134,7 +134,7 @@ async def test_opt_in_threaded_updates_and_one_click_unsubscribe(client, auth, s
 
 async def test_unsubscribe_page_needs_the_button(client, settings, smtp, runtime) -> None:
     sid = await sign_up(client, settings, smtp, runtime, "bob@example.org")
-    unsubscribe_url, _ = recipient_links(settings, LinkSigner("test-secret-key"), sid)
+    unsubscribe_url, _ = recipient_links(settings, LinkSigner(settings.secret_key.get_secret_value()), sid)
     page = await client.get(unsubscribe_url)
     assert page.status_code == 200 and 'method="post"' in page.text
     async with runtime.engine.connect() as conn:
@@ -170,7 +170,7 @@ async def test_component_filters(client, auth, settings, smtp, runtime) -> None:
 async def test_preferences_page_changes_components_and_unsubscribes(client, auth, settings, smtp, runtime) -> None:
     a = (await client.post("/api/v1/components", headers=auth, json={"name": "A"})).json()
     sid = await sign_up(client, settings, smtp, runtime, "carol@example.org")
-    _, manage_url = recipient_links(settings, LinkSigner("test-secret-key"), sid)
+    _, manage_url = recipient_links(settings, LinkSigner(settings.secret_key.get_secret_value()), sid)
     page = await client.get(manage_url)
     assert page.status_code == 200 and "carol@example.org" in page.text
     token = manage_url.split("token=", 1)[1]
