@@ -79,7 +79,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
     from broadcaster.logs import logging_config
 
     uvicorn.run("status_page.app:create_app", factory=True, host=args.host, port=args.port,
-                workers=args.workers, log_level="info", proxy_headers=True,
+                workers=args.workers, log_level="info", proxy_headers=False,  # status_page.client_address decides
                 log_config=logging_config(settings.log_format))
     return 0
 

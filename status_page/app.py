@@ -21,6 +21,9 @@ from status_page import auth, console, desk, metrics
 from status_page.api import audit as api_audit
 from status_page.api import openapi, ops, tokens, twilio, v1, v2
 from status_page.api import playbooks as api_playbooks
+from status_page.body_limit import BodyLimitMiddleware
+from status_page.client_address import ClientAddressMiddleware
+from status_page.console import playbooks as console_playbooks
 from status_page.http import HTTPError, handle_http_error, handle_input_error, handle_starlette_error
 from status_page.public import pages as public_pages
 from status_page.public import preferences, subscribe
@@ -73,12 +76,16 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         routes=routes,
         lifespan=lifespan,
         middleware=[
+            Middleware(ClientAddressMiddleware, trusted=settings.trusted_proxies or ()),  # before anyone reads it
             Middleware(public_pages.FastPathMiddleware, settings=settings),  # cached hot GETs answered first
             Middleware(metrics.MetricsMiddleware),
             Middleware(SecurityHeadersMiddleware, settings=settings),
+            Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, uploads={  # the file, plus the form
+                "/console/playbooks/import": console_playbooks.MAX_UPLOAD_BYTES + settings.max_body_bytes}),
             Middleware(SessionMiddleware, secret_key=settings.secret_key.get_secret_value(),
                        session_cookie="broadcaster_session", same_site="lax",
                        https_only=settings.public_url.startswith("https://"), max_age=12 * 3600),
+            Middleware(auth.SessionUserMiddleware),  # the session's user checked against the database
         ],
         exception_handlers={
             HTTPError: handle_http_error,

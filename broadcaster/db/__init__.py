@@ -267,6 +267,8 @@ users = Table(
     Column("role", String(16), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("disabled_at", UTCDateTime),
+    # in the session cookie; bumped by logout, role or password change and disabling, ending every session
+    Column("session_epoch", Integer, nullable=False, default=0, server_default="0"),
 )
 
 audit_log = Table(

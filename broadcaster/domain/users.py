@@ -1,4 +1,9 @@
-"""Console users with roles; passwords hashed with argon2."""
+"""Console users with roles; passwords hashed with argon2.
+
+Each user has a session epoch, kept in their session cookie at login and compared on every
+request: logout, a role or password change and disabling bump it, which ends every session
+the user has open.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,15 @@ from broadcaster.models import ROLE_RANK, Role
 from broadcaster.security import hash_password, verify_password
 
 MIN_PASSWORD_CHARS = 10
+MAX_USERNAME_CHARS = 150
+
+
+def check_username(username: str) -> None:
+    """Refuse a name no user can have (too long, or with a NUL) before it reaches a limiter or the database."""
+    if len(username) > MAX_USERNAME_CHARS:
+        raise InputError("username too long", {"username": f"at most {MAX_USERNAME_CHARS} characters"})
+    if "\x00" in username:
+        raise InputError("invalid username", {"username": "must not contain NUL characters"})
 
 
 async def create_user(
@@ -22,10 +36,10 @@ async def create_user(
     username = username.strip()
     if not username:
         raise InputError("a user needs a name", {"username": "must not be empty"})
+    check_username(username)
     if role not in {r.value for r in Role}:
         raise InputError("unknown role", {"role": f"must be one of {', '.join(r.value for r in Role)}"})
-    if len(password) < MIN_PASSWORD_CHARS:
-        raise InputError("password too short", {"password": f"at least {MIN_PASSWORD_CHARS} characters"})
+    _check_password(password)
     if await get_user(conn, username) is not None:
         raise Conflict("user exists", {"username": "already taken"})
     user_id = new_id()
@@ -43,8 +57,15 @@ async def get_user(conn: AsyncConnection, username: str) -> dict[str, Any] | Non
     return dict(row) if row else None
 
 
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_CHARS:
+        raise InputError("password too short", {"password": f"at least {MIN_PASSWORD_CHARS} characters"})
+
+
 async def check_login(conn: AsyncConnection, username: str, password: str) -> dict[str, Any] | None:
     """The user when the password matches and the account is active."""
+    if len(username) > MAX_USERNAME_CHARS or "\x00" in username:
+        return None
     user = await get_user(conn, username)
     if user is None or user["disabled_at"] is not None:
         return None
@@ -71,5 +92,43 @@ async def set_role(conn: AsyncConnection, user_id: str, role: str) -> dict[str, 
     row = (await conn.execute(select(users.c.username, users.c.role).where(users.c.id == user_id))).first()
     if row is None:
         raise NotFound("no such user", {"user_id": f"unknown user {user_id!r}"})
-    await conn.execute(users.update().where(users.c.id == user_id).values(role=role))
+    await conn.execute(
+        users.update().where(users.c.id == user_id).values(role=role, session_epoch=users.c.session_epoch + 1)
+    )
     return {"username": row.username, "old_role": row.role}
+
+
+async def session_user(conn: AsyncConnection, user_id: str) -> dict[str, Any] | None:
+    """What a session needs of its user (one primary-key read): id, name, role, epoch, disabled_at."""
+    row = (await conn.execute(
+        select(users.c.id, users.c.username, users.c.role, users.c.session_epoch, users.c.disabled_at)
+        .where(users.c.id == user_id)
+    )).mappings().first()
+    return dict(row) if row else None
+
+
+async def end_sessions(conn: AsyncConnection, user_id: str) -> None:
+    """End every session of the user (logout): their cookies no longer match the epoch."""
+    await conn.execute(users.update().where(users.c.id == user_id).values(session_epoch=users.c.session_epoch + 1))
+
+
+async def _change(conn: AsyncConnection, user_id: str, **values: Any) -> str:
+    """Apply ``values`` to the user, ending their sessions; returns the user's name."""
+    name = (await conn.execute(select(users.c.username).where(users.c.id == user_id))).scalar_one_or_none()
+    if name is None:
+        raise NotFound("no such user", {"user_id": f"unknown user {user_id!r}"})
+    await conn.execute(
+        users.update().where(users.c.id == user_id).values(session_epoch=users.c.session_epoch + 1, **values)
+    )
+    return str(name)
+
+
+async def set_password(conn: AsyncConnection, user_id: str, password: str) -> str:
+    """Give the user a new password and end their sessions; returns the user's name."""
+    _check_password(password)
+    return await _change(conn, user_id, password_hash=hash_password(password))
+
+
+async def set_disabled(conn: AsyncConnection, user_id: str, disabled: bool) -> str:
+    """Disable (ending their sessions; they can no longer log in) or re-enable a user; returns their name."""
+    return await _change(conn, user_id, disabled_at=utcnow() if disabled else None)

@@ -168,6 +168,35 @@ async def change_role(request: Request) -> Response:
     return RedirectResponse("/console/users", status_code=303)
 
 
+async def change_password(request: Request) -> Response:
+    """Set a user's password; their sessions end (your own too: log in again with the new one)."""
+    user = require_role(request, Role.ADMIN)
+    await check_csrf(request)
+    form = await request.form()
+    user_id = request.path_params["user_id"]
+    async with runtime(request).engine.begin() as conn:
+        name = await user_store.set_password(conn, user_id, str(form.get("password") or ""))
+        await audit.record(conn, str(user_actor(user)), "user.password", target=name)
+    if user_id == user["id"]:
+        request.session.clear()
+        return RedirectResponse("/login", status_code=303)
+    return RedirectResponse("/console/users", status_code=303)
+
+
+async def change_disabled(request: Request) -> Response:
+    """Disable a user (their sessions end, they cannot log in) or enable them again."""
+    user = require_role(request, Role.ADMIN)
+    await check_csrf(request)
+    disable = request.url.path.endswith("/disable")
+    user_id = request.path_params["user_id"]
+    if disable and user_id == user["id"]:
+        raise InputError("you cannot disable yourself", {"user_id": "ask another admin"})
+    async with runtime(request).engine.begin() as conn:
+        name = await user_store.set_disabled(conn, user_id, disable)
+        await audit.record(conn, str(user_actor(user)), "user.disable" if disable else "user.enable", target=name)
+    return RedirectResponse("/console/users", status_code=303)
+
+
 routes = [
     Route("/console/templates", templates_page, methods=["GET"]),
     Route("/console/templates", save_template, methods=["POST"]),
@@ -180,4 +209,7 @@ routes = [
     Route("/console/users", users_page, methods=["GET"]),
     Route("/console/users", create_user, methods=["POST"]),
     Route("/console/users/{user_id}/role", change_role, methods=["POST"]),
+    Route("/console/users/{user_id}/password", change_password, methods=["POST"]),
+    Route("/console/users/{user_id}/disable", change_disabled, methods=["POST"]),
+    Route("/console/users/{user_id}/enable", change_disabled, methods=["POST"]),
 ]

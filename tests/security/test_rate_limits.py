@@ -1,4 +1,4 @@
-"""Login and sign-up are rate limited (fixed windows in Redis, per IP and per username)."""
+"""Login and sign-up are rate limited in Redis: fixed windows per client, a growing delay per (username, client)."""
 
 from __future__ import annotations
 
@@ -38,14 +38,14 @@ async def attempt(client: httpx.AsyncClient, username: str, password: str = "wro
                                              "csrf_token": token.group(1)})
 
 
-async def test_login_per_username(limited: tuple[httpx.AsyncClient, Runtime]) -> None:
+async def test_login_per_username_and_client(limited: tuple[httpx.AsyncClient, Runtime]) -> None:
     client, runtime = limited
-    await login(client, runtime, "alice", "admin")  # attempt 1 for alice (right password)
+    await login(client, runtime, "alice", "admin")  # the right password: alice's count starts over
     await client.post("/logout", headers={"X-CSRF-Token": CSRF.search((await client.get("/login")).text)
                                           .group(1)})  # type: ignore[union-attr]
     codes = [(await attempt(client, "alice")).status_code for _ in range(3)]
-    assert codes == [401, 401, 429]
-    blocked = await attempt(client, "alice", PASSWORD)  # even the right password waits now
+    assert codes == [401, 401, 401]  # the third wrong one starts a delay
+    blocked = await attempt(client, "alice", PASSWORD)  # even the right password waits now (from this client)
     assert blocked.status_code == 429 and int(blocked.headers["retry-after"]) > 0
     assert (await attempt(client, "bob")).status_code == 401  # another username is not blocked
 
