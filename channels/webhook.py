@@ -11,18 +11,16 @@ import asyncio
 import base64
 import hashlib
 import hmac
-import ipaddress
 import json
-import socket
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Self
-from urllib.parse import urlsplit
 
 import httpx
 from pydantic import Field
 
 from broadcaster.render import iso
+from broadcaster.ssrf import is_public_ip, refuse_private
 from channels.base import (
     ChannelContext,
     ChannelKind,
@@ -43,29 +41,6 @@ from channels.base import (
 )
 
 USER_AGENT = "broadcaster-webhooks/1"
-
-
-def is_public_ip(address: str) -> bool:
-    """False for loopback, private, link-local (cloud metadata), reserved, multicast, unspecified."""
-    ip = ipaddress.ip_address(address.split("%")[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return not (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast
-                or ip.is_unspecified)
-
-
-async def refuse_private(url: str) -> PermanentError | None:
-    """Resolve the URL's host now, at delivery time (DNS may have changed since sign-up: rebinding)."""
-    host = urlsplit(url).hostname
-    if not host:
-        return PermanentError("webhook URL has no host")
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    except socket.gaierror:
-        return None  # unresolvable: the POST fails as a retryable connection error
-    if any(not is_public_ip(str(info[4][0])) for info in infos):
-        return PermanentError(f"refused: {host} resolves to a private or loopback address")
-    return None
 
 
 def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
@@ -172,8 +147,9 @@ class WebhookChannel:
     async def _post(self, message: Message, recipient: Recipient, body: bytes) -> Outcome:
         if not recipient.secret:
             return PermanentError("subscriber has no signing secret")
+        # Resolved again at delivery time: DNS may point elsewhere since sign-up (rebinding).
         if not self._allow_private and (refused := await refuse_private(recipient.address)) is not None:
-            return refused
+            return PermanentError(refused)
         msg_id = f"msg_{message.update_id}_{recipient.subscriber_id}"
         timestamp = int(time.time())
         headers = {
@@ -196,4 +172,4 @@ class WebhookChannel:
             self._client = None
 
 
-__all__ = ["DeliveryError", "WebhookChannel", "classify", "sign"]
+__all__ = ["DeliveryError", "WebhookChannel", "classify", "is_public_ip", "sign"]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,6 +16,7 @@ from broadcaster.domain.components import require_components
 from broadcaster.errors import InputError, NotFound
 from broadcaster.schemas import SubscriberIn
 from broadcaster.security import new_webhook_secret
+from broadcaster.ssrf import refuse_private, refuse_private_literal
 
 Row = dict[str, Any]
 
@@ -40,36 +39,29 @@ def normalize_phone(number: str, field: str = "address", default_region: str | N
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
-def _is_private(host: str) -> bool:
-    try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
-    except socket.gaierror:
-        return False
-    for address in addresses:
-        ip = ipaddress.ip_address(str(address).split("%")[0])
-        if (
-            ip.is_private
-            or ip.is_loopback
-            or ip.is_link_local
-            or ip.is_reserved
-            or ip.is_multicast
-            or ip.is_unspecified
-        ):
-            return True
-    return False
+PRIVATE_TARGET = "must not point at a private or loopback address"
 
 
 def normalize_webhook_url(url: str, allow_private: bool, field: str = "address") -> str:
-    """An https URL on a public address (http and private addresses only when allowed: SSRF)."""
+    """An https URL, not on a private or loopback IP address (http and those only when allowed: SSRF).
+
+    Where a host name resolves is ``check_webhook_target``'s to check: it waits for DNS.
+    """
     parts = urlsplit(url)
     allowed_schemes = ("https", "http") if allow_private else ("https",)
     if parts.scheme not in allowed_schemes or not parts.hostname:
         raise InputError("invalid webhook URL", {field: "must be an https URL"})
     if parts.username or parts.password:
         raise InputError("invalid webhook URL", {field: "must not carry credentials"})
-    if not allow_private and _is_private(parts.hostname):
-        raise InputError("invalid webhook URL", {field: "must not point at a private or loopback address"})
+    if not allow_private and refuse_private_literal(url) is not None:
+        raise InputError("invalid webhook URL", {field: PRIVATE_TARGET})
     return url
+
+
+async def check_webhook_target(url: str, allow_private: bool, field: str = "address") -> None:
+    """``InputError`` naming ``field`` when ``url``'s host resolves to a private or loopback address (SSRF)."""
+    if not allow_private and await refuse_private(url) is not None:
+        raise InputError("invalid webhook URL", {field: PRIVATE_TARGET})
 
 
 def normalize_address(channel: str, address: str, allow_private_webhooks: bool, field: str = "address") -> str:
@@ -128,6 +120,8 @@ async def upsert_subscriber(
     recipient (``drill=True``) of the same address are two rows: neither ever touches the other.
     """
     address = normalize_address(data.channel, data.address, allow_private_webhooks)
+    if data.channel == "webhook":
+        await check_webhook_target(address, allow_private_webhooks)
     await require_components(conn, data.components)
     now = utcnow()
     existing = await find_subscriber(conn, data.channel, address, drill=drill)
