@@ -1,7 +1,7 @@
 """Console users with roles; passwords hashed with argon2.
 
 Each user has a session epoch, kept in their session cookie at login and compared on every
-request: logout, a role or password change and disabling bump it, which ends every session
+request: logout, a password change and disabling bump it, which ends every session
 the user has open.
 """
 
@@ -86,15 +86,17 @@ async def list_users(conn: AsyncConnection) -> list[dict[str, Any]]:
 
 
 async def set_role(conn: AsyncConnection, user_id: str, role: str) -> dict[str, Any]:
-    """Change a user's role; returns the user's name and previous role."""
+    """Change a user's role; returns the user's name and previous role.
+
+    Sessions stay open: the role is read from the database on every request, so the user's
+    next request already has the new role (logout, a password change and disabling end them).
+    """
     if role not in {r.value for r in Role}:
         raise InputError("unknown role", {"role": f"must be one of {', '.join(r.value for r in Role)}"})
     row = (await conn.execute(select(users.c.username, users.c.role).where(users.c.id == user_id))).first()
     if row is None:
         raise NotFound("no such user", {"user_id": f"unknown user {user_id!r}"})
-    await conn.execute(
-        users.update().where(users.c.id == user_id).values(role=role, session_epoch=users.c.session_epoch + 1)
-    )
+    await conn.execute(users.update().where(users.c.id == user_id).values(role=role))
     return {"username": row.username, "old_role": row.role}
 
 
