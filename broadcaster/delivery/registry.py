@@ -7,9 +7,11 @@ an error, and so is a class that lacks one of the contract's facts.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
+
+from pydantic.fields import FieldInfo
 
 from broadcaster.config import Settings
 from broadcaster.delivery.channel import Channel, ChannelContext
@@ -56,6 +58,20 @@ def channel_classes(extra: Iterable[str] = ()) -> dict[str, type[Channel]]:
             raise ConfigError(f"two channels are named {cls.name!r}: {classes[cls.name]!r} and {cls!r}")
         classes[cls.name] = cls
     return classes
+
+
+def setting_fields(classes: Mapping[str, type[Channel]] | None = None) -> dict[str, FieldInfo]:
+    """Every setting by field name (``BROADCASTER_`` + upper case): the core's, then each channel's.
+
+    ``classes`` defaults to every known channel; two settings of one name are a ``ConfigError``.
+    """
+    fields = dict(Settings.model_fields)
+    for channel in (channel_classes() if classes is None else classes).values():
+        for name, field in channel.settings_class.model_fields.items():
+            if name in fields and field is not fields[name]:
+                raise ConfigError(f"channel {channel.name!r} declares the setting {name!r}, which is taken")
+            fields[name] = field
+    return fields
 
 
 @dataclass
