@@ -25,6 +25,7 @@ from status_page.body_limit import BodyLimitMiddleware
 from status_page.client_address import ClientAddressMiddleware
 from status_page.console import playbooks as console_playbooks
 from status_page.http import HTTPError, handle_http_error, handle_input_error, handle_starlette_error
+from status_page.live import end_streams_on_signal, live_events
 from status_page.public import pages as public_pages
 from status_page.public import preferences, subscribe
 from status_page.security_headers import SecurityHeadersMiddleware
@@ -61,9 +62,12 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         app.state.settings = settings
         for hook in app.state.startup_hooks:
             await hook(app)
+        hub = live_events(app)  # one event-stream reader per process, for every page's live stream
         try:
-            yield
+            with end_streams_on_signal(hub):  # servers wait for open responses: streams must end first
+                yield
         finally:
+            hub.end_streams()
             for hook in app.state.shutdown_hooks:
                 await hook(app)
             if runtime is None:

@@ -1,10 +1,16 @@
-"""Live events for browsers: one bus listener per web process, fanned out to SSE clients.
+"""Live events for browsers: one stream reader per web process, fanned out to SSE clients.
 
-``live_events(app)`` gives the process's ``LiveEvents``, starting its listener on
-``runtime.bus`` the first time anything asks for it and stopping it with the app. Pages
-stream with ``sse_response(request, kinds)``; in-process caches subscribe with
-``add_listener`` (called before any client is told, so a client's re-fetch sees fresh
-data). Any page's live stream (public page, desk, console) can share it.
+``live_events(app)`` gives the process's ``LiveEvents``, reading ``runtime.bus`` from the
+first time anything asks for it until the app stops. Pages stream with
+``sse_response(request, kinds)``: every frame carries its stream ``id:``, so a browser that
+reconnects sends ``Last-Event-ID`` and first gets what it missed (as far back as the stream
+keeps), then live events. In-process caches subscribe with ``add_listener`` (called before
+any client is told, so a client's re-fetch sees fresh data). The public page, the desk and
+the console all share it.
+
+On SIGTERM or SIGINT (``end_streams_on_signal``) every open stream ends at once with a short
+``retry:`` hint, before the server's own handler runs: servers wait for open responses to
+finish before they stop, and a stream never would.
 """
 
 from __future__ import annotations
@@ -13,37 +19,44 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable
+import os
+import random
+import signal
+import threading
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from types import FrameType
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
-from broadcaster.events import EventBus
+from broadcaster.events import Event, EventBus, EventReader, id_key, valid_id
 
 log = logging.getLogger(__name__)
 
-Event = dict[str, Any]
 Listener = Callable[[Event], None]
 KEEPALIVE_S = 15.0
 CLIENT_QUEUE_SIZE = 64
 RECONNECT_MS = 2000
+SHUTDOWN_RECONNECT_MS = (500, 2500)  # spread, so a closing process's clients do not all return at once
 
 
 class LiveEvents:
-    """Reads the event bus once and hands each event to every connected client's queue."""
+    """Reads the event stream once and hands each event to every connected client's queue."""
 
     def __init__(self, bus: EventBus, queue_size: int = CLIENT_QUEUE_SIZE) -> None:
-        self._bus = bus
+        self.bus = bus
         self._queue_size = queue_size
         self._clients: set[asyncio.Queue[Event | None]] = set()
         self._listeners: list[Listener] = []
+        self._reader: EventReader | None = None
         self._task: asyncio.Task[None] | None = None
         self.closed = False
 
     def start(self) -> None:
         if self._task is None and not self.closed:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="live-events")
+            self._reader = self.bus.listen()
+            self._task = asyncio.get_running_loop().create_task(self._run(self._reader), name="live-events")
 
     def add_listener(self, listener: Listener) -> None:
         """Call ``listener(event)`` for every event, before clients hear of it."""
@@ -53,10 +66,17 @@ class LiveEvents:
     def client_count(self) -> int:
         return len(self._clients)
 
+    @property
+    def position(self) -> str | None:
+        """The id of the last event handed out: every later one reaches the queues connected now."""
+        return None if self._reader is None else self._reader.position
+
     @contextlib.contextmanager
-    def connect(self) -> Any:
+    def connect(self) -> Iterator[asyncio.Queue[Event | None]]:
         """A queue receiving every event while the ``with`` block lasts; ``None`` means closing."""
         queue: asyncio.Queue[Event | None] = asyncio.Queue(self._queue_size)
+        if self.closed:
+            queue.put_nowait(None)
         self._clients.add(queue)
         try:
             yield queue
@@ -64,7 +84,7 @@ class LiveEvents:
             self._clients.discard(queue)
 
     def dispatch(self, event: Event) -> None:
-        """Hand ``event`` to listeners and clients (what the bus listener does with each event)."""
+        """Hand ``event`` to listeners and clients (what the reader does with each event)."""
         for listener in self._listeners:
             try:
                 listener(event)
@@ -75,26 +95,43 @@ class LiveEvents:
             with contextlib.suppress(asyncio.QueueFull):
                 queue.put_nowait(event)
 
-    async def _run(self) -> None:
-        async for event in self._bus.listen():
-            if isinstance(event, dict):
-                self.dispatch(event)
+    async def missed(self, after: str) -> list[Event]:
+        """What a client that last saw ``after`` missed, oldest first (empty when Redis is away)."""
+        try:
+            return await self.bus.since(after)
+        except Exception as exc:
+            log.info("could not replay events after %s: %s", after, exc)
+            return []
+
+    async def _run(self, reader: EventReader) -> None:
+        async for event in reader:  # ``resync`` after an outage included: caches start afresh
+            self.dispatch(event)
+
+    def end_streams(self) -> None:
+        """End every open stream now (and any opened later): the process is stopping."""
+        self.closed = True
+        for queue in list(self._clients):
+            while True:
+                try:
+                    queue.put_nowait(None)
+                    break
+                except asyncio.QueueFull:  # make room: the end must arrive
+                    queue.get_nowait()
 
     async def aclose(self) -> None:
-        """Stop listening and end every open stream."""
-        self.closed = True
+        """Stop reading and end every open stream."""
+        self.end_streams()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        for queue in list(self._clients):
-            with contextlib.suppress(asyncio.QueueFull):
-                queue.put_nowait(None)
+        if self._reader is not None:
+            await self._reader.aclose()
 
 
 def live_events(app: Any) -> LiveEvents:
-    """This app's ``LiveEvents``, listening from the first call until the app shuts down."""
+    """This app's ``LiveEvents``, reading from the first call until the app shuts down."""
     hub: LiveEvents | None = getattr(app.state, "live_events", None)
     if hub is None:
         hub = LiveEvents(app.state.runtime.bus)
@@ -108,19 +145,70 @@ def live_events(app: Any) -> LiveEvents:
     return hub
 
 
-def sse_frame(kind: str, data: Any) -> str:
-    """One server-sent event."""
-    return f"event: {kind}\ndata: {json.dumps(data, default=str, separators=(',', ':'))}\n\n"
+@contextlib.contextmanager
+def end_streams_on_signal(hub: LiveEvents, signals: Iterable[int] = (signal.SIGTERM, signal.SIGINT)) -> Iterator[None]:
+    """While the block runs, these signals end ``hub``'s streams first, then reach the handler
+    that was there before (the server's: uvicorn's, or granian's through its event loop)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers belong to the main thread; an embedded app stops its streams on shutdown
+        return
+    loop = asyncio.get_running_loop()
+    previous: dict[int, Any] = {}
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop already closed
+            loop.call_soon_threadsafe(hub.end_streams)
+        before = previous.get(signum)
+        if callable(before):
+            before(signum, frame)
+        elif before == signal.SIG_DFL:  # nobody else handles it: do what the default would, once streams ended
+            signal.signal(signum, signal.SIG_DFL)
+            loop.call_later(0.2, os.kill, os.getpid(), signum)
+
+    for signum in signals:
+        previous[signum] = signal.getsignal(signum)
+        signal.signal(signum, handler)
+    try:
+        yield
+    finally:
+        for signum, before in previous.items():
+            if signal.getsignal(signum) is handler:
+                signal.signal(signum, before if before is not None else signal.SIG_DFL)
+
+
+def sse_frame(kind: str, data: Any, event_id: str | None = None) -> str:
+    """One server-sent event (with its stream id, when it has one)."""
+    head = f"id: {event_id}\n" if event_id else ""
+    return f"{head}event: {kind}\ndata: {json.dumps(data, default=str, separators=(',', ':'))}\n\n"
+
+
+def _newest(*ids: str | None) -> str | None:
+    present = [i for i in ids if i]
+    return max(present, key=id_key) if present else None
 
 
 async def _stream(
     hub: LiveEvents, kinds: frozenset[str], keepalive_s: float, max_age_s: float | None,
-    accept: Callable[[Event], bool] | None = None,
+    accept: Callable[[Event], bool] | None = None, last_event_id: str | None = None,
 ) -> AsyncIterator[str]:
     loop = asyncio.get_running_loop()
     ends_at = None if max_age_s is None else loop.time() + max_age_s
+
+    def frame(event: Event) -> str | None:
+        kind = str(event.get("kind", ""))
+        if kind not in kinds or (accept is not None and not accept(event)):
+            return None
+        return sse_frame(kind, {k: v for k, v in event.items() if k not in ("kind", "id")}, event.get("id"))
+
     with hub.connect() as queue:
-        yield f"retry: {RECONNECT_MS}\n\n" + sse_frame("ready", {})
+        opening = [f"retry: {RECONNECT_MS}\n\n"]
+        seen = _newest(hub.position, last_event_id)  # what this client has had: never sent again
+        if last_event_id is not None:
+            for missed in await hub.missed(last_event_id):
+                if (text := frame(missed)) is not None:
+                    opening.append(text)
+                seen = _newest(seen, missed["id"])
+        yield "".join(opening) + sse_frame("ready", {}, seen)
         while True:
             wait_s = keepalive_s if ends_at is None else min(keepalive_s, ends_at - loop.time())
             if wait_s <= 0:
@@ -131,24 +219,30 @@ async def _stream(
                 yield ": keepalive\n\n"
                 continue
             if event is None:
+                yield f"retry: {random.randint(*SHUTDOWN_RECONNECT_MS)}\n\n"
                 return
-            kind = str(event.get("kind", ""))
-            if kind in kinds and (accept is None or accept(event)):
-                yield sse_frame(kind, {k: v for k, v in event.items() if k != "kind"})
+            event_id = event.get("id")
+            if seen is not None and event_id is not None and id_key(event_id) <= id_key(seen):
+                continue  # replayed above already
+            if (text := frame(event)) is not None:
+                yield text
 
 
 def sse_response(
     request: Request, kinds: Iterable[str], keepalive_s: float = KEEPALIVE_S, max_age_s: float | None = None,
     accept: Callable[[Event], bool] | None = None,
 ) -> StreamingResponse:
-    """A ``text/event-stream`` of the bus events named ``kinds``, opened by a ``ready`` event.
+    """A ``text/event-stream`` of the events named ``kinds``, each with its ``id:``.
 
-    ``max_age_s`` ends the stream after that long; browsers reconnect by themselves, which
-    makes a route behind a login check the session again. ``accept`` filters events further.
+    Opens with the events after the request's ``Last-Event-ID`` (if any), then a ``ready``
+    event, then live events. ``max_age_s`` ends the stream after that long; browsers
+    reconnect by themselves, which makes a route behind a login check the session again.
+    ``accept`` filters events further. A ``Last-Event-ID`` that is not a stream id is ignored.
     """
     hub = live_events(request.app)
+    last_event_id = valid_id(request.headers.get("last-event-id"))
     return StreamingResponse(
-        _stream(hub, frozenset(kinds), keepalive_s, max_age_s, accept),
+        _stream(hub, frozenset(kinds), keepalive_s, max_age_s, accept, last_event_id),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache, no-store", "X-Accel-Buffering": "no"},
     )

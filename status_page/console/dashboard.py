@@ -8,7 +8,6 @@ the session's CSRF token, and writes an audit row.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 from collections.abc import AsyncIterator
@@ -46,6 +45,7 @@ from status_page.console.compose_form import (
     sign_preview,
 )
 from status_page.http import HTTPError, runtime
+from status_page.live import live_events, sse_response
 from status_page.pages import render_page
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -271,25 +271,6 @@ def _sse(event: str, data: Any) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data, default=str)}\n\n".encode()
 
 
-@contextlib.asynccontextmanager
-async def _bus_events(rt: Runtime) -> AsyncIterator[asyncio.Queue[dict[str, Any]]]:
-    """Bus events in a queue, fed by a task for as long as the block runs."""
-    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=1000)
-
-    async def pump() -> None:
-        async for event in rt.bus.listen():
-            if not queue.full():
-                queue.put_nowait(event)
-
-    task = asyncio.create_task(pump())
-    try:
-        yield queue
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
-
-
 async def deliveries_events(request: Request) -> Response:
     """Server-sent events: the update's counts whenever a batch of it was delivered (and every 5 s)."""
     require_role(request, Role.VIEWER)
@@ -301,19 +282,24 @@ async def deliveries_events(request: Request) -> Response:
     async def stream() -> AsyncIterator[bytes]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + SSE_LIFETIME_S
-        yield b"retry: 2000\n\n"
-        yield _sse("counts", await _delivery_state(rt, update_id))
-        async with _bus_events(rt) as events:
+        with live_events(request.app).connect() as events:
+            yield b"retry: 2000\n\n"
+            yield _sse("counts", await _delivery_state(rt, update_id))
             while loop.time() < deadline:
                 try:
                     event = await asyncio.wait_for(events.get(), SSE_REFRESH_S)
                 except TimeoutError:
-                    event = None
-                if event is not None and (event.get("kind") != "deliveries" or event.get("update_id") != update_id):
+                    event = {}
+                if event is None:
+                    yield b"retry: 1000\n\n"  # this process is stopping: come back to another
+                    return
+                if event and (event.get("kind") != "deliveries" or event.get("update_id") != update_id):
                     continue
                 await asyncio.sleep(0.2)  # fold a burst of batch events into one refresh
                 while not events.empty():
-                    events.get_nowait()
+                    if events.get_nowait() is None:
+                        yield b"retry: 1000\n\n"
+                        return
                 yield _sse("counts", await _delivery_state(rt, update_id))
 
     return StreamingResponse(stream(), media_type="text/event-stream",
@@ -323,24 +309,7 @@ async def deliveries_events(request: Request) -> Response:
 async def console_events(request: Request) -> Response:
     """Server-sent events for the dashboard banner: ``reminder`` and ``update`` events."""
     require_role(request, Role.VIEWER)
-    rt = runtime(request)
-
-    async def stream() -> AsyncIterator[bytes]:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + SSE_LIFETIME_S
-        yield b"retry: 3000\n\n"
-        async with _bus_events(rt) as events:
-            while loop.time() < deadline:
-                try:
-                    event = await asyncio.wait_for(events.get(), 15)
-                except TimeoutError:
-                    yield b": keep-alive\n\n"
-                    continue
-                if event.get("kind") in ("reminder", "update"):
-                    yield _sse(str(event["kind"]), event)
-
-    return StreamingResponse(stream(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    return sse_response(request, ("reminder", "update"), max_age_s=SSE_LIFETIME_S)
 
 
 async def retry_failed(request: Request) -> Response:

@@ -1,10 +1,10 @@
 """Ready bytes for the public page and JSON: built once per change, served with ETag and gzip.
 
 The read path is a dict lookup and an ETag compare. Every web process keeps its own cache
-and drops it when the bus says something changed (``update``, ``published``), so several
-processes behind one address stay in step; a short time-to-live refreshes in the background
-(never on the reader's time) in case an event was lost. A build that fails keeps serving
-the last good bytes.
+and drops it when the event stream says something changed (``update``, ``published``,
+``components``, or ``resync`` after an outage), so several processes behind one address
+stay in step; a short time-to-live refreshes in the background (never on the reader's time)
+in case an event could not be published. A build that fails keeps serving the last good bytes.
 """
 
 from __future__ import annotations
@@ -23,12 +23,14 @@ from typing import Any, Generic, TypeVar
 
 from starlette.types import Scope, Send
 
+from broadcaster.events import RESYNC
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Headers = list[tuple[bytes, bytes]]
 
-INVALIDATING_EVENTS = frozenset({"update", "published", "components"})
+INVALIDATING_EVENTS = frozenset({"update", "published", "components", RESYNC})
 PAGE_CACHE_CONTROL = "public, max-age=5, stale-while-revalidate=30, stale-if-error=86400"
 DEFAULT_TTL_S = 15.0
 GZIP_MIN_BYTES = 512
