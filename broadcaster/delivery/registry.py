@@ -7,15 +7,18 @@ an error, and so is a class that lacks one of the contract's facts.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 
 from pydantic.fields import FieldInfo
 
-from broadcaster.config import Settings
+from broadcaster.config import Settings, env_name
 from broadcaster.delivery.channel import Channel, ChannelContext
 from broadcaster.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 BUILTIN_CHANNELS: tuple[str, ...] = (
     "channels.status_page:StatusPageChannel",
@@ -85,6 +88,9 @@ class Registry:
     def build(cls, settings: Settings, context: ChannelContext | None = None) -> Registry:
         context = context or ChannelContext()
         classes = channel_classes()
+        unread = sorted(set(settings.model_extra or ()) - set(setting_fields(classes)))
+        if unread:  # a misspelt channel variable would otherwise leave the channel off without a word
+            log.warning("no channel reads %s", ", ".join(env_name(name) for name in unread))
         enabled: dict[str, Channel] = {}
         for name, channel_cls in classes.items():
             channel = channel_cls.from_settings(settings, context)

@@ -30,7 +30,7 @@ from broadcaster.delivery.channel import (
     Recipient,
     SubscriberChannel,
 )
-from broadcaster.delivery.registry import channel_classes
+from broadcaster.delivery.registry import Registry, channel_classes
 from broadcaster.errors import ConfigError, DeliveryError
 from broadcaster.models import ChannelKind, LimitUnit
 from tests.support.factories import make_message
@@ -147,6 +147,14 @@ def _secrets(values: Mapping[str, Any]) -> list[str]:
 
 
 # -- settings --------------------------------------------------------------------------------
+
+
+async def test_a_variable_no_channel_reads_is_named_in_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    registry = Registry.build(settings_of({"smtp_hots": "mail.example.test", "smtp_port": 587}))
+    await registry.aclose()
+    assert "email" not in registry.enabled
+    assert "no channel reads BROADCASTER_SMTP_HOTS" in caplog.text
+    assert "BROADCASTER_SMTP_PORT" not in caplog.text
 
 
 @by_name
