@@ -1,0 +1,104 @@
+"""The SMTP side of the email channel: one mail over an open session, and what a failure means.
+
+``transmit`` speaks ``MAIL``/``RCPT``/``DATA`` through aiosmtplib's ``execute_command`` with
+the mail already in wire form; ``deliver_error`` is the one place SMTP answers are read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+
+import aiosmtplib
+
+from channels._mime import printable
+from channels.base import DeliveryError, PermanentError, RetryableError
+
+# RFC 3463 status codes that say the address itself is dead: 5.1.x (bad mailbox or
+# domain) and 5.2.1 (mailbox disabled). 5.7.x (policy, spam) is about the message.
+_DEAD_ADDRESS = re.compile(r"\b5\.(1\.\d{1,3}|2\.1)\b")
+_ANY_ENHANCED = re.compile(r"\b[245]\.\d{1,3}\.\d{1,3}\b")
+_HARD_BOUNCE_CODES = frozenset({550, 551, 553})
+SMTP_ERRORS = (aiosmtplib.SMTPException, OSError, TimeoutError)
+# Answers the server gave within a working dialogue (anything else breaks the session).
+SMTP_ANSWERS = (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused)
+
+
+def deliver_error(exc: BaseException, stage: str = "send") -> DeliveryError:
+    """What an SMTP failure means for the ledger: the one place SMTP answers are read.
+
+    A 5xx about a recipient or its message is permanent, and marks the address for
+    suppression when it is a hard bounce (``550 5.1.1``; without an enhanced code, 550,
+    551 or 553 to ``RCPT``). 4xx, 421, refusals of our sender or login, lost connections and
+    timeouts are retryable.
+    """
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused) and exc.recipients:
+        exc, stage = exc.recipients[0], "rcpt"
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        text = printable(exc.message)[:300]
+        if isinstance(exc, aiosmtplib.SMTPRecipientRefused):
+            stage = "rcpt"
+        elif isinstance(exc, aiosmtplib.SMTPDataError):
+            stage = "data"
+        elif isinstance(exc, aiosmtplib.SMTPSenderRefused):
+            stage = "mail from"
+        reason = f"smtp {exc.code} at {stage}: {text}"
+        about_us = isinstance(
+            exc, aiosmtplib.SMTPSenderRefused | aiosmtplib.SMTPAuthenticationError | aiosmtplib.SMTPHeloError
+        )
+        if exc.code < 500 or about_us or stage == "connect":
+            return RetryableError(reason)
+        if _ANY_ENHANCED.search(text):
+            dead = bool(_DEAD_ADDRESS.search(text))
+        else:
+            dead = stage == "rcpt" and exc.code in _HARD_BOUNCE_CODES
+        return PermanentError(reason, suppress_recipient=dead)
+    return RetryableError(f"smtp {stage}: {type(exc).__name__}: {printable(str(exc))[:300] or 'no detail'}")
+
+
+async def transmit(smtp: aiosmtplib.SMTP, mail_from: bytes, address: str, content: bytes) -> None:
+    """One mail to one recipient over an open session: ``MAIL``, ``RCPT``, ``DATA``.
+
+    What ``smtp.sendmail(sender, [address], data)`` does (``SIZE`` when the server offers it,
+    ``RSET`` after a refusal, the same exceptions), through aiosmtplib's ``execute_command``
+    with the addresses already checked and quoted (``mail_from`` is ``b"FROM:<sender>"``)
+    and ``content`` already in wire form (``smtp_data(data)``): ``sendmail`` re-parses both
+    addresses and runs two regex passes over the whole mail, which cost more CPU than the
+    sending itself.
+    """
+    try:
+        if smtp.is_ehlo_or_helo_needed:  # once a session, as mail() would
+            try:
+                await smtp.ehlo()
+            except aiosmtplib.SMTPHeloError:
+                if not smtp.is_connected:
+                    raise
+                await smtp.helo()
+        options = (b"SIZE=%d" % len(content),) if smtp.supports_extension("size") else ()
+        response = await smtp.execute_command(b"MAIL", mail_from, *options)
+        if response.code != 250:
+            raise aiosmtplib.SMTPSenderRefused(response.code, response.message, mail_from[6:-1].decode())
+        response = await smtp.execute_command(b"RCPT", b"TO:<" + address.encode("ascii") + b">")
+        if response.code not in (250, 251):
+            raise aiosmtplib.SMTPRecipientRefused(response.code, response.message, address)
+        response = await smtp.execute_command(b"DATA")
+        if response.code != 354:
+            raise aiosmtplib.SMTPDataError(response.code, response.message)
+        # execute_command sends its argument and CRLF: the content minus its own final CRLF
+        response = await smtp.execute_command(content[:-2])
+        if response.code != 250:
+            raise aiosmtplib.SMTPDataError(response.code, response.message)
+    except aiosmtplib.SMTPResponseException:
+        if smtp.is_connected:  # reset the envelope for the next mail, as sendmail does
+            with contextlib.suppress(*SMTP_ERRORS):
+                await smtp.rset()
+        raise
+
+
+async def quit_session(smtp: aiosmtplib.SMTP) -> None:
+    """End the session with QUIT, or just close it when the server no longer answers."""
+    if smtp.is_connected:
+        try:
+            await smtp.quit()
+        except SMTP_ERRORS:
+            smtp.close()
