@@ -63,6 +63,7 @@ __all__ = [
     "Settings",
     "SubscriberChannel",
     "Thread",
+    "as_utc",
     "configured",
     "credentials_error",
     "env_name",
@@ -104,11 +105,14 @@ def _until_iso_time(value: str) -> float | None:
         return None
 
 
+def as_utc(when: datetime) -> datetime:
+    """``when`` in UTC; a time without a zone is taken as UTC already (as the database stores them)."""
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
 def _until(when: datetime) -> float:
     """Seconds from now until ``when`` (a time without a zone is UTC), never below 0."""
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    return max(0.0, (as_utc(when) - datetime.now(UTC)).total_seconds())
 
 
 def _until_epoch(value: str) -> float | None:

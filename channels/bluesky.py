@@ -23,6 +23,7 @@ import grapheme
 import httpx
 from pydantic import SecretStr
 
+from broadcaster.render import iso
 from channels._social import render_post, reply_or_start
 from channels.base import (
     ChannelContext,
@@ -79,10 +80,6 @@ def link_facets(text: str, url: str) -> list[dict[str, Any]]:
             "features": [{"$type": LINK_FEATURE, "uri": url}],
         }
     ]
-
-
-def _now_rfc3339() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +161,7 @@ class BlueskyChannel:
         record: dict[str, Any] = {
             "$type": POST,
             "text": text,
-            "createdAt": _now_rfc3339(),
+            "createdAt": iso(datetime.now(UTC)),
             "langs": ["en"],
             "facets": link_facets(text, message.public_url),
         }

@@ -57,6 +57,7 @@ from channels.base import (
     Sent,
     Settings,
     Thread,
+    as_utc,
 )
 
 
@@ -152,10 +153,10 @@ class EmailChannel:
             "subject": message.subject,
             "unsubscribe_url": placeholders["unsubscribe_url"],
             "manage_url": placeholders["manage_url"],
-            "created_at": _utc(message.created_at),
-            "next_update_at": message.next_update_at and _utc(message.next_update_at),
-            "scheduled_for": message.scheduled_for and _utc(message.scheduled_for),
-            "scheduled_until": message.scheduled_until and _utc(message.scheduled_until),
+            "created_at": as_utc(message.created_at),
+            "next_update_at": message.next_update_at and as_utc(message.next_update_at),
+            "scheduled_for": message.scheduled_for and as_utc(message.scheduled_for),
+            "scheduled_until": message.scheduled_until and as_utc(message.scheduled_until),
         }
         subscriber = placeholders["subscriber_id"]
         root = f"<i.{atom(message.incident_id)}.{subscriber}@{self.domain}>"
@@ -163,7 +164,7 @@ class EmailChannel:
         headers = {
             "From": self.from_header,
             "To": placeholders["address"],
-            "Date": format_datetime(_utc(message.created_at)),
+            "Date": format_datetime(as_utc(message.created_at)),
             "Message-ID": own,
         }
         if not message.is_first:
@@ -328,10 +329,6 @@ class EmailChannel:
 
     async def aclose(self) -> None:
         """Nothing to release: a session lives only as long as its batch."""
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 __all__ = ["PLACEHOLDERS", "EmailChannel", "EmailSettings", "TransactionalMail", "deliver_error", "smtp_address",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -18,6 +18,7 @@ from channels.base import (
     RateLimited,
     ResetHeader,
     RetryableError,
+    as_utc,
     configured,
     credentials_error,
     http_error,
@@ -104,6 +105,23 @@ def test_rate_limit_reset_seconds(
         assert seconds is None
     else:
         assert seconds == pytest.approx(expected, abs=3)
+
+
+# -- as_utc ------------------------------------------------------------------------------
+
+PLUS_90_MIN = timezone(timedelta(hours=1, minutes=30))
+AS_UTC_CASES: list[tuple[datetime, datetime]] = [
+    # (time, the same time in UTC)
+    (datetime(2026, 3, 1, 12, 0), datetime(2026, 3, 1, 12, 0, tzinfo=UTC)),  # naive: taken as UTC
+    (datetime(2026, 3, 1, 12, 0, tzinfo=UTC), datetime(2026, 3, 1, 12, 0, tzinfo=UTC)),
+    (datetime(2026, 3, 1, 13, 30, tzinfo=PLUS_90_MIN), datetime(2026, 3, 1, 12, 0, tzinfo=UTC)),
+]
+
+
+@pytest.mark.parametrize(("when", "utc"), AS_UTC_CASES)
+def test_as_utc(when: datetime, utc: datetime) -> None:
+    converted = as_utc(when)
+    assert converted == utc and converted.tzinfo is UTC
 
 
 # -- http_error --------------------------------------------------------------------------
