@@ -22,6 +22,9 @@ from types import MappingProxyType
 from typing import Any, TextIO
 
 CONTEXT_FIELDS = ("update_id", "channel", "job_id", "incident_id")
+# httpx logs every request's full URL at INFO, and subscribers' webhook URLs are often secrets
+# (a token in the path or query): these loggers speak only from WARNING up.
+QUIET_LOGGERS = ("httpx", "httpcore")
 
 _context: ContextVar[Mapping[str, Any]] = ContextVar(
     "broadcaster_log_context", default=MappingProxyType({}))
@@ -96,6 +99,8 @@ def configure_logging(log_format: str = "text", level: int = logging.INFO) -> No
     root = logging.getLogger()
     root.handlers[:] = [make_handler(log_format)]
     root.setLevel(level)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))
 
 
 def logging_config(log_format: str = "text", level: str = "INFO") -> dict[str, Any]:
@@ -103,6 +108,7 @@ def logging_config(log_format: str = "text", level: str = "INFO") -> dict[str, A
     settings (uvicorn's ``log_config``, granian's ``--log-config``), which they apply in every
     web process they start."""
     formatter = "broadcaster.logs.JsonFormatter" if log_format == "json" else "broadcaster.logs.TextFormatter"
+    quiet = logging.getLevelName(max(logging.getLevelName(level), logging.WARNING))
     return {
         "version": 1,
         "disable_existing_loggers": False,
@@ -111,6 +117,9 @@ def logging_config(log_format: str = "text", level: str = "INFO") -> dict[str, A
         "handlers": {"default": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr",
                                  "formatter": "default", "filters": ["context"]}},
         "root": {"handlers": ["default"], "level": level},
-        "loggers": {name: {"handlers": [], "propagate": True, "level": level}
-                    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "_granian", "granian.access")},
+        "loggers": {
+            **{name: {"handlers": [], "propagate": True, "level": level}
+               for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "_granian", "granian.access")},
+            **{name: {"handlers": [], "propagate": True, "level": quiet} for name in QUIET_LOGGERS},
+        },
     }

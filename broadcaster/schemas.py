@@ -19,7 +19,50 @@ MAX_MESSAGE_CHARS = 60_000
 
 
 class Strict(BaseModel):
+    """The base of every input model: unknown fields refused, strings stripped, and no NUL anywhere.
+
+    PostgreSQL cannot store NUL (``\\x00``) in text, so a NUL in any string field, list item or
+    mapping key is refused here, naming the field, on every backend alike.
+    """
+
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    def __init__(self, **data: Any) -> None:
+        """Built directly (``SubscriberIn(address=...)``) rather than through ``validate``, bad values
+        are the same ``InputError`` naming the fields: a 422, never a 500."""
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise input_error(exc) from None
+
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        if has_nul(value):
+            raise ValueError(NUL_REASON)
+        return value
+
+
+NUL_REASON = "must not contain a NUL character"
+
+
+def has_nul(value: Any) -> bool:
+    """Whether a NUL is in ``value``: a string, or the strings (keys included) of nested lists and dicts.
+
+    Nested ``Strict`` models are skipped: they checked their own fields. Iterative, so any depth is safe.
+    """
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list | tuple | set | frozenset):
+            pending.extend(item)
+    return False
 
 
 class ApprovedAnswerIn(Strict):
@@ -130,7 +173,12 @@ def validate(model: type[Model], data: Any) -> Model:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        fields: dict[str, str] = {}
-        for error in exc.errors(include_url=False):
-            fields.setdefault(_field_name(error["loc"]), error["msg"])
-        raise InputError("invalid input", fields) from None
+        raise input_error(exc) from None
+
+
+def input_error(exc: ValidationError) -> InputError:
+    """pydantic's errors as one ``InputError`` naming each bad field."""
+    fields: dict[str, str] = {}
+    for error in exc.errors(include_url=False):
+        fields.setdefault(_field_name(error["loc"]), error["msg"])
+    return InputError("invalid input", fields)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -26,21 +27,33 @@ from status_page.client_address import ClientAddressMiddleware
 from status_page.console import playbooks as console_playbooks
 from status_page.http import HTTPError, handle_http_error, handle_input_error, handle_starlette_error
 from status_page.live import end_streams_on_signal, live_events
+from status_page.nul_guard import NulGuardMiddleware
 from status_page.public import pages as public_pages
 from status_page.public import preferences, subscribe
 from status_page.security_headers import SecurityHeadersMiddleware
 
 
 async def healthz(request: Request) -> Response:
-    """200 when the database answers; Redis is reported but does not fail the check."""
+    """200 when the database takes a write; Redis is reported but does not fail the check.
+
+    The probe inserts a row into ``alembic_version`` (every migrated database has it) and rolls
+    it back, so a read-only database (SQLite ``?mode=ro``, a PostgreSQL standby or
+    ``default_transaction_read_only``) answers 503. The answer never carries the database's
+    own error text (it can name hosts, users and paths); the log does.
+    """
     rt: Runtime = request.app.state.runtime
+    import secrets
+
     from sqlalchemy import text
 
     try:
-        async with rt.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+        async with rt.engine.connect() as conn, conn.begin() as transaction:
+            await conn.execute(text("INSERT INTO alembic_version (version_num) VALUES (:probe)"),
+                               {"probe": f"healthz-{secrets.token_hex(8)}"})
+            await transaction.rollback()
     except Exception as exc:  # the check exists to report exactly this
-        return JSONResponse({"status": "error", "database": str(exc)}, status_code=503)
+        logging.getLogger(__name__).warning("health check: the database does not take a write: %s", exc)
+        return JSONResponse({"status": "error", "database": "unavailable"}, status_code=503)
     depth = await rt.queue.depth()
     return JSONResponse({"status": "ok", "database": "ok", "redis": "ok" if depth is not None else "unreachable",
                          "queue_depth": depth})
@@ -84,6 +97,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             Middleware(public_pages.FastPathMiddleware, settings=settings),  # cached hot GETs answered first
             Middleware(metrics.MetricsMiddleware),
             Middleware(SecurityHeadersMiddleware, settings=settings),
+            Middleware(NulGuardMiddleware),  # a NUL in the path (404) or query (400) before any lookup
             Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, uploads={  # the file, plus the form
                 "/console/playbooks/import": console_playbooks.MAX_UPLOAD_BYTES + settings.max_body_bytes}),
             Middleware(SessionMiddleware, secret_key=settings.secret_key.get_secret_value(),

@@ -91,20 +91,56 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
     return b"".join(chunks)
 
 
+MAX_JSON_DEPTH = 64
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")  # NaN/Infinity: Python reads them, no JSON answer can carry them
+
+
 async def read_json(request: Request) -> Any:
-    """The JSON body (an object), or a 400/413 naming what is wrong."""
+    """The JSON body (an object), or a 400/413/422 naming what is wrong.
+
+    Refused: malformed or non-UTF-8 JSON, NaN/Infinity, nesting deeper than ``MAX_JSON_DEPTH``
+    (400), and a NUL in any string or key (422 naming where: PostgreSQL cannot store it).
+    """
     raw = await read_body(request, runtime(request).settings.max_body_bytes)
     if not raw.strip():
         raise HTTPError(400, "bad_request", "the body is empty; send a JSON object", {"body": "required"})
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        data = json.loads(raw, parse_constant=_no_constants)
+    except RecursionError:
+        raise HTTPError(400, "malformed_json", f"the body is nested deeper than {MAX_JSON_DEPTH} levels",
+                        {"body": "nested too deeply"}) from None
+    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise HTTPError(
             400, "malformed_json", f"the body is not valid JSON: {exc}", {"body": "malformed JSON"}
         ) from None
     if not isinstance(data, dict):
         raise HTTPError(422, "invalid_input", "the body must be a JSON object", {"body": "expected an object"})
+    _check_json(data)
     return data
+
+
+def _check_json(data: dict[str, Any]) -> None:
+    """Depth and NUL checks over the decoded body, iteratively (a deep body must not exhaust the stack)."""
+    pending: list[tuple[Any, str, int]] = [(data, "", 1)]
+    while pending:
+        value, where, depth = pending.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise HTTPError(400, "malformed_json", f"the body is nested deeper than {MAX_JSON_DEPTH} levels",
+                            {"body": "nested too deeply"})
+        if isinstance(value, str) and "\x00" in value:
+            raise HTTPError(422, "invalid_input", "text must not contain a NUL character",
+                            {where or "body": "must not contain a NUL character"})
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if "\x00" in key:
+                    raise HTTPError(422, "invalid_input", "a key must not contain a NUL character",
+                                    {where or "body": "a key must not contain a NUL character"})
+                pending.append((item, f"{where}.{key}" if where else key, depth + 1))
+        elif isinstance(value, list):
+            pending.extend((item, f"{where}.{i}" if where else str(i), depth + 1) for i, item in enumerate(value))
 
 
 async def require_token(request: Request, minimum: Role) -> dict[str, Any]:

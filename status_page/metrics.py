@@ -31,6 +31,9 @@ from status_page.http import runtime
 
 HTTP_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 UNMATCHED = "unmatched"
+# Anyone can send any method name; a label per name would be a new series each time.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER_METHOD = "other"
 
 
 def multiprocess_dir() -> str | None:
@@ -97,6 +100,11 @@ def http_metrics(app: Any) -> HttpMetrics:
     return metrics
 
 
+def method_label(method: str) -> str:
+    """The request method as a label: one of ``METHODS``, else ``other`` (a bounded set)."""
+    return method if method in METHODS else OTHER_METHOD
+
+
 class MetricsMiddleware:
     """Pure ASGI middleware observing each HTTP request's latency, labelled by route template."""
 
@@ -115,7 +123,7 @@ class MetricsMiddleware:
             nonlocal done
             done = True
             metrics = http_metrics(scope["app"])
-            metrics.latency.labels(metrics.route_template(scope), scope["method"], str(status)).observe(
+            metrics.latency.labels(metrics.route_template(scope), method_label(scope["method"]), str(status)).observe(
                 time.perf_counter() - started)
 
         async def send_observed(message: Message) -> None:

@@ -19,6 +19,7 @@ from broadcaster.crisis import contacts, drills
 from broadcaster.crisis.report import duration
 from broadcaster.domain import audit
 from broadcaster.domain.incidents import get_incident_row
+from broadcaster.domain.users import has_role
 from broadcaster.errors import InputError
 from broadcaster.models import Role
 from broadcaster.schemas import validate
@@ -31,6 +32,9 @@ from status_page.pages import render_page
 
 # --- contacts -----------------------------------------------------------------------------------
 
+BASIC_CONTACT_FIELDS = ("id", "name", "role")  # all viewers and agents see of a contact
+
+
 def contact_body(form: Any) -> dict[str, Any]:
     return {"name": text(form, "name"), "role": text(form, "role"), "email": text(form, "email") or None,
             "phone": text(form, "phone") or None,
@@ -38,9 +42,12 @@ def contact_body(form: Any) -> dict[str, Any]:
 
 
 async def contacts_page(request: Request) -> Response:
+    """Every role sees who is on call and their role; only commanders and admins their email and phone."""
     user = require_role(request, Role.VIEWER)
     async with runtime(request).engine.connect() as conn:
         rows = await contacts.list_contacts(conn)
+    if not has_role(user, Role.COMMANDER):
+        rows = [{key: row[key] for key in BASIC_CONTACT_FIELDS} for row in rows]
     return page(request, "console/contacts.html", user, contacts=rows)
 
 
