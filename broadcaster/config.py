@@ -89,6 +89,11 @@ class Settings(BaseSettings):
     subscribe_sms_per_number: int = 3
     subscribe_sms_per_prefix: int = 30
     subscribe_sms_prefix_digits: int = 7  # leading E.164 digits (country code included) of a prefix
+    subscribe_confirmations_per_address: int = 3  # opt-in mails or texts to one address per window (0: off)
+    subscribe_confirmations_window_s: int = 24 * 3600
+    # SMS sign-up: the countries (ISO codes, comma-separated; empty: all) and the sign-up texts an hour, in all
+    sms_countries: Annotated[tuple[str, ...] | None, NoDecode] = None
+    sms_hourly_budget: int = 200
 
     # console login (Redis): attempts per client in a fixed window; per (username, client) a growing delay
     login_window_s: int = 900
@@ -112,6 +117,18 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return tuple(ip_network(item.strip(), strict=False) for item in value.split(",") if item.strip()) or None
         return value
+
+    @field_validator("sms_countries", mode="before")
+    @classmethod
+    def _split_countries(cls, value: Any) -> Any:
+        import phonenumbers
+
+        items = value.split(",") if isinstance(value, str) else list(value or ())
+        codes = [str(c).strip().upper() for c in items if str(c).strip()]
+        unknown = [c for c in codes if c not in phonenumbers.SUPPORTED_REGIONS]
+        if unknown:
+            raise ValueError(f"not ISO country codes with phone numbers: {', '.join(unknown)} (e.g. GB, not UK)")
+        return tuple(codes) or None
 
     @model_validator(mode="after")
     def _lease_outlasts_jobs(self) -> Settings:

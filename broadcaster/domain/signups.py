@@ -16,18 +16,20 @@ the answer does not reveal that the address was known.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
+import phonenumbers
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from broadcaster.db import subscribers, utcnow, verification_codes
 from broadcaster.domain.components import components_by_id, display_name
 from broadcaster.domain.subscribers import find_subscriber, get_subscriber, normalize_address, upsert_subscriber
+from broadcaster.errors import InputError
 from broadcaster.schemas import SubscriberIn
 from broadcaster.security import hash_code, new_numeric_code, tokens_equal
 
@@ -68,6 +70,29 @@ async def sign_up(
 
 def _field_of(channel: str) -> str:
     return {"email": "email", "sms": "phone", "webhook": "webhook"}.get(channel, "address")
+
+
+# --- abuse limits -------------------------------------------------------------------------------
+
+def confirmation_key(secret_key: str, channel: str, address: str) -> str:
+    """The rate-limit key counting confirmations sent to one normalised ``address``.
+
+    A keyed hash, so Redis never holds the address (an unkeyed hash of a phone number is
+    reversed by trying them all). Case is folded: ``Ann@example.org`` and ``ann@example.org``
+    reach one mailbox at nearly every provider, and must not each get their three mails.
+    """
+    return f"subscribe:confirm:{channel}:{hash_code(secret_key, f'{channel}:{address.casefold()}')[:32]}"
+
+
+def check_sms_country(phone: str, countries: Collection[str] | None) -> None:
+    """Refuse (422 naming ``phone``) an E.164 number outside ``countries`` (ISO codes; empty or ``None``: all)."""
+    if not countries:
+        return
+    region = phonenumbers.region_code_for_number(phonenumbers.parse(phone))
+    if region not in countries:
+        raise InputError("SMS is not available for this country",
+                         {"phone": f"numbers from {region or 'this country'} cannot sign up here "
+                                   f"(accepted: {', '.join(sorted(countries))})"})
 
 
 async def confirm_subscription(conn: AsyncConnection, subscriber_id: str) -> Row | None:

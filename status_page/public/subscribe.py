@@ -9,7 +9,11 @@ for an admin (``POST /api/v1/subscribers`` with ``confirmed: true``); its answer
 signing secret once.
 
 Abuse limits (fixed windows in Redis, 429 with ``Retry-After``): per client IP for every
-channel, and for phones also per number and per number prefix, against SMS pumping.
+channel, and for phones also per number and per number prefix, against SMS pumping; then,
+only when a confirmation is about to go out, per address (``subscribe_confirmations_per_address``
+a day, whoever asks) and, for SMS, a budget of sign-up texts an hour for the whole installation.
+Phones must be from ``sms_countries`` when it is set (422 naming ``phone``). Without Redis,
+email sign-ups go on unlimited (logged) and SMS sign-ups are refused (503): texts cost money.
 """
 
 from __future__ import annotations
@@ -27,7 +31,9 @@ from broadcaster.domain.components import list_components
 from broadcaster.domain.signups import (
     CodeCheck,
     check_code,
+    check_sms_country,
     confirm_subscription,
+    confirmation_key,
     find_sms_subscriber,
     sign_up,
 )
@@ -36,6 +42,7 @@ from broadcaster.errors import DeliveryError, InputError
 from broadcaster.jobs import confirmations
 from broadcaster.ratelimit import Limit, LimiterUnavailable, RateLimiter
 from broadcaster.runtime import Runtime
+from broadcaster.schemas import NUL_REASON
 from broadcaster.security import LinkSigner
 from status_page.http import HTTPError, read_body, read_json, runtime
 from status_page.pages import render_page
@@ -69,6 +76,9 @@ async def read_input(request: Request) -> dict[str, Any]:
         return {"type": "http.request", "body": raw, "more_body": False}
 
     form = await Request(request.scope, replay).form(max_files=0, max_fields=600)
+    for key, value in form.multi_items():
+        if "\x00" in key or (isinstance(value, str) and "\x00" in value):
+            raise InputError("invalid input", {key.replace("\x00", "") or "body": NUL_REASON})
     values: dict[str, Any] = {k: v for k, v in form.items() if isinstance(v, str) and k != "components"}
     values["components"] = [
         v for k in ("components", "components[]") for v in form.getlist(k) if isinstance(v, str)
@@ -153,6 +163,7 @@ async def check_limits(rt: Runtime, channel: str, address: str, ip: str) -> str:
         if wait is not None:
             raise rate_limited(wait, "SMS sign-ups from this address")
         phone = normalize_phone(address, field="phone")
+        check_sms_country(phone, settings.sms_countries)
         prefix = phone[: 1 + settings.subscribe_sms_prefix_digits]
         wait = await limiter.check([
             Limit(f"subscribe:sms:number:{phone}", settings.subscribe_sms_per_number, window),
@@ -162,11 +173,34 @@ async def check_limits(rt: Runtime, channel: str, address: str, ip: str) -> str:
             raise rate_limited(wait, "SMS sign-ups for this number")
         return phone
     except LimiterUnavailable as exc:
-        if channel == "sms":  # texts cost money: no limits, no texts
-            raise HTTPError(503, "unavailable", "SMS sign-up is unavailable right now; try again later",
-                            headers={"Retry-After": "60"}) from exc
-        log.warning("sign-up rate limits not checked: %s", exc)
+        _limits_unavailable(channel, exc)
         return address
+
+
+async def check_confirmation_limits(rt: Runtime, channel: str, address: str) -> None:
+    """Before a confirmation goes out: the per-address cap, and for SMS the hourly budget. Raises 429 or 503."""
+    settings = rt.settings
+    try:
+        limiter = await _limiter(rt)
+        key = confirmation_key(settings.secret_key.get_secret_value(), channel, address)
+        wait = await limiter.hit(key, settings.subscribe_confirmations_per_address,
+                                 settings.subscribe_confirmations_window_s)
+        if wait is not None:
+            raise rate_limited(wait, "confirmations sent to this address")
+        if channel == "sms":
+            wait = await limiter.hit("subscribe:sms:budget", settings.sms_hourly_budget, 3600)
+            if wait is not None:
+                raise rate_limited(wait, "SMS sign-ups here this hour")
+    except LimiterUnavailable as exc:
+        _limits_unavailable(channel, exc)
+
+
+def _limits_unavailable(channel: str, exc: LimiterUnavailable) -> None:
+    """Redis is down: SMS sign-ups are refused (texts cost money: no limits, no texts), others go on."""
+    if channel == "sms":
+        raise HTTPError(503, "unavailable", "SMS sign-up is unavailable right now; try again later",
+                        headers={"Retry-After": "60"}) from exc
+    log.warning("sign-up rate limits not checked: %s", exc)
 
 
 async def dispatch_confirmation(rt: Runtime, subscriber_id: str) -> None:
@@ -209,9 +243,11 @@ async def subscribe(request: Request) -> Response:
     try:
         channel, address, components = parse_sign_up(rt, data)
         address = await check_limits(rt, channel, address, client_ip(request))
-        async with rt.engine.begin() as conn:
+        async with rt.engine.begin() as conn:  # a refused confirmation rolls the sign-up back
             result = await sign_up(conn, channel, address, components,
                                    allow_private_webhooks=rt.settings.webhook_allow_private)
+            if result.needs_confirmation:
+                await check_confirmation_limits(rt, channel, result.subscriber["address"])
     except InputError as exc:
         if as_json:
             raise
