@@ -37,6 +37,7 @@ TUNING = {
     "sms_code_max_attempts", "subscribe_window_s", "subscribe_email_per_ip", "subscribe_sms_per_ip",
     "subscribe_sms_per_number", "subscribe_sms_per_prefix", "subscribe_sms_prefix_digits",
     "login_window_s", "login_per_ip", "login_per_username", "webhook_timeout_s", "http_timeout_s",
+    "sms_hourly_budget", "subscribe_confirmations_per_address", "subscribe_confirmations_window_s",
 }
 
 # The compose specification's top-level and service keys (the subset a valid file may use).
