@@ -64,7 +64,7 @@ from bench._common import (
 from broadcaster.config import Settings
 from broadcaster.domain.incidents import load_message
 from channels.base import Recipient
-from channels.email import EmailChannel
+from channels.email import EmailChannel, EmailSettings
 
 SENDER = "status@bench.example"
 _MESG = re.compile(rb"mesg=(\d+)")
@@ -213,7 +213,7 @@ async def main_async(args: argparse.Namespace) -> int:
     defaults = Settings(_env_file=None)  # type: ignore[call-arg]
     batch_size = args.batch_size or defaults.batch_size
     max_jobs = args.max_jobs or defaults.max_jobs
-    connections = args.connections or defaults.smtp_max_connections
+    connections = args.connections or EmailSettings().smtp_max_connections
     n = args.subscribers
     stack = Stack(backend=args.database, keep=args.keep)
     sink = Sink(args.sink, stack.workdir).start()

@@ -61,7 +61,7 @@ from bench._common import (
 )
 from broadcaster.config import Settings
 from broadcaster.domain.incidents import load_message
-from channels.sms import STATUS_CALLBACK_PATH, SmsChannel
+from channels.sms import STATUS_CALLBACK_PATH, SmsChannel, SmsSettings
 
 ACCOUNT_SID = "AC" + "a" * 32
 AUTH_TOKEN = "test-auth-token"
@@ -181,7 +181,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 async def main_async(args: argparse.Namespace) -> int:
     defaults = Settings(_env_file=None)  # type: ignore[call-arg]
     batch_size = args.batch_size or defaults.batch_size
-    concurrency = args.concurrency or defaults.sms_concurrency
+    concurrency = args.concurrency or SmsSettings().sms_concurrency
     n = args.subscribers
     stack = Stack(backend=args.database, keep=args.keep)
     queue = queue_name()

@@ -39,7 +39,7 @@ async def list_dead(
     since: datetime | None = None, limit: int = 100, offset: int = 0,
 ) -> DeadLetters:
     """Failed rows (filtered by update, channel, updated since), with per update/channel counts."""
-    conditions = [deliveries.c.state == FAILED]
+    conditions = [deliveries.c.state == FAILED, deliveries.c.update_id.is_not(None)]  # one-offs: no update
     if update_id:
         conditions.append(deliveries.c.update_id == update_id)
     if channel:

@@ -28,6 +28,8 @@ from broadcaster.domain.subscribers import normalize_phone, unsubscribe
 from broadcaster.errors import InputError
 from broadcaster.render import environment
 from broadcaster.twilio_signature import is_valid
+from channels.sms import SmsSettings
+from channels.sms import SmsSettings
 from status_page.http import HTTPError, read_body, runtime
 
 OPT_OUT = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
@@ -44,7 +46,8 @@ Params = list[tuple[str, str]]
 async def signed_params(request: Request) -> Params:
     """The form parameters of a request Twilio signed; 403 otherwise, 404 when SMS is off."""
     settings = runtime(request).settings
-    if settings.twilio_auth_token is None:
+    sms = SmsSettings.from_core(settings)
+    if sms is None or sms.twilio_auth_token is None:
         raise HTTPError(404, "not_found", "SMS is not configured")
     raw = await read_body(request, settings.max_body_bytes)
     try:
@@ -53,7 +56,7 @@ async def signed_params(request: Request) -> Params:
         raise HTTPError(400, "bad_request", "expected a form body") from None
     query = request.url.query
     url = settings.public_url + request.url.path + (f"?{query}" if query else "")
-    if not is_valid(settings.twilio_auth_token.get_secret_value(), url, params,
+    if not is_valid(sms.twilio_auth_token.get_secret_value(), url, params,
                     request.headers.get("x-twilio-signature")):
         raise HTTPError(403, "invalid_signature", "missing or invalid X-Twilio-Signature")
     return params

@@ -106,7 +106,8 @@ async def test_code_confirm_update_and_status_callback(client, auth, settings, p
                               f"{PUBLIC_URL}/incidents/{incident['id']}")
     assert update["status_callback"] == f"{PUBLIC_URL}/webhooks/twilio/status"
     async with runtime.engine.connect() as conn:
-        row = (await conn.execute(select(deliveries).where(deliveries.c.channel == "sms"))).one()
+        row = (await conn.execute(select(deliveries).where(deliveries.c.channel == "sms",
+                                                           deliveries.c.kind == "update"))).one()
     assert (row.state, row.provider_id, row.provider_status) == ("sent", update["sid"], None)
 
     callback = {"MessageSid": update["sid"], "MessageStatus": "delivered", "AccountSid": provider.account_sid,
@@ -116,7 +117,8 @@ async def test_code_confirm_update_and_status_callback(client, auth, settings, p
     response = await twilio_post(client, "/webhooks/twilio/status", callback, provider.auth_token)
     assert response.status_code == 204
     async with runtime.engine.connect() as conn:
-        row = (await conn.execute(select(deliveries).where(deliveries.c.channel == "sms"))).one()
+        row = (await conn.execute(select(deliveries).where(deliveries.c.channel == "sms",
+                                                           deliveries.c.kind == "update"))).one()
     assert (row.state, row.provider_status) == ("sent", "delivered")
 
 

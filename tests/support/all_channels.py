@@ -207,7 +207,7 @@ def _sms(item: dict[str, Any], settings: Settings, incident_url: str) -> Seen:
         "encoding": sms.encoding_of(body),
         "segments": sms.segment_count(body),
         "characters": len(body),
-        "max_segments": settings.sms_max_segments,
+        "max_segments": sms.SmsSettings.from_core(settings).sms_max_segments,  # type: ignore[union-attr]
     }
 
 

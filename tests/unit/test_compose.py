@@ -1,8 +1,8 @@
 """docker-compose.yml and the Dockerfile: the shape compose expects, and in step with Settings.
 
 Docker is not available here, so the file is checked against the compose specification's
-shape by hand, and against ``Settings.model_fields`` so that a new setting cannot be added
-without deciding whether a deployment must set it.
+shape by hand, and against every setting (``setting_fields()``: the core's and each channel's)
+so that a new setting cannot be added without deciding whether a deployment must set it.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from broadcaster.config import Settings
+from broadcaster.delivery.registry import setting_fields
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -64,18 +64,18 @@ def env_names(env: dict[str, Any]) -> set[str]:
 
 
 def must_be_in_compose() -> set[str]:
-    fields = Settings.model_fields
+    fields = setting_fields()
     implicit = {name for name, f in fields.items() if f.is_required() or f.default is None}
     return implicit | DEPLOYMENT
 
 
 def test_every_setting_is_classified() -> None:
-    unclassified = set(Settings.model_fields) - must_be_in_compose() - TUNING
+    unclassified = set(setting_fields()) - must_be_in_compose() - TUNING
     assert not unclassified, (
         f"new settings {sorted(unclassified)}: put them in docker-compose.yml's {ENV_ANCHOR} (and DEPLOYMENT "
         "here) if a deployment must choose them, else in TUNING; document them in docs/configuration.md")
     assert not (DEPLOYMENT & TUNING)
-    assert set(Settings.model_fields) >= (DEPLOYMENT | TUNING), "a listed setting no longer exists"
+    assert set(setting_fields()) >= (DEPLOYMENT | TUNING), "a listed setting no longer exists"
 
 
 def test_compose_names_every_setting_the_app_needs(compose: dict[str, Any]) -> None:
@@ -83,7 +83,7 @@ def test_compose_names_every_setting_the_app_needs(compose: dict[str, Any]) -> N
     present = {name.removeprefix("BROADCASTER_").lower() for name in env_names(env)}
     missing = must_be_in_compose() - present
     assert not missing, f"docker-compose.yml lacks {sorted(f'BROADCASTER_{m.upper()}' for m in missing)}"
-    unknown = present - set(Settings.model_fields)
+    unknown = present - set(setting_fields())
     assert not unknown, f"docker-compose.yml sets settings that do not exist: {sorted(unknown)}"
 
 
