@@ -29,7 +29,6 @@ from broadcaster.errors import InputError
 from broadcaster.render import environment
 from broadcaster.twilio_signature import is_valid
 from channels.sms import SmsSettings
-from channels.sms import SmsSettings
 from status_page.http import HTTPError, read_body, runtime
 
 OPT_OUT = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})

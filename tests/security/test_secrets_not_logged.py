@@ -11,7 +11,6 @@ from pydantic import SecretStr
 
 from broadcaster.config import Settings
 from broadcaster.delivery.registry import channel_classes
-from broadcaster.delivery.registry import channel_classes
 from broadcaster.domain.tokens import create_token
 from broadcaster.domain.users import create_user
 from broadcaster.runtime import Runtime
