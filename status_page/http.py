@@ -61,8 +61,9 @@ async def handle_starlette_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     codes = {404: "not_found", 405: "method_not_allowed", 400: "bad_request", 413: "too_large"}
     if request.url.path.startswith("/api/") or "application/json" in request.headers.get("accept", ""):
+        fields = {"body": str(exc.detail)} if exc.status_code == 413 else None  # the one field a cap names
         return error_response(
-            exc.status_code, codes.get(exc.status_code, "error"), str(exc.detail), headers=exc.headers
+            exc.status_code, codes.get(exc.status_code, "error"), str(exc.detail), fields, headers=exc.headers
         )
     return Response(str(exc.detail), status_code=exc.status_code, headers=exc.headers, media_type="text/plain")
 
