@@ -20,7 +20,7 @@ import httpx
 from pydantic import Field
 
 from broadcaster.render import iso
-from broadcaster.ssrf import is_public_ip, refuse_private
+from broadcaster.ssrf import PinnedTransport, is_public_ip
 from channels.base import (
     ChannelContext,
     ChannelKind,
@@ -101,10 +101,13 @@ class WebhookChannel:
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
+            # Each receiver's host is looked up once, vetted and pinned where the connection is made
+            # (broadcaster.ssrf); a transport lent through the context (tests) replaces that.
+            transport = self._transport or PinnedTransport(
+                allow_private=self._allow_private, limits=httpx.Limits(max_connections=self._concurrency))
             self._client = httpx.AsyncClient(
-                timeout=self._timeout_s, transport=self._transport, follow_redirects=False,
+                timeout=self._timeout_s, transport=transport, follow_redirects=False,
                 headers={"user-agent": USER_AGENT},
-                limits=httpx.Limits(max_connections=self._concurrency),
             )
         return self._client
 
@@ -147,9 +150,6 @@ class WebhookChannel:
     async def _post(self, message: Message, recipient: Recipient, body: bytes) -> Outcome:
         if not recipient.secret:
             return PermanentError("subscriber has no signing secret")
-        # Resolved again at delivery time: DNS may point elsewhere since sign-up (rebinding).
-        if not self._allow_private and (refused := await refuse_private(recipient.address)) is not None:
-            return PermanentError(refused)
         msg_id = f"msg_{message.update_id}_{recipient.subscriber_id}"
         timestamp = int(time.time())
         headers = {
@@ -162,7 +162,7 @@ class WebhookChannel:
             # The URL stays out of the reason: a receiver's URL often carries its own secret.
             with map_transport_errors("webhook receiver"):
                 response = await self._http().post(recipient.address, content=body, headers=headers)
-        except RetryableError as exc:
+        except DeliveryError as exc:  # RetryableError, or the pinned transport's refusal (permanent)
             return exc
         return classify(response)
 

@@ -16,7 +16,7 @@ from broadcaster.domain.components import require_components
 from broadcaster.errors import InputError, NotFound
 from broadcaster.schemas import SubscriberIn
 from broadcaster.security import new_webhook_secret
-from broadcaster.ssrf import refuse_private, refuse_private_literal
+from broadcaster.ssrf import PRIVATE, ResolveFailed, TargetRefused, refuse_private_literal, vet_url
 
 Row = dict[str, Any]
 
@@ -59,9 +59,21 @@ def normalize_webhook_url(url: str, allow_private: bool, field: str = "address")
 
 
 async def check_webhook_target(url: str, allow_private: bool, field: str = "address") -> None:
-    """``InputError`` naming ``field`` when ``url``'s host resolves to a private or loopback address (SSRF)."""
-    if not allow_private and await refuse_private(url) is not None:
-        raise InputError("invalid webhook URL", {field: PRIVATE_TARGET})
+    """``InputError`` naming ``field`` unless ``url``'s host resolves, now, to public addresses only (SSRF).
+
+    Fails closed: a host that does not resolve, or not in time, is refused too. Every delivery
+    vets the host again where it connects (``broadcaster.ssrf.PinnedTransport``); with
+    ``allow_private`` (development) only delivery looks it up.
+    """
+    if allow_private:
+        return
+    try:
+        await vet_url(url)
+    except TargetRefused as exc:
+        reason = PRIVATE_TARGET if exc.why == PRIVATE else f"{exc.host} {exc.why}"
+        raise InputError("invalid webhook URL", {field: reason}) from None
+    except ResolveFailed as exc:
+        raise InputError("invalid webhook URL", {field: f"{exc.reason}; try again later"}) from None
 
 
 def normalize_address(channel: str, address: str, allow_private_webhooks: bool, field: str = "address") -> str:

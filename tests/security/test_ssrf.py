@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
 import httpx
 import pytest
 from sqlalchemy import select
@@ -12,6 +16,7 @@ from broadcaster.runtime import Runtime
 from broadcaster.security import new_webhook_secret
 from channels.webhook import is_public_ip
 from tests.conftest import run_worker
+from tests.support.dns import NXDOMAIN, flipping, use_resolver
 from tests.support.providers.webhook_receiver import WebhookReceiver
 from tests.support.servers import serve_app
 
@@ -85,3 +90,117 @@ async def test_delivery_rechecks_the_address(strict_settings: Settings, runtime:
         state, error = (await conn.execute(select(deliveries.c.state, deliveries.c.last_error)
                                            .where(deliveries.c.update_id == posted.update_id))).one()
     assert state == "failed" and "private or loopback" in error
+
+
+PUBLIC_V4 = "93.184.216.34"
+
+# (URL, what the fake DNS answers for its host; None: an IP literal, no lookup). Issue 17 measured each passing.
+REFUSED_TARGETS: list[tuple[str, Any]] = [
+    ("https://cgnat.example/hook", ["100.64.0.1"]),
+    ("https://sixtofour.example/hook", ["2002:7f00:1::"]),  # 6to4 around 127.0.0.1
+    ("https://zoned.example/hook", ["fe80::1%eth0"]),
+    ("https://mixed.example/hook", [PUBLIC_V4, "100.64.0.1"]),  # every address must be public
+    ("https://nxdomain.example/hook", NXDOMAIN),  # does not resolve: refused, not left to the request
+    ("https://100.64.0.1/hook", None),
+    ("https://[2002:7f00:1::]/hook", None),
+    ("https://[fe80::1%25eth0]/hook", None),
+    ("http://[fe80::1%25eth0]/", None),
+]
+
+
+@pytest.fixture
+def dns(monkeypatch: pytest.MonkeyPatch) -> Any:
+    answers = {httpx.URL(url).host: answer for url, answer in REFUSED_TARGETS if answer is not None}
+    return use_resolver(monkeypatch, {**answers, "public.example": [PUBLIC_V4]})
+
+
+@pytest.fixture
+async def loopback_listener() -> AsyncIterator[tuple[int, list[str]]]:
+    """A loopback TCP port that records every connection made to it, TLS or not."""
+    hits: list[str] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        hits.append("connected")
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    async with server:
+        yield server.sockets[0].getsockname()[1], hits
+
+
+@pytest.mark.parametrize(("url", "answer"), REFUSED_TARGETS)
+async def test_refused_at_sign_up(strict_client: httpx.AsyncClient, dns: Any, url: str, answer: Any) -> None:
+    api = await strict_client.post("/api/v1/subscribers", json={"channel": "webhook", "address": url,
+                                                                 "confirmed": True})
+    assert api.status_code == 422, api.text
+    assert "address" in api.json()["error"]["fields"]
+    public = await strict_client.post("/subscribe", json={"webhook": url})
+    assert public.status_code == 422, public.text
+    assert "webhook" in public.json()["error"]["fields"]
+
+
+async def test_a_public_name_is_accepted_at_sign_up(strict_client: httpx.AsyncClient, dns: Any) -> None:
+    """The control: the same two routes accept a host whose every address is public."""
+    api = await strict_client.post("/api/v1/subscribers", json={"channel": "webhook", "confirmed": True,
+                                                                 "address": "https://public.example/hook"})
+    assert api.status_code == 201, api.text
+    assert dns.calls == ["public.example"]
+    public = await strict_client.post("/subscribe", json={"webhook": "https://public.example/other"})
+    assert public.status_code == 202, public.text
+
+
+async def test_refused_at_delivery(strict_settings: Settings, runtime: Runtime, dns: Any) -> None:
+    """Stored as if sign-up had let them through: every delivery fails for good, the reason naming the host only."""
+    secret_part = "/s3cret-path?token=s3cret-query"
+    addresses = [url.rstrip("/") + secret_part for url, _ in REFUSED_TARGETS]
+    await _store_webhooks(runtime, addresses)
+    rows = await _post_and_deliver(strict_settings, runtime)
+    assert len(rows) == len(addresses)
+    for address, (state, attempts, error) in rows.items():
+        assert (state, attempts) == ("failed", 1), (address, state, attempts, error)  # permanent: not retried
+        assert error.startswith("refused: ") and "s3cret" not in error, (address, error)
+        assert ("does not resolve" if "nxdomain" in address else "private or loopback") in error, error
+
+
+async def test_an_answer_flipping_to_loopback_never_reaches_it(
+    strict_client: httpx.AsyncClient, strict_settings: Settings, runtime: Runtime,
+    monkeypatch: pytest.MonkeyPatch, loopback_listener: tuple[int, list[str]],
+) -> None:
+    """Rebinding: public when sign-up looks, loopback when delivery does; one lookup each, loopback never called."""
+    port, hits = loopback_listener
+    dns = use_resolver(monkeypatch, {"flip.example": flipping(PUBLIC_V4, "127.0.0.1")})
+    url = f"https://flip.example:{port}/hook"
+    stored = await strict_client.post("/api/v1/subscribers", json={"channel": "webhook", "address": url,
+                                                                    "confirmed": True})
+    assert stored.status_code == 201, stored.text
+    rows = await _post_and_deliver(strict_settings, runtime)
+    assert rows == {url: ("failed", 1, "refused: flip.example resolves to a private or loopback address")}
+    assert hits == [], "the worker connected to the loopback address"
+    assert dns.calls == ["flip.example", "flip.example"]  # sign-up, then delivery: nothing looked it up again
+
+
+async def _store_webhooks(runtime: Runtime, addresses: list[str]) -> None:
+    now = utcnow()
+    async with runtime.engine.begin() as conn:
+        for address in addresses:
+            await conn.execute(subscribers.insert().values(
+                id=new_id(), channel="webhook", address=address, confirmed=True, confirmed_at=now,
+                created_at=now, secret=new_webhook_secret(), drill=False, meta={}))
+
+
+async def _post_and_deliver(strict_settings: Settings, runtime: Runtime) -> dict[str, tuple[str, int, str]]:
+    """Post one update to the webhook channel, run the worker to the end: {address: (state, attempts, error)}."""
+    from tests.support.posting import post_body as post
+
+    strict = Runtime.build(strict_settings)
+    try:
+        posted, _ = await post(strict, {"title": "x", "status": "investigating", "message": "x",
+                                        "channels": ["webhook"]})
+    finally:
+        await strict.aclose()
+    await run_worker(strict_settings)
+    query = (select(subscribers.c.address, deliveries.c.state, deliveries.c.attempts, deliveries.c.last_error)
+             .join(subscribers, subscribers.c.id == deliveries.c.recipient)
+             .where(deliveries.c.update_id == posted.update_id))
+    async with runtime.engine.connect() as conn:
+        return {row.address: (row.state, row.attempts, row.last_error) for row in await conn.execute(query)}
