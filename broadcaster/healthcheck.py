@@ -1,9 +1,10 @@
 """Container health checks: ``python -m broadcaster.healthcheck web|worker|database``.
 
 * ``web``: ``GET /healthz`` on this container's web server answers 200 (the database answers);
-* ``worker``: this host's arq worker refreshed its Redis key (``<queue>:health-check:<hostname>``,
-  every ``HEALTH_CHECK_INTERVAL_S``) recently, so a stuck or dead worker fails. Each container
-  has its own hostname, so with ``--scale worker=N`` each worker is checked on its own;
+* ``worker``: this host's worker is alive by the same heartbeat the relay trusts with its claims
+  (``<queue>:worker-host:<hostname>``, refreshed every second, gone a few seconds after the
+  worker stops and at once when it stops cleanly), so a stuck or dead worker fails. Each
+  container has its own hostname, so with ``--scale worker=N`` each worker is checked on its own;
 * ``database``: the database answers ``SELECT 1`` (for one-shot jobs such as migrations).
 
 Exit status 0 means healthy. Only the standard library and broadcaster's own dependencies are
@@ -23,7 +24,7 @@ from sqlalchemy import text
 
 from broadcaster.config import Settings, get_settings
 from broadcaster.db import make_engine
-from broadcaster.jobs.worker import health_check_key
+from broadcaster.jobs.heartbeat import host_alive
 
 
 async def worker_alive(settings: Settings, host: str | None = None) -> bool:
@@ -31,7 +32,7 @@ async def worker_alive(settings: Settings, host: str | None = None) -> bool:
     client = aioredis.from_url(  # type: ignore[no-untyped-call]
         settings.redis_url, socket_connect_timeout=2, socket_timeout=3)
     try:
-        return bool(await client.exists(health_check_key(settings, host)))
+        return await host_alive(client, settings.queue_name, host)
     finally:
         await client.aclose()
 

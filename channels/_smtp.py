@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Awaitable
 
 import aiosmtplib
 
@@ -56,8 +57,14 @@ def deliver_error(exc: BaseException, stage: str = "send") -> DeliveryError:
     return RetryableError(f"smtp {stage}: {type(exc).__name__}: {printable(str(exc))[:300] or 'no detail'}")
 
 
-async def transmit(smtp: aiosmtplib.SMTP, mail_from: bytes, address: str, content: bytes) -> None:
+async def transmit(
+    smtp: aiosmtplib.SMTP, mail_from: bytes, address: str, content: bytes, ready: Awaitable[None] | None = None
+) -> None:
     """One mail to one recipient over an open session: ``MAIL``, ``RCPT``, ``DATA``.
+
+    ``ready`` is awaited between ``DATA`` and the content: the relay accepts the mail only
+    after it (the previous mail's outcome is in the ledger by then, so a crash can re-send
+    only the mail whose content was on the wire), while the dialogue so far overlapped it.
 
     What ``smtp.sendmail(sender, [address], data)`` does (``SIZE`` when the server offers it,
     ``RSET`` after a refusal, the same exceptions), through aiosmtplib's ``execute_command``
@@ -84,6 +91,8 @@ async def transmit(smtp: aiosmtplib.SMTP, mail_from: bytes, address: str, conten
         response = await smtp.execute_command(b"DATA")
         if response.code != 354:
             raise aiosmtplib.SMTPDataError(response.code, response.message)
+        if ready is not None:
+            await ready
         # execute_command sends its argument and CRLF: the content minus its own final CRLF
         response = await smtp.execute_command(content[:-2])
         if response.code != 250:

@@ -38,6 +38,7 @@ from typing import Any, ClassVar, Self, TypedDict
 import aiosmtplib
 from pydantic import Field, SecretStr, model_validator
 
+from broadcaster.delivery.progress import current_progress
 from broadcaster.render import environment
 from channels._mime import PLACEHOLDERS, CompiledMail, atom, printable, safe_url, smtp_address, smtp_data
 from channels._smtp import SMTP_ANSWERS, SMTP_ERRORS, deliver_error, quit_session, transmit
@@ -244,6 +245,8 @@ class EmailChannel:
         """
         compiled = self._compile(rendition)
         outcomes: dict[int, Outcome] = {}
+        progress = current_progress()  # each mail is in the ledger as it goes: a crash re-sends only the last
+        written: asyncio.Future[None] | None = None  # the previous mail's ledger write
         async with self._session_slot():
             smtp = self._client()
             try:
@@ -252,13 +255,16 @@ class EmailChannel:
                 raise RetryableError(deliver_error(exc, "connect").reason) from exc
             try:
                 for index, recipient in enumerate(recipients):
+                    if progress.stopping:  # the worker is stopping: the rest is handed back unsent
+                        break
                     try:
                         address, content, message_id = self._personalize(compiled, recipient, wire=True)
                     except PermanentError as undeliverable:
                         outcomes[recipient.delivery_id] = undeliverable
                         continue
                     try:
-                        await transmit(smtp, self._mail_from, address, content)
+                        # The relay takes this mail only once the previous one is in the ledger.
+                        await transmit(smtp, self._mail_from, address, content, ready=written)
                     except SMTP_ERRORS as exc:
                         error = outcomes[recipient.delivery_id] = deliver_error(exc)
                         if smtp.is_connected and isinstance(exc, SMTP_ANSWERS):
@@ -270,6 +276,7 @@ class EmailChannel:
                             outcomes[unsent.delivery_id] = RetryableError(f"not attempted: {error.reason}")
                         break
                     outcomes[recipient.delivery_id] = Sent(provider_id=message_id)
+                    written = progress.report(recipient.delivery_id, outcomes[recipient.delivery_id])
             finally:
                 await quit_session(smtp)
         return outcomes

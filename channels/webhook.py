@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Self
 import httpx
 from pydantic import Field
 
+from broadcaster.delivery.progress import current_progress
 from broadcaster.render import iso
 from broadcaster.ssrf import PinnedTransport, is_public_ip
 from channels.base import (
@@ -91,6 +92,7 @@ class WebhookChannel:
         self._concurrency = concurrency
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
+        self._slots: asyncio.Semaphore | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, context: ChannelContext) -> Self | None:
@@ -138,14 +140,26 @@ class WebhookChannel:
         self, message: Message, rendition: Rendition, recipients: Sequence[Recipient], thread: Thread
     ) -> Mapping[int, Outcome]:
         body = json.dumps(rendition, separators=(",", ":")).encode()
-        semaphore = asyncio.Semaphore(self._concurrency)
+        slots = self._sending_slots()
+        progress = current_progress()
 
-        async def one(recipient: Recipient) -> tuple[int, Outcome]:
-            async with semaphore:
-                return recipient.delivery_id, await self._post(message, recipient, body)
+        async def one(recipient: Recipient) -> tuple[int, Outcome] | None:
+            async with slots:
+                if progress.stopping:  # the worker is stopping: handed back unsent
+                    return None
+                outcome = await self._post(message, recipient, body)
+                # In the ledger before the slot frees: a crash re-sends at most ``concurrency`` per worker.
+                await progress.report(recipient.delivery_id, outcome)
+                return recipient.delivery_id, outcome
 
         results = await asyncio.gather(*(one(r) for r in recipients))
-        return dict(results)
+        return dict(result for result in results if result is not None)
+
+    def _sending_slots(self) -> asyncio.Semaphore:
+        """``concurrency`` requests at once for the whole worker, every batch together (as the pool is)."""
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self._concurrency)
+        return self._slots
 
     async def _post(self, message: Message, recipient: Recipient, body: bytes) -> Outcome:
         if not recipient.secret:
@@ -167,6 +181,7 @@ class WebhookChannel:
         return classify(response)
 
     async def aclose(self) -> None:
+        self._slots = None
         if self._client is not None:
             await self._client.aclose()
             self._client = None

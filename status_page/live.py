@@ -95,13 +95,15 @@ class LiveEvents:
             with contextlib.suppress(asyncio.QueueFull):
                 queue.put_nowait(event)
 
-    async def missed(self, after: str) -> list[Event]:
-        """What a client that last saw ``after`` missed, oldest first (empty when Redis is away)."""
+    async def missed(self, after: str) -> tuple[list[Event], bool]:
+        """What a client that last saw ``after`` missed, oldest first, and whether ``after`` is
+        plausible: an id ahead of the whole stream (a Redis with an earlier clock took over) is not."""
         try:
-            return await self.bus.since(after)
+            newest = await self.bus.last_id()
+            return await self.bus.since(after), id_key(after) <= id_key(newest)
         except Exception as exc:
             log.info("could not replay events after %s: %s", after, exc)
-            return []
+            return [], True
 
     async def _run(self, reader: EventReader) -> None:
         async for event in reader:  # ``resync`` after an outage included: caches start afresh
@@ -202,12 +204,14 @@ async def _stream(
 
     with hub.connect() as queue:
         opening = [f"retry: {RECONNECT_MS}\n\n"]
-        seen = _newest(hub.position, last_event_id)  # what this client has had: never sent again
+        seen = hub.position  # the newest event this client has had: nothing up to it is sent again
         if last_event_id is not None:
-            for missed in await hub.missed(last_event_id):
-                if (text := frame(missed)) is not None:
+            missed, plausible = await hub.missed(last_event_id)
+            seen = _newest(seen, last_event_id if plausible else None)
+            for earlier in missed:
+                if (text := frame(earlier)) is not None:
                     opening.append(text)
-                seen = _newest(seen, missed["id"])
+                seen = _newest(seen, earlier["id"])
         yield "".join(opening) + sse_frame("ready", {}, seen)
         while True:
             wait_s = keepalive_s if ends_at is None else min(keepalive_s, ends_at - loop.time())

@@ -153,7 +153,9 @@ class SubscriberChannel(Channel, Protocol):
         """Send to each recipient; return an outcome per ``delivery_id``.
 
         A recipient missing from the result is retried. Raise ``RetryableError`` when the
-        whole batch failed (connection refused) and nothing was sent.
+        whole batch failed (connection refused) and nothing was sent. Report each outcome as
+        it happens and stop starting sends when told (``broadcaster.delivery.progress``):
+        a crash then re-sends only what was on the wire.
         """
         ...
 

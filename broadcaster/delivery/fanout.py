@@ -2,12 +2,17 @@
 
 ``fanout(update, channel)`` renders nothing and sends nothing: it writes the ledger rows
 and enqueues ``deliver_batch`` jobs with deterministic ids. ``deliver_batch`` claims the
-due rows of its range, renders the update once for the channel, sends, and records each
-outcome. ``relay`` re-enqueues whatever a lost job or an unreachable Redis left behind.
+due rows of its range for this worker, renders the update once for the channel, sends,
+and records each outcome as the channel reports it (``progress``, written by the
+``recorder``), so a crash re-sends only what was on the wire. Once the worker is stopping
+(``stop``, or its heartbeat no longer reaches Redis) a batch claims nothing more, lets what
+is on the wire finish and hands the rest back. ``relay`` re-enqueues whatever a dead worker,
+a lost job or an unreachable Redis left behind (``recovery``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from collections import OrderedDict
@@ -19,13 +24,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broadcaster.config import Settings
 from broadcaster.db import utcnow
-from broadcaster.delivery import ledger
-from broadcaster.delivery.channel import BroadcastChannel, Recipient, Rendition, SubscriberChannel
+from broadcaster.delivery import ledger, outbox, recovery
+from broadcaster.delivery.channel import BroadcastChannel, Outcome, Recipient, Rendition, SubscriberChannel
 from broadcaster.delivery.circuit import CircuitBreaker, batch_ok
+from broadcaster.delivery.progress import Progress, reporting
+from broadcaster.delivery.recorder import Recorder
 from broadcaster.delivery.registry import Registry
 from broadcaster.domain.incidents import load_message
 from broadcaster.errors import DeliveryError, PermanentError, RetryableError
 from broadcaster.events import EventBus
+from broadcaster.jobs import heartbeat
 from broadcaster.jobs.queue import DELIVER_BATCH, Queue
 from broadcaster.message import Message
 from broadcaster.models import ChannelKind, DeliveryState
@@ -34,6 +42,7 @@ from broadcaster.security import LinkSigner
 log = logging.getLogger(__name__)
 
 UNSUBSCRIBE_MAX_AGE_S = 400 * 24 * 3600
+DRAIN_S = 10.0  # how long a stopping worker waits for its outcomes to be written
 
 
 def backoff_s(attempts: int, base_s: float, max_s: float, retry_after_s: float | None = None) -> float:
@@ -56,6 +65,7 @@ class BatchReport:
     sent: int = 0
     failed: int = 0
     retry: int = 0
+    handed_back: int = 0  # never attempted: the worker is stopping
     retry_in_s: float | None = None  # when the batch should run again
 
 
@@ -74,8 +84,25 @@ class Fanout:
         self.signer = LinkSigner(settings.secret_key.get_secret_value())
         self.circuit = CircuitBreaker(queue.pool, settings.queue_name, settings.circuit_failure_threshold,
                                       settings.circuit_cooldown_s)
+        self.recorder = Recorder(engine)
+        self.heartbeat: heartbeat.Heartbeat | None = None  # set in a worker: claims carry its id
+        self._stopping = False
         self._messages: OrderedDict[str, Message] = OrderedDict()
         self._renditions: OrderedDict[tuple[str, str], Rendition] = OrderedDict()
+
+    @property
+    def worker_id(self) -> str | None:
+        return None if self.heartbeat is None else self.heartbeat.worker_id
+
+    @property
+    def stopping(self) -> bool:
+        """True once ``stop`` was called, or while this worker's heartbeat may have expired
+        (its claims may be given to another worker: starting a send could send it twice)."""
+        return self._stopping or (self.heartbeat is not None and not self.heartbeat.fresh)
+
+    def stop(self) -> None:
+        """The worker is stopping: batches claim nothing more and hand back what they did not attempt."""
+        self._stopping = True
 
     async def message(self, update_id: str) -> Message:
         """The update's ``Message``, built once per process."""
@@ -105,7 +132,7 @@ class Fanout:
                 await self.message(update_id)).drill:
             # A drill never reaches social networks or knowledge bases: no ledger row, nothing sent.
             async with self.engine.begin() as conn:
-                await ledger.mark_outbox(conn, update_id, channel_name, done=True)
+                await outbox.mark_outbox(conn, update_id, channel_name, done=True)
             log.info("drill update %s not published to %s", update_id, channel_name,
                      extra={"update_id": update_id, "channel": channel_name})
             return 0
@@ -121,7 +148,7 @@ class Fanout:
                     raise RetryableError("Redis out of reach while enqueueing batches")
                 batches += 1
         async with self.engine.begin() as conn:
-            await ledger.mark_outbox(conn, update_id, channel_name, done=True)
+            await outbox.mark_outbox(conn, update_id, channel_name, done=True)
         log.info("fanned out update %s to %s in %d batches", update_id, channel_name, batches,
                  extra={"update_id": update_id, "channel": channel_name})
         return batches
@@ -130,6 +157,9 @@ class Fanout:
         """Send the due rows of one range and record each outcome."""
         channel = self.registry.get(channel_name)
         report = BatchReport()
+        if self.stopping:  # claim nothing: the job goes back in the queue for another worker
+            report.retry_in_s = 0.0
+            return report
         message = await self.message(update_id)
         if channel.kind is ChannelKind.BROADCAST:
             async with self.engine.connect() as conn:
@@ -141,12 +171,13 @@ class Fanout:
             report.retry_in_s = paused_s
             return report
         async with self.engine.begin() as conn:
-            rows = await ledger.claim(conn, update_id, channel_name, first_id, last_id)
+            rows = await ledger.claim(conn, update_id, channel_name, first_id, last_id, self.worker_id)
             thread = await ledger.get_thread(conn, message.incident_id, channel_name)
         if not rows:
             return await self._schedule(update_id, channel_name, first_id, last_id, report)
         rendition = await self.rendition(update_id, channel_name)
         results: list[ledger.Result] = []
+        handed_back: list[int] = []
         new_thread: dict[str, Any] | None = None
         inactive = [row for row in rows if not row.active]
         results.extend(
@@ -168,25 +199,34 @@ class Fanout:
                     if published.thread is not None:
                         new_thread = dict(published.thread)
         elif isinstance(channel, SubscriberChannel) and active:
-            recipients = [self._recipient(row) for row in active]
+            progress, result_of, written = self._progress(active)
             try:
-                outcomes = await channel.deliver(message, rendition, recipients, thread)
+                with reporting(progress):
+                    outcomes = await channel.deliver(message, rendition, [self._recipient(r) for r in active], thread)
             except DeliveryError as exc:
                 outcomes = {row.id: exc for row in active}
+            except asyncio.CancelledError:  # a job timeout or a forced stop: record what is known
+                await asyncio.shield(self._cut_off(active, progress))
+                raise
             for row in active:
-                outcome = outcomes.get(row.id) or RetryableError("no outcome reported by the channel")
+                outcome = progress.reported.get(row.id) or outcomes.get(row.id)
+                if outcome is None and self.stopping:
+                    handed_back.append(row.id)
+                    continue
+                outcome = outcome or RetryableError("no outcome reported by the channel")
                 errors.append(outcome if isinstance(outcome, DeliveryError) else None)
-                if isinstance(outcome, DeliveryError):
-                    results.append(self._failure(row.id, row.attempts, outcome))
-                else:
-                    results.append(ledger.Result(row.id, DeliveryState.SENT, provider_id=outcome.provider_id))
+                results.append(result_of.get(row.id) or self._result(row, outcome))
+            if written:  # the recorder writes in order: once the last is in, all of this batch's are
+                await asyncio.wait([written[-1]], timeout=DRAIN_S)
         verdict = batch_ok(sent=errors.count(None), permanent=sum(isinstance(e, PermanentError) for e in errors),
                            retryable=sum(isinstance(e, RetryableError) for e in errors))
         if verdict is not None:
             await self.circuit.record(channel_name, verdict)
         recipient_of = {row.id: row.recipient for row in rows}
         async with self.engine.begin() as conn:
+            # Rows the recorder wrote already are no longer ``sending``: writing them again changes nothing.
             await ledger.record(conn, results, recipient_of)
+            await ledger.hand_back(conn, handed_back)
             if new_thread is not None:
                 await ledger.set_thread(conn, message.incident_id, channel_name, new_thread)
         for item in results:
@@ -196,9 +236,41 @@ class Fanout:
                 report.failed += 1
             else:
                 report.retry += 1
+        report.handed_back = len(handed_back)
         if self.bus is not None:
             await self.bus.publish("deliveries", {"update_id": update_id, "channel": channel_name})
+        if handed_back:
+            report.retry_in_s = 0.0
+            return report
         return await self._schedule(update_id, channel_name, first_id, last_id, report)
+
+    def _progress(
+        self, rows: list[ledger.ClaimedRow]
+    ) -> tuple[Progress, dict[int, ledger.Result], list[asyncio.Future[None]]]:
+        """The batch's ``Progress``: each reported outcome goes to the recorder at once."""
+        by_id = {row.id: row for row in rows}
+        result_of: dict[int, ledger.Result] = {}
+        written: list[asyncio.Future[None]] = []
+
+        def record(delivery_id: int, outcome: Outcome) -> asyncio.Future[None]:
+            row = by_id[delivery_id]
+            result = result_of[delivery_id] = self._result(row, outcome)
+            future = self.recorder.add(result, row.recipient)
+            written[:] = [future]  # the latest is enough: groups are written in order
+            return future
+
+        return Progress(record, lambda: self.stopping), result_of, written
+
+    async def _cut_off(self, rows: list[ledger.ClaimedRow], progress: Progress) -> None:
+        """After a cancelled ``deliver``: outcomes reported are written, the rest go back in line."""
+        await self.recorder.drain(DRAIN_S)
+        async with self.engine.begin() as conn:
+            await ledger.hand_back(conn, [r.id for r in rows if r.id not in progress.reported], attempted=True)
+
+    def _result(self, row: ledger.ClaimedRow, outcome: Outcome) -> ledger.Result:
+        if isinstance(outcome, DeliveryError):
+            return self._failure(row.id, row.attempts, outcome)
+        return ledger.Result(row.id, DeliveryState.SENT, provider_id=outcome.provider_id)
 
     async def _schedule(
         self, update_id: str, channel_name: str, first_id: int, last_id: int, report: BatchReport
@@ -229,25 +301,61 @@ class Fanout:
                              next_attempt_at=utcnow() + timedelta(seconds=delay))
 
     async def relay(self) -> dict[str, int]:
-        """Re-enqueue what is owed: outbox rows not fanned out, rows of lost or dead jobs."""
+        """Re-enqueue what is owed: outbox rows not fanned out, rows of dead workers, lost or stuck jobs."""
         settings = self.settings
+        released = await self._release_dead_workers()
         async with self.engine.begin() as conn:
-            released = await ledger.release_stale_claims(conn, settings.sending_lease_s, settings.batch_size)
+            released += await recovery.release_stale_claims(conn, settings.sending_lease_s, settings.batch_size)
         async with self.engine.connect() as conn:
-            owed = await ledger.pending_outbox(conn)
+            owed = await outbox.pending_outbox(conn)
         fanouts = 0
         for update_id, channel_name in owed:
             fanouts += await self.queue.enqueue_fanout(update_id, channel_name)
         stale_s = max(settings.sending_lease_s, settings.job_timeout_s) + settings.relay_interval_s
         async with self.engine.connect() as conn:
-            overdue = await ledger.overdue_ranges(conn, stale_s, settings.batch_size)
+            overdue = await recovery.overdue_ranges(conn, stale_s, settings.batch_size)
+        requeued = await self.requeue([*released, *overdue])
+        return {"released": len(released), "fanouts": fanouts, "batches": len(requeued)}
+
+    async def requeue(self, ranges: list[ledger.RowRange]) -> list[ledger.RowRange]:
+        """Enqueue ``deliver_batch`` for each range under a fresh job id; the ranges that made it."""
         stamp = int(utcnow().timestamp())
         requeued: list[ledger.RowRange] = []
-        for update_id, channel_name, first_id, last_id in [*released, *overdue]:
+        for update_id, channel_name, first_id, last_id in ranges:
             job_id = f"relay:{update_id}:{channel_name}:{first_id}:{last_id}:{stamp}"
             if await self.queue.enqueue(DELIVER_BATCH, update_id, channel_name, first_id, last_id, job_id=job_id):
                 requeued.append((update_id, channel_name, first_id, last_id))
         if requeued:
             async with self.engine.begin() as conn:
-                await ledger.touch(conn, requeued)
-        return {"released": len(released), "fanouts": fanouts, "batches": len(requeued)}
+                await recovery.touch(conn, requeued)
+        return requeued
+
+    async def _release_dead_workers(self) -> list[ledger.RowRange]:
+        async with self.engine.connect() as conn:
+            holders = await recovery.claimants(conn) - {self.worker_id}
+        if not holders:
+            return []
+        try:
+            gone = await heartbeat.dead(await self.queue.pool(), self.queue.queue_name, holders)
+        except Exception as exc:  # Redis away: nobody can be told dead now; the lease still holds
+            log.info("worker liveness unknown (%s)", exc)
+            return []
+        if not gone:
+            return []
+        async with self.engine.begin() as conn:
+            released = await recovery.release_claims_of(conn, gone, self.settings.batch_size)
+        log.info("took back %d ranges claimed by stopped workers %s", len(released), ", ".join(sorted(gone)))
+        return released
+
+    async def release_own_claims(self) -> int:
+        """On a clean stop, once no job runs: whatever this worker still holds goes back in line now."""
+        if self.worker_id is None:
+            return 0
+        await self.recorder.drain(DRAIN_S)
+        async with self.engine.begin() as conn:
+            released = await recovery.release_claims_of(conn, {self.worker_id}, self.settings.batch_size)
+        return len(await self.requeue(released))
+
+    async def aclose(self) -> None:
+        await self.recorder.drain(DRAIN_S)
+        await self.recorder.aclose()

@@ -1,8 +1,9 @@
-"""The delivery ledger: one row per update × channel × recipient, and the outbox beside it.
+"""The delivery ledger: one row per update × channel × recipient.
 
-Every state change of a delivery goes through here. Rows are *claimed* before sending
-(state ``sending`` with a claim token), so two workers never send the same row, and a row
-already ``sent`` is never claimed again.
+Every state change of a delivery goes through here (the outbox beside it is ``outbox``;
+what the relay takes back from lost workers and jobs is ``recovery``). Rows are *claimed*
+before sending (state ``sending`` with a claim token naming the worker), so two workers
+never send the same row, and a row already ``sent`` is never claimed again.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, bindparam, case, exists, func, literal, not_, or_, select, true
@@ -39,26 +40,6 @@ def insert_ignoring_conflicts(conn: AsyncConnection, table: Any) -> Any:
     """``INSERT ... ON CONFLICT DO NOTHING`` for the connection's dialect."""
     dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     return dialect_insert(table)
-
-
-# --- outbox -------------------------------------------------------------------------------------
-
-
-async def pending_outbox(conn: AsyncConnection, limit: int = 1000) -> list[tuple[str, str]]:
-    result = await conn.execute(
-        select(outbox.c.update_id, outbox.c.channel)
-        .where(outbox.c.done_at.is_(None))
-        .order_by(outbox.c.id)
-        .limit(limit)
-    )
-    return [(str(u), str(c)) for u, c in result.all()]
-
-
-async def mark_outbox(conn: AsyncConnection, update_id: str, channel: str, *, done: bool) -> None:
-    column = "done_at" if done else "enqueued_at"
-    await conn.execute(
-        outbox.update().where(outbox.c.update_id == update_id, outbox.c.channel == channel).values({column: utcnow()})
-    )
 
 
 # --- recipients ---------------------------------------------------------------------------------
@@ -173,7 +154,7 @@ class ClaimedRow:
     active: bool  # False when the subscriber left after the fan-out started
 
 
-def _unsent_in_range(update_id: str, channel: str, first_id: int, last_id: int) -> Any:
+def unsent_in_range(update_id: str, channel: str, first_id: int, last_id: int) -> Any:
     """Rows of one batch range still waiting to be sent (pending or retry)."""
     return and_(
         deliveries.c.update_id == update_id,
@@ -184,14 +165,27 @@ def _unsent_in_range(update_id: str, channel: str, first_id: int, last_id: int) 
     )
 
 
-async def claim(conn: AsyncConnection, update_id: str, channel: str, first_id: int, last_id: int) -> list[ClaimedRow]:
-    """Mark due, unsent rows in the range as ``sending`` under a fresh claim and return them."""
-    token = secrets.token_hex(8)
+def claim_token(claimant: str | None) -> str:
+    """A fresh claim token: ``<worker id>.<random>``, so the relay can tell whose claims died with a worker."""
+    return f"{claimant}.{secrets.token_hex(4)}" if claimant else secrets.token_hex(8)
+
+
+def claimant_of(token: str) -> str | None:
+    """The worker id a claim token names (None for a claim made outside a worker)."""
+    claimant, dot, _ = token.rpartition(".")
+    return claimant if dot else None
+
+
+async def claim(
+    conn: AsyncConnection, update_id: str, channel: str, first_id: int, last_id: int, claimant: str | None = None
+) -> list[ClaimedRow]:
+    """Mark due, unsent rows in the range as ``sending`` under a fresh claim of ``claimant`` and return them."""
+    token = claim_token(claimant)
     now = utcnow()
     await conn.execute(
         deliveries.update()
         .where(
-            _unsent_in_range(update_id, channel, first_id, last_id),
+            unsent_in_range(update_id, channel, first_id, last_id),
             or_(deliveries.c.next_attempt_at.is_(None), deliveries.c.next_attempt_at <= now),
         )
         .values(
@@ -282,6 +276,24 @@ async def record(conn: AsyncConnection, results: Sequence[Result], recipient_of:
             )
 
 
+async def hand_back(conn: AsyncConnection, delivery_ids: Sequence[int], *, attempted: bool = False) -> None:
+    """Claimed rows go back in line, due now: never attempted (the worker is stopping; the
+    attempt is not counted), or ``attempted`` but cut off before an outcome (a cancelled job)."""
+    if not delivery_ids:
+        return
+    values: dict[str, Any] = {"state": DeliveryState.RETRY.value, "claim": None, "next_attempt_at": None,
+                              "updated_at": utcnow()}
+    if attempted:
+        values["last_error"] = "cut off while sending (job cancelled); retried"
+    else:
+        values["attempts"] = case((deliveries.c.attempts > 0, deliveries.c.attempts - 1), else_=0)
+    await conn.execute(
+        deliveries.update()
+        .where(deliveries.c.id.in_(list(delivery_ids)), deliveries.c.state == DeliveryState.SENDING.value)
+        .values(values)
+    )
+
+
 async def earliest_retry(
     conn: AsyncConnection, update_id: str, channel: str, first_id: int, last_id: int
 ) -> datetime | None:
@@ -289,7 +301,7 @@ async def earliest_retry(
     value = (
         await conn.execute(
             select(func.min(func.coalesce(deliveries.c.next_attempt_at, deliveries.c.updated_at))).where(
-                _unsent_in_range(update_id, channel, first_id, last_id)
+                unsent_in_range(update_id, channel, first_id, last_id)
             )
         )
     ).scalar()
@@ -343,38 +355,10 @@ async def set_thread(conn: AsyncConnection, incident_id: str, channel: str, data
         )
 
 
-# --- relay --------------------------------------------------------------------------------------
-
-
-async def release_stale_claims(conn: AsyncConnection, lease_s: float, batch_size: int) -> list[RowRange]:
-    """Rows left ``sending`` by a worker that died go back to ``retry``; returns their ranges."""
-    now = utcnow()
-    stale = and_(
-        deliveries.c.state == DeliveryState.SENDING.value, deliveries.c.claimed_at < now - timedelta(seconds=lease_s)
-    )
-    rows = (
-        await conn.execute(
-            select(deliveries.c.update_id, deliveries.c.channel, deliveries.c.id)
-            .where(stale)
-            .order_by(deliveries.c.update_id, deliveries.c.channel, deliveries.c.id)
-        )
-    ).all()
-    if rows:
-        await conn.execute(
-            deliveries.update()
-            .where(stale)
-            .values(
-                state=DeliveryState.RETRY.value,
-                claim=None,
-                next_attempt_at=now,
-                updated_at=now,
-                last_error="worker lost while sending; retried",
-            )
-        )
-    return group_ranges(rows, batch_size)
-
+# --- ranges -------------------------------------------------------------------------------------
 
 RowRange = tuple[str, str, int, int]
+"""(update_id, channel, first_id, last_id): the rows one ``deliver_batch`` job covers."""
 
 
 def group_ranges(rows: Sequence[Any], batch_size: int) -> list[RowRange]:
@@ -387,30 +371,6 @@ def group_ranges(rows: Sequence[Any], batch_size: int) -> list[RowRange]:
         else:
             ranges.append((str(update_id), str(channel), int(row_id), int(row_id)))
     return ranges
-
-
-async def overdue_ranges(conn: AsyncConnection, stale_s: float, batch_size: int) -> list[RowRange]:
-    """Ranges of due rows that no job has touched for ``stale_s`` (their job was lost)."""
-    cutoff = utcnow() - timedelta(seconds=stale_s)
-    result = await conn.execute(
-        select(deliveries.c.update_id, deliveries.c.channel, deliveries.c.id)
-        .where(
-            deliveries.c.state.in_(ACTIVE_STATES),
-            deliveries.c.updated_at < cutoff,
-            or_(deliveries.c.next_attempt_at.is_(None), deliveries.c.next_attempt_at < cutoff),
-        )
-        .order_by(deliveries.c.update_id, deliveries.c.channel, deliveries.c.id)
-        .limit(batch_size * 50)
-    )
-    return group_ranges(result.all(), batch_size)
-
-
-async def touch(conn: AsyncConnection, ranges: Sequence[RowRange]) -> None:
-    now = utcnow()
-    for update_id, channel, first_id, last_id in ranges:
-        await conn.execute(
-            deliveries.update().where(_unsent_in_range(update_id, channel, first_id, last_id)).values(updated_at=now)
-        )
 
 
 # --- reporting ----------------------------------------------------------------------------------
@@ -461,7 +421,7 @@ async def current_updates(conn: AsyncConnection) -> dict[str, dict[str, Any]]:
     sent_at = func.max(deliveries.c.sent_at)
     latest = (
         select(deliveries.c.channel, sent_at.label("sent_at"))
-        .where(deliveries.c.state == DeliveryState.SENT.value)
+        .where(deliveries.c.state == DeliveryState.SENT.value, deliveries.c.update_id.is_not(None))  # not one-offs
         .group_by(deliveries.c.channel)
         .subquery()
     )

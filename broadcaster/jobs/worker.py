@@ -1,6 +1,10 @@
 """The arq worker: ``fanout`` and ``deliver_batch`` jobs, and the outbox-relay cron.
 
-Run it with ``broadcaster worker`` (or ``arq broadcaster.jobs.worker.WorkerSettings``).
+Run it with ``broadcaster worker``. While it runs, its heartbeat (``jobs.heartbeat``) tells
+the other workers it is alive; its claims carry its id. On SIGTERM or SIGINT it takes no new
+job and tells running batches to stop (they finish what is on the wire, record every
+outcome and hand the rest back), waits for them at most ``job_completion_wait`` (the job
+timeout), releases anything it still holds and deletes its heartbeat, then exits.
 """
 
 from __future__ import annotations
@@ -9,8 +13,9 @@ import asyncio
 import dataclasses
 import functools
 import logging
-import socket
+import math
 import time
+from signal import Signals
 from typing import Any
 
 from arq import Retry, cron
@@ -20,7 +25,7 @@ from arq.worker import Function, Worker, func
 
 from broadcaster.config import Settings, get_settings
 from broadcaster.errors import ConfigError, RetryableError
-from broadcaster.jobs import confirmations, contact_notices
+from broadcaster.jobs import confirmations, contact_notices, heartbeat
 from broadcaster.jobs.queue import DELIVER_BATCH, FANOUT, Queue, redis_settings
 from broadcaster.jobs.reminders import reminders_job
 from broadcaster.logs import log_context
@@ -50,8 +55,8 @@ async def fanout_job(ctx: dict[str, Any], update_id: str, channel: str) -> int:
 
 async def deliver_batch_job(ctx: dict[str, Any], update_id: str, channel: str, first_id: int, last_id: int) -> int:
     report = await _runtime(ctx).fanout.deliver_batch(update_id, channel, first_id, last_id)
-    log.info("batch %d-%d: %d sent, %d failed, %d to retry", first_id, last_id, report.sent, report.failed,
-             report.retry)
+    log.info("batch %d-%d: %d sent, %d failed, %d to retry, %d handed back", first_id, last_id, report.sent,
+             report.failed, report.retry, report.handed_back)
     if report.retry_in_s is not None:
         raise Retry(defer=report.retry_in_s)
     return report.sent
@@ -64,15 +69,31 @@ async def relay_job(ctx: dict[str, Any]) -> dict[str, int]:
 def _make_startup(settings: Settings) -> Any:
     async def startup(ctx: dict[str, Any]) -> None:
         queue = Queue(settings.redis_url, settings.queue_name, pool=ctx["redis"])
-        ctx["runtime"] = Runtime.build(settings, queue=queue)
+        runtime = ctx["runtime"] = Runtime.build(settings, queue=queue)
+        beat = heartbeat.Heartbeat(ctx["redis"], settings.queue_name)
+        await beat.start()
+        runtime.fanout.heartbeat = beat
+        log.info("worker %s started", beat.worker_id)
 
     return startup
 
 
 async def _shutdown(ctx: dict[str, Any]) -> None:
     runtime: Runtime | None = ctx.get("runtime")
-    if runtime is not None:
-        await runtime.aclose()
+    if runtime is None:
+        return
+    fanout = runtime.fanout
+    fanout.stop()
+    try:  # every job has ended: what this worker still holds goes back in line before it says it is gone
+        released = await fanout.release_own_claims()
+        if released:
+            log.info("handed back %d ranges on the way out", released)
+    except Exception:
+        log.exception("could not hand back this worker's claims; the relay takes them back once its heartbeat expires")
+    if fanout.heartbeat is not None:
+        await fanout.heartbeat.stop()
+    await fanout.aclose()
+    await runtime.aclose()
 
 
 def instrumented(job: WorkerCoroutine, name: str, queue_name: str) -> WorkerCoroutine:
@@ -126,12 +147,7 @@ def functions(settings: Settings) -> list[Function]:
     )]
 
 
-def health_check_key(settings: Settings, host: str | None = None) -> str:
-    """The Redis key this host's worker refreshes every ``HEALTH_CHECK_INTERVAL_S`` (see worker_health)."""
-    return f"{settings.queue_name}:health-check:{host or socket.gethostname()}"
-
-
-HEALTH_CHECK_INTERVAL_S = 15
+HEALTH_CHECK_INTERVAL_S = 15  # arq's own "recording health" log line; liveness is ``jobs.heartbeat``
 
 
 def _reminder_cron(settings: Settings) -> Any:
@@ -167,6 +183,13 @@ class ResilientWorker(Worker):
         log.warning("Redis out of reach (%s); waiting for it", exc)
         await asyncio.sleep(1.0)
 
+    def handle_sig_wait_for_completion(self, signum: Signals) -> None:
+        """Take no new job, and tell running batches to stop (``Fanout.stop``) before waiting for them."""
+        runtime: Runtime | None = self.ctx.get("runtime")
+        if runtime is not None:
+            runtime.fanout.stop()
+        super().handle_sig_wait_for_completion(signum)
+
 
 def make_worker(settings: Settings | None = None, **overrides: Any) -> Worker:
     """An arq ``Worker`` for ``settings``; ``overrides`` go to ``Worker`` (e.g. ``burst=True``)."""
@@ -187,9 +210,10 @@ def make_worker(settings: Settings | None = None, **overrides: Any) -> Worker:
         on_startup=_make_startup(settings),
         on_shutdown=_shutdown,
         handle_signals=True,
+        # A batch asked to stop ends within its sends on the wire; a job that does not is cut off by its timeout.
+        job_completion_wait=math.ceil(settings.job_timeout_s),
         poll_delay=0.05,
         health_check_interval=HEALTH_CHECK_INTERVAL_S,
-        health_check_key=health_check_key(settings),
     )
     options.update(overrides)
     worker = ResilientWorker(**options)

@@ -29,6 +29,7 @@ from sqlalchemy import select
 from broadcaster.config import Settings
 from broadcaster.db import deliveries, make_engine
 from broadcaster.delivery import ledger
+from broadcaster.delivery.registry import setting_fields
 from broadcaster.domain.subscribers import upsert_subscriber
 from broadcaster.domain.tokens import create_token
 from broadcaster.runtime import Runtime
@@ -51,6 +52,7 @@ class Row:
     lost: int  # recipients the ledger owed that never received anything
     duplicates: int  # received - distinct recipients received
     seconds: float
+    after_fault_s: float | None = None  # from the fault (a restart, a kill) until every row was sent
 
 
 REPORT: list[Row] = []
@@ -77,6 +79,9 @@ def worker_env(settings: Settings) -> dict[str, str]:
         if isinstance(value, SecretStr):
             value = value.get_secret_value()
         env[f"BROADCASTER_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
+    channel_settings = set(settings.model_extra or {}) & set(setting_fields())  # not BROADCASTER_TEST_* and such
+    for name, value in settings.extra_values(channel_settings).items():
+        env[f"BROADCASTER_{name.upper()}"] = str(value)
     return env
 
 
@@ -98,6 +103,15 @@ class Worker:
         self.process.kill()
         self.process.wait(timeout=10)
         self.process = None
+
+    async def terminate(self, timeout_s: float) -> tuple[float, int]:
+        """SIGTERM, then wait up to ``timeout_s`` for the worker to stop by itself: (seconds, exit status)."""
+        assert self.process is not None
+        process, self.process = self.process, None
+        started = time.monotonic()
+        process.terminate()
+        status = await asyncio.to_thread(process.wait, timeout_s)
+        return time.monotonic() - started, status
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -135,6 +149,11 @@ class Scenario:
     update_id: str = ""
     addresses: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
+    fault_at: float | None = None  # ``mark_fault``: the moment "seconds after the fault" counts from
+    settled_at: float | None = None
+
+    def mark_fault(self) -> None:
+        self.fault_at = time.monotonic()
 
     async def add_subscribers(self, addresses: list[str]) -> None:
         engine = make_engine(self.settings.database_url, pool=False)
@@ -197,7 +216,8 @@ class Scenario:
             counts = await self.counts()
             return counts.get("total") == expected and counts.get("sent") == expected
 
-        ok = await wait_for(done, timeout_s, 0.25)
+        ok = await wait_for(done, timeout_s, 0.1)
+        self.settled_at = time.monotonic()
         if not ok:
             logs = "\n".join(w.log_path.read_text()[-2000:] for w in self.workers if w.log_path.exists())
             raise AssertionError(f"{self.name}: ledger never settled: {await self.counts()}\n{logs}")
@@ -218,8 +238,10 @@ class Scenario:
         seen = self.received()
         owed = set(self.addresses)
         lost = owed - set(seen)
+        after_fault = None if self.fault_at is None or self.settled_at is None else self.settled_at - self.fault_at
         row = Row(self.name, len(owed), len(ledger_sent), sum(seen.values()), len(lost),
-                  sum(seen.values()) - len(seen), round(time.monotonic() - self.started, 1))
+                  sum(seen.values()) - len(seen), round(time.monotonic() - self.started, 1),
+                  None if after_fault is None else round(after_fault, 1))
         REPORT.append(row)
         print(f"\n{row}")
         assert len(rows) == len(owed), "one ledger row per recipient"

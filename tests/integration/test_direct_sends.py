@@ -146,8 +146,6 @@ async def test_reminders_are_ledger_rows_and_fan_out_rows_stay_updates(
         assert set(kinds) <= {"update"}
 
 
-@pytest.mark.xfail(strict=True, reason="needs the one-line filter in ledger.current_updates "
-                   "(/tmp/issue16_channel_contract_others.patch); remove this mark with it")
 async def test_a_one_off_never_hides_the_update_a_channel_shows(rt: Runtime, smtp: RecordingSMTP) -> None:
     async with rt.engine.begin() as conn:
         await upsert_subscriber(conn, SubscriberIn(channel="email", address="sub@example.org", confirmed=True),

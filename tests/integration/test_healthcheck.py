@@ -18,13 +18,18 @@ async def test_worker_check_follows_this_hosts_worker(settings: Settings, tmp_pa
     worker = WorkerProcess(settings, tmp_path / "worker.log")
     worker.start()
     try:
-        deadline = time.monotonic() + 30
+        # Starting up takes what it takes on a busy machine; the heartbeat comes before any job.
+        deadline = time.monotonic() + 60
         while not await worker_alive(settings):
+            assert worker.process is not None and worker.process.poll() is None, (tmp_path / "worker.log").read_text()
             assert time.monotonic() < deadline, "the worker never reported"
             await asyncio.sleep(0.1)
         assert not await worker_alive(settings, host="some-other-container")
+        # A clean stop deletes the heartbeat on the way out: no waiting for a key to expire.
+        _, status = worker.terminate(timeout_s=120)
     finally:
         worker.stop()
+    assert status == 0, (tmp_path / "worker.log").read_text()[-3000:]
     assert not await worker_alive(settings), "a stopped worker must fail its check"
 
 

@@ -8,13 +8,8 @@ message although two workers share the batches.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
-import subprocess
-import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -25,15 +20,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from broadcaster.config import Settings
 from broadcaster.delivery import ledger
 from broadcaster.domain.subscribers import upsert_subscriber
 from broadcaster.domain.tokens import create_token
 from broadcaster.runtime import Runtime
 from broadcaster.schemas import SubscriberIn
 from tests.conftest import make_settings
-from tests.support.servers import free_port, serve_app
-from tests.support.worker_process import WorkerProcess, settings_env, stop_process
+from tests.support.servers import serve_app
+from tests.support.web_process import EventStream, WebProcess
+from tests.support.worker_process import WorkerProcess
 
 SUBSCRIBERS = 200
 LIVE_WITHIN_S = 2.0
@@ -55,90 +50,6 @@ class Receiver:
             return Response(status_code=204)
 
         return Starlette(routes=[Route("/hook/{n}", hook, methods=["POST"])])
-
-
-class WebProcess:
-    """``broadcaster serve`` on its own port."""
-
-    def __init__(self, settings: Settings, log_path: Path) -> None:
-        self.settings = settings
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "broadcaster.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
-            env=settings_env(self.settings), stdout=log, stderr=log)
-
-    async def wait_healthy(self, timeout_s: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        async with httpx.AsyncClient(timeout=2) as client:
-            while time.monotonic() < deadline:
-                assert self.process is not None and self.process.poll() is None, self.log_path.read_text()
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get(f"{self.url}/healthz")).status_code == 200:
-                        return
-                await asyncio.sleep(0.1)
-        raise AssertionError(f"web process on {self.url} never became healthy: {self.log_path.read_text()}")
-
-    def stop(self) -> None:
-        stop_process(self.process)
-        self.process = None
-
-
-class EventStream:
-    """Reads a web process's ``/events`` in the background, stamping each event on arrival."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.events: list[tuple[float, str, dict[str, Any]]] = []
-        self.ready = asyncio.Event()
-        self.changed = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    async def _read(self) -> None:
-        async with httpx.AsyncClient(timeout=httpx.Timeout(5, read=None)) as client, \
-                client.stream("GET", f"{self.url}/events") as response:
-            assert response.status_code == 200
-            assert response.headers["content-type"].startswith("text/event-stream")
-            kind = ""
-            async for line in response.aiter_lines():
-                if line.startswith("event:"):
-                    kind = line.partition(":")[2].strip()
-                elif line.startswith("data:"):
-                    data = json.loads(line.partition(":")[2])
-                    self.events.append((time.monotonic(), kind, data))
-                    if kind == "ready":
-                        self.ready.set()
-                    self.changed.set()
-
-    async def wait_for(self, kind: str, timeout_s: float, **match: Any) -> float:
-        """The arrival time of the first ``kind`` event whose data contains ``match``."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            for at, seen, data in self.events:
-                if seen == kind and all(data.get(k) == v for k, v in match.items()):
-                    return at
-            self.changed.clear()
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"no {kind} {match} event within {timeout_s} s: {self.events}")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.changed.wait(), remaining)
-
-    @contextlib.asynccontextmanager
-    async def open(self) -> AsyncIterator[EventStream]:
-        self._task = asyncio.create_task(self._read())
-        try:
-            await asyncio.wait_for(self.ready.wait(), 10)
-            yield self
-        finally:
-            self._task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._task
 
 
 async def until(predicate: Any, timeout_s: float, interval_s: float = 0.05) -> float:
@@ -177,7 +88,8 @@ async def test_two_webs_two_workers(database_url: str, clean_database: None, tmp
                 response = await client.post(
                     f"{web1.url}/api/v1/incidents", headers={"Authorization": f"Bearer {token}"},
                     json={"title": "Checkout is failing", "status": "investigating", "impact": "major",
-                          "message": "We are investigating failed payments.", "channels": ["webhook"]})
+                          "message": "We are investigating failed payments.",
+                          "channels": ["webhook", "status_page"]})  # public: on the page and its stream
                 assert response.status_code == 201, response.text
                 incident = response.json()
                 update_id = incident["update"]["id"]

@@ -6,9 +6,11 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from broadcaster.config import Settings
+from broadcaster.delivery.registry import setting_fields
 
 SETTINGS_PASSED = (
     "database_url", "redis_url", "queue_name", "public_url", "page_name", "batch_size", "max_jobs",
@@ -23,6 +25,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
         value = getattr(settings, name)
         env[f"BROADCASTER_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
     env["BROADCASTER_SECRET_KEY"] = settings.secret_key.get_secret_value()
+    channel_settings = set(settings.model_extra or {}) & set(setting_fields())  # not BROADCASTER_TEST_* and such
+    for name, value in settings.extra_values(channel_settings).items():
+        env[f"BROADCASTER_{name.upper()}"] = str(value)
     return env
 
 
@@ -43,6 +48,15 @@ class WorkerProcess:
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(timeout=10)
         self.process = None
+
+    def terminate(self, timeout_s: float = 60.0) -> tuple[float, int]:
+        """SIGTERM and wait for the worker to stop by itself: (seconds it took, exit status)."""
+        assert self.process is not None
+        process, self.process = self.process, None
+        started = time.monotonic()
+        process.terminate()
+        status = process.wait(timeout=timeout_s)
+        return time.monotonic() - started, status
 
     def stop(self) -> None:
         stop_process(self.process)

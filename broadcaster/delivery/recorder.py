@@ -1,0 +1,103 @@
+"""Outcomes written to the ledger as they happen: a group commit per worker.
+
+``add`` queues one outcome and returns a future for its write. One transaction runs at a
+time, taking everything added while the previous one ran, so a worker's writes keep pace
+with its sends however many batches run: a few rows a transaction when sends are slow,
+hundreds when they are fast. A failed write (the database away) is retried with the rows
+that arrived meanwhile, and the futures wait: senders that await them stop sending what
+could not be recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from broadcaster.delivery import ledger
+
+log = logging.getLogger(__name__)
+
+RETRY_MAX_S = 2.0
+
+
+class Recorder:
+    """Writes ``ledger.Result`` rows in the background, in order, one transaction at a time."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._pending: list[tuple[ledger.Result, str | None]] = []
+        self._written: asyncio.Future[None] | None = None  # completes when the pending rows are in
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, result: ledger.Result, recipient: str | None = None) -> asyncio.Future[None]:
+        """Queue ``result`` (of a row for ``recipient``, who may be suppressed); the future completes once written."""
+        loop = asyncio.get_running_loop()
+        if self._written is None:
+            self._written = loop.create_future()
+        self._pending.append((result, recipient))
+        if self._task is None:
+            self._task = loop.create_task(self._write_all(), name="ledger-recorder")
+        return self._written
+
+    async def _write_all(self) -> None:
+        failing_since: float | None = None
+        try:
+            while self._pending:
+                rows, self._pending = self._pending, []
+                written, self._written = self._written, None
+                assert written is not None
+                try:
+                    async with self._engine.begin() as conn:
+                        await ledger.record(conn, [r for r, _ in rows], {r.delivery_id: w for r, w in rows if w})
+                except Exception as exc:  # the database away or locked: keep the rows, try again
+                    if failing_since is None:
+                        failing_since = time.monotonic()
+                        log.warning("could not record %d outcomes yet (%s); retrying", len(rows), exc)
+                    self._pending[:0] = rows
+                    self._written = written if self._written is None else _chain(written, self._written)
+                    await asyncio.sleep(min(RETRY_MAX_S, 0.1 + (time.monotonic() - failing_since) / 4))
+                    continue
+                if failing_since is not None:
+                    log.info("outcomes recorded again after %.1f s", time.monotonic() - failing_since)
+                    failing_since = None
+                if not written.done():
+                    written.set_result(None)
+        finally:
+            self._task = None
+
+    async def drain(self, timeout_s: float) -> bool:
+        """Wait (at most ``timeout_s``) until everything added so far is written; whether it was."""
+        task = self._task
+        if task is None:
+            return True
+        done, _ = await asyncio.wait({task}, timeout=timeout_s)
+        return bool(done)
+
+    async def aclose(self) -> None:
+        """Give up on what is still unwritten (it is re-sent later: those rows stay ``sending``)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._written is not None and not self._written.done():
+            self._written.cancel()
+        self._pending.clear()
+
+
+def _chain(first: asyncio.Future[None], then: asyncio.Future[None]) -> asyncio.Future[None]:
+    """``then``, also completing ``first`` with it (both groups are now written together)."""
+
+    def follow(done: asyncio.Future[None]) -> None:
+        if not first.done():
+            if done.cancelled():
+                first.cancel()
+            else:
+                first.set_result(None)
+
+    then.add_done_callback(follow)
+    return then
