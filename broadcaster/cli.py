@@ -47,6 +47,11 @@ def _weak_secret_refused(settings: Settings) -> bool:
     return False
 
 
+# Live streams end at once on SIGTERM (status_page.live); any other response still open is cut
+# off after this long, so a web process is gone within 10 s and a rolling deploy never stalls.
+WEB_STOP_S = 8
+
+
 def _serve_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
@@ -72,7 +77,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
         os.execv(sys.executable, [
             sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "--host", args.host,
             "--port", str(args.port), "--workers", str(args.workers), "--log-config", f.name,
-            "status_page.app:create_app",
+            "--workers-kill-timeout", str(WEB_STOP_S), "status_page.app:create_app",
         ])
     import uvicorn
 
@@ -80,7 +85,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
 
     uvicorn.run("status_page.app:create_app", factory=True, host=args.host, port=args.port,
                 workers=args.workers, log_level="info", proxy_headers=False,  # status_page.client_address decides
-                log_config=logging_config(settings.log_format))
+                log_config=logging_config(settings.log_format), timeout_graceful_shutdown=WEB_STOP_S)
     return 0
 
 
