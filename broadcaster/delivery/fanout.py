@@ -177,6 +177,7 @@ class Fanout:
             return await self._schedule(update_id, channel_name, first_id, last_id, report)
         rendition = await self.rendition(update_id, channel_name)
         results: list[ledger.Result] = []
+        recorded: set[int] = set()  # rows whose outcome the recorder has written already
         handed_back: list[int] = []
         new_thread: dict[str, Any] | None = None
         inactive = [row for row in rows if not row.active]
@@ -217,15 +218,17 @@ class Fanout:
                 errors.append(outcome if isinstance(outcome, DeliveryError) else None)
                 results.append(result_of.get(row.id) or self._result(row, outcome))
             if written:  # the recorder writes in order: once the last is in, all of this batch's are
-                await asyncio.wait([written[-1]], timeout=DRAIN_S)
+                last = written[-1]
+                await asyncio.wait([last], timeout=DRAIN_S)
+                if last.done() and not last.cancelled():
+                    recorded = set(progress.reported)
         verdict = batch_ok(sent=errors.count(None), permanent=sum(isinstance(e, PermanentError) for e in errors),
                            retryable=sum(isinstance(e, RetryableError) for e in errors))
         if verdict is not None:
             await self.circuit.record(channel_name, verdict)
         recipient_of = {row.id: row.recipient for row in rows}
         async with self.engine.begin() as conn:
-            # Rows the recorder wrote already are no longer ``sending``: writing them again changes nothing.
-            await ledger.record(conn, results, recipient_of)
+            await ledger.record(conn, [r for r in results if r.delivery_id not in recorded], recipient_of)
             await ledger.hand_back(conn, handed_back)
             if new_thread is not None:
                 await ledger.set_thread(conn, message.incident_id, channel_name, new_thread)

@@ -5,7 +5,8 @@ time, taking everything added while the previous one ran, so a worker's writes k
 with its sends however many batches run: a few rows a transaction when sends are slow,
 hundreds when they are fast. A failed write (the database away) is retried with the rows
 that arrived meanwhile, and the futures wait: senders that await them stop sending what
-could not be recorded.
+could not be recorded. While there is something to write the recorder keeps one connection
+checked out: taking one from the pool for every few rows would cost more than writing them.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import contextlib
 import logging
 import time
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from broadcaster.delivery import ledger
 
@@ -32,6 +33,7 @@ class Recorder:
         self._pending: list[tuple[ledger.Result, str | None]] = []
         self._written: asyncio.Future[None] | None = None  # completes when the pending rows are in
         self._task: asyncio.Task[None] | None = None
+        self._conn: AsyncConnection | None = None
 
     def add(self, result: ledger.Result, recipient: str | None = None) -> asyncio.Future[None]:
         """Queue ``result`` (of a row for ``recipient``, who may be suppressed); the future completes once written."""
@@ -51,8 +53,7 @@ class Recorder:
                 written, self._written = self._written, None
                 assert written is not None
                 try:
-                    async with self._engine.begin() as conn:
-                        await ledger.record(conn, [r for r, _ in rows], {r.delivery_id: w for r, w in rows if w})
+                    await self._write(rows)
                 except Exception as exc:  # the database away or locked: keep the rows, try again
                     if failing_since is None:
                         failing_since = time.monotonic()
@@ -68,6 +69,23 @@ class Recorder:
                     written.set_result(None)
         finally:
             self._task = None
+            await self._release()
+
+    async def _release(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+    async def _write(self, rows: list[tuple[ledger.Result, str | None]]) -> None:
+        if self._conn is None:
+            self._conn = await self._engine.connect()
+        try:
+            async with self._conn.begin():
+                await ledger.record(self._conn, [r for r, _ in rows], {r.delivery_id: w for r, w in rows if w})
+        except Exception:
+            await self._release()  # perhaps broken: the next try starts afresh
+            raise
 
     async def drain(self, timeout_s: float) -> bool:
         """Wait (at most ``timeout_s``) until everything added so far is written; whether it was."""
@@ -87,6 +105,7 @@ class Recorder:
         if self._written is not None and not self._written.done():
             self._written.cancel()
         self._pending.clear()
+        await self._release()
 
 
 def _chain(first: asyncio.Future[None], then: asyncio.Future[None]) -> asyncio.Future[None]:
