@@ -334,12 +334,14 @@ class Fanout:
         return requeued
 
     async def _release_dead_workers(self) -> list[ledger.RowRange]:
-        async with self.engine.connect() as conn:
-            holders = await recovery.claimants(conn) - {self.worker_id}
-        if not holders:
-            return []
+        """The rows claimed and the batches taken by workers whose heartbeat is gone."""
         try:
-            gone = await heartbeat.dead(await self.queue.pool(), self.queue.queue_name, holders)
+            redis = await self.queue.pool()
+            async with self.engine.connect() as conn:
+                holders = (await recovery.claimants(conn) | await heartbeat.registered(redis, self.queue.queue_name))
+            gone = await heartbeat.dead(redis, self.queue.queue_name, holders - {self.worker_id})
+            taken = [r for worker in sorted(gone) for r in await heartbeat.held_ranges(redis, self.queue.queue_name,
+                                                                                        worker)]
         except Exception as exc:  # Redis away: nobody can be told dead now; the lease still holds
             log.info("worker liveness unknown (%s)", exc)
             return []
@@ -347,8 +349,11 @@ class Fanout:
             return []
         async with self.engine.begin() as conn:
             released = await recovery.release_claims_of(conn, gone, self.settings.batch_size)
-        log.info("took back %d ranges claimed by stopped workers %s", len(released), ", ".join(sorted(gone)))
-        return released
+        for worker in gone:
+            await heartbeat.forget(redis, self.queue.queue_name, worker)
+        log.info("took back %d claimed ranges and %d taken batches of stopped workers %s", len(released),
+                 len(taken), ", ".join(sorted(gone)))
+        return [*released, *taken]
 
     async def release_own_claims(self) -> int:
         """On a clean stop, once no job runs: whatever this worker still holds goes back in line now."""

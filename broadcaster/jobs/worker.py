@@ -54,7 +54,15 @@ async def fanout_job(ctx: dict[str, Any], update_id: str, channel: str) -> int:
 
 
 async def deliver_batch_job(ctx: dict[str, Any], update_id: str, channel: str, first_id: int, last_id: int) -> int:
-    report = await _runtime(ctx).fanout.deliver_batch(update_id, channel, first_id, last_id)
+    fanout = _runtime(ctx).fanout
+    held = heartbeat.job_name(update_id, channel, first_id, last_id)
+    if fanout.heartbeat is not None:  # should this worker die before it claims a row, the relay re-enqueues it
+        await fanout.heartbeat.hold(held)
+    try:
+        report = await fanout.deliver_batch(update_id, channel, first_id, last_id)
+    finally:
+        if fanout.heartbeat is not None:
+            await asyncio.shield(fanout.heartbeat.let_go(held))
     log.info("batch %d-%d: %d sent, %d failed, %d to retry, %d handed back", first_id, last_id, report.sent,
              report.failed, report.retry, report.handed_back)
     if report.retry_in_s is not None:

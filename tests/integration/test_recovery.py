@@ -98,6 +98,24 @@ async def test_relay_takes_back_only_the_claims_of_workers_without_a_heartbeat(r
         await alive.stop()
 
 
+async def test_relay_requeues_a_batch_a_dead_worker_had_taken_but_not_claimed(runtime: Runtime) -> None:
+    rt = runtime
+    async with serve_app(SlowReceiver(0).app()) as base:
+        update_id, (first, last) = await fanned_out(rt, base, 4)
+    pool = await rt.queue.pool()
+    dying = heartbeat.Heartbeat(pool, rt.settings.queue_name, host="elsewhere")
+    await dying.start()
+    await dying.hold(heartbeat.job_name(update_id, "webhook", first, last))
+    assert (await rt.fanout.relay())["batches"] == 0, "alive: its job is its own"
+    assert dying._task is not None
+    dying._task.cancel()  # SIGKILL: no more beats, no clean stop ...
+    await pool.delete(heartbeat.worker_key(rt.settings.queue_name, dying.worker_id))  # ... and its key expired
+    result = await rt.fanout.relay()
+    assert result["batches"] == 1, "the rows it never claimed go back in the queue now, not after arq's timeout"
+    assert dying.worker_id not in await heartbeat.registered(pool, rt.settings.queue_name), "and it is forgotten"
+    assert (await rt.fanout.relay())["batches"] == 0
+
+
 async def test_the_lease_still_frees_a_live_but_stuck_worker(runtime: Runtime) -> None:
     rt = runtime
     async with serve_app(SlowReceiver(0).app()) as base:
