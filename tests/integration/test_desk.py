@@ -143,6 +143,9 @@ async def test_search_finds_an_approved_answer_by_a_word_in_its_question(agent_c
 async def test_search_never_fails_on_odd_input(agent_client, auth, query) -> None:
     await open_incident(agent_client, auth)
     response = await agent_client.get("/desk/search", params={"q": query})
+    if "\u0000" in query:  # refused before any handler (NulGuardMiddleware), never a 500
+        assert response.status_code == 400 and "q" in response.text
+        return
     assert response.status_code == 200
     assert "<script>" not in response.text.split("<main", 1)[1]
 
