@@ -207,7 +207,10 @@ class Fanout:
             except DeliveryError as exc:
                 outcomes = {row.id: exc for row in active}
             except asyncio.CancelledError:  # a job timeout or a forced stop: record what is known
-                await asyncio.shield(self._cut_off(active, progress))
+                try:
+                    await asyncio.shield(self._cut_off(active, progress))
+                except Exception:  # the database away: the relay takes these rows back later
+                    log.exception("could not hand back the rows of a cancelled batch")
                 raise
             for row in active:
                 outcome = progress.reported.get(row.id) or outcomes.get(row.id)

@@ -21,12 +21,14 @@ import pytest
 
 from broadcaster.domain.tokens import create_token
 from broadcaster.runtime import Runtime
-from tests.conftest import make_settings
+from tests.conftest import backend, make_settings
 from tests.faults.harness import LONG
 from tests.support.web_process import EventStream, WebProcess, warnings_in
 from tests.support.worker_process import WorkerProcess
 
-pytestmark = pytest.mark.slow
+# The stream is Redis's and the database only stores the updates: once, on SQLite, keeps CI short.
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(backend() == "postgres", reason="the event stream does not depend on the database")]
 
 UPDATES = 30
 WITHIN_S = 2.0

@@ -6,6 +6,7 @@ Real Redis and database; the fan-out driven directly; webhooks to a local receiv
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
@@ -181,3 +182,19 @@ async def test_a_stopping_batch_finishes_what_is_on_the_wire_and_hands_back_the_
         attempts = set((await conn.execute(select(deliveries.c.attempts).where(
             deliveries.c.update_id == update_id, deliveries.c.state == "retry"))).scalars())
     assert attempts == {0}, "a send never attempted costs no attempt"
+
+
+async def test_a_cancelled_batch_records_what_went_out_and_puts_the_rest_back(runtime: Runtime) -> None:
+    rt = runtime
+    receiver = SlowReceiver(delay_s=0.3)
+    async with serve_app(receiver.app()) as base:
+        update_id, span = await fanned_out(rt, base, 80)
+        batch = asyncio.create_task(rt.fanout.deliver_batch(update_id, "webhook", *span))
+        await receiver.reached(32)
+        await asyncio.sleep(0.05)
+        batch.cancel()  # a job timeout: whatever is on the wire is cut off
+        with contextlib.suppress(asyncio.CancelledError):
+            await batch
+    counts = await states(rt, update_id)
+    assert counts["sent"] >= 32 and counts["sent"] + counts["retry"] == 80, counts
+    assert "sending" not in counts, "nothing stays claimed by a job that ended"
