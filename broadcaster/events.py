@@ -163,9 +163,9 @@ class EventReader:
             newest = await bus.last_id()
             if id_key(newest) < id_key(self.position):  # Redis came back empty: read its new stream whole
                 self.position = "0-0"
-        reply = await asyncio.wait_for(
-            self._client.xread({bus.stream: self.position}, count=500, block=bus.block_ms),
-            bus.block_ms / 1000 + DEAD_READ_MARGIN_S)
+        # asyncio.timeout, not wait_for: no inner task, so a cancel reaches the read itself at once.
+        async with asyncio.timeout(bus.block_ms / 1000 + DEAD_READ_MARGIN_S):
+            reply = await self._client.xread({bus.stream: self.position}, count=500, block=bus.block_ms)
         for _, entries in reply or []:
             for event_id, fields in entries:
                 event = _decode(event_id, fields)
