@@ -44,8 +44,10 @@ DONE_STATES = ("sent", "failed")
 def machine_note() -> str:
     """Cores, load average and Python: what a figure needs next to it."""
     load = os.getloadavg()
-    return (f"{os.cpu_count()} cores, load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, "
-            f"Python {sys.version.split()[0]}, {time.strftime('%Y-%m-%d %H:%M')}")
+    return (
+        f"{os.cpu_count()} cores, load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, "
+        f"Python {sys.version.split()[0]}, {time.strftime('%Y-%m-%d %H:%M')}"
+    )
 
 
 def free_port() -> int:
@@ -130,8 +132,16 @@ async def seed_subscribers(
     now = utcnow()
     for start in range(0, count, chunk):
         rows = [
-            {"id": f"{channel[:1]}{i:011d}", "channel": channel, "address": address(i), "confirmed": True,
-             "confirmed_at": now, "created_at": now, "drill": False, "meta": {}}
+            {
+                "id": f"{channel[:1]}{i:011d}",
+                "channel": channel,
+                "address": address(i),
+                "confirmed": True,
+                "confirmed_at": now,
+                "created_at": now,
+                "drill": False,
+                "meta": {},
+            }
             for i in range(start, min(count, start + chunk))
         ]
         async with engine.begin() as conn:
@@ -316,16 +326,28 @@ class Round:
 
 
 async def post_and_wait(
-    base_url: str, token: str, engine: AsyncEngine, channel: str, expected: int, title: str,
-    received: Callable[[], int | None] | None = None, timeout_s: float = 1800.0, poll_s: float = 0.2,
+    base_url: str,
+    token: str,
+    engine: AsyncEngine,
+    channel: str,
+    expected: int,
+    title: str,
+    received: Callable[[], int | None] | None = None,
+    timeout_s: float = 1800.0,
+    poll_s: float = 0.2,
 ) -> Round:
     """POST a new incident to ``channel`` through the admin API and time until its ledger is done.
 
     ``received`` (optional) reads the receiver's own count of accepted messages since the
     round began; the round then also notes when it reached ``expected``.
     """
-    body = {"title": title, "status": "investigating", "impact": "minor", "channels": [channel],
-            "message": "We are investigating elevated error rates on the API. Next update in 30 minutes."}
+    body = {
+        "title": title,
+        "status": "investigating",
+        "impact": "minor",
+        "channels": [channel],
+        "message": "We are investigating elevated error rates on the API. Next update in 30 minutes.",
+    }
     async with httpx.AsyncClient(base_url=base_url, headers={"Authorization": f"Bearer {token}"}) as client:
         started = time.perf_counter()
         response = await client.post("/api/v1/incidents", json=body, timeout=30)

@@ -92,7 +92,9 @@ class Sink:
 
             self.process = Process(
                 ["/usr/sbin/smtp-sink", "-c", "-u", "nobody", f"127.0.0.1:{self.port}", "1000"],
-                dict(os.environ), self.log_path, self.log_path.parent,
+                dict(os.environ),
+                self.log_path,
+                self.log_path.parent,
             ).start()
         else:
             from aiosmtpd.controller import Controller
@@ -137,9 +139,13 @@ def sample_mail(settings: Settings, message: Any) -> tuple[bytes, bytes, bytes]:
     """The project's own mail for recipient 0, as bytes, with what differs per recipient."""
     channel = EmailChannel(settings)
     rendition = channel.render(message)
-    recipient = Recipient(delivery_id=1, subscriber_id="e00000000000", address=address_of(0),
-                          unsubscribe_url=f"{settings.public_url}/unsubscribe?token=t0",
-                          manage_url=f"{settings.public_url}/subscriptions/manage?token=t0")
+    recipient = Recipient(
+        delivery_id=1,
+        subscriber_id="e00000000000",
+        address=address_of(0),
+        unsubscribe_url=f"{settings.public_url}/unsubscribe?token=t0",
+        manage_url=f"{settings.public_url}/subscriptions/manage?token=t0",
+    )
     _address, data, _message_id = channel.message_bytes(rendition, recipient)
     text = str(rendition["text"])
     for name, value in (("unsubscribe_url", recipient.unsubscribe_url), ("manage_url", recipient.manage_url)):
@@ -219,16 +225,26 @@ async def main_async(args: argparse.Namespace) -> int:
     sink = Sink(args.sink, stack.workdir).start()
     queue = queue_name()
     measured: list[Measured] = []
-    print(f"email fan-out bench: {n:,} subscribers, sink {args.sink}, database {args.database}, "
-          f"batch_size {batch_size}, max_jobs {max_jobs}, smtp_max_connections {connections} per worker, "
-          f"{args.repeat} repetition(s)")
+    print(
+        f"email fan-out bench: {n:,} subscribers, sink {args.sink}, database {args.database}, "
+        f"batch_size {batch_size}, max_jobs {max_jobs}, smtp_max_connections {connections} per worker, "
+        f"{args.repeat} repetition(s)"
+    )
     print(f"machine: {machine_note()}")
     with running(stack, sink), temp_database(args.database, stack.workdir) as url:
         stack.settings = {
-            "database_url": url, "redis_url": REDIS_URL, "queue_name": queue,
-            "public_url": "http://status.bench", "secret_key": "bench-secret", "page_name": "Bench Status",
-            "smtp_host": "127.0.0.1", "smtp_port": sink.port, "email_from": f"Bench Status <{SENDER}>",
-            "batch_size": batch_size, "max_jobs": max_jobs, "smtp_max_connections": connections,
+            "database_url": url,
+            "redis_url": REDIS_URL,
+            "queue_name": queue,
+            "public_url": "http://status.bench",
+            "secret_key": "bench-secret",
+            "page_name": "Bench Status",
+            "smtp_host": "127.0.0.1",
+            "smtp_port": sink.port,
+            "email_from": f"Bench Status <{SENDER}>",
+            "batch_size": batch_size,
+            "max_jobs": max_jobs,
+            "smtp_max_connections": connections,
         }
         settings = Settings(_env_file=None, **stack.settings)  # type: ignore[call-arg]
         async with engine_for(url) as engine:
@@ -243,16 +259,19 @@ async def main_async(args: argparse.Namespace) -> int:
                     result = await pipeline_round(stack, sink, engine, base_url, token, n, count)
                     if not mail:
                         async with engine.connect() as conn:
-                            message = await load_message(conn, result.update_id, settings.page_name,
-                                                         settings.public_url)
+                            message = await load_message(
+                                conn, result.update_id, settings.page_name, settings.public_url
+                            )
                         mail, marker, text = sample_mail(settings, message)
                         subject = message.subject
                     # the reference right after, over as many connections as the workers had in all
                     before = sink.accepted() or 0
                     raw, raw_cpu = await raw_loop(sink.port, n, connections * count, mail, marker)
                     raw_got = (sink.accepted() or 0) - before
-                    print(f"  raw aiosmtplib loop: {n:,} mails of {len(mail):,} bytes over {connections * count} "
-                          f"connections: {raw:,.0f} msg/s, sink accepted {raw_got:,}, CPU {raw_cpu:.0f} µs/mail")
+                    print(
+                        f"  raw aiosmtplib loop: {n:,} mails of {len(mail):,} bytes over {connections * count} "
+                        f"connections: {raw:,.0f} msg/s, sink accepted {raw_got:,}, CPU {raw_cpu:.0f} µs/mail"
+                    )
                     measured.append(Measured(repetition, count, result, raw))
         await clear_queue(REDIS_URL, queue)
         apprise_rate: float | None = None
@@ -278,24 +297,29 @@ class Measured:
         return self.result.rate / self.raw
 
 
-async def pipeline_round(
-    stack: Stack, sink: Sink, engine: Any, base_url: str, token: str, n: int, count: int
-) -> Round:
+async def pipeline_round(stack: Stack, sink: Sink, engine: Any, base_url: str, token: str, n: int, count: int) -> Round:
     """Start ``count`` workers, POST, wait for the ledger, note their peak RSS, stop them."""
     workers = stack.workers(count, tag=str(count))
     before = sink.accepted() or 0
     cpu_before = [cpu_seconds(w.pid) or 0.0 for w in workers]
     result = await post_and_wait(
-        base_url, token, engine, "email", n, f"Bench with {count} worker(s)",
+        base_url,
+        token,
+        engine,
+        "email",
+        n,
+        f"Bench with {count} worker(s)",
         received=lambda: (sink.accepted() or 0) - before,
     )
     result.worker_cpu_s = sum((cpu_seconds(w.pid) or 0.0) - b for w, b in zip(workers, cpu_before, strict=True))
     result.peak_rss_mb = [peak_rss_mb(w.pid) for w in workers]
     stack.stop(workers)
     got = (sink.accepted() or 0) - before
-    print(f"{count} worker(s): {result.rate:,.0f} msg/s, ledger {result.counts}, sink accepted {got:,}, "
-          f"{result.seconds:.2f} s from the POST (sink had them all at {_s(result.sink_seconds)}), "
-          f"worker CPU {result.cpu_us_per_message or 0:.0f} µs/mail")
+    print(
+        f"{count} worker(s): {result.rate:,.0f} msg/s, ledger {result.counts}, sink accepted {got:,}, "
+        f"{result.seconds:.2f} s from the POST (sink had them all at {_s(result.sink_seconds)}), "
+        f"worker CPU {result.cpu_us_per_message or 0:.0f} µs/mail"
+    )
     return result
 
 
@@ -307,10 +331,26 @@ def report(measured: list[Measured], apprise_rate: float | None, sample: int, n:
         raw = statistics.median(m.raw for m in runs)
         ratio = statistics.median(m.ratio for m in runs)
         rss = max((r or 0.0) for m in runs for r in m.result.peak_rss_mb)
-        rows.append([f"pipeline, {count} worker(s): POST → ledger all sent", n, rate, f"{ratio:.2f}",
-                     _ratio(rate, apprise_rate), f"{rss:.0f}"])
-        rows.append([f"  raw aiosmtplib loop right after, {connections * count} connections", n, raw, "1.00",
-                     _ratio(raw, apprise_rate), "-"])
+        rows.append(
+            [
+                f"pipeline, {count} worker(s): POST → ledger all sent",
+                n,
+                rate,
+                f"{ratio:.2f}",
+                _ratio(rate, apprise_rate),
+                f"{rss:.0f}",
+            ]
+        )
+        rows.append(
+            [
+                f"  raw aiosmtplib loop right after, {connections * count} connections",
+                n,
+                raw,
+                "1.00",
+                _ratio(raw, apprise_rate),
+                "-",
+            ]
+        )
     if apprise_rate is not None:
         rows.append(["Apprise mailto:// targets (sample)", sample, apprise_rate, "-", "1", "-"])
     print()
@@ -322,8 +362,10 @@ def report(measured: list[Measured], apprise_rate: float | None, sample: int, n:
         ratio = statistics.median(m.ratio for m in one)
         rate = statistics.median(m.result.rate for m in one)
         rss = max((r or 0.0) for m in one for r in m.result.peak_rss_mb)
-        print(f"\ntargets (1 worker): ≥ 0.80 × raw → {ratio:.2f}; ≥ 10× apprise (aim 30×) → "
-              f"{_ratio(rate, apprise_rate)}; worker RSS < 250 MB at 100k → {rss:.0f} MB at {n:,}")
+        print(
+            f"\ntargets (1 worker): ≥ 0.80 × raw → {ratio:.2f}; ≥ 10× apprise (aim 30×) → "
+            f"{_ratio(rate, apprise_rate)}; worker RSS < 250 MB at 100k → {rss:.0f} MB at {n:,}"
+        )
     print(f"machine after: {machine_note()}")
 
 

@@ -79,8 +79,19 @@ class Provider:
     def __init__(self, stack: Stack) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        argv = [sys.executable, "-m", "uvicorn", "bench._twilio_app:app", "--host", "127.0.0.1",
-                "--port", str(self.port), "--log-level", "warning", "--no-access-log"]
+        argv = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bench._twilio_app:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ]
         self.process: Process = stack.spawn("twilio", argv, bench_env({}))
 
     def wait(self) -> Provider:
@@ -105,12 +116,16 @@ class Provider:
 async def httpx_loop(provider: Provider, count: int, concurrency: int, body: str, callback: str) -> float:
     """A bare httpx loop: ``concurrency`` requests in flight over one pooled client; msg/s."""
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=provider.base_url, auth=(ACCOUNT_SID, AUTH_TOKEN), limits=limits,
-                                 timeout=30) as client:
+    async with httpx.AsyncClient(
+        base_url=provider.base_url, auth=(ACCOUNT_SID, AUTH_TOKEN), limits=limits, timeout=30
+    ) as client:
+
         async def lane(k: int) -> None:
             for i in range(k, count, concurrency):
-                response = await client.post(provider.messages_path, data={
-                    "To": number_of(i), "From": SENDER, "Body": body, "StatusCallback": callback})
+                response = await client.post(
+                    provider.messages_path,
+                    data={"To": number_of(i), "From": SENDER, "Body": body, "StatusCallback": callback},
+                )
                 if response.status_code != 201:
                     raise RuntimeError(f"provider answered {response.status_code}: {response.text[:200]}")
 
@@ -137,7 +152,10 @@ def wrk_ceiling(provider: Provider, concurrency: int, body: str, callback: str, 
     )
     result = subprocess.run(
         [wrk, "-t1", f"-c{concurrency}", "-d3s", "-s", str(script), provider.base_url + provider.messages_path],
-        capture_output=True, text=True, timeout=30, check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
     for line in result.stdout.splitlines():
         if line.startswith("Requests/sec:"):
@@ -187,19 +205,29 @@ async def main_async(args: argparse.Namespace) -> int:
     queue = queue_name()
     measured: list[Measured] = []
     ceiling: float | None = None
-    print(f"SMS fan-out bench: {n:,} subscribers, local Twilio on uvicorn (own process), database "
-          f"{args.database}, batch_size {batch_size}, sms_concurrency {concurrency} per worker, "
-          f"sms_rate_per_s {RATE_PER_S:,.0f} (pacing off), {args.repeat} repetition(s)")
+    print(
+        f"SMS fan-out bench: {n:,} subscribers, local Twilio on uvicorn (own process), database "
+        f"{args.database}, batch_size {batch_size}, sms_concurrency {concurrency} per worker, "
+        f"sms_rate_per_s {RATE_PER_S:,.0f} (pacing off), {args.repeat} repetition(s)"
+    )
     print(f"machine: {machine_note()}")
     try:
         provider = Provider(stack).wait()
         with temp_database(args.database, stack.workdir) as url:
             stack.settings = {
-                "database_url": url, "redis_url": REDIS_URL, "queue_name": queue,
-                "public_url": "http://status.bench", "secret_key": "bench-secret", "page_name": "Bench Status",
-                "twilio_base_url": provider.base_url, "twilio_account_sid": ACCOUNT_SID,
-                "twilio_auth_token": AUTH_TOKEN, "twilio_from": SENDER, "sms_rate_per_s": RATE_PER_S,
-                "sms_concurrency": concurrency, "batch_size": batch_size,
+                "database_url": url,
+                "redis_url": REDIS_URL,
+                "queue_name": queue,
+                "public_url": "http://status.bench",
+                "secret_key": "bench-secret",
+                "page_name": "Bench Status",
+                "twilio_base_url": provider.base_url,
+                "twilio_account_sid": ACCOUNT_SID,
+                "twilio_auth_token": AUTH_TOKEN,
+                "twilio_from": SENDER,
+                "sms_rate_per_s": RATE_PER_S,
+                "sms_concurrency": concurrency,
+                "batch_size": batch_size,
             }
             settings = Settings(_env_file=None, **stack.settings)  # type: ignore[call-arg]
             callback = settings.public_url + STATUS_CALLBACK_PATH
@@ -213,23 +241,29 @@ async def main_async(args: argparse.Namespace) -> int:
                     for count in args.worker_counts:
                         workers = stack.workers(count, tag=str(count))
                         before = provider.count()
-                        result = await post_and_wait(base_url, token, engine, "sms", n,
-                                                     f"SMS bench with {count} worker(s)")
+                        result = await post_and_wait(
+                            base_url, token, engine, "sms", n, f"SMS bench with {count} worker(s)"
+                        )
                         result.peak_rss_mb = [peak_rss_mb(w.pid) for w in workers]
                         stack.stop(workers)
                         got = provider.count() - before
-                        print(f"{count} worker(s): {result.rate:,.0f} msg/s, ledger {result.counts}, provider "
-                              f"accepted {got:,}, {result.seconds:.2f} s from the POST")
+                        print(
+                            f"{count} worker(s): {result.rate:,.0f} msg/s, ledger {result.counts}, provider "
+                            f"accepted {got:,}, {result.seconds:.2f} s from the POST"
+                        )
                         if not body:
                             async with engine.connect() as conn:
-                                message = await load_message(conn, result.update_id, settings.page_name,
-                                                             settings.public_url)
+                                message = await load_message(
+                                    conn, result.update_id, settings.page_name, settings.public_url
+                                )
                             body = str(SmsChannel(settings).render(message)["text"])
                         before = provider.count()
                         raw = await httpx_loop(provider, n, concurrency * count, body, callback)
                         got = provider.count() - before
-                        print(f"  bare httpx loop, {concurrency * count} in flight: {raw:,.0f} msg/s, "
-                              f"provider accepted {got:,}")
+                        print(
+                            f"  bare httpx loop, {concurrency * count} in flight: {raw:,.0f} msg/s, "
+                            f"provider accepted {got:,}"
+                        )
                         measured.append(Measured(repetition, count, result, raw))
                 ceiling = wrk_ceiling(provider, concurrency, body, callback, stack.workdir)
             await clear_queue(REDIS_URL, queue)

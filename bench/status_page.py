@@ -89,22 +89,44 @@ async def seed(settings: Settings, incidents: int) -> None:
     try:
         ids = []
         async with rt.engine.begin() as conn:
-            for name, group in [("Website", None), ("API", "Platform"), ("Dashboard", "Platform"),
-                                ("Payments", "Platform"), ("Email delivery", "Notifications"),
-                                ("SMS delivery", "Notifications"), ("Contact centre", None)]:
+            for name, group in [
+                ("Website", None),
+                ("API", "Platform"),
+                ("Dashboard", "Platform"),
+                ("Payments", "Platform"),
+                ("Email delivery", "Notifications"),
+                ("SMS delivery", "Notifications"),
+                ("Contact centre", None),
+            ]:
                 ids.append((await create_component(conn, ComponentIn(name=name, group=group)))["id"])
         for number in range(incidents):
-            result = await post(rt, request_from_body({
-                "title": f"Elevated error rates on the API ({number + 1})", "status": "investigating",
-                "message": "We are investigating **elevated error rates** on the API and slow dashboard loads. "
-                           "Payments are not affected. Next update within 30 minutes.",
-                "components": {ids[1]: "partial_outage", ids[2]: "degraded_performance"}}), actor=Actor.system("bench"))
+            result = await post(
+                rt,
+                request_from_body(
+                    {
+                        "title": f"Elevated error rates on the API ({number + 1})",
+                        "status": "investigating",
+                        "message": "We are investigating **elevated error rates** on the API and slow dashboard loads. "
+                        "Payments are not affected. Next update within 30 minutes.",
+                        "components": {ids[1]: "partial_outage", ids[2]: "degraded_performance"},
+                    }
+                ),
+                actor=Actor.system("bench"),
+            )
             assert result.ref is not None
             for status in ("identified", "monitoring") + (("resolved",) if number else ()):
-                await post(rt, request_from_body({
-                    "status": status,
-                    "message": f"The incident is now {status}: a faulty database failover was rolled back and "
-                               "error rates are falling."}, result.ref["incident_id"]), actor=Actor.system("bench"))
+                await post(
+                    rt,
+                    request_from_body(
+                        {
+                            "status": status,
+                            "message": f"The incident is now {status}: a faulty database failover was rolled back and "
+                            "error rates are falling.",
+                        },
+                        result.ref["incident_id"],
+                    ),
+                    actor=Actor.system("bench"),
+                )
     finally:
         await rt.aclose()
 
@@ -119,14 +141,22 @@ def parse_wrk(output: str) -> dict[str, float]:
     rps = re.search(r"Requests/sec:\s+([\d.]+)", output)
     errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
     socket_errors = re.search(r"Socket errors: (.*)", output)
-    return {"rps": float(rps.group(1)) if rps else 0.0, "p50": latency("50%"), "p99": latency("99%"),
-            "non2xx": float(errors.group(1)) if errors else 0.0,
-            "socket_errors": 1.0 if socket_errors and "timeout 0" not in socket_errors.group(1) else 0.0}
+    return {
+        "rps": float(rps.group(1)) if rps else 0.0,
+        "p50": latency("50%"),
+        "p99": latency("99%"),
+        "non2xx": float(errors.group(1)) if errors else 0.0,
+        "socket_errors": 1.0 if socket_errors and "timeout 0" not in socket_errors.group(1) else 0.0,
+    }
 
 
 def wrk(url: str, duration_s: int, connections: int, threads: int) -> dict[str, float]:
-    out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration_s}s", "--latency", url],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration_s}s", "--latency", url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return parse_wrk(out)
 
 
@@ -177,13 +207,24 @@ def main() -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-status-"))
     os.chmod(tmp, 0o755)
-    env = {**os.environ, "BROADCASTER_DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/bench.db",
-           "BROADCASTER_REDIS_URL": args.redis_url, "BROADCASTER_QUEUE_NAME": f"broadcaster:bench:{os.getpid()}",
-           "BROADCASTER_PUBLIC_URL": "http://127.0.0.1", "BROADCASTER_PAGE_NAME": "Bench Status",
-           "BROADCASTER_LOG_FORMAT": "text", "PYTHONPATH": str(ROOT)}
-    settings = Settings(_env_file=None, database_url=env["BROADCASTER_DATABASE_URL"],  # type: ignore[call-arg]
-                        redis_url=args.redis_url, queue_name=env["BROADCASTER_QUEUE_NAME"],
-                        public_url="http://127.0.0.1", page_name="Bench Status")
+    env = {
+        **os.environ,
+        "BROADCASTER_DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/bench.db",
+        "BROADCASTER_REDIS_URL": args.redis_url,
+        "BROADCASTER_QUEUE_NAME": f"broadcaster:bench:{os.getpid()}",
+        "BROADCASTER_PUBLIC_URL": "http://127.0.0.1",
+        "BROADCASTER_PAGE_NAME": "Bench Status",
+        "BROADCASTER_LOG_FORMAT": "text",
+        "PYTHONPATH": str(ROOT),
+    }
+    settings = Settings(
+        _env_file=None,
+        database_url=env["BROADCASTER_DATABASE_URL"],  # type: ignore[call-arg]
+        redis_url=args.redis_url,
+        queue_name=env["BROADCASTER_QUEUE_NAME"],
+        public_url="http://127.0.0.1",
+        page_name="Bench Status",
+    )
     upgrade(settings.database_url)
     asyncio.run(seed(settings, args.incidents))
 
@@ -210,12 +251,50 @@ def main() -> int:
     py = sys.executable
     commands = {
         "nginx": ["nginx", "-c", str(tmp / "nginx.conf"), "-p", str(tmp), "-e", str(tmp / "nginx-error.log")],
-        "uvicorn": [py, "-m", "uvicorn", "status_page.app:create_app", "--factory", "--host", "127.0.0.1",
-                    "--port", str(ports["uvicorn"]), "--workers", "1", "--loop", "uvloop", "--http", "httptools",
-                    "--no-access-log", "--log-level", "warning", "--backlog", "4096"],
-        "granian": [py, "-m", "granian", "--interface", "asgi", "--factory", "--host", "127.0.0.1",
-                    "--port", str(ports["granian"]), "--workers", "1", "--loop", "uvloop", "--no-access-log",
-                    "--log-level", "warning", "--backlog", "4096", "status_page.app:create_app"],
+        "uvicorn": [
+            py,
+            "-m",
+            "uvicorn",
+            "status_page.app:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(ports["uvicorn"]),
+            "--workers",
+            "1",
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+            "--backlog",
+            "4096",
+        ],
+        "granian": [
+            py,
+            "-m",
+            "granian",
+            "--interface",
+            "asgi",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(ports["granian"]),
+            "--workers",
+            "1",
+            "--loop",
+            "uvloop",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+            "--backlog",
+            "4096",
+            "status_page.app:create_app",
+        ],
     }
     results: dict[tuple[str, str], dict[str, float]] = {}
     with ExitStack() as stack:
@@ -223,9 +302,11 @@ def main() -> int:
             start(stack, argv, env, tmp / f"{name}.log")
         for port in ports.values():
             wait_ready(f"http://127.0.0.1:{port}/")
-        print(f"page: {page_bytes} bytes, summary.json: {summary_bytes} bytes; wrk -t{args.threads} "
-              f"-c{args.connections} -d{duration}s --latency, {rounds} interleaved rounds (median shown); "
-              f"one worker per server; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}")
+        print(
+            f"page: {page_bytes} bytes, summary.json: {summary_bytes} bytes; wrk -t{args.threads} "
+            f"-c{args.connections} -d{duration}s --latency, {rounds} interleaved rounds (median shown); "
+            f"one worker per server; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}"
+        )
         runs: dict[tuple[str, str], list[dict[str, float]]] = {}
         # Interleaved rounds: load from elsewhere on the machine hits every server alike.
         for _ in range(rounds):
@@ -250,14 +331,20 @@ def main() -> int:
             if r["socket_errors"]:
                 notes.append("socket timeouts")
             label = "nginx (static export)" if name == "nginx" else f"app on {name}"
-            print(f"{name:<9} {path:<22} {r['rps']:>9.0f} {r['p50']:>8.2f} {r['p99']:>8.2f} "
-                  f"{r['rps'] / reference:>7.2f}  {label}{'; ' + ', '.join(notes) if notes else ''}")
-    print("\nratio = app req/s / nginx req/s on the same path, same run. Target: >= 0.30 with p99 < 50 ms "
-          "(aim: >= 0.75, p99 <= 2x nginx).")
+            print(
+                f"{name:<9} {path:<22} {r['rps']:>9.0f} {r['p50']:>8.2f} {r['p99']:>8.2f} "
+                f"{r['rps'] / reference:>7.2f}  {label}{'; ' + ', '.join(notes) if notes else ''}"
+            )
+    print(
+        "\nratio = app req/s / nginx req/s on the same path, same run. Target: >= 0.30 with p99 < 50 ms "
+        "(aim: >= 0.75, p99 <= 2x nginx)."
+    )
     best = {name: min(results[(name, p)]["rps"] for p in PATHS) for name in ("uvicorn", "granian")}
     winner = max(best, key=lambda n: best[n])
-    print(f"faster app server here: {winner} (worst-path req/s: uvicorn {best['uvicorn']:.0f}, "
-          f"granian {best['granian']:.0f})")
+    print(
+        f"faster app server here: {winner} (worst-path req/s: uvicorn {best['uvicorn']:.0f}, "
+        f"granian {best['granian']:.0f})"
+    )
     return 0
 
 

@@ -4,32 +4,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 import logging
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
+from broadcaster import cli_accounts  # noqa: F401 (registers the token and user commands)
 from broadcaster.actors import Actor
+from broadcaster.commands import COMMANDS, command
 from broadcaster.config import Settings, get_settings
 from broadcaster.errors import InputError
 
 log = logging.getLogger("broadcaster")
-Command = Callable[[argparse.Namespace, Settings], int]
-COMMANDS: dict[str, tuple[str, Command, Callable[[argparse.ArgumentParser], None]]] = {}
-
-
-def command(name: str, help_text: str, arguments: Callable[[argparse.ArgumentParser], None] = lambda p: None
-            ) -> Callable[[Command], Command]:
-    def register(fn: Command) -> Command:
-        COMMANDS[name] = (help_text, fn, arguments)
-        return fn
-
-    return register
 
 
 def _weak_secret_refused(settings: Settings) -> bool:
@@ -57,8 +47,12 @@ def _serve_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--workers", type=int, default=1, help="web processes")
     # granian by measurement: bench/status_page.py gives it the better worst-path req/s and p99
-    parser.add_argument("--server", choices=["uvicorn", "granian"], default="granian",
-                        help="HTTP server (default granian: faster in bench/status_page.py)")
+    parser.add_argument(
+        "--server",
+        choices=["uvicorn", "granian"],
+        default="granian",
+        help="HTTP server (default granian: faster in bench/status_page.py)",
+    )
 
 
 @command("serve", "run the web app (status page, APIs, console)", _serve_args)
@@ -74,18 +68,43 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
         with tempfile.NamedTemporaryFile("w", prefix="broadcaster-log-", suffix=".json", delete=False) as f:
             json.dump(logging_config(settings.log_format), f)
         # exec: granian takes this process's place, so a container's SIGTERM reaches it.
-        os.execv(sys.executable, [
-            sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "--host", args.host,
-            "--port", str(args.port), "--workers", str(args.workers), "--log-config", f.name,
-            "--workers-kill-timeout", str(WEB_STOP_S), "status_page.app:create_app",
-        ])
+        os.execv(
+            sys.executable,
+            [
+                sys.executable,
+                "-m",
+                "granian",
+                "--interface",
+                "asgi",
+                "--factory",
+                "--host",
+                args.host,
+                "--port",
+                str(args.port),
+                "--workers",
+                str(args.workers),
+                "--log-config",
+                f.name,
+                "--workers-kill-timeout",
+                str(WEB_STOP_S),
+                "status_page.app:create_app",
+            ],
+        )
     import uvicorn
 
     from broadcaster.logs import logging_config
 
-    uvicorn.run("status_page.app:create_app", factory=True, host=args.host, port=args.port,
-                workers=args.workers, log_level="info", proxy_headers=False,  # status_page.client_address decides
-                log_config=logging_config(settings.log_format), timeout_graceful_shutdown=WEB_STOP_S)
+    uvicorn.run(
+        "status_page.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level="info",
+        proxy_headers=False,  # status_page.client_address decides
+        log_config=logging_config(settings.log_format),
+        timeout_graceful_shutdown=WEB_STOP_S,
+    )
     return 0
 
 
@@ -117,113 +136,6 @@ def migrate(args: argparse.Namespace, settings: Settings) -> int:
 
     upgrade(settings.database_url)
     print("database is up to date")
-    return 0
-
-
-def _token_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--name", required=True)
-    parser.add_argument("--role", default="admin", choices=["admin", "commander", "agent", "viewer"],
-                        help="viewer reads; commander posts, previews and retries; admin also manages "
-                             "subscribers, tokens and the audit log")
-    parser.add_argument("--expires-in-days", type=int, dest="expires_in_days", metavar="DAYS")
-
-
-@command("create-token", "create an API token (printed once, on the last line)", _token_args)
-def create_token(args: argparse.Namespace, settings: Settings) -> int:
-    from broadcaster.domain import audit
-    from broadcaster.domain.tokens import create_token as store_token
-
-    async def run() -> str:
-        from broadcaster.db import make_engine
-
-        engine = make_engine(settings.database_url)
-        try:
-            async with engine.begin() as conn:
-                secret = await store_token(conn, args.name, args.role, args.expires_in_days)
-                await audit.record(conn, str(Actor.cli()), "token.create", target=args.name, role=args.role,
-                                   expires_in_days=args.expires_in_days)
-                return secret
-        finally:
-            await engine.dispose()
-
-    token = asyncio.run(run())
-    print(f"token {args.name!r} ({args.role}) created; it is shown only now:")
-    print(token)
-    return 0
-
-
-def _revoke_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--name", required=True, help="every active token of this name is revoked")
-
-
-@command("revoke-token", "revoke API tokens by name (their next request gets 401)", _revoke_args)
-def revoke_token(args: argparse.Namespace, settings: Settings) -> int:
-    from broadcaster.db import make_engine
-    from broadcaster.domain import audit
-    from broadcaster.domain.tokens import revoke_token as revoke
-
-    async def run() -> list[str]:
-        engine = make_engine(settings.database_url)
-        try:
-            async with engine.begin() as conn:
-                ids = await revoke(conn, name=args.name)
-                await audit.record(conn, str(Actor.cli()), "token.revoke", target=args.name, ids=ids)
-                return ids
-        finally:
-            await engine.dispose()
-
-    print(f"revoked {len(asyncio.run(run()))} token(s) named {args.name!r}")
-    return 0
-
-
-@command("list-tokens", "list API tokens (never their secrets)")
-def list_tokens(args: argparse.Namespace, settings: Settings) -> int:
-    from broadcaster.db import make_engine
-    from broadcaster.domain.tokens import list_tokens as rows_of
-
-    async def run() -> list[dict[str, Any]]:
-        engine = make_engine(settings.database_url)
-        try:
-            async with engine.connect() as conn:
-                return await rows_of(conn)
-        finally:
-            await engine.dispose()
-
-    print("id\tname\trole\tcreated\tlast used\texpires\trevoked")
-    for row in asyncio.run(run()):
-        print("\t".join(str(row[k] or "-") for k in
-                        ("id", "name", "role", "created_at", "last_used_at", "expires_at", "revoked_at")))
-    return 0
-
-
-def _user_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--username", required=True)
-    parser.add_argument("--role", default="commander", choices=["admin", "commander", "agent", "viewer"])
-    parser.add_argument("--email")
-    parser.add_argument("--phone")
-    parser.add_argument("--password", help="read from BROADCASTER_NEW_PASSWORD or asked when absent")
-
-
-@command("create-user", "create a console user", _user_args)
-def create_user(args: argparse.Namespace, settings: Settings) -> int:
-    from broadcaster.domain import audit
-    from broadcaster.domain.users import create_user as store_user
-
-    password = args.password or os.environ.get("BROADCASTER_NEW_PASSWORD") or getpass.getpass("password: ")
-
-    async def run() -> None:
-        from broadcaster.db import make_engine
-
-        engine = make_engine(settings.database_url)
-        try:
-            async with engine.begin() as conn:
-                await store_user(conn, args.username, password, args.role, email=args.email, phone=args.phone)
-                await audit.record(conn, str(Actor.cli()), "user.create", target=args.username, role=args.role)
-        finally:
-            await engine.dispose()
-
-    asyncio.run(run())
-    print(f"user {args.username!r} ({args.role}) created")
     return 0
 
 
@@ -269,8 +181,10 @@ def post(args: argparse.Namespace, settings: Settings) -> int:
         return result.ref, result.queued
 
     ref, queued = asyncio.run(run())
-    print(f"posted update {ref['update_id']} on incident {ref['incident_id']}"
-          + ("" if queued else " (queued for the relay)"))
+    print(
+        f"posted update {ref['update_id']} on incident {ref['incident_id']}"
+        + ("" if queued else " (queued for the relay)")
+    )
     print(f"{settings.public_url}/incidents/{ref['incident_id']}")
     return 0
 
@@ -301,8 +215,9 @@ def replay(args: argparse.Namespace, settings: Settings) -> int:
                 return dead.total, 0
             reset, batches = await replay_rows(engine, queue, args.update, args.channel, settings.batch_size)
             async with engine.begin() as conn:
-                await audit.record(conn, str(Actor.cli()), "deliveries.retry", target=args.update,
-                                   channel=args.channel, rows=reset)
+                await audit.record(
+                    conn, str(Actor.cli()), "deliveries.retry", target=args.update, channel=args.channel, rows=reset
+                )
             return reset, batches
         finally:
             await queue.aclose()
@@ -312,8 +227,10 @@ def replay(args: argparse.Namespace, settings: Settings) -> int:
     if args.list:
         print(f"{count} failed deliveries")
     else:
-        print(f"reset {count} failed deliveries of update {args.update} on {args.channel}; "
-              f"{batches} batches enqueued" + ("" if batches or not count else " (the relay will enqueue them)"))
+        print(
+            f"reset {count} failed deliveries of update {args.update} on {args.channel}; "
+            f"{batches} batches enqueued" + ("" if batches or not count else " (the relay will enqueue them)")
+        )
     return 0
 
 

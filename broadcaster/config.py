@@ -45,8 +45,7 @@ class Settings(BaseSettings):
     """The core's settings; a channel's own settings wait in ``model_extra`` (see ``ChannelSettings``)."""
 
     # env_ignore_empty: ``BROADCASTER_X=`` (as compose's ``${X:-}`` writes it) means "not set".
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=".env", extra="allow",
-                                      env_ignore_empty=True)
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=".env", extra="allow", env_ignore_empty=True)
 
     # core
     database_url: str = "sqlite+aiosqlite:///./broadcaster.db"
@@ -157,8 +156,13 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Earlier sources win: keywords, then the environment, then .env (core fields, then the rest).
-        return (init_settings, env_settings, _FieldsOnly(settings_cls, dotenv_settings),
-                _PrefixedExtras(settings_cls, dotenv_settings), file_secret_settings)
+        return (
+            init_settings,
+            env_settings,
+            _FieldsOnly(settings_cls, dotenv_settings),
+            _PrefixedExtras(settings_cls, dotenv_settings),
+            file_secret_settings,
+        )
 
     @property
     def is_sqlite(self) -> bool:
@@ -266,8 +270,12 @@ class ChannelSettings(BaseModel):
         try:
             return cls.model_validate(values)
         except ValidationError as exc:
-            problems = [f"{env_name(str(error['loc'][0]))}: {error['msg']}" if error["loc"]
-                        else error["msg"].removeprefix("Value error, ") for error in exc.errors()]
+            problems = [
+                f"{env_name(str(error['loc'][0]))}: {error['msg']}"
+                if error["loc"]
+                else error["msg"].removeprefix("Value error, ")
+                for error in exc.errors()
+            ]
             raise ConfigError(f"{cls.title} settings are invalid: {'; '.join(problems)}") from None
 
 

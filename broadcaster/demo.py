@@ -70,31 +70,47 @@ async def seed(settings: Settings) -> list[str]:
             templates_added = await seed_templates(conn)
             playbooks_loaded = await load_sample(conn) if ids else None
         if ids:
-            result = await post(rt, request_from_body({
-                "title": "Elevated error rates on the API",
-                "status": "identified",
-                "message": "We have identified a faulty database failover causing **elevated error rates** on the "
-                           "API and slow dashboard loads. Payments are not affected. Next update within 30 minutes.",
-                "components": {ids["API"]: "partial_outage", ids["Dashboard"]: "degraded_performance"},
-                "next_update_in_minutes": 30,
-                "agent": {
-                    "talking_points": "Some API requests fail or are slow. No data has been lost. Payments work.",
-                    "approved_answers": [
-                        {"question": "When will it be fixed?",
-                         "answer": "Engineers have found the cause; we will post an update within 30 minutes."},
-                        {"question": "Is my data safe?", "answer": "Yes. No data has been lost or exposed."},
-                    ],
-                    "do_not_say": "Do not promise a fix time. Do not name the database vendor.",
-                    "escalation": "Enterprise customers with failed payments: transfer to billing on-call.",
-                },
-            }), actor=Actor.system("demo"))
+            result = await post(
+                rt,
+                request_from_body(
+                    {
+                        "title": "Elevated error rates on the API",
+                        "status": "identified",
+                        "message": (
+                            "We have identified a faulty database failover causing **elevated error rates** on "
+                            "the API and slow dashboard loads. Payments are not affected. Next update within "
+                            "30 minutes."
+                        ),
+                        "components": {ids["API"]: "partial_outage", ids["Dashboard"]: "degraded_performance"},
+                        "next_update_in_minutes": 30,
+                        "agent": {
+                            "talking_points": (
+                                "Some API requests fail or are slow. No data has been lost. Payments work."
+                            ),
+                            "approved_answers": [
+                                {
+                                    "question": "When will it be fixed?",
+                                    "answer": (
+                                        "Engineers have found the cause; we will post an update within 30 minutes."
+                                    ),
+                                },
+                                {"question": "Is my data safe?", "answer": "Yes. No data has been lost or exposed."},
+                            ],
+                            "do_not_say": "Do not promise a fix time. Do not name the database vendor.",
+                            "escalation": "Enterprise customers with failed payments: transfer to billing on-call.",
+                        },
+                    }
+                ),
+                actor=Actor.system("demo"),
+            )
             assert result.ref is not None
             lines.append(f"demo incident {result.ref['incident_id']} posted")
         else:
             lines.append("demo data already present")
         if playbooks_loaded:
-            lines.append(f"{playbooks_loaded['playbooks']} crisis playbooks and "
-                         f"{playbooks_loaded['contacts']} contacts loaded")
+            lines.append(
+                f"{playbooks_loaded['playbooks']} crisis playbooks and {playbooks_loaded['contacts']} contacts loaded"
+            )
         if templates_added:
             lines.append(f"{templates_added} incident templates added")
         for username, role, password in logins:

@@ -64,8 +64,9 @@ def _decode(event_id: str, fields: Mapping[str, str]) -> Event | None:
 class EventBus:
     """Publish JSON events to every process; ``listen`` and ``since`` read them back."""
 
-    def __init__(self, redis_url: str, stream: str = EVENTS_STREAM, max_len: int = MAX_LEN,
-                 block_ms: int = BLOCK_MS) -> None:
+    def __init__(
+        self, redis_url: str, stream: str = EVENTS_STREAM, max_len: int = MAX_LEN, block_ms: int = BLOCK_MS
+    ) -> None:
         self._redis_url = redis_url
         self.stream = stream
         self.max_len = max_len
@@ -76,15 +77,21 @@ class EventBus:
     def _redis(self) -> aioredis.Redis:
         if self._client is None:
             self._client = aioredis.from_url(  # type: ignore[no-untyped-call]
-                self._redis_url, socket_connect_timeout=2, socket_timeout=5, decode_responses=True)
+                self._redis_url, socket_connect_timeout=2, socket_timeout=5, decode_responses=True
+            )
         return self._client
 
     def _reader_client(self) -> aioredis.Redis:
         # Its own connection, with no socket timeout: XREAD BLOCK waits quietly for as long as
         # nothing happens. The health check pings a connection that sat unused for a while.
         client: aioredis.Redis = aioredis.from_url(  # type: ignore[no-untyped-call]
-            self._redis_url, socket_connect_timeout=2, socket_timeout=None, socket_keepalive=True,
-            health_check_interval=30, decode_responses=True)
+            self._redis_url,
+            socket_connect_timeout=2,
+            socket_timeout=None,
+            socket_keepalive=True,
+            health_check_interval=30,
+            decode_responses=True,
+        )
         self._readers.append(client)
         return client
 

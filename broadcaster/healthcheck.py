@@ -30,7 +30,8 @@ from broadcaster.jobs.heartbeat import host_alive
 async def worker_alive(settings: Settings, host: str | None = None) -> bool:
     """True when the worker on ``host`` (default: this one) reported in time."""
     client = aioredis.from_url(  # type: ignore[no-untyped-call]
-        settings.redis_url, socket_connect_timeout=2, socket_timeout=3)
+        settings.redis_url, socket_connect_timeout=2, socket_timeout=3
+    )
     try:
         return await host_alive(client, settings.queue_name, host)
     finally:

@@ -26,8 +26,7 @@ CONTEXT_FIELDS = ("update_id", "channel", "job_id", "incident_id")
 # (a token in the path or query): these loggers speak only from WARNING up.
 QUIET_LOGGERS = ("httpx", "httpcore")
 
-_context: ContextVar[Mapping[str, Any]] = ContextVar(
-    "broadcaster_log_context", default=MappingProxyType({}))
+_context: ContextVar[Mapping[str, Any]] = ContextVar("broadcaster_log_context", default=MappingProxyType({}))
 
 
 @contextlib.contextmanager
@@ -114,12 +113,20 @@ def logging_config(log_format: str = "text", level: str = "INFO") -> dict[str, A
         "disable_existing_loggers": False,
         "formatters": {"default": {"()": formatter}},
         "filters": {"context": {"()": "broadcaster.logs.ContextFilter"}},
-        "handlers": {"default": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr",
-                                 "formatter": "default", "filters": ["context"]}},
+        "handlers": {
+            "default": {
+                "class": "logging.StreamHandler",
+                "stream": "ext://sys.stderr",
+                "formatter": "default",
+                "filters": ["context"],
+            }
+        },
         "root": {"handlers": ["default"], "level": level},
         "loggers": {
-            **{name: {"handlers": [], "propagate": True, "level": level}
-               for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "_granian", "granian.access")},
+            **{
+                name: {"handlers": [], "propagate": True, "level": level}
+                for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "_granian", "granian.access")
+            },
             **{name: {"handlers": [], "propagate": True, "level": quiet} for name in QUIET_LOGGERS},
         },
     }

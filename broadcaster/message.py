@@ -121,12 +121,7 @@ def cut_at_word(text: str, budget: int, measure: Callable[[str], int]) -> str:
     return ""
 
 
-def short_text(
-    message: Message,
-    budget: int,
-    measure: Callable[[str], int] = len,
-    link_cost: int | None = None,
-) -> str:
+def short_text(message: Message, budget: int, measure: Callable[[str], int] = len, link_cost: int | None = None) -> str:
     """The deterministic short form for SMS and social posts.
 
     ``[Status] Title: first sentence. <link>``. It never contradicts the page because it

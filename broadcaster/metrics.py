@@ -81,6 +81,7 @@ def _le(bound: float) -> str:
 
 # --- job timings, kept in Redis by the workers ------------------------------------------------
 
+
 def metrics_key(queue_name: str) -> str:
     return f"{queue_name}:metrics"
 
@@ -89,9 +90,7 @@ async def record_job(
     redis: Any, queue_name: str, function: str, outcome: str, duration_s: float, wait_s: float | None
 ) -> None:
     """Add one job run to the shared histograms (best effort: metrics never fail a job)."""
-    fields: dict[str, int] = {
-        f"duration|{function}|{outcome}|{bucket_index(JOB_BUCKETS_S, duration_s)}": 1,
-    }
+    fields: dict[str, int] = {f"duration|{function}|{outcome}|{bucket_index(JOB_BUCKETS_S, duration_s)}": 1}
     if wait_s is not None:
         fields[f"wait|{function}|{bucket_index(JOB_BUCKETS_S, max(0.0, wait_s))}"] = 1
     key = metrics_key(queue_name)
@@ -141,6 +140,7 @@ class JobTimings:
 
 # --- the snapshot read at scrape time -----------------------------------------------------------
 
+
 @dataclass
 class Snapshot:
     """Everything the collector reports, read once per scrape."""
@@ -156,7 +156,8 @@ class Snapshot:
 async def ledger_counts(engine: AsyncEngine) -> dict[tuple[str, str], int]:
     """Ledger rows per (channel, state)."""
     query = select(deliveries.c.channel, deliveries.c.state, func.count()).group_by(
-        deliveries.c.channel, deliveries.c.state)
+        deliveries.c.channel, deliveries.c.state
+    )
     async with engine.connect() as conn:
         return {(str(ch), str(st)): int(n) for ch, st, n in await conn.execute(query)}
 
@@ -217,10 +218,13 @@ class BroadcasterCollector:
     def collect(self) -> Iterator[Metric]:
         snap = self.snapshot
         rows = GaugeMetricFamily(
-            "broadcaster_deliveries", "Ledger rows by channel and state (pending, sending, retry, sent, failed).",
-            labels=["channel", "state"])
+            "broadcaster_deliveries",
+            "Ledger rows by channel and state (pending, sending, retry, sent, failed).",
+            labels=["channel", "state"],
+        )
         sent = CounterMetricFamily(
-            "broadcaster_deliveries_sent", "Deliveries sent, from the ledger (sent is final).", labels=["channel"])
+            "broadcaster_deliveries_sent", "Deliveries sent, from the ledger (sent is final).", labels=["channel"]
+        )
         channels = sorted({*self.channels, *(ch for ch, _ in snap.deliveries)})
         for channel in channels:
             for state in STATES:
@@ -231,32 +235,39 @@ class BroadcasterCollector:
 
         first = HistogramMetricFamily(
             "broadcaster_first_delivery_seconds",
-            "Time from posting an update to its first sent delivery, per channel.", labels=["channel"])
+            "Time from posting an update to its first sent delivery, per channel.",
+            labels=["channel"],
+        )
         for channel, hist in sorted(snap.first_delivery.items()):
             first.add_metric([channel], hist.cumulative(), _finite(hist.total))
         yield first
 
-        yield GaugeMetricFamily("broadcaster_database_up", "1 when the database answered this scrape.",
-                                value=1 if snap.database_up else 0)
+        yield GaugeMetricFamily(
+            "broadcaster_database_up", "1 when the database answered this scrape.", value=1 if snap.database_up else 0
+        )
         backlog = GaugeMetricFamily("broadcaster_outbox_pending", "Outbox rows not fanned out yet.")
         if snap.database_up:
             backlog.add_metric([], snap.outbox_pending)
         yield backlog
-        yield GaugeMetricFamily("broadcaster_redis_up", "1 when Redis answered this scrape.",
-                                value=0 if snap.queue_depth is None else 1)
+        yield GaugeMetricFamily(
+            "broadcaster_redis_up", "1 when Redis answered this scrape.", value=0 if snap.queue_depth is None else 1
+        )
         depth = GaugeMetricFamily("broadcaster_queue_depth", "Jobs in the arq queue (due and deferred).")
         if snap.queue_depth is not None:
             depth.add_metric([], snap.queue_depth)
         yield depth
 
         duration = HistogramMetricFamily(
-            "broadcaster_job_duration_seconds", "Run time of worker jobs, by function and outcome.",
-            labels=["function", "outcome"])
+            "broadcaster_job_duration_seconds",
+            "Run time of worker jobs, by function and outcome.",
+            labels=["function", "outcome"],
+        )
         for (function, outcome), hist in sorted(snap.jobs.durations.items()):
             duration.add_metric([function, outcome], hist.cumulative(), _finite(hist.total))
         yield duration
         wait = HistogramMetricFamily(
-            "broadcaster_job_wait_seconds", "Time a due job waited in the queue for a worker.", labels=["function"])
+            "broadcaster_job_wait_seconds", "Time a due job waited in the queue for a worker.", labels=["function"]
+        )
         for function, hist in sorted(snap.jobs.waits.items()):
             wait.add_metric([function], hist.cumulative(), _finite(hist.total))
         yield wait

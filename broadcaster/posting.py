@@ -34,13 +34,7 @@ from broadcaster.domain import audit, component_changes, idempotency, incidents
 from broadcaster.domain.incidents import Posted
 from broadcaster.errors import InputError
 from broadcaster.jobs import contact_notices
-from broadcaster.post_requests import (
-    ComponentNotice,
-    FollowUp,
-    NewIncident,
-    PostRequest,
-    PostResult,
-)
+from broadcaster.post_requests import ComponentNotice, FollowUp, NewIncident, PostRequest, PostResult
 from broadcaster.runtime import Runtime
 
 AfterWrite = Callable[[AsyncConnection, Posted], Awaitable[None]]
@@ -62,27 +56,30 @@ class _Plan:
 
 
 def choose_channels(
-    registry: Registry, requested: Sequence[str] | None, *, deliver_notifications: bool, drill: bool,
+    registry: Registry, requested: Sequence[str] | None, *, deliver_notifications: bool, drill: bool
 ) -> tuple[str, ...]:
     """The channels an update goes to; an explicit name that is unknown or contradicts a flag is a 4xx."""
     enabled = registry.enabled
     if requested is not None:
         unknown = [name for name in requested if name not in enabled]
         if unknown:
-            raise InputError("unknown or disabled channels",
-                             {"channels": f"not enabled: {', '.join(unknown)}; enabled: {', '.join(enabled)}"})
+            raise InputError(
+                "unknown or disabled channels",
+                {"channels": f"not enabled: {', '.join(unknown)}; enabled: {', '.join(enabled)}"},
+            )
         if not deliver_notifications:
             loud = [name for name in requested if enabled[name].notifies]
             if loud:
-                raise InputError("these channels notify people", {
-                    "deliver_notifications": f"is false, but channels asks for {', '.join(loud)}"})
+                raise InputError(
+                    "these channels notify people",
+                    {"deliver_notifications": f"is false, but channels asks for {', '.join(loud)}"},
+                )
         names: Sequence[str] = list(dict.fromkeys(requested))
     else:
         names = [name for name, channel in enabled.items() if deliver_notifications or not channel.notifies]
     if drill:
         names = [name for name in names if enabled[name].publishes_drills]
     return tuple(names)
-
 
 
 async def _plan(conn: AsyncConnection, rt: Runtime, request: PostRequest, actor: Actor) -> _Plan:
@@ -93,18 +90,28 @@ async def _plan(conn: AsyncConnection, rt: Runtime, request: PostRequest, actor:
         return _Plan("update.post", request.incident_id, request)
     if isinstance(request, ComponentNotice):
         before, update = await component_changes.plan(conn, request)
-        return _Plan("component.status", request.component_id, update, details={
-            "old": before["status"], "new": request.status.value, "notify": request.notify})
-    opening = await playbooks.plan_opening(conn, request.playbook_id, request.data, list(rt.registry.enabled),
-                                           actor.name)
+        return _Plan(
+            "component.status",
+            request.component_id,
+            update,
+            details={"old": before["status"], "new": request.status.value, "notify": request.notify},
+        )
+    opening = await playbooks.plan_opening(
+        conn, request.playbook_id, request.data, list(rt.registry.enabled), actor.name
+    )
 
     async def put_contacts(conn: AsyncConnection, posted: Posted) -> None:
         added = await contacts.add_to_incident(conn, posted.incident_id, opening.contact_ids, opening.level)
         assert plan.details is not None
         plan.details["contacts"] = len(added)
 
-    plan = _Plan("playbook.drill" if request.data.drill else "playbook.open", request.playbook_id,
-                 opening.incident, put_contacts, {"level": opening.level})
+    plan = _Plan(
+        "playbook.drill" if request.data.drill else "playbook.open",
+        request.playbook_id,
+        opening.incident,
+        put_contacts,
+        {"level": opening.level},
+    )
     return plan
 
 
@@ -113,15 +120,23 @@ async def _write(conn: AsyncConnection, rt: Runtime, plan: _Plan, actor: Actor) 
     posted: Posted | None = None
     update = plan.update
     if isinstance(update, NewIncident):
-        channels = choose_channels(rt.registry, update.data.channels,
-                                   deliver_notifications=update.data.deliver_notifications, drill=update.drill)
-        posted = await incidents.create_incident(conn, update.data, channels, actor.name, drill=update.drill,
-                                                 meta=dict(update.meta) if update.meta else None)
+        channels = choose_channels(
+            rt.registry,
+            update.data.channels,
+            deliver_notifications=update.data.deliver_notifications,
+            drill=update.drill,
+        )
+        posted = await incidents.create_incident(
+            conn, update.data, channels, actor.name, drill=update.drill, meta=dict(update.meta) if update.meta else None
+        )
     elif isinstance(update, FollowUp):
         incident = await incidents.get_incident_row(conn, update.incident_id)
-        channels = choose_channels(rt.registry, update.data.channels,
-                                   deliver_notifications=update.data.deliver_notifications,
-                                   drill=bool(incident["drill"]))
+        channels = choose_channels(
+            rt.registry,
+            update.data.channels,
+            deliver_notifications=update.data.deliver_notifications,
+            drill=bool(incident["drill"]),
+        )
         posted = await incidents.add_update(conn, update.incident_id, update.data, channels, actor.name)
     if posted is not None and plan.after_write is not None:
         await plan.after_write(conn, posted)
@@ -172,8 +187,9 @@ async def preview(rt: Runtime, request: PostRequest, *, actor: Actor) -> dict[st
             posted = await _write(conn, rt, await _plan(conn, rt, request, actor), actor)
             if posted is not None:
                 channels = posted.channels
-                message = await incidents.load_message(conn, posted.update_id, rt.settings.page_name,
-                                                       rt.settings.public_url)
+                message = await incidents.load_message(
+                    conn, posted.update_id, rt.settings.page_name, rt.settings.public_url
+                )
             raise _DryRun
     except _DryRun:
         pass
@@ -190,7 +206,14 @@ async def dispatch(rt: Runtime, posted: Posted) -> bool:
     queued = True
     for channel in posted.channels:
         queued = await rt.queue.enqueue_fanout(posted.update_id, channel) and queued
-    await rt.bus.publish("update", {"incident_id": posted.incident_id, "update_id": posted.update_id,
-                                    "drill": posted.drill, "public": posted.public})
+    await rt.bus.publish(
+        "update",
+        {
+            "incident_id": posted.incident_id,
+            "update_id": posted.update_id,
+            "drill": posted.drill,
+            "public": posted.public,
+        },
+    )
     await contact_notices.after_post(rt, posted.incident_id, posted.update_id)
     return queued

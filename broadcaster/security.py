@@ -43,8 +43,9 @@ def check_secret_key(secret_key: str, public_url: str) -> str | None:
     advice = 'set it to a long random value, e.g. python -c "import secrets; print(secrets.token_urlsafe(48))"'
     if is_loopback_http(public_url):
         return f"BROADCASTER_SECRET_KEY {problem}: accepted only because {public_url} is loopback http; {advice}"
-    raise ConfigError(f"BROADCASTER_SECRET_KEY {problem}, so anyone could sign a session cookie "
-                      f"for {public_url}: {advice}")
+    raise ConfigError(
+        f"BROADCASTER_SECRET_KEY {problem}, so anyone could sign a session cookie for {public_url}: {advice}"
+    )
 
 
 def is_loopback_http(url: str) -> bool:

@@ -188,7 +188,10 @@ class PinnedTransport(httpx.AsyncHTTPTransport):
     """
 
     def __init__(
-        self, *, allow_private: bool = False, limits: httpx.Limits | None = None,
+        self,
+        *,
+        allow_private: bool = False,
+        limits: httpx.Limits | None = None,
         network_backend: httpcore.AsyncNetworkBackend | None = None,
     ) -> None:
         limits = limits or httpx.Limits(max_connections=100, max_keepalive_connections=20)
@@ -212,7 +215,11 @@ class _PinnedBackend(httpcore.AsyncNetworkBackend):
         self._inner = inner
 
     async def connect_tcp(
-        self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,  # noqa: ASYNC109
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
+        local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         lookup_s = min(timeout, RESOLVE_TIMEOUT_S) if timeout else RESOLVE_TIMEOUT_S

@@ -195,10 +195,13 @@ class CompiledMail:
         self.slots = tuple(slots)
         # The DATA content: each literal stuffed once; one that follows a body slot starts a line.
         body_slots = {n for (context, _name), n in slots.items() if context != "header"}
-        self.wire = (*(
-            piece if isinstance(piece, int) else _stuffed(piece, i == 0 or pieces[i - 1] in body_slots)
-            for i, piece in enumerate(pieces)
-        ), b".\r\n")
+        self.wire = (
+            *(
+                piece if isinstance(piece, int) else _stuffed(piece, i == 0 or pieces[i - 1] in body_slots)
+                for i, piece in enumerate(pieces)
+            ),
+            b".\r\n",
+        )
 
     def message_for(self, values: Mapping[str, str]) -> bytes:
         """The whole mail for one recipient; ``values`` maps each placeholder to safe text."""
@@ -212,7 +215,8 @@ class CompiledMail:
         a line); header values sit after ``Name: `` and hold no line break.
         """
         encoded = [
-            _ENCODERS[context](values[name]) if context == "header"
+            _ENCODERS[context](values[name])
+            if context == "header"
             else _stuffed(_ENCODERS[context](values[name]), True, crlf=True)
             for context, name in self.slots
         ]

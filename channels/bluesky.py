@@ -89,14 +89,14 @@ class _Session:
     did: str
 
 
-
 class BlueskySettings(ChannelSettings):
     """``BROADCASTER_BLUESKY_HANDLE`` and ``_APP_PASSWORD`` (both, or neither), ``_BASE_URL`` (the PDS)."""
 
     title: ClassVar[str] = "Bluesky"
     required: ClassVar[tuple[str, ...]] = ("bluesky_handle", "bluesky_app_password")
     example: ClassVar[Mapping[str, Any]] = {
-        "bluesky_base_url": "https://pds.example.test", "bluesky_handle": "status.example.test",
+        "bluesky_base_url": "https://pds.example.test",
+        "bluesky_handle": "status.example.test",
         "bluesky_app_password": "app-password",
     }
 
@@ -132,10 +132,7 @@ class BlueskyChannel:
         self._session: _Session | None = None
         self._session_lock = asyncio.Lock()
         self._client = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"),
-            headers={"User-Agent": "broadcaster"},
-            timeout=timeout_s,
-            transport=transport,
+            base_url=base_url.rstrip("/"), headers={"User-Agent": "broadcaster"}, timeout=timeout_s, transport=transport
         )
 
     @classmethod

@@ -79,7 +79,9 @@ class EmailSettings(ChannelSettings):
     required: ClassVar[tuple[str, ...]] = ("smtp_host", "email_from")
     # Port 1 on loopback: nothing listens there, so a contract test's send fails at once.
     example: ClassVar[Mapping[str, Any]] = {
-        "smtp_host": "127.0.0.1", "smtp_port": 1, "email_from": "status@example.test",
+        "smtp_host": "127.0.0.1",
+        "smtp_port": 1,
+        "email_from": "status@example.test",
     }
 
     smtp_host: str | None = None
@@ -338,5 +340,13 @@ class EmailChannel:
         """Nothing to release: a session lives only as long as its batch."""
 
 
-__all__ = ["PLACEHOLDERS", "EmailChannel", "EmailSettings", "TransactionalMail", "deliver_error", "smtp_address",
-           "smtp_data", "transmit"]
+__all__ = [
+    "PLACEHOLDERS",
+    "EmailChannel",
+    "EmailSettings",
+    "TransactionalMail",
+    "deliver_error",
+    "smtp_address",
+    "smtp_data",
+    "transmit",
+]

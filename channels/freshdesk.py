@@ -46,7 +46,8 @@ class FreshdeskSettings(ChannelSettings):
     title: ClassVar[str] = "Freshdesk"
     required: ClassVar[tuple[str, ...]] = ("freshdesk_base_url", "freshdesk_api_key", "freshdesk_folder_id")
     example: ClassVar[Mapping[str, Any]] = {
-        "freshdesk_base_url": "https://acme.freshdesk.example.test", "freshdesk_api_key": "key",
+        "freshdesk_base_url": "https://acme.freshdesk.example.test",
+        "freshdesk_api_key": "key",
         "freshdesk_folder_id": "73000012",
     }
 

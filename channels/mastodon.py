@@ -52,14 +52,14 @@ def idempotency_key(message: Message) -> str:
     return f"broadcaster-{message.update_id}"
 
 
-
 class MastodonSettings(ChannelSettings):
     """``BROADCASTER_MASTODON_BASE_URL`` and ``_ACCESS_TOKEN`` (both, or neither), ``_VISIBILITY``."""
 
     title: ClassVar[str] = "Mastodon"
     required: ClassVar[tuple[str, ...]] = ("mastodon_base_url", "mastodon_access_token")
     example: ClassVar[Mapping[str, Any]] = {
-        "mastodon_base_url": "https://social.example.test", "mastodon_access_token": "token",
+        "mastodon_base_url": "https://social.example.test",
+        "mastodon_access_token": "token",
     }
 
     mastodon_base_url: str | None = None
@@ -157,4 +157,3 @@ def _translate(response: httpx.Response, *, replying: bool = False) -> DeliveryE
     if replying and (status == 404 or (status in (400, 422) and "repl" in detail.lower())):
         return ReplyTargetGone(reason)
     return http_error(response, reason, reset_header="x-ratelimit-reset")
-

@@ -65,26 +65,36 @@ _LIMITS = {GSM7: (160, 153), UCS2: (70, 67)}
 
 # Punctuation word processors produce that has a plain GSM-7 twin. Without this one curly
 # apostrophe (or short_text's own ellipsis) would halve the room by forcing UCS-2.
-_GSM7_FOLD = str.maketrans({
-    "\u2026": "...",  # horizontal ellipsis
-    "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'",  # single quotes
-    "\u201c": '"', "\u201d": '"', "\u201e": '"',  # double quotes
-    "\u2013": "-", "\u2014": "-",  # en and em dash
-    "\u00a0": " ",  # no-break space
-})
+_GSM7_FOLD = str.maketrans(
+    {
+        "\u2026": "...",  # horizontal ellipsis
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u201a": "'",
+        "\u201b": "'",  # single quotes
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u201e": '"',  # double quotes
+        "\u2013": "-",
+        "\u2014": "-",  # en and em dash
+        "\u00a0": " ",  # no-break space
+    }
+)
 
 # Twilio error codes that say the recipient's number can never receive our SMS.
 # https://www.twilio.com/docs/api/errors
-DEAD_NUMBER_CODES = frozenset({
-    21211,  # invalid 'To' number
-    21217,  # number does not appear to be valid
-    21401,  # invalid phone number
-    21407,  # number type does not support SMS
-    21421,  # phone number is invalid
-    21610,  # recipient replied STOP
-    21612,  # 'To' not reachable via SMS
-    21614,  # 'To' is not a mobile number
-})
+DEAD_NUMBER_CODES = frozenset(
+    {
+        21211,  # invalid 'To' number
+        21217,  # number does not appear to be valid
+        21401,  # invalid phone number
+        21407,  # number type does not support SMS
+        21421,  # phone number is invalid
+        21610,  # recipient replied STOP
+        21612,  # 'To' not reachable via SMS
+        21614,  # 'To' is not a mobile number
+    }
+)
 # 400s that are about load, not the message: Twilio's queue for the sender is full.
 RETRYABLE_CODES = frozenset({21611, 14107, 20429})
 
@@ -121,9 +131,11 @@ def segment_count(text: str) -> int:
     neither an escape pair nor a surrogate pair is split across two segments.
     """
     encoding = encoding_of(text)
-    sizes = [2 if ch in _GSM7_EXTENSION else 1 for ch in text] if encoding == GSM7 else [
-        2 if ord(ch) > 0xFFFF else 1 for ch in text
-    ]
+    sizes = (
+        [2 if ch in _GSM7_EXTENSION else 1 for ch in text]
+        if encoding == GSM7
+        else [2 if ord(ch) > 0xFFFF else 1 for ch in text]
+    )
     single, multi = _LIMITS[encoding]
     if sum(sizes) <= single:
         return 1
@@ -200,8 +212,10 @@ class SmsSettings(ChannelSettings):
     title: ClassVar[str] = "SMS"
     required: ClassVar[tuple[str, ...]] = ("twilio_account_sid", "twilio_auth_token")
     example: ClassVar[Mapping[str, Any]] = {
-        "twilio_base_url": "https://twilio.example.test", "twilio_account_sid": "AC" + "0" * 32,
-        "twilio_auth_token": "token", "twilio_from": "+15005550006",
+        "twilio_base_url": "https://twilio.example.test",
+        "twilio_account_sid": "AC" + "0" * 32,
+        "twilio_auth_token": "token",
+        "twilio_from": "+15005550006",
     }
 
     twilio_base_url: str = "https://api.twilio.com"
@@ -286,9 +300,7 @@ class SmsChannel:
             return self._fit(folded, GSM7, lambda s: gsm7_septets(fold_gsm7(s)), fold_gsm7)
         return self._fit(message, UCS2, utf16_units, str)
 
-    def _fit(
-        self, message: Message, encoding: str, measure: Callable[[str], int], finish: Callable[[str], str]
-    ) -> str:
+    def _fit(self, message: Message, encoding: str, measure: Callable[[str], int], finish: Callable[[str], str]) -> str:
         max_segments = self.settings.sms_max_segments
         budget = budget_for(encoding, max_segments)
         text = finish(self._fill(message, budget, measure))

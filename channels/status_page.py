@@ -57,7 +57,9 @@ class StatusPageChannel:
 
     async def publish(self, message: Message, rendition: Rendition, thread: Thread) -> Published:
         data: dict[str, Any] = {
-            "incident_id": message.incident_id, "update_id": message.update_id, "channel": self.name,
+            "incident_id": message.incident_id,
+            "update_id": message.update_id,
+            "channel": self.name,
             "drill": message.drill,
         }
         if self._context.publish_event is not None:

@@ -85,8 +85,13 @@ class WebhookChannel:
     limit_unit: ClassVar[LimitUnit | None] = None
     settings_class: ClassVar[type[ChannelSettings]] = WebhookSettings
 
-    def __init__(self, timeout_s: float = 10.0, concurrency: int = 32,
-                 transport: httpx.AsyncBaseTransport | None = None, allow_private: bool = False) -> None:
+    def __init__(
+        self,
+        timeout_s: float = 10.0,
+        concurrency: int = 32,
+        transport: httpx.AsyncBaseTransport | None = None,
+        allow_private: bool = False,
+    ) -> None:
         self._timeout_s = timeout_s
         self._allow_private = allow_private
         self._concurrency = concurrency
@@ -98,18 +103,21 @@ class WebhookChannel:
     def from_settings(cls, settings: Settings, context: ChannelContext) -> Self | None:
         config = WebhookSettings.from_core(settings)
         assert config is not None  # nothing required: always enabled
-        return cls(timeout_s=config.webhook_timeout_s, allow_private=settings.webhook_allow_private,
-                   transport=context.http_transport)
+        return cls(
+            timeout_s=config.webhook_timeout_s,
+            allow_private=settings.webhook_allow_private,
+            transport=context.http_transport,
+        )
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
             # Each receiver's host is looked up once, vetted and pinned where the connection is made
             # (broadcaster.ssrf); a transport lent through the context (tests) replaces that.
             transport = self._transport or PinnedTransport(
-                allow_private=self._allow_private, limits=httpx.Limits(max_connections=self._concurrency))
+                allow_private=self._allow_private, limits=httpx.Limits(max_connections=self._concurrency)
+            )
             self._client = httpx.AsyncClient(
-                timeout=self._timeout_s, transport=transport, follow_redirects=False,
-                headers={"user-agent": USER_AGENT},
+                timeout=self._timeout_s, transport=transport, follow_redirects=False, headers={"user-agent": USER_AGENT}
             )
         return self._client
 
@@ -121,13 +129,21 @@ class WebhookChannel:
             "data": {
                 "page": {"name": message.page_name, "url": message.page_url},
                 "incident": {
-                    "id": message.incident_id, "name": message.incident_title, "kind": message.kind,
-                    "impact": message.impact, "url": message.public_url, "drill": message.drill,
+                    "id": message.incident_id,
+                    "name": message.incident_title,
+                    "kind": message.kind,
+                    "impact": message.impact,
+                    "url": message.public_url,
+                    "drill": message.drill,
                 },
                 "update": {
-                    "id": message.update_id, "number": message.update_number, "status": message.status,
-                    "body": message.body_text, "body_html": message.body_html,
-                    "created_at": iso(message.created_at), "next_update_at": iso(message.next_update_at),
+                    "id": message.update_id,
+                    "number": message.update_number,
+                    "status": message.status,
+                    "body": message.body_text,
+                    "body_html": message.body_html,
+                    "created_at": iso(message.created_at),
+                    "next_update_at": iso(message.next_update_at),
                 },
                 "components": [
                     {"id": c.id, "name": c.name, "old_status": c.old_status, "new_status": c.new_status}

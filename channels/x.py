@@ -88,7 +88,6 @@ def weighted_length(text: str) -> int:
     return total + _weigh_words(text[position:])
 
 
-
 class XSettings(ChannelSettings):
     """``BROADCASTER_X_ACCESS_TOKEN`` (an OAuth 2.0 user token) enables it; ``_BASE_URL``."""
 

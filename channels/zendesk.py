@@ -46,11 +46,16 @@ class ZendeskSettings(ChannelSettings):
 
     title: ClassVar[str] = "Zendesk"
     required: ClassVar[tuple[str, ...]] = (
-        "zendesk_base_url", "zendesk_email", "zendesk_api_token", "zendesk_section_id",
+        "zendesk_base_url",
+        "zendesk_email",
+        "zendesk_api_token",
+        "zendesk_section_id",
     )
     example: ClassVar[Mapping[str, Any]] = {
-        "zendesk_base_url": "https://acme.zendesk.example.test", "zendesk_email": "agent@example.test",
-        "zendesk_api_token": "token", "zendesk_section_id": "360001",
+        "zendesk_base_url": "https://acme.zendesk.example.test",
+        "zendesk_email": "agent@example.test",
+        "zendesk_api_token": "token",
+        "zendesk_section_id": "360001",
     }
 
     zendesk_base_url: str | None = None
@@ -170,9 +175,7 @@ class ZendeskChannel:
         locale = thread.get("locale") or self.locale
         translation = {"title": rendition["title"], "body": rendition["body_html"]}
         await self._request(
-            "PUT",
-            f"/api/v2/help_center/articles/{article_id}/translations/{locale}.json",
-            {"translation": translation},
+            "PUT", f"/api/v2/help_center/articles/{article_id}/translations/{locale}.json", {"translation": translation}
         )
         # Labels belong to the article, not its translation: a second call, only when they change.
         if list(thread.get("labels") or ()) != labels:
@@ -180,9 +183,7 @@ class ZendeskChannel:
                 "PUT", f"/api/v2/help_center/articles/{article_id}.json", {"article": {"label_names": labels}}
             )
 
-    def _published(
-        self, article_id: str, url: Any, thread: Thread, labels: list[str], message: Message
-    ) -> Published:
+    def _published(self, article_id: str, url: Any, thread: Thread, labels: list[str], message: Message) -> Published:
         state = {
             "article_id": article_id,
             "url": url,

@@ -27,6 +27,7 @@ fi
 mkdir -p artifacts
 echo "== lint and types =="
 ruff check .
+ruff format --check .
 mypy
 lint-imports --no-cache
 # No copied code between modules (issue 16): pylint's duplicate-code alone, 6-line windows.

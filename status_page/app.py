@@ -48,21 +48,39 @@ async def healthz(request: Request) -> Response:
 
     try:
         async with rt.engine.connect() as conn, conn.begin() as transaction:
-            await conn.execute(text("INSERT INTO alembic_version (version_num) VALUES (:probe)"),
-                               {"probe": f"healthz-{secrets.token_hex(8)}"})
+            await conn.execute(
+                text("INSERT INTO alembic_version (version_num) VALUES (:probe)"),
+                {"probe": f"healthz-{secrets.token_hex(8)}"},
+            )
             await transaction.rollback()
     except Exception as exc:  # the check exists to report exactly this
         logging.getLogger(__name__).warning("health check: the database does not take a write: %s", exc)
         return JSONResponse({"status": "error", "database": "unavailable"}, status_code=503)
     depth = await rt.queue.depth()
-    return JSONResponse({"status": "ok", "database": "ok", "redis": "ok" if depth is not None else "unreachable",
-                         "queue_depth": depth})
+    return JSONResponse(
+        {"status": "ok", "database": "ok", "redis": "ok" if depth is not None else "unreachable", "queue_depth": depth}
+    )
 
 
 def route_modules() -> list[Any]:
     """Every module (or package) that contributes ``routes``, in matching order."""
-    return [public_pages, v2, v1, ops, api_playbooks, api_audit, tokens, auth, console, desk, subscribe, preferences,
-            twilio, metrics, openapi]
+    return [
+        public_pages,
+        v2,
+        v1,
+        ops,
+        api_playbooks,
+        api_audit,
+        tokens,
+        auth,
+        console,
+        desk,
+        subscribe,
+        preferences,
+        twilio,
+        metrics,
+        openapi,
+    ]
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Starlette:
@@ -98,11 +116,21 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             Middleware(metrics.MetricsMiddleware),
             Middleware(SecurityHeadersMiddleware, settings=settings),
             Middleware(NulGuardMiddleware),  # a NUL in the path (404) or query (400) before any lookup
-            Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, uploads={  # the file, plus the form
-                "/console/playbooks/import": console_playbooks.MAX_UPLOAD_BYTES + settings.max_body_bytes}),
-            Middleware(SessionMiddleware, secret_key=settings.secret_key.get_secret_value(),
-                       session_cookie="broadcaster_session", same_site="lax",
-                       https_only=settings.public_url.startswith("https://"), max_age=12 * 3600),
+            Middleware(
+                BodyLimitMiddleware,
+                max_bytes=settings.max_body_bytes,
+                uploads={  # the file, plus the form
+                    "/console/playbooks/import": console_playbooks.MAX_UPLOAD_BYTES + settings.max_body_bytes
+                },
+            ),
+            Middleware(
+                SessionMiddleware,
+                secret_key=settings.secret_key.get_secret_value(),
+                session_cookie="broadcaster_session",
+                same_site="lax",
+                https_only=settings.public_url.startswith("https://"),
+                max_age=12 * 3600,
+            ),
             Middleware(auth.SessionUserMiddleware),  # the session's user checked against the database
         ],
         exception_handlers={

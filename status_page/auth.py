@@ -128,8 +128,13 @@ def _safe_next(value: str | None) -> str:
 
 
 async def login_page(request: Request) -> Response:
-    return render_page(request, "console/login.html", next=_safe_next(request.query_params.get("next")),
-                       error=None, csrf_token=csrf_token(request))
+    return render_page(
+        request,
+        "console/login.html",
+        next=_safe_next(request.query_params.get("next")),
+        error=None,
+        csrf_token=csrf_token(request),
+    )
 
 
 class _Throttle:
@@ -167,15 +172,17 @@ class _Throttle:
 def _unchecked(exc: Exception) -> None:
     # During an incident the console matters more than the limit; redis-py raises its own
     # hierarchy (also from creating the pool), so anything else is a bug and propagates.
-    if not isinstance(exc, LimiterUnavailable | OSError | ConnectionError) and \
-            not exc.__class__.__module__.startswith("redis"):
+    if not isinstance(exc, LimiterUnavailable | OSError | ConnectionError) and not exc.__class__.__module__.startswith(
+        "redis"
+    ):
         raise exc
     log.warning("login rate limits not checked: %s", exc)
 
 
 def _login_form(request: Request, status_code: int, target: str, error: str) -> Response:
-    return render_page(request, "console/login.html", status_code=status_code, next=target, error=error,
-                       csrf_token=csrf_token(request))
+    return render_page(
+        request, "console/login.html", status_code=status_code, next=target, error=error, csrf_token=csrf_token(request)
+    )
 
 
 async def login(request: Request) -> Response:

@@ -124,8 +124,9 @@ async def _fragment(request: Request) -> str:
 def _page(request: Request, template: str, user: dict[str, Any], **context: Any) -> Response:
     root = _static_root(request)
     static = {name: f"/desk/static/{name}?v={_static_file(root, name)[1]}" for name in STATIC_TYPES}
-    response = render_page(request, template, user=user, static=static, csrf_token=csrf_token(request),
-                           md=markdown_to_html, **context)
+    response = render_page(
+        request, template, user=user, static=static, csrf_token=csrf_token(request), md=markdown_to_html, **context
+    )
     return _secure(response)
 
 
@@ -179,8 +180,7 @@ async def desk_static(request: Request) -> Response:
     if name not in STATIC_TYPES:
         raise HTTPError(404, "not_found", f"no static file {name!r}")
     body, digest = _static_file(_static_root(request), name)
-    headers = {"ETag": f'"{digest}"', "Cache-Control": "public, max-age=3600",
-               "X-Content-Type-Options": "nosniff"}
+    headers = {"ETag": f'"{digest}"', "Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"}
     if request.headers.get("if-none-match") == f'"{digest}"':
         return Response(status_code=304, headers=headers)
     return Response(body, media_type=STATIC_TYPES[name], headers=headers)

@@ -31,13 +31,69 @@ MAX_QUERY_CHARS = 200
 MAX_TERMS = 12
 
 # Words too common to say anything about what a caller asks.
-STOPWORDS = frozenset({
-    "a", "an", "and", "are", "as", "at", "be", "been", "but", "by", "can", "could", "did", "do", "does",
-    "for", "from", "had", "has", "have", "how", "i", "if", "in", "is", "it", "its", "me", "my", "no",
-    "not", "of", "on", "or", "our", "so", "that", "the", "their", "there", "they", "this", "to", "up",
-    "us", "was", "we", "were", "what", "when", "where", "which", "who", "why", "will", "with", "would",
-    "you", "your",
-})
+STOPWORDS = frozenset(
+    {
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "been",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "for",
+        "from",
+        "had",
+        "has",
+        "have",
+        "how",
+        "i",
+        "if",
+        "in",
+        "is",
+        "it",
+        "its",
+        "me",
+        "my",
+        "no",
+        "not",
+        "of",
+        "on",
+        "or",
+        "our",
+        "so",
+        "that",
+        "the",
+        "their",
+        "there",
+        "they",
+        "this",
+        "to",
+        "up",
+        "us",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+    }
+)
 _WORD = re.compile(r"[^\W_]+")
 _SUFFIXES = ("ing", "ed", "es", "s")
 
@@ -68,8 +124,9 @@ async def _latest_update_ids(conn: AsyncConnection, incident_ids: Sequence[str])
     return {str(r.incident_id): str(r.id) for r in rows}
 
 
-async def _messages(conn: AsyncConnection, incident_ids: Sequence[str], page_name: str,
-                    public_url: str) -> list[Message]:
+async def _messages(
+    conn: AsyncConnection, incident_ids: Sequence[str], page_name: str, public_url: str
+) -> list[Message]:
     latest = await _latest_update_ids(conn, incident_ids)
     return [await load_message(conn, latest[i], page_name, public_url) for i in incident_ids if i in latest]
 
@@ -78,18 +135,29 @@ async def load_desk(conn: AsyncConnection, page_name: str, public_url: str) -> D
     """Every unresolved incident and those resolved in the last 24 hours, drills included."""
     now = utcnow()
     active_ids = (
-        await conn.execute(
-            select(incidents.c.id).where(incidents.c.status.not_in(CLOSED_STATUSES))
-            .order_by(incidents.c.created_at.desc(), incidents.c.id).limit(MAX_ACTIVE)
+        (
+            await conn.execute(
+                select(incidents.c.id)
+                .where(incidents.c.status.not_in(CLOSED_STATUSES))
+                .order_by(incidents.c.created_at.desc(), incidents.c.id)
+                .limit(MAX_ACTIVE)
+            )
         )
-    ).scalars().all()
+        .scalars()
+        .all()
+    )
     resolved_ids = (
-        await conn.execute(
-            select(incidents.c.id)
-            .where(incidents.c.status.in_(CLOSED_STATUSES), incidents.c.updated_at >= now - RECENT_RESOLVED)
-            .order_by(incidents.c.updated_at.desc(), incidents.c.id).limit(MAX_RECENT)
+        (
+            await conn.execute(
+                select(incidents.c.id)
+                .where(incidents.c.status.in_(CLOSED_STATUSES), incidents.c.updated_at >= now - RECENT_RESOLVED)
+                .order_by(incidents.c.updated_at.desc(), incidents.c.id)
+                .limit(MAX_RECENT)
+            )
         )
-    ).scalars().all()
+        .scalars()
+        .all()
+    )
     return Desk(
         active=await _messages(conn, active_ids, page_name, public_url),
         resolved=await _messages(conn, resolved_ids, page_name, public_url),
@@ -98,6 +166,7 @@ async def load_desk(conn: AsyncConnection, page_name: str, public_url: str) -> D
 
 
 # --- search --------------------------------------------------------------------------------------
+
 
 def _stem(word: str) -> str:
     for suffix in _SUFFIXES:
@@ -162,12 +231,17 @@ async def search(conn: AsyncConnection, query: str, page_name: str, public_url: 
         return result
     since = utcnow() - SEARCH_WINDOW
     incident_ids = (
-        await conn.execute(
-            select(incidents.c.id)
-            .where(or_(incidents.c.status.not_in(CLOSED_STATUSES), incidents.c.updated_at >= since))
-            .order_by(incidents.c.updated_at.desc(), incidents.c.id).limit(MAX_SEARCH_INCIDENTS)
+        (
+            await conn.execute(
+                select(incidents.c.id)
+                .where(or_(incidents.c.status.not_in(CLOSED_STATUSES), incidents.c.updated_at >= since))
+                .order_by(incidents.c.updated_at.desc(), incidents.c.id)
+                .limit(MAX_SEARCH_INCIDENTS)
+            )
         )
-    ).scalars().all()
+        .scalars()
+        .all()
+    )
     history = await list_updates(conn, incident_ids)
     order = {incident_id: rank for rank, incident_id in enumerate(incident_ids)}
     for incident_id in incident_ids:

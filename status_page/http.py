@@ -111,8 +111,12 @@ async def read_json(request: Request) -> Any:
     try:
         data = json.loads(raw, parse_constant=_no_constants)
     except RecursionError:
-        raise HTTPError(400, "malformed_json", f"the body is nested deeper than {MAX_JSON_DEPTH} levels",
-                        {"body": "nested too deeply"}) from None
+        raise HTTPError(
+            400,
+            "malformed_json",
+            f"the body is nested deeper than {MAX_JSON_DEPTH} levels",
+            {"body": "nested too deeply"},
+        ) from None
     except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise HTTPError(
             400, "malformed_json", f"the body is not valid JSON: {exc}", {"body": "malformed JSON"}
@@ -129,16 +133,28 @@ def _check_json(data: dict[str, Any]) -> None:
     while pending:
         value, where, depth = pending.pop()
         if depth > MAX_JSON_DEPTH:
-            raise HTTPError(400, "malformed_json", f"the body is nested deeper than {MAX_JSON_DEPTH} levels",
-                            {"body": "nested too deeply"})
+            raise HTTPError(
+                400,
+                "malformed_json",
+                f"the body is nested deeper than {MAX_JSON_DEPTH} levels",
+                {"body": "nested too deeply"},
+            )
         if isinstance(value, str) and "\x00" in value:
-            raise HTTPError(422, "invalid_input", "text must not contain a NUL character",
-                            {where or "body": "must not contain a NUL character"})
+            raise HTTPError(
+                422,
+                "invalid_input",
+                "text must not contain a NUL character",
+                {where or "body": "must not contain a NUL character"},
+            )
         if isinstance(value, dict):
             for key, item in value.items():
                 if "\x00" in key:
-                    raise HTTPError(422, "invalid_input", "a key must not contain a NUL character",
-                                    {where or "body": "a key must not contain a NUL character"})
+                    raise HTTPError(
+                        422,
+                        "invalid_input",
+                        "a key must not contain a NUL character",
+                        {where or "body": "a key must not contain a NUL character"},
+                    )
                 pending.append((item, f"{where}.{key}" if where else key, depth + 1))
         elif isinstance(value, list):
             pending.extend((item, f"{where}.{i}" if where else str(i), depth + 1) for i, item in enumerate(value))
@@ -163,8 +179,12 @@ async def require_token(request: Request, minimum: Role) -> dict[str, Any]:
     request.state.actor = f"token:{row['name']}"
     role = row.get("role")
     if role not in {r.value for r in Role} or ROLE_RANK[Role(role)] < ROLE_RANK[minimum]:
-        raise HTTPError(403, "forbidden", f"this needs a token with the {minimum.value} role or above",
-                        {"token": f"role {role!r} is below {minimum.value}"})
+        raise HTTPError(
+            403,
+            "forbidden",
+            f"this needs a token with the {minimum.value} role or above",
+            {"token": f"role {role!r} is below {minimum.value}"},
+        )
     return row
 
 

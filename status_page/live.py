@@ -193,8 +193,12 @@ def _newest(*ids: str | None) -> str | None:
 
 
 async def _stream(
-    hub: LiveEvents, kinds: frozenset[str], keepalive_s: float, max_age_s: float | None,
-    accept: Callable[[Event], bool] | None = None, last_event_id: str | None = None,
+    hub: LiveEvents,
+    kinds: frozenset[str],
+    keepalive_s: float,
+    max_age_s: float | None,
+    accept: Callable[[Event], bool] | None = None,
+    last_event_id: str | None = None,
 ) -> AsyncIterator[str]:
     loop = asyncio.get_running_loop()
     ends_at = None if max_age_s is None else loop.time() + max_age_s
@@ -236,7 +240,10 @@ async def _stream(
 
 
 def sse_response(
-    request: Request, kinds: Iterable[str], keepalive_s: float = KEEPALIVE_S, max_age_s: float | None = None,
+    request: Request,
+    kinds: Iterable[str],
+    keepalive_s: float = KEEPALIVE_S,
+    max_age_s: float | None = None,
     accept: Callable[[Event], bool] | None = None,
 ) -> StreamingResponse:
     """A ``text/event-stream`` of the events named ``kinds``, each with its ``id:``.

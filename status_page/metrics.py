@@ -48,7 +48,8 @@ class HttpMetrics:
         self.latency = Histogram(
             "broadcaster_http_request_duration_seconds",
             "Time to answer an HTTP request (to the first byte for event streams), by route.",
-            ["route", "method", "status"], buckets=HTTP_BUCKETS_S,
+            ["route", "method", "status"],
+            buckets=HTTP_BUCKETS_S,
             registry=None if multiprocess_dir() else self.registry,
         )
         self._templates: dict[tuple[int, frozenset[str]], str] | None = None
@@ -124,14 +125,17 @@ class MetricsMiddleware:
             done = True
             metrics = http_metrics(scope["app"])
             metrics.latency.labels(metrics.route_template(scope), method_label(scope["method"]), str(status)).observe(
-                time.perf_counter() - started)
+                time.perf_counter() - started
+            )
 
         async def send_observed(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
-                streaming = any(k.lower() == b"content-type" and v.startswith(b"text/event-stream")
-                                for k, v in message.get("headers", []))
+                streaming = any(
+                    k.lower() == b"content-type" and v.startswith(b"text/event-stream")
+                    for k, v in message.get("headers", [])
+                )
                 if streaming:
                     observe()  # a stream lasts as long as the reader stays: time its first byte
             await send(message)
@@ -154,8 +158,9 @@ async def metrics_endpoint(request: Request) -> Response:
     for collector in http_metrics(request.app).collectors():
         registry.register(collector)
     encoder, content_type = choose_encoder(request.headers.get("accept", ""))
-    return Response(encoder(registry), media_type=None, headers={
-        "Content-Type": content_type, "Cache-Control": "no-store"})
+    return Response(
+        encoder(registry), media_type=None, headers={"Content-Type": content_type, "Cache-Control": "no-store"}
+    )
 
 
 routes = [Route("/metrics", metrics_endpoint, methods=["GET"])]

@@ -32,12 +32,14 @@ class NulGuardMiddleware:
             if "\x00" in scope.get("path", ""):
                 fields = {name: REASON for name in _path_params_with_nul(scope)} or {"path": REASON}
                 await error_response(404, "not_found", "nothing is named with a NUL character", fields)(
-                    scope, receive, send)
+                    scope, receive, send
+                )
                 return
             fields = query_fields_with_nul(scope.get("query_string", b""))
             if fields:
-                await error_response(400, "bad_request", "a query parameter must not contain a NUL character",
-                                     fields)(scope, receive, send)
+                await error_response(400, "bad_request", "a query parameter must not contain a NUL character", fields)(
+                    scope, receive, send
+                )
                 return
         await self.app(scope, receive, send)
 

@@ -132,8 +132,17 @@ async def run_worker(settings: Settings, timeout_s: float = 30.0) -> None:
     """Run a real arq worker in burst mode until the queue is empty (deferred retries included)."""
     # The relay runs once at start-up; its every-second cron would keep a burst worker's queue
     # from ever being empty.
-    relay_once = cron(relay_job, name="relay", month=1, day=1, hour=0, minute=0, second=0,  # type: ignore[arg-type]
-                      run_at_startup=True, keep_result=0)
+    relay_once = cron(
+        relay_job,
+        name="relay",
+        month=1,
+        day=1,
+        hour=0,
+        minute=0,
+        second=0,  # type: ignore[arg-type]
+        run_at_startup=True,
+        keep_result=0,
+    )
     worker = make_worker(settings, burst=True, handle_signals=False, cron_jobs=[relay_once])
     try:
         await asyncio.wait_for(worker.main(), timeout_s)

@@ -121,9 +121,13 @@ async def assign(conn: AsyncConnection, contact_ids: Sequence[str], playbook_id:
 
 
 async def unassign(conn: AsyncConnection, contact_id: str, playbook_id: str, level: int) -> None:
-    await conn.execute(contact_assignments.delete().where(
-        contact_assignments.c.contact_id == contact_id, contact_assignments.c.playbook_id == playbook_id,
-        contact_assignments.c.level == level))
+    await conn.execute(
+        contact_assignments.delete().where(
+            contact_assignments.c.contact_id == contact_id,
+            contact_assignments.c.playbook_id == playbook_id,
+            contact_assignments.c.level == level,
+        )
+    )
 
 
 async def group_members(conn: AsyncConnection, group: str) -> list[str]:
@@ -149,15 +153,33 @@ async def level_contacts(conn: AsyncConnection, playbook_id: str, level: int | N
 
 async def add_to_incident(conn: AsyncConnection, incident_id: str, contact_ids: Sequence[str], level: int) -> list[str]:
     """Put contacts on an incident; returns the ids of those that were not on it yet."""
-    present = set((await conn.execute(
-        select(incident_contacts.c.contact_id).where(incident_contacts.c.incident_id == incident_id))).scalars())
+    present = set(
+        (
+            await conn.execute(
+                select(incident_contacts.c.contact_id).where(incident_contacts.c.incident_id == incident_id)
+            )
+        ).scalars()
+    )
     added = [c for c in dict.fromkeys(contact_ids) if c not in present]
     if added:
         now = utcnow()
-        await conn.execute(insert_ignoring_conflicts(conn, incident_contacts).values([
-            {"id": new_id(), "incident_id": incident_id, "contact_id": c, "level": level, "added_at": now,
-             "notified_number": 0} for c in added
-        ]).on_conflict_do_nothing())
+        await conn.execute(
+            insert_ignoring_conflicts(conn, incident_contacts)
+            .values(
+                [
+                    {
+                        "id": new_id(),
+                        "incident_id": incident_id,
+                        "contact_id": c,
+                        "level": level,
+                        "added_at": now,
+                        "notified_number": 0,
+                    }
+                    for c in added
+                ]
+            )
+            .on_conflict_do_nothing()
+        )
     return added
 
 
@@ -186,10 +208,12 @@ async def due_for(conn: AsyncConnection, incident_id: str, number: int) -> list[
 async def mark_notified(conn: AsyncConnection, row_id: str, number: int) -> None:
     now = utcnow()
     row = incident_contacts.c
-    await conn.execute(incident_contacts.update().where(row.id == row_id, row.notified_at.is_(None))
-                       .values(notified_at=now))
-    await conn.execute(incident_contacts.update().where(row.id == row_id, row.notified_number < number)
-                       .values(notified_number=number))
+    await conn.execute(
+        incident_contacts.update().where(row.id == row_id, row.notified_at.is_(None)).values(notified_at=now)
+    )
+    await conn.execute(
+        incident_contacts.update().where(row.id == row_id, row.notified_number < number).values(notified_number=number)
+    )
 
 
 async def acknowledge(conn: AsyncConnection, row_id: str, token: str) -> tuple[Row, bool]:

@@ -35,8 +35,11 @@ Row = dict[str, Any]
 
 
 async def audience(conn: AsyncConnection) -> list[Row]:
-    result = await conn.execute(select(subscriber_table).where(subscriber_table.c.drill.is_(True))
-                                .order_by(subscriber_table.c.channel, subscriber_table.c.address))
+    result = await conn.execute(
+        select(subscriber_table)
+        .where(subscriber_table.c.drill.is_(True))
+        .order_by(subscriber_table.c.channel, subscriber_table.c.address)
+    )
     return [dict(r) for r in result.mappings()]
 
 
@@ -49,8 +52,7 @@ async def add_to_audience(conn: AsyncConnection, channel: str, address: str, all
     if channel not in ("email", "sms", "webhook"):
         raise InputError("unknown channel", {"channel": "must be email, sms or webhook"})
     data = SubscriberIn(channel=channel, address=address, confirmed=True)
-    row, _ = await subscribers.upsert_subscriber(conn, data, allow_private_webhooks=allow_private_webhooks,
-                                                 drill=True)
+    row, _ = await subscribers.upsert_subscriber(conn, data, allow_private_webhooks=allow_private_webhooks, drill=True)
     return row
 
 
@@ -63,8 +65,9 @@ async def remove_from_audience(conn: AsyncConnection, subscriber_id: str) -> Row
 
 
 async def list_drills(conn: AsyncConnection, limit: int = 50) -> list[Row]:
-    result = await conn.execute(select(incidents).where(incidents.c.drill.is_(True))
-                                .order_by(incidents.c.created_at.desc()).limit(limit))
+    result = await conn.execute(
+        select(incidents).where(incidents.c.drill.is_(True)).order_by(incidents.c.created_at.desc()).limit(limit)
+    )
     return [dict(r) for r in result.mappings()]
 
 
@@ -105,8 +108,12 @@ class DrillReport:
 
 def acknowledgements(rows: Sequence[Mapping[str, Any]]) -> tuple[Acknowledgement, ...]:
     """Contact rows (``contacts.incident_contact_rows``) as acknowledgement times. Pure."""
-    return tuple(Acknowledgement(str(r["name"]), str(r["role"] or ""), int(r["level"]), r.get("notified_at"),
-                                 r.get("acknowledged_at")) for r in rows)
+    return tuple(
+        Acknowledgement(
+            str(r["name"]), str(r["role"] or ""), int(r["level"]), r.get("notified_at"), r.get("acknowledged_at")
+        )
+        for r in rows
+    )
 
 
 async def load_drill_report(conn: AsyncConnection, incident_id: str) -> DrillReport:
@@ -115,5 +122,4 @@ async def load_drill_report(conn: AsyncConnection, incident_id: str) -> DrillRep
     meta = incident["meta"] or {}
     base = await report.load_report(conn, incident_id)
     rows = await contacts.incident_contact_rows(conn, incident_id)
-    return DrillReport(base, acknowledgements(rows), str(meta.get("playbook") or ""),
-                       tuple(meta.get("levels") or ()))
+    return DrillReport(base, acknowledgements(rows), str(meta.get("playbook") or ""), tuple(meta.get("levels") or ()))

@@ -27,20 +27,32 @@ AGENT_KEYS = ("talking_points", "approved_answers", "do_not_say", "escalation")
 
 
 def _contact_doc(row: dict[str, Any]) -> dict[str, Any]:
-    return {"name": row["name"], "role": row["role"], "email": row["email"], "phone": row["phone"],
-            "groups": sorted(row["groups"] or [])}
+    return {
+        "name": row["name"],
+        "role": row["role"],
+        "email": row["email"],
+        "phone": row["phone"],
+        "groups": sorted(row["groups"] or []),
+    }
 
 
 def _level_doc(level: dict[str, Any]) -> dict[str, Any]:
     agent = level["agent"] or {}
     return {
-        "level": level["level"], "name": level["name"], "title": level["title"], "status": level["status"],
-        "impact": level["impact"], "message": level["message"],
+        "level": level["level"],
+        "name": level["name"],
+        "title": level["title"],
+        "status": level["status"],
+        "impact": level["impact"],
+        "message": level["message"],
         "talking_points": agent.get("talking_points", ""),
-        "approved_answers": [{"question": a["question"], "answer": a["answer"]}
-                             for a in agent.get("approved_answers") or []],
-        "do_not_say": agent.get("do_not_say", ""), "escalation": agent.get("escalation", ""),
-        "channels": list(level["channels"] or []), "cadence_minutes": level["cadence_minutes"],
+        "approved_answers": [
+            {"question": a["question"], "answer": a["answer"]} for a in agent.get("approved_answers") or []
+        ],
+        "do_not_say": agent.get("do_not_say", ""),
+        "escalation": agent.get("escalation", ""),
+        "channels": list(level["channels"] or []),
+        "cadence_minutes": level["cadence_minutes"],
         "contacts": sorted(c["name"] for c in level.get("contacts", [])),
     }
 
@@ -50,10 +62,19 @@ async def export_data(conn: AsyncConnection) -> dict[str, Any]:
     books = []
     for summary in await playbooks.list_playbooks(conn):
         book = await playbooks.get_playbook(conn, summary["id"])
-        books.append({"name": book["name"], "crisis_type": book["crisis_type"], "description": book["description"],
-                      "levels": [_level_doc(level) for level in book["levels"]]})
-    return {"version": VERSION, "contacts": [_contact_doc(c) for c in await contacts.list_contacts(conn)],
-            "playbooks": books}
+        books.append(
+            {
+                "name": book["name"],
+                "crisis_type": book["crisis_type"],
+                "description": book["description"],
+                "levels": [_level_doc(level) for level in book["levels"]],
+            }
+        )
+    return {
+        "version": VERSION,
+        "contacts": [_contact_doc(c) for c in await contacts.list_contacts(conn)],
+        "playbooks": books,
+    }
 
 
 def dump(data: dict[str, Any]) -> str:
@@ -112,8 +133,11 @@ async def import_data(conn: AsyncConnection, data: dict[str, Any]) -> dict[str, 
                 raise InputError("invalid playbook", {"": "must be a mapping"})
             book_in = validate(playbooks.PlaybookIn, {k: v for k, v in doc.items() if k != "levels"})
             existing = await playbooks.find_playbook(conn, book_in.name)
-            book = (await playbooks.update_playbook(conn, existing["id"], book_in) if existing
-                    else await playbooks.create_playbook(conn, book_in))
+            book = (
+                await playbooks.update_playbook(conn, existing["id"], book_in)
+                if existing
+                else await playbooks.create_playbook(conn, book_in)
+            )
             await conn.execute(playbook_levels.delete().where(playbook_levels.c.playbook_id == book["id"]))
             await conn.execute(contact_assignments.delete().where(contact_assignments.c.playbook_id == book["id"]))
             for j, level_doc in enumerate(doc.get("levels") or []):

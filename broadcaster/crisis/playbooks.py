@@ -106,8 +106,9 @@ async def list_playbooks(conn: AsyncConnection) -> list[Row]:
 async def _levels_by_playbook(conn: AsyncConnection, ids: list[str]) -> dict[str, list[Row]]:
     grouped: dict[str, list[Row]] = {i: [] for i in ids}
     if ids:
-        result = await conn.execute(select(playbook_levels).where(playbook_levels.c.playbook_id.in_(ids))
-                                    .order_by(playbook_levels.c.level))
+        result = await conn.execute(
+            select(playbook_levels).where(playbook_levels.c.playbook_id.in_(ids)).order_by(playbook_levels.c.level)
+        )
         for r in result.mappings():
             grouped[r["playbook_id"]].append(dict(r))
     return grouped
@@ -144,8 +145,16 @@ async def create_playbook(conn: AsyncConnection, data: PlaybookIn) -> Row:
         raise Conflict("playbook exists", {"name": "already taken"})
     now = utcnow()
     playbook_id = new_id()
-    await conn.execute(playbooks.insert().values(id=playbook_id, name=data.name, crisis_type=data.crisis_type.value,
-                                                 description=data.description, created_at=now, updated_at=now))
+    await conn.execute(
+        playbooks.insert().values(
+            id=playbook_id,
+            name=data.name,
+            crisis_type=data.crisis_type.value,
+            description=data.description,
+            created_at=now,
+            updated_at=now,
+        )
+    )
     return await get_playbook(conn, playbook_id)
 
 
@@ -154,8 +163,11 @@ async def update_playbook(conn: AsyncConnection, playbook_id: str, data: Playboo
     other = await find_playbook(conn, data.name)
     if other and other["id"] != playbook_id:
         raise Conflict("playbook exists", {"name": "already taken"})
-    await conn.execute(playbooks.update().where(playbooks.c.id == playbook_id).values(
-        name=data.name, crisis_type=data.crisis_type.value, description=data.description, updated_at=utcnow()))
+    await conn.execute(
+        playbooks.update()
+        .where(playbooks.c.id == playbook_id)
+        .values(name=data.name, crisis_type=data.crisis_type.value, description=data.description, updated_at=utcnow())
+    )
     return await get_playbook(conn, playbook_id)
 
 
@@ -170,9 +182,13 @@ async def save_level(conn: AsyncConnection, playbook_id: str, data: LevelIn) -> 
     check_status("incident", data.status)
     await get_playbook(conn, playbook_id)
     values = {
-        "name": data.name, "title": data.title, "status": data.status,
-        "impact": data.impact.value if data.impact else None, "message": data.message,
-        "agent": data.agent.model_dump(), "channels": list(dict.fromkeys(data.channels)),
+        "name": data.name,
+        "title": data.title,
+        "status": data.status,
+        "impact": data.impact.value if data.impact else None,
+        "message": data.message,
+        "agent": data.agent.model_dump(),
+        "channels": list(dict.fromkeys(data.channels)),
         "cadence_minutes": data.cadence_minutes,
     }
     where = (playbook_levels.c.playbook_id == playbook_id) & (playbook_levels.c.level == data.level)
@@ -186,10 +202,14 @@ async def save_level(conn: AsyncConnection, playbook_id: str, data: LevelIn) -> 
 
 async def delete_level(conn: AsyncConnection, playbook_id: str, level: int) -> None:
     get_level(await get_playbook(conn, playbook_id), level)
-    await conn.execute(playbook_levels.delete().where(playbook_levels.c.playbook_id == playbook_id,
-                                                      playbook_levels.c.level == level))
-    await conn.execute(contact_assignments.delete().where(
-        contact_assignments.c.playbook_id == playbook_id, contact_assignments.c.level == level))
+    await conn.execute(
+        playbook_levels.delete().where(playbook_levels.c.playbook_id == playbook_id, playbook_levels.c.level == level)
+    )
+    await conn.execute(
+        contact_assignments.delete().where(
+            contact_assignments.c.playbook_id == playbook_id, contact_assignments.c.level == level
+        )
+    )
 
 
 # --- opening and escalating ---------------------------------------------------------------------
@@ -228,8 +248,9 @@ class Opening:
     level: int
 
 
-async def plan_opening(conn: AsyncConnection, playbook_id: str, data: OpenIn, enabled: list[str],
-                       author: str) -> Opening:
+async def plan_opening(
+    conn: AsyncConnection, playbook_id: str, data: OpenIn, enabled: list[str], author: str
+) -> Opening:
     """The incident of ``data.level`` and that level's contacts (``broadcaster.posting`` records both).
 
     A drill may not change component states: the public page would show them.
@@ -239,8 +260,12 @@ async def plan_opening(conn: AsyncConnection, playbook_id: str, data: OpenIn, en
     playbook = await get_playbook(conn, playbook_id)
     level = get_level(playbook, data.level)
     body = validate(IncidentIn, incident_body(level, data, enabled))
-    meta = {"playbook_id": playbook_id, "playbook": playbook["name"], "level": data.level,
-            "levels": [{"level": data.level, "at": utcnow().isoformat(), "by": author}]}
+    meta = {
+        "playbook_id": playbook_id,
+        "playbook": playbook["name"],
+        "level": data.level,
+        "levels": [{"level": data.level, "at": utcnow().isoformat(), "by": author}],
+    }
     return Opening(NewIncident(body, drill=data.drill, meta=meta), [c["id"] for c in level["contacts"]], data.level)
 
 
@@ -263,10 +288,17 @@ async def raise_level(rt: Runtime, incident_id: str, new_level: int, actor: Acto
         meta["level"] = new_level
         meta["levels"] = [*meta.get("levels", []), {"level": new_level, "at": utcnow().isoformat(), "by": author}]
         await conn.execute(incidents.update().where(incidents.c.id == incident_id).values(meta=meta))
-        latest = (await conn.execute(select(updates.c.id).where(updates.c.incident_id == incident_id)
-                                     .order_by(updates.c.number.desc()).limit(1))).scalar_one()
-        await audit.record(conn, str(actor), "playbook.escalate", target=incident_id, level=new_level,
-                           contacts=len(added))
+        latest = (
+            await conn.execute(
+                select(updates.c.id)
+                .where(updates.c.incident_id == incident_id)
+                .order_by(updates.c.number.desc())
+                .limit(1)
+            )
+        ).scalar_one()
+        await audit.record(
+            conn, str(actor), "playbook.escalate", target=incident_id, level=new_level, contacts=len(added)
+        )
     if added:
         await contact_notices.enqueue(rt, incident_id, str(latest), suffix=f"L{new_level}")
     return added

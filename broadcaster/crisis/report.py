@@ -117,8 +117,7 @@ def compute(
     """The report's figures from stored rows (any order of ``update_rows``)."""
     ordered = sorted(update_rows, key=lambda u: u["number"])
     timeline = tuple(
-        TimelineEntry(u["number"], u["status"], u["created_at"], u.get("next_update_at"), u.get("author"),
-                      u["body"])
+        TimelineEntry(u["number"], u["status"], u["created_at"], u.get("next_update_at"), u.get("author"), u["body"])
         for u in ordered
     )
     started_at: datetime = incident["started_at"]
@@ -137,18 +136,30 @@ def compute(
     reasons = failure_reasons or {}
     channel_reach = tuple(
         ChannelReach(
-            channel=name, sent=int(c.get("sent", 0)), failed=int(c.get("failed", 0)),
-            pending=int(c.get("pending", 0)), total=int(c.get("total", 0)),
+            channel=name,
+            sent=int(c.get("sent", 0)),
+            failed=int(c.get("failed", 0)),
+            pending=int(c.get("pending", 0)),
+            total=int(c.get("total", 0)),
             failure_reasons=tuple(sorted(reasons.get(name, {}).items(), key=lambda kv: (-kv[1], kv[0]))),
         )
         for name, c in sorted((reach or {}).items())
     )
     return Report(
-        incident_id=incident["id"], title=incident["name"], kind=incident["kind"], impact=incident["impact"],
-        status=incident["status"], started_at=started_at, first_down_at=first_down, clock_start=clock_start,
-        resolved_at=resolved_at, time_to_first_update_s=first_update_s,
+        incident_id=incident["id"],
+        title=incident["name"],
+        kind=incident["kind"],
+        impact=incident["impact"],
+        status=incident["status"],
+        started_at=started_at,
+        first_down_at=first_down,
+        clock_start=clock_start,
+        resolved_at=resolved_at,
+        time_to_first_update_s=first_update_s,
         duration_s=(resolved_at - clock_start).total_seconds() if resolved_at else None,
-        timeline=timeline, intervals=tuple(intervals), reach=channel_reach,
+        timeline=timeline,
+        intervals=tuple(intervals),
+        reach=channel_reach,
     )
 
 
@@ -170,20 +181,35 @@ def duration(seconds: float | None) -> str:
 async def load_report(conn: AsyncConnection, incident_id: str) -> Report:
     """Gather the incident's updates, component history and ledger figures, then ``compute``."""
     incident = await get_incident_row(conn, incident_id)
-    update_rows = [dict(r) for r in (await conn.execute(
-        select(updates).where(updates.c.incident_id == incident_id).order_by(updates.c.number))).mappings()]
-    component_ids = select(incident_components.c.component_id).where(
-        incident_components.c.incident_id == incident_id)
-    changes = [dict(r) for r in (await conn.execute(
-        select(status_changes.c.component_id, status_changes.c.old_status, status_changes.c.new_status,
-               status_changes.c.created_at)
-        .where(status_changes.c.component_id.in_(component_ids)).order_by(status_changes.c.id))).mappings()]
+    update_rows = [
+        dict(r)
+        for r in (
+            await conn.execute(select(updates).where(updates.c.incident_id == incident_id).order_by(updates.c.number))
+        ).mappings()
+    ]
+    component_ids = select(incident_components.c.component_id).where(incident_components.c.incident_id == incident_id)
+    changes = [
+        dict(r)
+        for r in (
+            await conn.execute(
+                select(
+                    status_changes.c.component_id,
+                    status_changes.c.old_status,
+                    status_changes.c.new_status,
+                    status_changes.c.created_at,
+                )
+                .where(status_changes.c.component_id.in_(component_ids))
+                .order_by(status_changes.c.id)
+            )
+        ).mappings()
+    ]
     update_ids = select(updates.c.id).where(updates.c.incident_id == incident_id)
     reach: dict[str, dict[str, int]] = {}
     reasons: dict[str, dict[str, int]] = {}
     state_counts = await conn.execute(
         select(deliveries.c.channel, deliveries.c.state, func.count())
-        .where(deliveries.c.update_id.in_(update_ids)).group_by(deliveries.c.channel, deliveries.c.state)
+        .where(deliveries.c.update_id.in_(update_ids))
+        .group_by(deliveries.c.channel, deliveries.c.state)
     )
     for channel, state, count in state_counts.all():
         entry = reach.setdefault(channel, {"sent": 0, "failed": 0, "pending": 0, "total": 0})

@@ -31,8 +31,14 @@ RedisFactory = Callable[[], Awaitable[Any]]
 class CircuitBreaker:
     """``allow(channel)`` before sending, ``record(channel, ok)`` after each batch."""
 
-    def __init__(self, redis: RedisFactory, namespace: str, threshold: int = 5, cooldown_s: float = 30.0,
-                 probe_lease_s: float | None = None) -> None:
+    def __init__(
+        self,
+        redis: RedisFactory,
+        namespace: str,
+        threshold: int = 5,
+        cooldown_s: float = 30.0,
+        probe_lease_s: float | None = None,
+    ) -> None:
         self._redis = redis
         self._prefix = f"{namespace}:circuit:"
         self.threshold = threshold
@@ -60,8 +66,9 @@ class CircuitBreaker:
             if failures < self.threshold:
                 return None
             # Half-open: exactly one worker sends the probe batch.
-            won = await redis.set(self._key(channel, "probe"), str(time.time()), nx=True,
-                                  px=int(self.probe_lease_s * 1000))
+            won = await redis.set(
+                self._key(channel, "probe"), str(time.time()), nx=True, px=int(self.probe_lease_s * 1000)
+            )
             if won:
                 log.info("circuit of %s half-open: sending a probe batch", channel, extra={"channel": channel})
                 return None
@@ -78,16 +85,22 @@ class CircuitBreaker:
         try:
             redis = await self._redis()
             if ok:
-                await redis.delete(self._key(channel, "failures"), self._key(channel, "probe"),
-                                   self._key(channel, "open"))
+                await redis.delete(
+                    self._key(channel, "failures"), self._key(channel, "probe"), self._key(channel, "open")
+                )
                 return
             failures = int(await redis.incr(self._key(channel, "failures")))
             await redis.expire(self._key(channel, "failures"), int(max(60.0, self.cooldown_s * 10)))
             if failures >= self.threshold:
                 await redis.set(self._key(channel, "open"), "1", px=int(self.cooldown_s * 1000))
                 await redis.delete(self._key(channel, "probe"))
-                log.warning("circuit of %s open for %.1f s after %d failed batches", channel, self.cooldown_s,
-                            failures, extra={"channel": channel})
+                log.warning(
+                    "circuit of %s open for %.1f s after %d failed batches",
+                    channel,
+                    self.cooldown_s,
+                    failures,
+                    extra={"channel": channel},
+                )
         except Exception as exc:
             log.warning("circuit breaker state unreachable (%s)", exc)
 

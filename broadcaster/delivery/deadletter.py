@@ -35,8 +35,13 @@ class DeadLetters:
 
 
 async def list_dead(
-    conn: AsyncConnection, *, update_id: str | None = None, channel: str | None = None,
-    since: datetime | None = None, limit: int = 100, offset: int = 0,
+    conn: AsyncConnection,
+    *,
+    update_id: str | None = None,
+    channel: str | None = None,
+    since: datetime | None = None,
+    limit: int = 100,
+    offset: int = 0,
 ) -> DeadLetters:
     """Failed rows (filtered by update, channel, updated since), with per update/channel counts."""
     conditions = [deliveries.c.state == FAILED, deliveries.c.update_id.is_not(None)]  # one-offs: no update
@@ -48,8 +53,14 @@ async def list_dead(
         conditions.append(deliveries.c.updated_at >= since)
     rows = await conn.execute(
         select(
-            deliveries.c.id, deliveries.c.update_id, updates.c.incident_id, deliveries.c.channel,
-            deliveries.c.recipient, deliveries.c.address, deliveries.c.attempts, deliveries.c.last_error,
+            deliveries.c.id,
+            deliveries.c.update_id,
+            updates.c.incident_id,
+            deliveries.c.channel,
+            deliveries.c.recipient,
+            deliveries.c.address,
+            deliveries.c.attempts,
+            deliveries.c.last_error,
             deliveries.c.updated_at,
         )
         .join(updates, updates.c.id == deliveries.c.update_id)
@@ -68,13 +79,16 @@ async def list_dead(
     return DeadLetters(
         rows=[dict(r) for r in rows.mappings()],
         total=int(total),
-        by_update_channel=[{"update_id": g.update_id, "channel": g.channel, "failed": int(g.failed)}
-                           for g in groups],
+        by_update_channel=[{"update_id": g.update_id, "channel": g.channel, "failed": int(g.failed)} for g in groups],
     )
 
 
 async def replay(
-    engine: AsyncEngine, queue: Queue, update_id: str, channel: str, batch_size: int,
+    engine: AsyncEngine,
+    queue: Queue,
+    update_id: str,
+    channel: str,
+    batch_size: int,
     delivery_ids: list[int] | None = None,
 ) -> tuple[int, int]:
     """Reset the failed rows of ``update_id`` × ``channel`` and enqueue their batches.
@@ -89,8 +103,11 @@ async def replay(
         ids = (
             await conn.execute(
                 select(deliveries.c.update_id, deliveries.c.channel, deliveries.c.id)
-                .where(deliveries.c.update_id == update_id, deliveries.c.channel == channel,
-                       deliveries.c.state == DeliveryState.RETRY.value)
+                .where(
+                    deliveries.c.update_id == update_id,
+                    deliveries.c.channel == channel,
+                    deliveries.c.state == DeliveryState.RETRY.value,
+                )
                 .order_by(deliveries.c.id)
             )
         ).all()

@@ -46,14 +46,27 @@ async def send(
 
 
 async def _record(
-    engine: AsyncEngine, channel: str, kind: DeliveryKind, recipient: str, to: str,
-    provider_id: str | None, error: str | None,
+    engine: AsyncEngine,
+    channel: str,
+    kind: DeliveryKind,
+    recipient: str,
+    to: str,
+    provider_id: str | None,
+    error: str | None,
 ) -> None:
     now = utcnow()
     row = {
-        "update_id": None, "kind": kind.value, "channel": channel, "recipient": recipient[:RECIPIENT_MAX],
-        "address": to, "state": (DeliveryState.FAILED if error else DeliveryState.SENT).value, "attempts": 1,
-        "provider_id": provider_id, "last_error": error, "created_at": now, "updated_at": now,
+        "update_id": None,
+        "kind": kind.value,
+        "channel": channel,
+        "recipient": recipient[:RECIPIENT_MAX],
+        "address": to,
+        "state": (DeliveryState.FAILED if error else DeliveryState.SENT).value,
+        "attempts": 1,
+        "provider_id": provider_id,
+        "last_error": error,
+        "created_at": now,
+        "updated_at": now,
         "sent_at": None if error else now,
     }
     try:

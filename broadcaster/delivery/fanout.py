@@ -73,8 +73,7 @@ class Fanout:
     """The worker-side logic of the fan-out, free of arq so it can be driven directly in tests."""
 
     def __init__(
-        self, settings: Settings, engine: AsyncEngine, registry: Registry, queue: Queue,
-        bus: EventBus | None = None,
+        self, settings: Settings, engine: AsyncEngine, registry: Registry, queue: Queue, bus: EventBus | None = None
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -82,8 +81,9 @@ class Fanout:
         self.queue = queue
         self.bus = bus
         self.signer = LinkSigner(settings.secret_key.get_secret_value())
-        self.circuit = CircuitBreaker(queue.pool, settings.queue_name, settings.circuit_failure_threshold,
-                                      settings.circuit_cooldown_s)
+        self.circuit = CircuitBreaker(
+            queue.pool, settings.queue_name, settings.circuit_failure_threshold, settings.circuit_cooldown_s
+        )
         self.recorder = Recorder(engine)
         self.heartbeat: heartbeat.Heartbeat | None = None  # set in a worker: claims carry its id
         self._stopping = False
@@ -128,13 +128,20 @@ class Fanout:
     async def fanout(self, update_id: str, channel_name: str) -> int:
         """Write the ledger rows for one outbox row and enqueue their batches; returns the batch count."""
         channel = self.registry.get(channel_name)
-        if channel.kind is ChannelKind.BROADCAST and not channel.publishes_drills and (
-                await self.message(update_id)).drill:
+        if (
+            channel.kind is ChannelKind.BROADCAST
+            and not channel.publishes_drills
+            and (await self.message(update_id)).drill
+        ):
             # A drill never reaches social networks or knowledge bases: no ledger row, nothing sent.
             async with self.engine.begin() as conn:
                 await outbox.mark_outbox(conn, update_id, channel_name, done=True)
-            log.info("drill update %s not published to %s", update_id, channel_name,
-                     extra={"update_id": update_id, "channel": channel_name})
+            log.info(
+                "drill update %s not published to %s",
+                update_id,
+                channel_name,
+                extra={"update_id": update_id, "channel": channel_name},
+            )
             return 0
         async with self.engine.begin() as conn:
             if channel.kind is ChannelKind.BROADCAST:
@@ -149,8 +156,13 @@ class Fanout:
                 batches += 1
         async with self.engine.begin() as conn:
             await outbox.mark_outbox(conn, update_id, channel_name, done=True)
-        log.info("fanned out update %s to %s in %d batches", update_id, channel_name, batches,
-                 extra={"update_id": update_id, "channel": channel_name})
+        log.info(
+            "fanned out update %s to %s in %d batches",
+            update_id,
+            channel_name,
+            batches,
+            extra={"update_id": update_id, "channel": channel_name},
+        )
         return batches
 
     async def deliver_batch(self, update_id: str, channel_name: str, first_id: int, last_id: int) -> BatchReport:
@@ -225,8 +237,11 @@ class Fanout:
                 await asyncio.wait([last], timeout=DRAIN_S)
                 if last.done() and not last.cancelled():
                     recorded = set(progress.reported)
-        verdict = batch_ok(sent=errors.count(None), permanent=sum(isinstance(e, PermanentError) for e in errors),
-                           retryable=sum(isinstance(e, RetryableError) for e in errors))
+        verdict = batch_ok(
+            sent=errors.count(None),
+            permanent=sum(isinstance(e, PermanentError) for e in errors),
+            retryable=sum(isinstance(e, RetryableError) for e in errors),
+        )
         if verdict is not None:
             await self.circuit.record(channel_name, verdict)
         recipient_of = {row.id: row.recipient for row in rows}
@@ -290,21 +305,28 @@ class Fanout:
     def _recipient(self, row: ledger.ClaimedRow) -> Recipient:
         unsubscribe, manage = recipient_links(self.settings, self.signer, row.recipient)
         return Recipient(
-            delivery_id=row.id, subscriber_id=row.recipient, address=row.address or "",
-            unsubscribe_url=unsubscribe, manage_url=manage, secret=row.secret,
+            delivery_id=row.id,
+            subscriber_id=row.recipient,
+            address=row.address or "",
+            unsubscribe_url=unsubscribe,
+            manage_url=manage,
+            secret=row.secret,
         )
 
     def _failure(self, delivery_id: int, attempts: int, error: DeliveryError) -> ledger.Result:
         if isinstance(error, PermanentError):
-            return ledger.Result(delivery_id, DeliveryState.FAILED, error=error.reason,
-                                 suppress=error.suppress_recipient)
+            return ledger.Result(
+                delivery_id, DeliveryState.FAILED, error=error.reason, suppress=error.suppress_recipient
+            )
         if attempts >= self.settings.max_attempts:
-            return ledger.Result(delivery_id, DeliveryState.FAILED,
-                                 error=f"gave up after {attempts} attempts: {error.reason}")
+            return ledger.Result(
+                delivery_id, DeliveryState.FAILED, error=f"gave up after {attempts} attempts: {error.reason}"
+            )
         retry_after = error.retry_after_s if isinstance(error, RetryableError) else None
         delay = backoff_s(attempts, self.settings.retry_base_s, self.settings.retry_max_s, retry_after)
-        return ledger.Result(delivery_id, DeliveryState.RETRY, error=error.reason,
-                             next_attempt_at=utcnow() + timedelta(seconds=delay))
+        return ledger.Result(
+            delivery_id, DeliveryState.RETRY, error=error.reason, next_attempt_at=utcnow() + timedelta(seconds=delay)
+        )
 
     async def relay(self) -> dict[str, int]:
         """Re-enqueue what is owed: outbox rows not fanned out, rows of dead workers, lost or stuck jobs."""
@@ -341,10 +363,11 @@ class Fanout:
         try:
             redis = await self.queue.pool()
             async with self.engine.connect() as conn:
-                holders = (await recovery.claimants(conn) | await heartbeat.registered(redis, self.queue.queue_name))
+                holders = await recovery.claimants(conn) | await heartbeat.registered(redis, self.queue.queue_name)
             gone = await heartbeat.dead(redis, self.queue.queue_name, holders - {self.worker_id})
-            taken = [r for worker in sorted(gone) for r in await heartbeat.held_ranges(redis, self.queue.queue_name,
-                                                                                        worker)]
+            taken = [
+                r for worker in sorted(gone) for r in await heartbeat.held_ranges(redis, self.queue.queue_name, worker)
+            ]
         except Exception as exc:  # Redis away: nobody can be told dead now; the lease still holds
             log.info("worker liveness unknown (%s)", exc)
             return []
@@ -354,8 +377,12 @@ class Fanout:
             released = await recovery.release_claims_of(conn, gone, self.settings.batch_size)
         for worker in gone:
             await heartbeat.forget(redis, self.queue.queue_name, worker)
-        log.info("took back %d claimed ranges and %d taken batches of stopped workers %s", len(released),
-                 len(taken), ", ".join(sorted(gone)))
+        log.info(
+            "took back %d claimed ranges and %d taken batches of stopped workers %s",
+            len(released),
+            len(taken),
+            ", ".join(sorted(gone)),
+        )
         return [*released, *taken]
 
     async def release_own_claims(self) -> int:

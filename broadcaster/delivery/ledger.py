@@ -90,8 +90,7 @@ async def add_subscriber_rows(conn: AsyncConnection, update_id: str, channel: st
     touched = select(incident_components.c.component_id).where(incident_components.c.incident_id == incident_id)
     has_filter = exists().where(subscriber_components.c.subscriber_id == subscribers.c.id)
     matches_filter = exists().where(
-        subscriber_components.c.subscriber_id == subscribers.c.id,
-        subscriber_components.c.component_id.in_(touched),
+        subscriber_components.c.subscriber_id == subscribers.c.id, subscriber_components.c.component_id.in_(touched)
     )
     any_touched = exists(touched)
     now = utcnow()
@@ -231,14 +230,26 @@ _STILL_SENDING = deliveries.c.state == DeliveryState.SENDING.value
 _RECORD_SENT = (
     deliveries.update()
     .where(deliveries.c.id == bindparam("row_id"), _STILL_SENDING)
-    .values(state=DeliveryState.SENT.value, updated_at=bindparam("now"), claim=None, provider_id=bindparam("pid"),
-            sent_at=bindparam("now"), last_error=None, next_attempt_at=None)
+    .values(
+        state=DeliveryState.SENT.value,
+        updated_at=bindparam("now"),
+        claim=None,
+        provider_id=bindparam("pid"),
+        sent_at=bindparam("now"),
+        last_error=None,
+        next_attempt_at=None,
+    )
 )
 _RECORD_OTHER = (
     deliveries.update()
     .where(deliveries.c.id == bindparam("row_id"), _STILL_SENDING)
-    .values(state=bindparam("new_state"), updated_at=bindparam("now"), claim=None, last_error=bindparam("error"),
-            next_attempt_at=bindparam("due"))
+    .values(
+        state=bindparam("new_state"),
+        updated_at=bindparam("now"),
+        claim=None,
+        last_error=bindparam("error"),
+        next_attempt_at=bindparam("due"),
+    )
 )
 
 
@@ -249,8 +260,9 @@ async def record(conn: AsyncConnection, results: Sequence[Result], recipient_of:
     not one round trip per row.
     """
     now = utcnow()
-    sent = [{"row_id": r.delivery_id, "pid": r.provider_id, "now": now}
-            for r in results if r.state is DeliveryState.SENT]
+    sent = [
+        {"row_id": r.delivery_id, "pid": r.provider_id, "now": now} for r in results if r.state is DeliveryState.SENT
+    ]
     others = [
         {"row_id": r.delivery_id, "new_state": r.state.value, "error": r.error, "due": r.next_attempt_at, "now": now}
         for r in results
@@ -274,8 +286,12 @@ async def hand_back(conn: AsyncConnection, delivery_ids: Sequence[int], *, attem
     attempt is not counted), or ``attempted`` but cut off before an outcome (a cancelled job)."""
     if not delivery_ids:
         return
-    values: dict[str, Any] = {"state": DeliveryState.RETRY.value, "claim": None, "next_attempt_at": None,
-                              "updated_at": utcnow()}
+    values: dict[str, Any] = {
+        "state": DeliveryState.RETRY.value,
+        "claim": None,
+        "next_attempt_at": None,
+        "updated_at": utcnow(),
+    }
     if attempted:
         values["last_error"] = "cut off while sending (job cancelled); retried"
     else:

@@ -43,8 +43,7 @@ async def _release(conn: AsyncConnection, which: Any, reason: str, batch_size: i
         await conn.execute(
             deliveries.update()
             .where(which)
-            .values(state=DeliveryState.RETRY.value, claim=None, next_attempt_at=now, updated_at=now,
-                    last_error=reason)
+            .values(state=DeliveryState.RETRY.value, claim=None, next_attempt_at=now, updated_at=now, last_error=reason)
         )
     return group_ranges([r for r in rows if r.update_id is not None], batch_size)
 

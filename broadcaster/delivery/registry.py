@@ -36,7 +36,14 @@ ENTRY_POINT_GROUP = "broadcaster.channels"
 
 
 FACTS: tuple[str, ...] = (
-    "name", "kind", "title", "limit", "limit_unit", "notifies", "publishes_drills", "settings_class",
+    "name",
+    "kind",
+    "title",
+    "limit",
+    "limit_unit",
+    "notifies",
+    "publishes_drills",
+    "settings_class",
 )
 """The class attributes every channel declares (``broadcaster.delivery.channel.Channel``)."""
 

@@ -34,11 +34,11 @@ class Page:
     next_before: int | None
 
 
-async def record(conn: AsyncConnection, actor: str, action: str, target: str | None = None,
-                 **details: Any) -> None:
+async def record(conn: AsyncConnection, actor: str, action: str, target: str | None = None, **details: Any) -> None:
     """Write one entry in the caller's transaction (so it exists exactly when the write does)."""
-    await conn.execute(audit_log.insert().values(at=utcnow(), actor=actor, action=action, target=target,
-                                                 details=details))
+    await conn.execute(
+        audit_log.insert().values(at=utcnow(), actor=actor, action=action, target=target, details=details)
+    )
 
 
 async def recent(conn: AsyncConnection, limit: int = 200, before: int | None = None) -> Page:

@@ -24,8 +24,9 @@ from broadcaster.schemas import ComponentPatch, IncidentIn, UpdateIn
 async def open_incident_of(conn: AsyncConnection, component_id: str) -> str | None:
     """The open incident that affects this component alone (what a notified change opened)."""
     open_statuses = [s.value for s in IncidentStatus if s.value not in CLOSED_STATUSES]
-    for incident in await incident_store.list_incidents(conn, kind="incident", limit=50, include_drills=True,
-                                                        statuses=open_statuses):
+    for incident in await incident_store.list_incidents(
+        conn, kind="incident", limit=50, include_drills=True, statuses=open_statuses
+    ):
         if await incident_store.incident_component_ids(conn, incident["id"]) == [component_id]:
             return str(incident["id"])
     return None
@@ -47,13 +48,18 @@ async def plan(conn: AsyncConnection, notice: ComponentNotice) -> tuple[dict[str
     components = {notice.component_id: notice.status}
     linked = await open_incident_of(conn, notice.component_id)
     if status == ComponentStatus.OPERATIONAL.value and linked:
-        update = UpdateIn(status="resolved", message=notice.note or f"{name} is operating normally again.",
-                          components=components, deliver_notifications=notice.deliver_notifications)
+        update = UpdateIn(
+            status="resolved",
+            message=notice.note or f"{name} is operating normally again.",
+            components=components,
+            deliver_notifications=notice.deliver_notifications,
+        )
         return component, FollowUp(linked, update)
     incident = IncidentIn(
         title=f"{name} {humanize(status).lower()}",
         status="resolved" if status == ComponentStatus.OPERATIONAL.value else "identified",
-        message=notice.note or f"{name}: {humanize(status).lower()}.", components=components,
+        message=notice.note or f"{name}: {humanize(status).lower()}.",
+        components=components,
         deliver_notifications=notice.deliver_notifications,
     )
     return component, NewIncident(incident)

@@ -70,8 +70,13 @@ async def _group_id(conn: AsyncConnection, data: ComponentIn) -> str | None:
     group_id = new_id()
     await conn.execute(
         components.insert().values(
-            id=group_id, name=data.group, is_group=True, position=await _next_position(conn),
-            status="operational", created_at=now, updated_at=now,
+            id=group_id,
+            name=data.group,
+            is_group=True,
+            position=await _next_position(conn),
+            status="operational",
+            created_at=now,
+            updated_at=now,
         )
     )
     return group_id
@@ -116,8 +121,11 @@ async def set_status(
     )
     await conn.execute(
         status_changes.insert().values(
-            component_id=component["id"], update_id=update_id, old_status=old_status,
-            new_status=new_status, created_at=now,
+            component_id=component["id"],
+            update_id=update_id,
+            old_status=old_status,
+            new_status=new_status,
+            created_at=now,
         )
     )
     return old_status, new_status

@@ -61,8 +61,7 @@ def check_key(raw: str | None) -> str | None:
         return None
     key = raw.strip()
     if not key or len(key) > MAX_KEY_CHARS or not key.isprintable():
-        raise InputError("invalid Idempotency-Key",
-                         {"Idempotency-Key": f"1 to {MAX_KEY_CHARS} printable characters"})
+        raise InputError("invalid Idempotency-Key", {"Idempotency-Key": f"1 to {MAX_KEY_CHARS} printable characters"})
     return key
 
 
@@ -81,18 +80,26 @@ async def claim(conn: AsyncConnection, key: str, actor: str, digest: str) -> Sto
     if inserted.rowcount == 1:
         return None
     row = (
-        await conn.execute(
-            select(idempotency_keys).where(idempotency_keys.c.key == key, idempotency_keys.c.actor == actor)
+        (
+            await conn.execute(
+                select(idempotency_keys).where(idempotency_keys.c.key == key, idempotency_keys.c.actor == actor)
+            )
         )
-    ).mappings().one()
+        .mappings()
+        .one()
+    )
     if row["request_hash"] != digest:
-        raise KeyReused("this Idempotency-Key was used for a different request",
-                        {"Idempotency-Key": "already used with another body; use a new key"})
+        raise KeyReused(
+            "this Idempotency-Key was used for a different request",
+            {"Idempotency-Key": "already used with another body; use a new key"},
+        )
     stored = row["response"] or {}
     if row["status_code"] is None or "ref" not in stored:
         # Only possible when the first transaction was rolled back after our insert waited on it.
-        raise Conflict("a request with this Idempotency-Key is still in progress",
-                       {"Idempotency-Key": "in progress; retry shortly"})
+        raise Conflict(
+            "a request with this Idempotency-Key is still in progress",
+            {"Idempotency-Key": "in progress; retry shortly"},
+        )
     return Stored(int(row["status_code"]), dict(stored["ref"]), stored.get("body"))
 
 

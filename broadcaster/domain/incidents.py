@@ -10,16 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from broadcaster.db import (
-    components,
-    incident_components,
-    incidents,
-    new_id,
-    outbox,
-    status_changes,
-    updates,
-    utcnow,
-)
+from broadcaster.db import components, incident_components, incidents, new_id, outbox, status_changes, updates, utcnow
 from broadcaster.domain.components import components_by_id, display_name, require_components, set_status
 from broadcaster.errors import InputError, NotFound
 from broadcaster.message import ComponentChange, Message
@@ -198,11 +189,7 @@ async def _insert_update(
 
 
 async def add_update(
-    conn: AsyncConnection,
-    incident_id: str,
-    data: UpdateIn,
-    channels: Sequence[str],
-    author: str | None = None,
+    conn: AsyncConnection, incident_id: str, data: UpdateIn, channels: Sequence[str], author: str | None = None
 ) -> Posted:
     """Record a follow-up update and its outbox rows in one transaction (call inside ``engine.begin()``)."""
     query = select(incidents).where(incidents.c.id == incident_id)
@@ -341,10 +328,7 @@ async def components_as_of(conn: AsyncConnection, incident_id: str, number: int)
     for row in rows:
         first_old = latest[row["component_id"]].old_status if row["component_id"] in latest else row["old_status"]
         latest[row["component_id"]] = ComponentChange(
-            id=row["component_id"],
-            name=display_name(row, groups),
-            new_status=row["new_status"],
-            old_status=first_old,
+            id=row["component_id"], name=display_name(row, groups), new_status=row["new_status"], old_status=first_old
         )
     return sorted(latest.values(), key=lambda c: (-COMPONENT_SEVERITY[ComponentStatus(c.new_status)], c.name))
 

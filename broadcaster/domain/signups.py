@@ -57,8 +57,7 @@ def is_active(row: Row) -> bool:
 
 
 async def sign_up(
-    conn: AsyncConnection, channel: str, address: str, components: Sequence[str], *,
-    allow_private_webhooks: bool,
+    conn: AsyncConnection, channel: str, address: str, components: Sequence[str], *, allow_private_webhooks: bool
 ) -> SignUp:
     """Store an unconfirmed real subscriber for ``address`` (or refresh the unconfirmed one).
 
@@ -82,6 +81,7 @@ def _field_of(channel: str) -> str:
 
 # --- abuse limits -------------------------------------------------------------------------------
 
+
 def confirmation_key(secret_key: str, channel: str, address: str) -> str:
     """The rate-limit key counting confirmations sent to one normalised ``address``.
 
@@ -98,9 +98,13 @@ def check_sms_country(phone: str, countries: Collection[str] | None) -> None:
         return
     region = phonenumbers.region_code_for_number(phonenumbers.parse(phone))
     if region not in countries:
-        raise InputError("SMS is not available for this country",
-                         {"phone": f"numbers from {region or 'this country'} cannot sign up here "
-                                   f"(accepted: {', '.join(sorted(countries))})"})
+        raise InputError(
+            "SMS is not available for this country",
+            {
+                "phone": f"numbers from {region or 'this country'} cannot sign up here "
+                f"(accepted: {', '.join(sorted(countries))})"
+            },
+        )
 
 
 async def confirm_subscription(conn: AsyncConnection, subscriber_id: str) -> Row | None:
@@ -113,7 +117,8 @@ async def confirm_subscription(conn: AsyncConnection, subscriber_id: str) -> Row
     """
     now = utcnow()
     result = await conn.execute(
-        subscribers.update().where(subscribers.c.id == subscriber_id)
+        subscribers.update()
+        .where(subscribers.c.id == subscriber_id)
         .values(confirmed=True, confirmed_at=now, unsubscribed_at=None, suppressed_reason=None)
     )
     if not result.rowcount:
@@ -136,6 +141,7 @@ async def component_names(conn: AsyncConnection, component_ids: Sequence[str]) -
 
 # --- SMS codes ----------------------------------------------------------------------------------
 
+
 class CodeCheck(StrEnum):
     OK = "ok"
     WRONG = "wrong"
@@ -149,8 +155,10 @@ async def new_code(conn: AsyncConnection, subscriber_id: str, secret_key: str, t
     await conn.execute(delete(verification_codes).where(verification_codes.c.subscriber_id == subscriber_id))
     await conn.execute(
         verification_codes.insert().values(
-            subscriber_id=subscriber_id, code_hash=hash_code(secret_key, code),
-            expires_at=utcnow() + timedelta(seconds=ttl_s), attempts=0,
+            subscriber_id=subscriber_id,
+            code_hash=hash_code(secret_key, code),
+            expires_at=utcnow() + timedelta(seconds=ttl_s),
+            attempts=0,
         )
     )
     return code

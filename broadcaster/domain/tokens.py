@@ -17,8 +17,9 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)  # one write a minute at most, howev
 MAX_EXPIRY_DAYS = 3650
 
 
-async def create_token(conn: AsyncConnection, name: str, role: str = Role.ADMIN.value,
-                       expires_in_days: int | None = None) -> str:
+async def create_token(
+    conn: AsyncConnection, name: str, role: str = Role.ADMIN.value, expires_in_days: int | None = None
+) -> str:
     """Store a new token's hash and return the token itself (shown to the user once)."""
     if not name.strip() or len(name) > 255:
         raise InputError("a token needs a name", {"name": "1 to 255 characters"})
@@ -30,7 +31,11 @@ async def create_token(conn: AsyncConnection, name: str, role: str = Role.ADMIN.
     now = utcnow()
     await conn.execute(
         api_tokens.insert().values(
-            id=new_id(), name=name.strip(), token_hash=hash_token(token), role=role, created_at=now,
+            id=new_id(),
+            name=name.strip(),
+            token_hash=hash_token(token),
+            role=role,
+            created_at=now,
             expires_at=now + timedelta(days=expires_in_days) if expires_in_days else None,
         )
     )

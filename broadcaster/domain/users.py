@@ -30,8 +30,7 @@ def check_username(username: str) -> None:
 
 
 async def create_user(
-    conn: AsyncConnection, username: str, password: str, role: str,
-    email: str | None = None, phone: str | None = None,
+    conn: AsyncConnection, username: str, password: str, role: str, email: str | None = None, phone: str | None = None
 ) -> dict[str, Any]:
     username = username.strip()
     if not username:
@@ -44,8 +43,15 @@ async def create_user(
         raise Conflict("user exists", {"username": "already taken"})
     user_id = new_id()
     await conn.execute(
-        users.insert().values(id=user_id, username=username, email=email, phone=phone,
-                              password_hash=hash_password(password), role=role, created_at=utcnow())
+        users.insert().values(
+            id=user_id,
+            username=username,
+            email=email,
+            phone=phone,
+            password_hash=hash_password(password),
+            role=role,
+            created_at=utcnow(),
+        )
     )
     user = await get_user(conn, username)
     assert user is not None
@@ -79,8 +85,15 @@ def has_role(user: dict[str, Any] | None, minimum: Role) -> bool:
 async def list_users(conn: AsyncConnection) -> list[dict[str, Any]]:
     """Every user, by name (password hashes left out)."""
     result = await conn.execute(
-        select(users.c.id, users.c.username, users.c.email, users.c.phone, users.c.role, users.c.created_at,
-               users.c.disabled_at).order_by(users.c.username)
+        select(
+            users.c.id,
+            users.c.username,
+            users.c.email,
+            users.c.phone,
+            users.c.role,
+            users.c.created_at,
+            users.c.disabled_at,
+        ).order_by(users.c.username)
     )
     return [dict(r) for r in result.mappings()]
 
@@ -102,10 +115,17 @@ async def set_role(conn: AsyncConnection, user_id: str, role: str) -> dict[str, 
 
 async def session_user(conn: AsyncConnection, user_id: str) -> dict[str, Any] | None:
     """What a session needs of its user (one primary-key read): id, name, role, epoch, disabled_at."""
-    row = (await conn.execute(
-        select(users.c.id, users.c.username, users.c.role, users.c.session_epoch, users.c.disabled_at)
-        .where(users.c.id == user_id)
-    )).mappings().first()
+    row = (
+        (
+            await conn.execute(
+                select(users.c.id, users.c.username, users.c.role, users.c.session_epoch, users.c.disabled_at).where(
+                    users.c.id == user_id
+                )
+            )
+        )
+        .mappings()
+        .first()
+    )
     return dict(row) if row else None
 
 

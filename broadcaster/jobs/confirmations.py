@@ -47,17 +47,24 @@ def confirm_url(settings: Settings, subscriber_id: str) -> str:
 def confirmation_mail(settings: Settings, link: str, components: Sequence[str] = ()) -> DirectMessage:
     """The double opt-in mail: the signed ``link`` (``confirm_url``) in both parts."""
     env = environment(settings.templates_dir)
-    context = {"page_name": settings.page_name, "page_url": settings.public_url, "confirm_url": link,
-               "components": list(components)}
-    return DirectMessage(subject=f"Confirm your subscription to {settings.page_name}",
-                         text=env.get_template("email/confirm.txt").render(context) + "\n",
-                         html=env.get_template("email/confirm.html").render(context) + "\n")
+    context = {
+        "page_name": settings.page_name,
+        "page_url": settings.public_url,
+        "confirm_url": link,
+        "components": list(components),
+    }
+    return DirectMessage(
+        subject=f"Confirm your subscription to {settings.page_name}",
+        text=env.get_template("email/confirm.txt").render(context) + "\n",
+        html=env.get_template("email/confirm.html").render(context) + "\n",
+    )
 
 
 def sms_code_text(settings: Settings, code: str) -> str:
     template = environment(settings.templates_dir).get_template("sms/confirm.txt")
-    return template.render(page_name=settings.page_name, code=code,
-                           expires_in_minutes=max(1, settings.sms_code_ttl_s // 60)).strip()
+    return template.render(
+        page_name=settings.page_name, code=code, expires_in_minutes=max(1, settings.sms_code_ttl_s // 60)
+    ).strip()
 
 
 async def send_confirmation(rt: Runtime, subscriber_id: str) -> str:
@@ -83,8 +90,7 @@ async def send_confirmation(rt: Runtime, subscriber_id: str) -> str:
         if not isinstance(channel, DirectSender):
             return "skipped: sms is not enabled"
         async with rt.engine.begin() as conn:
-            code = await new_code(conn, subscriber_id, settings.secret_key.get_secret_value(),
-                                  settings.sms_code_ttl_s)
+            code = await new_code(conn, subscriber_id, settings.secret_key.get_secret_value(), settings.sms_code_ttl_s)
         message = DirectMessage(subject="", text=sms_code_text(settings, code))
     else:
         return f"skipped: {subscriber['channel']} needs no confirmation message"
@@ -110,5 +116,10 @@ async def send_confirmation_job(ctx: dict[str, Any], subscriber_id: str) -> str:
 
 def function(settings: Settings) -> Function:
     """The arq function to list in the worker."""
-    return func(send_confirmation_job, name=SEND_CONFIRMATION, keep_result=0,
-                max_tries=CONFIRM_MAX_TRIES, timeout=settings.job_timeout_s)
+    return func(
+        send_confirmation_job,
+        name=SEND_CONFIRMATION,
+        keep_result=0,
+        max_tries=CONFIRM_MAX_TRIES,
+        timeout=settings.job_timeout_s,
+    )

@@ -67,19 +67,26 @@ async def after_post(rt: Runtime, incident_id: str, update_id: str) -> bool:
     return await enqueue(rt, incident_id, update_id)
 
 
-def render(settings: Settings, message: Message, incident: dict[str, Any], contact: dict[str, Any],
-           ack_link: str) -> dict[str, str]:
+def render(
+    settings: Settings, message: Message, incident: dict[str, Any], contact: dict[str, Any], ack_link: str
+) -> dict[str, str]:
     """Subject, text, HTML and SMS text of one contact's internal view of ``message``."""
     meta = incident.get("meta") or {}
     context = {
-        "message": message, "contact": contact, "playbook": meta.get("playbook") or "Crisis",
-        "level": contact["level"], "level_name": "", "console_url": console_url(settings, message.incident_id),
-        "ack_url": ack_link, "acknowledged": contact.get("acknowledged_at") is not None,
+        "message": message,
+        "contact": contact,
+        "playbook": meta.get("playbook") or "Crisis",
+        "level": contact["level"],
+        "level_name": "",
+        "console_url": console_url(settings, message.incident_id),
+        "ack_url": ack_link,
+        "acknowledged": contact.get("acknowledged_at") is not None,
         "notified_before": int(contact.get("notified_number") or 0) > 0,
     }
     drill = "[DRILL] " if message.drill else ""
-    subject = one_line(f"{drill}[{context['playbook']} L{contact['level']}] {message.incident_title}: "
-                       f"{message.status_label}")
+    subject = one_line(
+        f"{drill}[{context['playbook']} L{contact['level']}] {message.incident_title}: {message.status_label}"
+    )
     env = environment(settings.templates_dir)
     return {
         "subject": subject,

@@ -87,8 +87,11 @@ class Heartbeat:
                 await self.beat()
             except Exception as exc:  # redis-py raises its own hierarchy
                 if not failing and not self.fresh:
-                    log.warning("heartbeat not recorded for %.0f s (%s): this worker's claims may be taken back",
-                                time.monotonic() - self.last_beat, exc)
+                    log.warning(
+                        "heartbeat not recorded for %.0f s (%s): this worker's claims may be taken back",
+                        time.monotonic() - self.last_beat,
+                        exc,
+                    )
                     failing = True
             else:
                 if failing:

@@ -52,8 +52,7 @@ class Queue:
         """True when the job is queued (or already was); False when Redis is out of reach."""
         try:
             pool = await self.pool()
-            await pool.enqueue_job(function, *args, _job_id=job_id, _queue_name=self.queue_name,
-                                   _defer_by=defer_s)
+            await pool.enqueue_job(function, *args, _job_id=job_id, _queue_name=self.queue_name, _defer_by=defer_s)
         except (OSError, ConnectionError, TimeoutError) as exc:
             log.warning("could not enqueue %s (%s); the relay will retry", job_id, exc)
             await self._drop_pool()
@@ -73,8 +72,13 @@ class Queue:
         self, update_id: str, channel: str, first_id: int, last_id: int, defer_s: float | None = None
     ) -> bool:
         return await self.enqueue(
-            DELIVER_BATCH, update_id, channel, first_id, last_id,
-            job_id=batch_job_id(update_id, channel, first_id, last_id), defer_s=defer_s,
+            DELIVER_BATCH,
+            update_id,
+            channel,
+            first_id,
+            last_id,
+            job_id=batch_job_id(update_id, channel, first_id, last_id),
+            defer_s=defer_s,
         )
 
     async def depth(self) -> int | None:

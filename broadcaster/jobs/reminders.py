@@ -47,7 +47,7 @@ class Reminder:
     def text(self, console_url: str) -> str:
         minutes = max(1, round(self.late_by_s / 60))
         return (
-            f"The update promised for {self.next_update_at:%H:%M} UTC on \"{self.title}\" is {minutes} min "
+            f'The update promised for {self.next_update_at:%H:%M} UTC on "{self.title}" is {minutes} min '
             f"overdue. Post an update: {console_url}/console/compose?incident_id={self.incident_id}"
         )
 
@@ -56,8 +56,12 @@ async def overdue(conn: AsyncConnection, now: datetime) -> list[dict[str, Any]]:
     """Open incidents whose promised update time has passed and were not reminded yet."""
     result = await conn.execute(
         select(incidents.c.id, incidents.c.name, incidents.c.next_update_at, incidents.c.drill)
-        .where(incidents.c.next_update_at.is_not(None), incidents.c.next_update_at <= now,
-               incidents.c.reminded_at.is_(None), incidents.c.status.not_in(CLOSED_STATUSES))
+        .where(
+            incidents.c.next_update_at.is_not(None),
+            incidents.c.next_update_at <= now,
+            incidents.c.reminded_at.is_(None),
+            incidents.c.status.not_in(CLOSED_STATUSES),
+        )
         .order_by(incidents.c.next_update_at)
     )
     return [dict(r) for r in result.mappings()]
@@ -67,8 +71,7 @@ async def claim(conn: AsyncConnection, incident_id: str, promised: datetime, now
     """Mark the incident reminded; False when another worker (or a new update) got there first."""
     result = await conn.execute(
         incidents.update()
-        .where(incidents.c.id == incident_id, incidents.c.reminded_at.is_(None),
-               incidents.c.next_update_at == promised)
+        .where(incidents.c.id == incident_id, incidents.c.reminded_at.is_(None), incidents.c.next_update_at == promised)
         .values(reminded_at=now)
     )
     return bool(result.rowcount)
@@ -94,8 +97,9 @@ async def notify_team(rt: Runtime, members: list[dict[str, Any]], reminder: Remi
             if not address or not isinstance(channel, DirectSender):
                 continue
             try:
-                await direct.send(rt.engine, channel, DeliveryKind.REMINDER, f"user:{member['username']}", address,
-                                  message)
+                await direct.send(
+                    rt.engine, channel, DeliveryKind.REMINDER, f"user:{member['username']}", address, message
+                )
                 sent[name] += 1
             except DeliveryError as exc:
                 sent["failed"] += 1
@@ -114,14 +118,30 @@ async def send_reminders(rt: Runtime, now: datetime | None = None) -> list[Remin
         async with rt.engine.begin() as conn:
             if not await claim(conn, row["id"], row["next_update_at"], now):
                 continue
-            reminder = Reminder(row["id"], row["name"], row["next_update_at"],
-                                (now - row["next_update_at"]).total_seconds(), bool(row["drill"]))
-            await audit.record(conn, str(Actor.system("reminders")), "reminder", target=row["id"],
-                               next_update_at=row["next_update_at"].isoformat(), recipients=len(members))
-        await rt.bus.publish("reminder", {
-            "incident_id": reminder.incident_id, "title": reminder.title,
-            "next_update_at": reminder.next_update_at.isoformat(), "late_by_s": round(reminder.late_by_s),
-        })
+            reminder = Reminder(
+                row["id"],
+                row["name"],
+                row["next_update_at"],
+                (now - row["next_update_at"]).total_seconds(),
+                bool(row["drill"]),
+            )
+            await audit.record(
+                conn,
+                str(Actor.system("reminders")),
+                "reminder",
+                target=row["id"],
+                next_update_at=row["next_update_at"].isoformat(),
+                recipients=len(members),
+            )
+        await rt.bus.publish(
+            "reminder",
+            {
+                "incident_id": reminder.incident_id,
+                "title": reminder.title,
+                "next_update_at": reminder.next_update_at.isoformat(),
+                "late_by_s": round(reminder.late_by_s),
+            },
+        )
         outcome = await notify_team(rt, members, reminder)
         log.info("reminded %d team members about incident %s: %s", len(members), row["id"], outcome)
         sent.append(reminder)

@@ -63,8 +63,15 @@ async def deliver_batch_job(ctx: dict[str, Any], update_id: str, channel: str, f
     finally:
         if fanout.heartbeat is not None:
             await asyncio.shield(fanout.heartbeat.let_go(held))
-    log.info("batch %d-%d: %d sent, %d failed, %d to retry, %d handed back", first_id, last_id, report.sent,
-             report.failed, report.retry, report.handed_back)
+    log.info(
+        "batch %d-%d: %d sent, %d failed, %d to retry, %d handed back",
+        first_id,
+        last_id,
+        report.sent,
+        report.failed,
+        report.retry,
+        report.handed_back,
+    )
     if report.retry_in_s is not None:
         raise Retry(defer=report.retry_in_s)
     return report.sent
@@ -147,12 +154,15 @@ def _instrument_cron(job: CronJob, queue_name: str) -> CronJob:
 
 def functions(settings: Settings) -> list[Function]:
     timeout = settings.job_timeout_s
-    return [_instrument_function(f, settings.queue_name) for f in (
-        func(fanout_job, name=FANOUT, keep_result=0, max_tries=UNBOUNDED_TRIES, timeout=timeout),
-        func(deliver_batch_job, name=DELIVER_BATCH, keep_result=0, max_tries=UNBOUNDED_TRIES, timeout=timeout),
-        confirmations.function(settings),
-        contact_notices.function(settings),
-    )]
+    return [
+        _instrument_function(f, settings.queue_name)
+        for f in (
+            func(fanout_job, name=FANOUT, keep_result=0, max_tries=UNBOUNDED_TRIES, timeout=timeout),
+            func(deliver_batch_job, name=DELIVER_BATCH, keep_result=0, max_tries=UNBOUNDED_TRIES, timeout=timeout),
+            confirmations.function(settings),
+            contact_notices.function(settings),
+        )
+    ]
 
 
 HEALTH_CHECK_INTERVAL_S = 15  # arq's own "recording health" log line; liveness is ``jobs.heartbeat``
@@ -165,8 +175,9 @@ def _reminder_cron(settings: Settings) -> Any:
         when: dict[str, Any] = {"second": set(range(0, 60, period))}
     else:
         when = {"minute": set(range(0, 60, max(1, min(59, period // 60)))), "second": 0}
-    return cron(reminders_job, name="reminders", keep_result=0, timeout=settings.job_timeout_s,
-                run_at_startup=True, **when)
+    return cron(
+        reminders_job, name="reminders", keep_result=0, timeout=settings.job_timeout_s, run_at_startup=True, **when
+    )
 
 
 class ResilientWorker(Worker):
@@ -205,11 +216,20 @@ def make_worker(settings: Settings | None = None, **overrides: Any) -> Worker:
     interval = max(1, min(59, settings.relay_interval_s))
     options: dict[str, Any] = dict(
         functions=functions(settings),
-        cron_jobs=[_instrument_cron(job, settings.queue_name) for job in (
-            cron(relay_job, name="relay", second=set(range(0, 60, interval)), run_at_startup=True,
-                 keep_result=0, timeout=settings.job_timeout_s),
-            _reminder_cron(settings),
-        )],
+        cron_jobs=[
+            _instrument_cron(job, settings.queue_name)
+            for job in (
+                cron(
+                    relay_job,
+                    name="relay",
+                    second=set(range(0, 60, interval)),
+                    run_at_startup=True,
+                    keep_result=0,
+                    timeout=settings.job_timeout_s,
+                ),
+                _reminder_cron(settings),
+            )
+        ],
         redis_settings=redis_settings(settings.redis_url),
         queue_name=settings.queue_name,
         max_jobs=settings.max_jobs,

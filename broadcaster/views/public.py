@@ -33,8 +33,12 @@ _PUBLIC_UPDATE = (updates.c.incident_id == incidents.c.id) & updates.c.public.is
 # In a query on incidents: it has a public update / the status of its latest public update.
 HAS_PUBLIC_UPDATE = exists().where(_PUBLIC_UPDATE).correlate(incidents)
 PUBLIC_STATUS = (
-    select(updates.c.status).where(_PUBLIC_UPDATE).order_by(updates.c.number.desc()).limit(1)
-    .correlate(incidents).scalar_subquery()
+    select(updates.c.status)
+    .where(_PUBLIC_UPDATE)
+    .order_by(updates.c.number.desc())
+    .limit(1)
+    .correlate(incidents)
+    .scalar_subquery()
 )
 
 
@@ -102,12 +106,23 @@ class Snapshot:
 def update_view(row: Row, changes: Sequence[Row]) -> UpdateView:
     body_html = markdown_to_html(row["body"])
     return UpdateView(
-        id=row["id"], incident_id=row["incident_id"], number=row["number"], status=row["status"],
-        body_html=body_html, body_text=html_to_text(body_html), created_at=row["created_at"],
-        display_at=row["display_at"], deliver_notifications=bool(row["deliver_notifications"]),
+        id=row["id"],
+        incident_id=row["incident_id"],
+        number=row["number"],
+        status=row["status"],
+        body_html=body_html,
+        body_text=html_to_text(body_html),
+        created_at=row["created_at"],
+        display_at=row["display_at"],
+        deliver_notifications=bool(row["deliver_notifications"]),
         changes=tuple(
-            {"code": c["component_id"], "name": c["display_name"], "old_status": c["old_status"],
-             "new_status": c["new_status"]} for c in changes
+            {
+                "code": c["component_id"],
+                "name": c["display_name"],
+                "old_status": c["old_status"],
+                "new_status": c["new_status"],
+            }
+            for c in changes
         ),
     )
 
@@ -127,8 +142,9 @@ async def incident_views(
     linked: dict[str, list[str]] = {i: [] for i in ids}
     if ids:
         result = await conn.execute(
-            select(incident_components.c.incident_id, incident_components.c.component_id)
-            .where(incident_components.c.incident_id.in_(ids))
+            select(incident_components.c.incident_id, incident_components.c.component_id).where(
+                incident_components.c.incident_id.in_(ids)
+            )
         )
         for incident_id, component_id in result.all():
             linked[str(incident_id)].append(str(component_id))
@@ -142,13 +158,19 @@ async def incident_views(
                 continue
             if hidden:
                 row, component_ids = as_published(row, shown, hidden, changes, component_ids)
-        views.append(IncidentView(row=row, updates=tuple(update_view(u, changes[u["id"]]) for u in shown),
-                                  component_ids=tuple(component_ids)))
+        views.append(
+            IncidentView(
+                row=row,
+                updates=tuple(update_view(u, changes[u["id"]]) for u in shown),
+                component_ids=tuple(component_ids),
+            )
+        )
     return views
 
 
-def as_published(row: Row, shown: Sequence[Row], hidden: Sequence[Row], changes: dict[str, list[Row]],
-                 linked: Sequence[str]) -> tuple[Row, list[str]]:
+def as_published(
+    row: Row, shown: Sequence[Row], hidden: Sequence[Row], changes: dict[str, list[Row]], linked: Sequence[str]
+) -> tuple[Row, list[str]]:
     """The incident row and linked components as its public updates (``shown``, newest first) left them.
 
     Replays what ``incidents.add_update`` does to the row over the public updates alone: the
@@ -158,8 +180,14 @@ def as_published(row: Row, shown: Sequence[Row], hidden: Sequence[Row], changes:
     is left out.
     """
     latest = shown[0]
-    published = {**row, "status": latest["status"], "updated_at": latest["created_at"],
-                 "next_update_at": latest["next_update_at"], "monitoring_at": None, "resolved_at": None}
+    published = {
+        **row,
+        "status": latest["status"],
+        "updated_at": latest["created_at"],
+        "next_update_at": latest["next_update_at"],
+        "monitoring_at": None,
+        "resolved_at": None,
+    }
     impact = Impact.NONE
     for update in reversed(shown):
         status, at = update["status"], update["created_at"]
@@ -180,7 +208,11 @@ def as_published(row: Row, shown: Sequence[Row], hidden: Sequence[Row], changes:
 
 
 async def _public_incidents(
-    conn: AsyncConnection, *, kind: str | None = None, statuses: Sequence[str] | None = None, limit: int,
+    conn: AsyncConnection,
+    *,
+    kind: str | None = None,
+    statuses: Sequence[str] | None = None,
+    limit: int,
     offset: int = 0,
 ) -> list[Row]:
     """Incidents the public may see (no drill, at least one public update), newest first.
@@ -188,8 +220,11 @@ async def _public_incidents(
     ``statuses`` filters on the status their latest public update states.
     """
     query = (
-        select(incidents).where(incidents.c.drill.is_(False), HAS_PUBLIC_UPDATE)
-        .order_by(incidents.c.created_at.desc(), incidents.c.id).limit(limit).offset(offset)
+        select(incidents)
+        .where(incidents.c.drill.is_(False), HAS_PUBLIC_UPDATE)
+        .order_by(incidents.c.created_at.desc(), incidents.c.id)
+        .limit(limit)
+        .offset(offset)
     )
     if kind:
         query = query.where(incidents.c.kind == kind)
@@ -208,8 +243,13 @@ async def _recent_and_open(conn: AsyncConnection, kind: str, open_statuses: Sequ
 
 
 def page_info(settings: Settings, updated_at: datetime | None) -> Row:
-    return {"id": settings.page_id, "name": settings.page_name, "url": settings.public_url,
-            "time_zone": settings.time_zone, "updated_at": updated_at}
+    return {
+        "id": settings.page_id,
+        "name": settings.page_name,
+        "url": settings.public_url,
+        "time_zone": settings.time_zone,
+        "updated_at": updated_at,
+    }
 
 
 async def load_snapshot(conn: AsyncConnection, settings: Settings, now: datetime | None = None) -> Snapshot:
@@ -218,7 +258,8 @@ async def load_snapshot(conn: AsyncConnection, settings: Settings, now: datetime
     component_rows = await list_components(conn)
     incident_rows = await _recent_and_open(conn, IncidentKind.INCIDENT.value, UNRESOLVED_STATUSES)
     maintenance_rows = await _recent_and_open(
-        conn, IncidentKind.MAINTENANCE.value, (*UPCOMING_STATUSES, *ACTIVE_MAINTENANCE_STATUSES))
+        conn, IncidentKind.MAINTENANCE.value, (*UPCOMING_STATUSES, *ACTIVE_MAINTENANCE_STATUSES)
+    )
     incident_list = await incident_views(conn, incident_rows, public_only=True)
     maintenance_list = await incident_views(conn, maintenance_rows, public_only=True)
     times = [c["updated_at"] for c in component_rows] + [v.row["updated_at"] for v in incident_list + maintenance_list]
@@ -236,17 +277,24 @@ async def load_snapshot(conn: AsyncConnection, settings: Settings, now: datetime
 async def load_incident(conn: AsyncConnection, incident_id: str) -> IncidentView | None:
     """One public incident or maintenance with its public updates; None if unknown, a drill or never public."""
     row = (
-        await conn.execute(select(incidents).where(incidents.c.id == incident_id, incidents.c.drill.is_(False)))
-    ).mappings().first()
+        (await conn.execute(select(incidents).where(incidents.c.id == incident_id, incidents.c.drill.is_(False))))
+        .mappings()
+        .first()
+    )
     views = await incident_views(conn, [dict(row)] if row else [], public_only=True)
     return views[0] if views else None
 
 
 async def load_history(conn: AsyncConnection, page: int, per_page: int) -> tuple[list[IncidentView], int]:
     """One page (1-based) of incidents and maintenances, newest first, and the number of pages."""
-    total = int((await conn.execute(
-        select(func.count()).select_from(incidents).where(incidents.c.drill.is_(False), HAS_PUBLIC_UPDATE)
-    )).scalar() or 0)
+    total = int(
+        (
+            await conn.execute(
+                select(func.count()).select_from(incidents).where(incidents.c.drill.is_(False), HAS_PUBLIC_UPDATE)
+            )
+        ).scalar()
+        or 0
+    )
     rows = await _public_incidents(conn, limit=per_page, offset=(page - 1) * per_page)
     pages = max(1, -(-total // per_page))
     return await incident_views(conn, rows, public_only=True), pages
@@ -254,7 +302,8 @@ async def load_history(conn: AsyncConnection, page: int, per_page: int) -> tuple
 
 async def all_incident_ids(conn: AsyncConnection) -> list[str]:
     result = await conn.execute(
-        select(incidents.c.id).where(incidents.c.drill.is_(False), HAS_PUBLIC_UPDATE).order_by(incidents.c.id))
+        select(incidents.c.id).where(incidents.c.drill.is_(False), HAS_PUBLIC_UPDATE).order_by(incidents.c.id)
+    )
     return [str(v) for v in result.scalars()]
 
 

@@ -78,17 +78,30 @@ def status_json(snapshot: Snapshot) -> Json:
 
 
 def page_json(page: Row) -> Json:
-    return {"id": page["id"], "name": page["name"], "url": page["url"], "time_zone": page["time_zone"],
-            "updated_at": iso(page["updated_at"])}
+    return {
+        "id": page["id"],
+        "name": page["name"],
+        "url": page["url"],
+        "time_zone": page["time_zone"],
+        "updated_at": iso(page["updated_at"]),
+    }
 
 
 def component_json(row: Row, page_id: str, children: Sequence[str] | None = None) -> Json:
     body: Json = {
-        "id": row["id"], "name": row["name"], "status": row["status"],
-        "created_at": iso(row["created_at"]), "updated_at": iso(row["updated_at"]),
-        "position": row["position"], "description": row["description"], "showcase": bool(row["showcase"]),
-        "start_date": row["start_date"], "group_id": row["group_id"], "page_id": page_id,
-        "group": bool(row["is_group"]), "only_show_if_degraded": bool(row["only_show_if_degraded"]),
+        "id": row["id"],
+        "name": row["name"],
+        "status": row["status"],
+        "created_at": iso(row["created_at"]),
+        "updated_at": iso(row["updated_at"]),
+        "position": row["position"],
+        "description": row["description"],
+        "showcase": bool(row["showcase"]),
+        "start_date": row["start_date"],
+        "group_id": row["group_id"],
+        "page_id": page_id,
+        "group": bool(row["is_group"]),
+        "only_show_if_degraded": bool(row["only_show_if_degraded"]),
     }
     if row["is_group"]:
         body["components"] = list(children or [])
@@ -106,25 +119,38 @@ def components_json(rows: Sequence[Row], page_id: str) -> list[Json]:
 
 def update_json(update: UpdateView) -> Json:
     return {
-        "id": update.id, "status": update.status, "body": update.body_text, "incident_id": update.incident_id,
-        "created_at": iso(update.created_at), "updated_at": iso(update.created_at),
+        "id": update.id,
+        "status": update.status,
+        "body": update.body_text,
+        "incident_id": update.incident_id,
+        "created_at": iso(update.created_at),
+        "updated_at": iso(update.created_at),
         "display_at": iso(update.display_at),
         "affected_components": [dict(c) for c in update.changes] or None,
-        "deliver_notifications": update.deliver_notifications, "custom_tweet": None, "tweet_id": None,
+        "deliver_notifications": update.deliver_notifications,
+        "custom_tweet": None,
+        "tweet_id": None,
     }
 
 
 def incident_json(view: IncidentView, snapshot_components: dict[str, Row], page: Row) -> Json:
     row = view.row
     body: Json = {
-        "id": row["id"], "name": row["name"], "status": row["status"],
-        "created_at": iso(row["created_at"]), "updated_at": iso(row["updated_at"]),
-        "monitoring_at": iso(row["monitoring_at"]), "resolved_at": iso(row["resolved_at"]),
-        "impact": row["impact"], "shortlink": f"{page['url']}/incidents/{row['id']}",
-        "started_at": iso(row["started_at"]), "page_id": page["id"],
+        "id": row["id"],
+        "name": row["name"],
+        "status": row["status"],
+        "created_at": iso(row["created_at"]),
+        "updated_at": iso(row["updated_at"]),
+        "monitoring_at": iso(row["monitoring_at"]),
+        "resolved_at": iso(row["resolved_at"]),
+        "impact": row["impact"],
+        "shortlink": f"{page['url']}/incidents/{row['id']}",
+        "started_at": iso(row["started_at"]),
+        "page_id": page["id"],
         "incident_updates": [update_json(u) for u in view.updates],
-        "components": [component_json(snapshot_components[c], page["id"]) for c in view.component_ids
-                       if c in snapshot_components],
+        "components": [
+            component_json(snapshot_components[c], page["id"]) for c in view.component_ids if c in snapshot_components
+        ],
         "reminder_intervals": None,
     }
     if view.is_maintenance:
@@ -153,8 +179,7 @@ def status(snapshot: Snapshot) -> Json:
 
 
 def components(snapshot: Snapshot) -> Json:
-    return {"page": page_json(snapshot.page),
-            "components": components_json(snapshot.components, snapshot.page["id"])}
+    return {"page": page_json(snapshot.page), "components": components_json(snapshot.components, snapshot.page["id"])}
 
 
 def incidents(snapshot: Snapshot) -> Json:
@@ -166,8 +191,10 @@ def unresolved(snapshot: Snapshot) -> Json:
 
 
 def scheduled_maintenances(snapshot: Snapshot) -> Json:
-    return {"page": page_json(snapshot.page),
-            "scheduled_maintenances": _incidents(snapshot, snapshot.maintenances[:50])}
+    return {
+        "page": page_json(snapshot.page),
+        "scheduled_maintenances": _incidents(snapshot, snapshot.maintenances[:50]),
+    }
 
 
 def upcoming(snapshot: Snapshot) -> Json:
@@ -175,8 +202,10 @@ def upcoming(snapshot: Snapshot) -> Json:
 
 
 def active(snapshot: Snapshot) -> Json:
-    return {"page": page_json(snapshot.page),
-            "scheduled_maintenances": _incidents(snapshot, snapshot.active_maintenances)}
+    return {
+        "page": page_json(snapshot.page),
+        "scheduled_maintenances": _incidents(snapshot, snapshot.active_maintenances),
+    }
 
 
 # path under /api/v2 -> serializer; the static export writes the same files.

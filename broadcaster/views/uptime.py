@@ -65,9 +65,7 @@ def daily_uptime(changes: Sequence[Change], before: str | None, now: datetime, d
     window_start = datetime.combine(first_day, time(), UTC)
     points: list[Change] = [(window_start, before)] if before else []
     points.extend((max(at, window_start), status) for at, status in changes if at <= now)
-    segments = [
-        (at, points[i + 1][0] if i + 1 < len(points) else now, status) for i, (at, status) in enumerate(points)
-    ]
+    segments = [(at, points[i + 1][0] if i + 1 < len(points) else now, status) for i, (at, status) in enumerate(points)]
     out: list[Day] = []
     total_up = total = 0.0
     for index in range(days):
@@ -108,7 +106,8 @@ async def uptime_by_component(
         str(row.component_id): str(row.new_status)
         for row in await conn.execute(
             select(status_changes.c.component_id, status_changes.c.new_status).where(
-                status_changes.c.id.in_(last_before))
+                status_changes.c.id.in_(last_before)
+            )
         )
     }
     inside: dict[str, list[Change]] = {cid: [] for cid in ids}

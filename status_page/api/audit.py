@@ -30,14 +30,24 @@ def int_param(request: Request, name: str, minimum: int, maximum: int) -> int | 
     except ValueError:
         raise HTTPError(400, "bad_request", f"{name} must be an integer", {name: "must be an integer"}) from None
     if not minimum <= value <= maximum:
-        raise HTTPError(422, "invalid_input", f"{name} must be within {minimum}..{maximum}",
-                        {name: f"must be within {minimum}..{maximum}"})
+        raise HTTPError(
+            422,
+            "invalid_input",
+            f"{name} must be within {minimum}..{maximum}",
+            {name: f"must be within {minimum}..{maximum}"},
+        )
     return value
 
 
 def entry_json(row: dict[str, Any]) -> dict[str, Any]:
-    return {"id": int(row["id"]), "actor": row["actor"], "action": row["action"], "target": row["target"],
-            "details": row["details"] or {}, "at": iso(row["at"])}
+    return {
+        "id": int(row["id"]),
+        "actor": row["actor"],
+        "action": row["action"],
+        "target": row["target"],
+        "details": row["details"] or {},
+        "at": iso(row["at"]),
+    }
 
 
 async def list_audit(request: Request) -> Response:
@@ -49,6 +59,4 @@ async def list_audit(request: Request) -> Response:
     return JSONResponse({"entries": [entry_json(r) for r in page.entries], "next_before": page.next_before})
 
 
-routes: list[BaseRoute] = [
-    Route("/api/v1/audit", list_audit, methods=["GET"]),
-]
+routes: list[BaseRoute] = [Route("/api/v1/audit", list_audit, methods=["GET"])]

@@ -12,22 +12,17 @@ The reference page is static HTML built from the same document (no JavaScript, n
 from __future__ import annotations
 
 import html
-import importlib
 import json
-from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from broadcaster.domain import audit
-from broadcaster.schemas import ComponentIn, ComponentPatch, IncidentIn, PreviewIn, SubscriberIn, UpdateIn
-from status_page.api.openapi_schemas import RESPONSE_SCHEMAS, V2_ENDPOINTS, Schema, ref
-from status_page.api.ops import RetryIn
+from status_page.api.openapi_operations import OPERATIONS, PLAYBOOKS, V1, V2, Op
+from status_page.api.openapi_schemas import RESPONSE_SCHEMAS, Schema, ref
 
 ERROR_TEXT = {
     400: "Malformed request: empty or invalid JSON, or a bad query parameter",
@@ -39,125 +34,6 @@ ERROR_TEXT = {
     422: "Invalid input: ``error.fields`` names each bad field",
 }
 
-
-@dataclass(frozen=True)
-class Param:
-    name: str
-    where: str  # path | query | header
-    schema: Schema
-    description: str = ""
-
-
-@dataclass(frozen=True)
-class Op:
-    """One documented route."""
-
-    method: str
-    path: str
-    summary: str
-    tag: str
-    answers: dict[int, str | None]  # status -> schema name (None: no body)
-    body: type[BaseModel] | None = None
-    params: tuple[Param, ...] = ()
-    auth: bool = True
-    errors: tuple[int, ...] = ()
-    description: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-LIMIT = Param("limit", "query", {"type": "integer"}, "page size (clamped to the allowed range)")
-OFFSET = Param("offset", "query", {"type": "integer"}, "rows to skip")
-IDEMPOTENCY = Param("Idempotency-Key", "header", {"type": "string", "minLength": 1, "maxLength": 255},
-                    "send the same key to retry safely: the first answer is replayed, nothing is posted twice")
-
-
-def path_param(name: str) -> Param:
-    return Param(name, "path", {"type": "string"})
-
-
-BODY_ERRORS = (400, 413, 422)
-V1 = "Admin API (v1)"
-PLAYBOOKS = "Playbooks (v1)"
-V2 = "Public API (v2, Statuspage-compatible)"
-
-
-class LevelIn(BaseModel):
-    """``POST /api/v1/incidents/{incident_id}/level``: escalate to a higher level."""
-
-    level: int
-
-
-def _model(module: str, name: str) -> type[BaseModel] | None:
-    """A request model owned by another module, looked up by name (documented when present)."""
-    try:
-        model = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
-        return None
-    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
-
-OPERATIONS: tuple[Op, ...] = (
-    Op("GET", "/api/v1/components", "List components", V1, {200: "ComponentList"}),
-    Op("POST", "/api/v1/components", "Create a component", V1, {201: "Component"}, ComponentIn,
-       errors=(*BODY_ERRORS, 404)),
-    Op("PATCH", "/api/v1/components/{component_id}", "Change a component (status, name, ...)", V1,
-       {200: "Component"}, ComponentPatch, (path_param("component_id"),), errors=(*BODY_ERRORS, 404)),
-    Op("GET", "/api/v1/incidents", "List incidents and maintenances, newest first, with their updates", V1,
-       {200: "IncidentList"}, params=(LIMIT, OFFSET), errors=(400,)),
-    Op("POST", "/api/v1/incidents", "Open an incident (or schedule a maintenance) with its first update", V1,
-       {201: "IncidentCreated"}, IncidentIn, (IDEMPOTENCY,), errors=(*BODY_ERRORS, 404, 409),
-       description="Answers 201 once the update is committed; the fan-out to every channel follows. "
-                   "``X-Broadcaster-Queued: later`` means Redis was out of reach and the relay will enqueue it."),
-    Op("GET", "/api/v1/incidents/{incident_id}", "An incident with all its updates", V1, {200: "Incident"},
-       params=(path_param("incident_id"),), errors=(404,)),
-    Op("POST", "/api/v1/incidents/{incident_id}/updates", "Post an update on an incident", V1,
-       {201: "Update"}, UpdateIn, (path_param("incident_id"), IDEMPOTENCY), errors=(*BODY_ERRORS, 404, 409)),
-    Op("POST", "/api/v1/preview", "Every channel's exact rendition of an update, sending nothing", V1,
-       {200: "Preview"}, PreviewIn, errors=(*BODY_ERRORS, 404)),
-    Op("GET", "/api/v1/updates/{update_id}/deliveries", "Delivery counts of an update per channel", V1,
-       {200: "DeliveryCounts"}, params=(path_param("update_id"),), errors=(404,)),
-    Op("GET", "/api/v1/updates/{update_id}/failures", "Failed deliveries of an update, with reasons", V1,
-       {200: "FailureList"}, params=(path_param("update_id"),), errors=(404,)),
-    Op("POST", "/api/v1/updates/{update_id}/deliveries/retry", "Put failed deliveries back in line", V1,
-       {202: "RetryStarted"}, RetryIn, (path_param("update_id"),), errors=(*BODY_ERRORS, 404)),
-    Op("GET", "/api/v1/deadletter", "Deliveries that failed for good, with totals per update and channel", V1,
-       {200: "DeadLetters"}, params=(Param("update_id", "query", {"type": "string"}),
-                                     Param("channel", "query", {"type": "string"}), LIMIT, OFFSET),
-       errors=(400,)),
-    Op("GET", "/api/v1/channels", "Channels: enabled or not, and which update each shows now", V1,
-       {200: "Channels"}),
-    Op("GET", "/api/v1/subscribers", "List subscribers", V1, {200: "SubscriberList"},
-       params=(Param("channel", "query", {"type": "string"}), LIMIT, OFFSET), errors=(400,)),
-    Op("POST", "/api/v1/subscribers", "Add a subscriber (admins may skip the opt-in with confirmed=true)", V1,
-       {201: "SubscriberCreated", 200: "Subscriber"}, SubscriberIn, errors=(*BODY_ERRORS, 404),
-       description="201 for a new subscriber (a webhook's ``secret`` is shown only then); 200 when the "
-                   "address was already subscribed."),
-    Op("DELETE", "/api/v1/subscribers/{subscriber_id}", "Remove a subscriber", V1, {204: None},
-       params=(path_param("subscriber_id"),), errors=(404,)),
-    Op("GET", "/api/v1/audit", "The audit log, newest first (admin tokens only)", V1, {200: "AuditPage"},
-       params=(Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": audit.MAX_LIMIT},
-                     "page size (default 50)"),
-               Param("before", "query", {"type": "integer", "minimum": 1, "maximum": audit.MAX_ID},
-                     "an entry id: only older entries (the previous answer's ``next_before``)")),
-       errors=(400, 403, 422),
-       description="Who did what, when: every write from the API, the console, the CLI and jobs. "
-                   "Page back with ``before=next_before`` until ``next_before`` is null."),
-    Op("GET", "/api/v1/tokens", "API tokens: name, role, created, last used, expiry (never the secret)", V1,
-       {200: "TokenList"}, errors=(403,)),
-    Op("DELETE", "/api/v1/tokens/{token_id}", "Revoke an API token: its next request gets 401", V1, {204: None},
-       params=(path_param("token_id"),), errors=(403, 404)),
-    Op("GET", "/api/v1/playbooks", "Crisis playbooks and their levels", PLAYBOOKS, {200: "PlaybookList"}),
-    Op("POST", "/api/v1/playbooks/{playbook_id}/open", "Open an incident (or a drill) from a playbook level",
-       PLAYBOOKS, {201: "PlaybookIncident"}, _model("broadcaster.crisis.playbooks", "OpenIn"),
-       (path_param("playbook_id"),), errors=(*BODY_ERRORS, 404, 409)),
-    Op("POST", "/api/v1/incidents/{incident_id}/level", "Escalate a playbook incident to a higher level",
-       PLAYBOOKS, {200: "LevelRaised"}, LevelIn, (path_param("incident_id"),), errors=(*BODY_ERRORS, 404, 409)),
-    Op("GET", "/api/v1/incidents/{incident_id}/contacts", "The incident's team: who was told, who acknowledged",
-       PLAYBOOKS, {200: "Team"}, params=(path_param("incident_id"),), errors=(404,)),
-    Op("GET", "/api/v1/incidents/{incident_id}/report", "Drill report: time to first update, promises, reach",
-       PLAYBOOKS, {200: "DrillReport"}, params=(path_param("incident_id"),), errors=(404, 422)),
-    *(Op("GET", f"/api/v2/{path}", summary, V2, {200: schema, 304: None}, auth=False)
-      for path, (schema, summary) in V2_ENDPOINTS.items()),
-)
 
 LIST_SCHEMAS: dict[str, Schema] = {
     "ComponentList": {"type": "array", "items": ref("Component")},
@@ -184,16 +60,21 @@ def _error_response(status: int) -> Schema:
 def _operation(op: Op) -> Schema:
     responses: dict[str, Schema] = {}
     for status, schema in sorted(op.answers.items()):
-        answer: Schema = {"description": "Not modified (If-None-Match matched the ETag)" if status == 304
-                          else "No content" if schema is None else "OK"}
+        answer: Schema = {
+            "description": "Not modified (If-None-Match matched the ETag)"
+            if status == 304
+            else "No content"
+            if schema is None
+            else "OK"
+        }
         if schema is not None:
             answer["content"] = {"application/json": {"schema": ref(schema)}}
         responses[str(status)] = answer
     for status in sorted({*op.errors, *((401,) if op.auth else ())}):
         responses[str(status)] = _error_response(status)
+    path_id = op.path.strip("/").replace("/", "_").replace("{", "").replace("}", "")
     operation: Schema = {
-        "operationId": f"{op.method.lower()}_{op.path.strip('/').replace('/', '_').replace('{', '').replace('}', '')}"
-                       .replace(".", "_").replace("-", "_"),
+        "operationId": f"{op.method.lower()}_{path_id}".replace(".", "_").replace("-", "_"),
         "summary": op.summary,
         "tags": [op.tag],
         "responses": responses,
@@ -202,11 +83,20 @@ def _operation(op: Op) -> Schema:
         operation["description"] = op.description
     if op.params:
         operation["parameters"] = [
-            {"name": p.name, "in": p.where, "required": p.where == "path", "schema": p.schema,
-             **({"description": p.description} if p.description else {})} for p in op.params]
+            {
+                "name": p.name,
+                "in": p.where,
+                "required": p.where == "path",
+                "schema": p.schema,
+                **({"description": p.description} if p.description else {}),
+            }
+            for p in op.params
+        ]
     if op.body is not None:
-        operation["requestBody"] = {"required": True, "content": {
-            "application/json": {"schema": ref(op.body.__name__)}}}
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": ref(op.body.__name__)}},
+        }
     operation["security"] = [{"bearer": []}] if op.auth else []
     return operation
 
@@ -227,23 +117,30 @@ def document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {
-            "title": "broadcaster API", "version": _version(),
+            "title": "broadcaster API",
+            "version": _version(),
             "description": "Admin REST API (``/api/v1``, bearer tokens from ``broadcaster create-token``) and "
-                           "the public Statuspage-compatible API (``/api/v2``). Errors are always "
-                           '``{"error": {"code", "message", "fields"}}``.',
+            "the public Statuspage-compatible API (``/api/v2``). Errors are always "
+            '``{"error": {"code", "message", "fields"}}``.',
         },
         "servers": [{"url": "/"}],
         "tags": [{"name": V1}, {"name": PLAYBOOKS}, {"name": V2}],
         "paths": paths,
         "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
-                                           "description": "a token from `broadcaster create-token --name NAME`"}},
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "a token from `broadcaster create-token --name NAME`",
+                }
+            },
             "schemas": {**RESPONSE_SCHEMAS, **LIST_SCHEMAS, **_request_schemas()},
         },
     }
 
 
 # --- the rendered reference ---------------------------------------------------------------
+
 
 def _schema_text(schema: Schema) -> str:
     return json.dumps(schema, indent=2, ensure_ascii=False)
@@ -268,17 +165,21 @@ def render_html(doc: dict[str, Any]) -> str:
                 if tag["name"] not in op["tags"]:
                     continue
                 anchor = e(op["operationId"])
-                out.append(f"<section class=op id='{anchor}'><h3><a href='#{anchor}'>"
-                           f"<span class='method {method}'>{method.upper()}</span> <code>{e(path)}</code></a></h3>")
+                out.append(
+                    f"<section class=op id='{anchor}'><h3><a href='#{anchor}'>"
+                    f"<span class='method {method}'>{method.upper()}</span> <code>{e(path)}</code></a></h3>"
+                )
                 out.append(f"<p>{e(op['summary'])}{' (bearer token)' if op['security'] else ''}</p>")
                 if op.get("description"):
                     out.append(f"<p>{e(op['description'])}</p>")
                 if op.get("parameters"):
                     out.append("<table><tr><th>parameter</th><th>in</th><th>type</th><th></th></tr>")
                     for p in op["parameters"]:
-                        out.append(f"<tr><td><code>{e(p['name'])}</code></td><td>{e(p['in'])}</td>"
-                                   f"<td>{e(str(p['schema'].get('type')))}</td>"
-                                   f"<td>{e(p.get('description', ''))}</td></tr>")
+                        out.append(
+                            f"<tr><td><code>{e(p['name'])}</code></td><td>{e(p['in'])}</td>"
+                            f"<td>{e(str(p['schema'].get('type')))}</td>"
+                            f"<td>{e(p.get('description', ''))}</td></tr>"
+                        )
                     out.append("</table>")
                 if "requestBody" in op:
                     name = op["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
@@ -294,8 +195,10 @@ def render_html(doc: dict[str, Any]) -> str:
                 out.append("</ul></section>")
     out.append("<h2>Schemas</h2>")
     for name, schema in doc["components"]["schemas"].items():
-        out.append(f"<section class=schema id='schema-{e(name)}'><h3>{e(name)}</h3>"
-                   f"<pre>{e(_schema_text(schema))}</pre></section>")
+        out.append(
+            f"<section class=schema id='schema-{e(name)}'><h3>{e(name)}</h3>"
+            f"<pre>{e(_schema_text(schema))}</pre></section>"
+        )
     out.append("</main></body></html>")
     return "\n".join(out)
 
@@ -321,8 +224,11 @@ def _html_bytes() -> bytes:
 
 async def openapi_json(request: Request) -> Response:
     body = json.dumps(document(), ensure_ascii=False).encode()
-    return Response(body, media_type="application/json", headers={
-        "Access-Control-Allow-Origin": "*", "Cache-Control": "public, max-age=300"})
+    return Response(
+        body,
+        media_type="application/json",
+        headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "public, max-age=300"},
+    )
 
 
 async def docs_page(request: Request) -> Response:

@@ -28,11 +28,13 @@ async def list_deadletter(request: Request) -> Response:
     channel = request.query_params.get("channel") or None
     async with runtime(request).engine.connect() as conn:
         dead = await deadletter.list_dead(conn, update_id=update_id, channel=channel, limit=limit, offset=offset)
-    return JSONResponse({
-        "total": dead.total,
-        "groups": dead.by_update_channel,
-        "deliveries": [{**row, "updated_at": iso(row["updated_at"])} for row in dead.rows],
-    })
+    return JSONResponse(
+        {
+            "total": dead.total,
+            "groups": dead.by_update_channel,
+            "deliveries": [{**row, "updated_at": iso(row["updated_at"])} for row in dead.rows],
+        }
+    )
 
 
 class RetryIn(Strict):
@@ -49,11 +51,13 @@ async def retry_deliveries(request: Request) -> Response:
         await incident_store.get_update_row(conn, update_id)
     if data.channel not in rt.registry.enabled:
         raise HTTPError(422, "invalid_input", "that channel is not enabled", {"channel": "not an enabled channel"})
-    reset, batches = await deadletter.replay(rt.engine, rt.queue, update_id, data.channel, rt.settings.batch_size,
-                                             data.delivery_ids)
+    reset, batches = await deadletter.replay(
+        rt.engine, rt.queue, update_id, data.channel, rt.settings.batch_size, data.delivery_ids
+    )
     async with rt.engine.begin() as conn:
-        await audit.record(conn, str(token_actor(token)), "deliveries.retry", target=update_id,
-                           channel=data.channel, reset=reset)
+        await audit.record(
+            conn, str(token_actor(token)), "deliveries.retry", target=update_id, channel=data.channel, reset=reset
+        )
     return JSONResponse({"reset": reset, "batches": batches}, status_code=202)
 
 

@@ -22,24 +22,49 @@ from status_page.http import read_json, require_token, runtime, token_actor
 
 
 def _level_json(level: dict[str, Any]) -> dict[str, Any]:
-    return {"level": level["level"], "name": level["name"], "title": level["title"], "status": level["status"],
-            "impact": level["impact"], "channels": level["channels"], "cadence_minutes": level["cadence_minutes"]}
+    return {
+        "level": level["level"],
+        "name": level["name"],
+        "title": level["title"],
+        "status": level["status"],
+        "impact": level["impact"],
+        "channels": level["channels"],
+        "cadence_minutes": level["cadence_minutes"],
+    }
 
 
 def _team_json(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{"contact_id": r["contact_id"], "name": r["name"], "role": r["role"], "level": r["level"],
-             "added_at": iso(r["added_at"]), "notified_at": iso(r["notified_at"]),
-             "notified_update_number": r["notified_number"], "acknowledged_at": iso(r["acknowledged_at"])}
-            for r in rows]
+    return [
+        {
+            "contact_id": r["contact_id"],
+            "name": r["name"],
+            "role": r["role"],
+            "level": r["level"],
+            "added_at": iso(r["added_at"]),
+            "notified_at": iso(r["notified_at"]),
+            "notified_update_number": r["notified_number"],
+            "acknowledged_at": iso(r["acknowledged_at"]),
+        }
+        for r in rows
+    ]
 
 
 async def list_playbooks(request: Request) -> Response:
     await require_token(request, Role.VIEWER)
     async with runtime(request).engine.connect() as conn:
         rows = await playbooks.list_playbooks(conn)
-    return JSONResponse([{"id": r["id"], "name": r["name"], "crisis_type": r["crisis_type"],
-                          "description": r["description"], "levels": [_level_json(lv) for lv in r["levels"]]}
-                         for r in rows])
+    return JSONResponse(
+        [
+            {
+                "id": r["id"],
+                "name": r["name"],
+                "crisis_type": r["crisis_type"],
+                "description": r["description"],
+                "levels": [_level_json(lv) for lv in r["levels"]],
+            }
+            for r in rows
+        ]
+    )
 
 
 async def open_playbook(request: Request) -> Response:
@@ -85,19 +110,43 @@ async def drill_report(request: Request) -> Response:
     async with runtime(request).engine.connect() as conn:
         result = await drills.load_drill_report(conn, request.path_params["incident_id"])
     report = result.report
-    return JSONResponse({
-        "incident_id": report.incident_id, "playbook": result.playbook, "levels": list(result.levels),
-        "time_to_first_update_s": report.time_to_first_update_s, "updates": len(report.timeline),
-        "promises_kept": report.promises_kept, "promises_broken": report.promises_broken,
-        "intervals": [{"from": i.from_number, "to": i.to_number, "elapsed_s": i.elapsed_s,
-                       "promised_s": i.promised_s, "late_by_s": i.late_by_s, "kept": i.kept}
-                      for i in report.intervals],
-        "acknowledgements": [{"name": a.name, "role": a.role, "level": a.level, "notified_at": iso(a.notified_at),
-                              "acknowledged_at": iso(a.acknowledged_at), "after_s": a.after_s}
-                             for a in result.acknowledgements],
-        "reach": {r.channel: {"sent": r.sent, "failed": r.failed, "pending": r.pending, "total": r.total}
-                  for r in report.reach},
-    })
+    return JSONResponse(
+        {
+            "incident_id": report.incident_id,
+            "playbook": result.playbook,
+            "levels": list(result.levels),
+            "time_to_first_update_s": report.time_to_first_update_s,
+            "updates": len(report.timeline),
+            "promises_kept": report.promises_kept,
+            "promises_broken": report.promises_broken,
+            "intervals": [
+                {
+                    "from": i.from_number,
+                    "to": i.to_number,
+                    "elapsed_s": i.elapsed_s,
+                    "promised_s": i.promised_s,
+                    "late_by_s": i.late_by_s,
+                    "kept": i.kept,
+                }
+                for i in report.intervals
+            ],
+            "acknowledgements": [
+                {
+                    "name": a.name,
+                    "role": a.role,
+                    "level": a.level,
+                    "notified_at": iso(a.notified_at),
+                    "acknowledged_at": iso(a.acknowledged_at),
+                    "after_s": a.after_s,
+                }
+                for a in result.acknowledgements
+            ],
+            "reach": {
+                r.channel: {"sent": r.sent, "failed": r.failed, "pending": r.pending, "total": r.total}
+                for r in report.reach
+            },
+        }
+    )
 
 
 routes = [

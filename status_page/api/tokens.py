@@ -21,9 +21,15 @@ from status_page.http import require_token, runtime, token_actor
 
 
 def token_json(row: dict[str, Any]) -> dict[str, Any]:
-    return {"id": row["id"], "name": row["name"], "role": row["role"], "created_at": iso(row["created_at"]),
-            "last_used_at": iso(row["last_used_at"]), "expires_at": iso(row["expires_at"]),
-            "revoked_at": iso(row["revoked_at"])}
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "role": row["role"],
+        "created_at": iso(row["created_at"]),
+        "last_used_at": iso(row["last_used_at"]),
+        "expires_at": iso(row["expires_at"]),
+        "revoked_at": iso(row["revoked_at"]),
+    }
 
 
 async def list_tokens(request: Request) -> Response:

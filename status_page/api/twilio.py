@@ -55,8 +55,7 @@ async def signed_params(request: Request) -> Params:
         raise HTTPError(400, "bad_request", "expected a form body") from None
     query = request.url.query
     url = settings.public_url + request.url.path + (f"?{query}" if query else "")
-    if not is_valid(sms.twilio_auth_token.get_secret_value(), url, params,
-                    request.headers.get("x-twilio-signature")):
+    if not is_valid(sms.twilio_auth_token.get_secret_value(), url, params, request.headers.get("x-twilio-signature")):
         raise HTTPError(403, "invalid_signature", "missing or invalid X-Twilio-Signature")
     return params
 
@@ -77,8 +76,12 @@ async def inbound(request: Request) -> Response:
     rt = runtime(request)
     word = keyword(params.get("Body", ""))
     if word in HELP:
-        text = environment(rt.settings.templates_dir).get_template("sms/help.txt").render(
-            page_name=rt.settings.page_name, page_url=rt.settings.public_url).strip()
+        text = (
+            environment(rt.settings.templates_dir)
+            .get_template("sms/help.txt")
+            .render(page_name=rt.settings.page_name, page_url=rt.settings.public_url)
+            .strip()
+        )
         return twiml(text)
     if word not in OPT_OUT | OPT_IN:
         return twiml()

@@ -21,12 +21,7 @@ from broadcaster.models import Role
 from broadcaster.post_requests import ComponentNotice, PostRequest, request_from_body
 from broadcaster.render import iso, markdown_to_html
 from broadcaster.runtime import Runtime
-from broadcaster.schemas import (
-    ComponentIn,
-    ComponentPatch,
-    SubscriberIn,
-    validate,
-)
+from broadcaster.schemas import ComponentIn, ComponentPatch, SubscriberIn, validate
 from status_page.http import query_int, read_json, require_token, runtime, token_actor
 
 log = logging.getLogger(__name__)
@@ -34,22 +29,41 @@ log = logging.getLogger(__name__)
 
 def component_json(row: dict[str, Any]) -> dict[str, Any]:
     return {
-        "id": row["id"], "name": row["name"], "description": row["description"], "status": row["status"],
-        "group": bool(row["is_group"]), "group_id": row["group_id"], "position": row["position"],
-        "showcase": bool(row["showcase"]), "only_show_if_degraded": bool(row["only_show_if_degraded"]),
-        "created_at": iso(row["created_at"]), "updated_at": iso(row["updated_at"]),
+        "id": row["id"],
+        "name": row["name"],
+        "description": row["description"],
+        "status": row["status"],
+        "group": bool(row["is_group"]),
+        "group_id": row["group_id"],
+        "position": row["position"],
+        "showcase": bool(row["showcase"]),
+        "only_show_if_degraded": bool(row["only_show_if_degraded"]),
+        "created_at": iso(row["created_at"]),
+        "updated_at": iso(row["updated_at"]),
     }
 
 
 def update_json(row: dict[str, Any], changes: list[dict[str, Any]]) -> dict[str, Any]:
     return {
-        "id": row["id"], "incident_id": row["incident_id"], "number": row["number"], "status": row["status"],
-        "body": row["body"], "body_html": markdown_to_html(row["body"]), "created_at": iso(row["created_at"]),
-        "next_update_at": iso(row["next_update_at"]), "channels": row["channels"], "agent": row["agent"],
+        "id": row["id"],
+        "incident_id": row["incident_id"],
+        "number": row["number"],
+        "status": row["status"],
+        "body": row["body"],
+        "body_html": markdown_to_html(row["body"]),
+        "created_at": iso(row["created_at"]),
+        "next_update_at": iso(row["next_update_at"]),
+        "channels": row["channels"],
+        "agent": row["agent"],
         "author": row["author"],
         "affected_components": [
-            {"code": c["component_id"], "name": c["display_name"], "old_status": c["old_status"],
-             "new_status": c["new_status"]} for c in changes
+            {
+                "code": c["component_id"],
+                "name": c["display_name"],
+                "old_status": c["old_status"],
+                "new_status": c["new_status"],
+            }
+            for c in changes
         ],
     }
 
@@ -61,12 +75,20 @@ async def incident_json(rt: Runtime, incident_id: str) -> dict[str, Any]:
         changes = await incident_store.update_changes(conn, [u["id"] for u in update_rows])
         component_ids = await incident_store.incident_component_ids(conn, incident_id)
     return {
-        "id": incident["id"], "kind": incident["kind"], "name": incident["name"], "status": incident["status"],
-        "impact": incident["impact"], "drill": bool(incident["drill"]),
-        "created_at": iso(incident["created_at"]), "updated_at": iso(incident["updated_at"]),
-        "started_at": iso(incident["started_at"]), "monitoring_at": iso(incident["monitoring_at"]),
-        "resolved_at": iso(incident["resolved_at"]), "scheduled_for": iso(incident["scheduled_for"]),
-        "scheduled_until": iso(incident["scheduled_until"]), "next_update_at": iso(incident["next_update_at"]),
+        "id": incident["id"],
+        "kind": incident["kind"],
+        "name": incident["name"],
+        "status": incident["status"],
+        "impact": incident["impact"],
+        "drill": bool(incident["drill"]),
+        "created_at": iso(incident["created_at"]),
+        "updated_at": iso(incident["updated_at"]),
+        "started_at": iso(incident["started_at"]),
+        "monitoring_at": iso(incident["monitoring_at"]),
+        "resolved_at": iso(incident["resolved_at"]),
+        "scheduled_for": iso(incident["scheduled_for"]),
+        "scheduled_until": iso(incident["scheduled_until"]),
+        "next_update_at": iso(incident["next_update_at"]),
         "components": component_ids,
         "url": f"{rt.settings.public_url}/incidents/{incident['id']}",
         "updates": [update_json(u, changes[u["id"]]) for u in update_rows],
@@ -105,8 +127,13 @@ async def patch_component(request: Request) -> Response:
             await audit.record(conn, str(actor), "component.update", target=component_id, **edits)
     posted = None
     if data.status is not None:
-        notice = ComponentNotice(component_id, data.status, notify=data.notify, note=data.message or "",
-                                 deliver_notifications=data.deliver_notifications)
+        notice = ComponentNotice(
+            component_id,
+            data.status,
+            notify=data.notify,
+            note=data.message or "",
+            deliver_notifications=data.deliver_notifications,
+        )
         posted = (await posting.post(rt, notice, actor=actor)).posted
     elif edits:
         await rt.bus.publish("components", {"component_id": component_id})
@@ -132,8 +159,9 @@ async def get_incident(request: Request) -> Response:
     return JSONResponse(await incident_json(runtime(request), request.path_params["incident_id"]))
 
 
-async def _post(request: Request, token: dict[str, Any], post_request: PostRequest,
-                answer: Callable[[str, str], Awaitable[Any]]) -> Response:
+async def _post(
+    request: Request, token: dict[str, Any], post_request: PostRequest, answer: Callable[[str, str], Awaitable[Any]]
+) -> Response:
     """Post through the one service; a retried ``Idempotency-Key`` replays the first answer verbatim."""
     rt = runtime(request)
     key = idempotency.check_key(request.headers.get(idempotency.HEADER))
@@ -187,8 +215,7 @@ async def preview_update(request: Request) -> Response:
     incident_id = body.pop("incident_id", None)
     if incident_id is not None and not isinstance(incident_id, str):
         raise InputError("invalid input", {"incident_id": "must be a string"})
-    renditions = await posting.preview(runtime(request), request_from_body(body, incident_id),
-                                       actor=token_actor(token))
+    renditions = await posting.preview(runtime(request), request_from_body(body, incident_id), actor=token_actor(token))
     return JSONResponse(renditions)
 
 
@@ -217,10 +244,16 @@ async def list_channels(request: Request) -> Response:
     for name, cls in rt.registry.classes.items():
         current = shown.get(name)
         body[name] = {
-            "title": cls.title, "kind": cls.kind.value, "enabled": name in rt.registry.enabled,
-            "current_update": None if current is None else {
-                "update_id": current["update_id"], "incident_id": current["incident_id"],
-                "number": current["number"], "sent_at": iso(current["sent_at"]),
+            "title": cls.title,
+            "kind": cls.kind.value,
+            "enabled": name in rt.registry.enabled,
+            "current_update": None
+            if current is None
+            else {
+                "update_id": current["update_id"],
+                "incident_id": current["incident_id"],
+                "number": current["number"],
+                "sent_at": iso(current["sent_at"]),
             },
         }
     return JSONResponse(body)
@@ -228,9 +261,14 @@ async def list_channels(request: Request) -> Response:
 
 def subscriber_json(row: dict[str, Any], with_secret: bool = False) -> dict[str, Any]:
     body = {
-        "id": row["id"], "channel": row["channel"], "address": row["address"], "components": row["components"],
-        "confirmed": bool(row["confirmed"]), "created_at": iso(row["created_at"]),
-        "confirmed_at": iso(row["confirmed_at"]), "unsubscribed_at": iso(row["unsubscribed_at"]),
+        "id": row["id"],
+        "channel": row["channel"],
+        "address": row["address"],
+        "components": row["components"],
+        "confirmed": bool(row["confirmed"]),
+        "created_at": iso(row["created_at"]),
+        "confirmed_at": iso(row["confirmed_at"]),
+        "unsubscribed_at": iso(row["unsubscribed_at"]),
         "suppressed_reason": row["suppressed_reason"],
     }
     if with_secret and row.get("secret"):
@@ -256,8 +294,14 @@ async def create_subscriber(request: Request) -> Response:
         row, created = await subscriber_store.upsert_subscriber(
             conn, data, allow_private_webhooks=rt.settings.webhook_allow_private
         )
-        await audit.record(conn, str(token_actor(token)), "subscriber.create" if created else "subscriber.update",
-                           target=row["id"], channel=row["channel"], confirmed=bool(row["confirmed"]))
+        await audit.record(
+            conn,
+            str(token_actor(token)),
+            "subscriber.create" if created else "subscriber.update",
+            target=row["id"],
+            channel=row["channel"],
+            confirmed=bool(row["confirmed"]),
+        )
     return JSONResponse(subscriber_json(row, with_secret=created), status_code=201 if created else 200)
 
 
@@ -265,8 +309,9 @@ async def delete_subscriber(request: Request) -> Response:
     token = await require_token(request, Role.ADMIN)
     async with runtime(request).engine.begin() as conn:
         await subscriber_store.delete_subscriber(conn, request.path_params["subscriber_id"])
-        await audit.record(conn, str(token_actor(token)), "subscriber.delete",
-                           target=request.path_params["subscriber_id"])
+        await audit.record(
+            conn, str(token_actor(token)), "subscriber.delete", target=request.path_params["subscriber_id"]
+        )
     return Response(status_code=204)
 
 

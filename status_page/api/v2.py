@@ -20,8 +20,10 @@ from status_page.public.page_cache import Entry, make_entry, page_cache, send_en
 
 CORS = (("Access-Control-Allow-Origin", "*"),)
 PREFLIGHT_HEADERS = [
-    (b"access-control-allow-origin", b"*"), (b"access-control-allow-methods", b"GET, HEAD, OPTIONS"),
-    (b"access-control-max-age", b"86400"), (b"content-length", b"0"),
+    (b"access-control-allow-origin", b"*"),
+    (b"access-control-allow-methods", b"GET, HEAD, OPTIONS"),
+    (b"access-control-max-age", b"86400"),
+    (b"content-length", b"0"),
 ]
 
 
@@ -60,6 +62,4 @@ class ApiEndpoint:
         await send_entry(scope, send, await api_entry(scope["app"], self.path))
 
 
-routes = [
-    Route(f"/api/v2/{path}", ApiEndpoint(path), methods=["GET", "HEAD", "OPTIONS"]) for path in ENDPOINTS
-]
+routes = [Route(f"/api/v2/{path}", ApiEndpoint(path), methods=["GET", "HEAD", "OPTIONS"]) for path in ENDPOINTS]

@@ -4,6 +4,6 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from status_page.console import admin, dashboard, drills, playbooks
+from status_page.console import admin, dashboard, deliveries, drills, playbooks
 
-routes: list[BaseRoute] = [*dashboard.routes, *admin.routes, *playbooks.routes, *drills.routes]
+routes: list[BaseRoute] = [*dashboard.routes, *deliveries.routes, *admin.routes, *playbooks.routes, *drills.routes]

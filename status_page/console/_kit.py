@@ -11,21 +11,32 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from broadcaster.db import utcnow
 from broadcaster.domain.users import has_role
 from broadcaster.errors import InputError
-from broadcaster.models import Role, humanize
+from broadcaster.models import CLOSED_STATUSES, Role, humanize
 from status_page.auth import check_csrf, csrf_token, require_role
 from status_page.pages import render_page
 
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: https:; "
-       "frame-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: https:; "
+    "frame-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
 
 
 def page(request: Request, template: str, user: dict[str, Any], status_code: int = 200, **context: Any) -> Response:
     """A console page with the user, CSRF token and security headers."""
-    response = render_page(request, template, status_code=status_code, user=user, csrf_token=csrf_token(request),
-                           humanize=humanize, can_post=has_role(user, Role.COMMANDER),
-                           is_admin=has_role(user, Role.ADMIN), **context)
+    response = render_page(
+        request,
+        template,
+        status_code=status_code,
+        user=user,
+        csrf_token=csrf_token(request),
+        humanize=humanize,
+        can_post=has_role(user, Role.COMMANDER),
+        is_admin=has_role(user, Role.ADMIN),
+        **context,
+    )
     response.headers["Content-Security-Policy"] = CSP
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "same-origin"
@@ -56,6 +67,12 @@ def whole_number(value: str, field: str) -> int:
     if not value.isdigit():
         raise InputError("a number is needed", {field: "must be a whole number"})
     return int(value)
+
+
+def late(incident: dict[str, Any]) -> bool:
+    """Whether the incident's promised next update is overdue (it is open and the time has passed)."""
+    next_at = incident.get("next_update_at")
+    return bool(next_at and next_at < utcnow() and incident["status"] not in CLOSED_STATUSES)
 
 
 def redirect(path: str) -> Response:

@@ -27,21 +27,31 @@ def template_body(form: FormData) -> dict[str, Any]:
     questions = [q.strip() if isinstance(q, str) else "" for q in form.getlist("answer_question")]
     answers = [a.strip() if isinstance(a, str) else "" for a in form.getlist("answer_answer")]
     return {
-        "name": text(form, "name"), "crisis_type": text(form, "crisis_type") or None,
-        "title": text(form, "title"), "status": text(form, "status") or "investigating",
-        "impact": text(form, "impact") or None, "message": text(form, "message"),
+        "name": text(form, "name"),
+        "crisis_type": text(form, "crisis_type") or None,
+        "title": text(form, "title"),
+        "status": text(form, "status") or "investigating",
+        "impact": text(form, "impact") or None,
+        "message": text(form, "message"),
         "next_update_in_minutes": int(minutes) if minutes.isdigit() else None,
         "agent": {
-            "talking_points": text(form, "talking_points"), "do_not_say": text(form, "do_not_say"),
+            "talking_points": text(form, "talking_points"),
+            "do_not_say": text(form, "do_not_say"),
             "escalation": text(form, "escalation"),
-            "approved_answers": [{"question": q, "answer": a}
-                                 for q, a in zip(questions, answers, strict=False) if q or a],
+            "approved_answers": [
+                {"question": q, "answer": a} for q, a in zip(questions, answers, strict=False) if q or a
+            ],
         },
     }
 
 
 BLANK_TEMPLATE: dict[str, Any] = {
-    "name": "", "crisis_type": "", "title": "", "status": "investigating", "impact": "", "message": "",
+    "name": "",
+    "crisis_type": "",
+    "title": "",
+    "status": "investigating",
+    "impact": "",
+    "message": "",
     "next_update_in_minutes": 30,
     "agent": {"talking_points": "", "approved_answers": [], "do_not_say": "", "escalation": ""},
 }
@@ -50,16 +60,20 @@ BLANK_TEMPLATE: dict[str, Any] = {
 def _template_context(editing: dict[str, Any] | None = None) -> dict[str, Any]:
     values = {**BLANK_TEMPLATE, **(editing or {})}
     values["agent"] = {**BLANK_TEMPLATE["agent"], **(values.get("agent") or {})}
-    return {"statuses": [s.value for s in IncidentStatus], "form_values": values,
-            "impacts": [i.value for i in Impact if i is not Impact.MAINTENANCE]}
+    return {
+        "statuses": [s.value for s in IncidentStatus],
+        "form_values": values,
+        "impacts": [i.value for i in Impact if i is not Impact.MAINTENANCE],
+    }
 
 
 async def templates_page(request: Request) -> Response:
     user = require_role(request, Role.VIEWER)
     async with runtime(request).engine.connect() as conn:
         templates = await template_store.list_templates(conn)
-    return page(request, "console/templates.html", user, templates=templates, editing=None, errors={},
-                **_template_context())
+    return page(
+        request, "console/templates.html", user, templates=templates, editing=None, errors={}, **_template_context()
+    )
 
 
 async def template_edit_page(request: Request) -> Response:
@@ -67,8 +81,15 @@ async def template_edit_page(request: Request) -> Response:
     async with runtime(request).engine.connect() as conn:
         template = await template_store.get_template(conn, request.path_params["template_id"])
         templates = await template_store.list_templates(conn)
-    return page(request, "console/templates.html", user, templates=templates, editing=template, errors={},
-                **_template_context(template))
+    return page(
+        request,
+        "console/templates.html",
+        user,
+        templates=templates,
+        editing=template,
+        errors={},
+        **_template_context(template),
+    )
 
 
 async def save_template(request: Request) -> Response:
@@ -83,8 +104,13 @@ async def save_template(request: Request) -> Response:
             row = await template_store.update_template(conn, template_id, data)
         else:
             row = await template_store.create_template(conn, data)
-        await audit.record(conn, str(user_actor(user)), "template.update" if template_id else "template.create",
-                           target=row["id"], name=row["name"])
+        await audit.record(
+            conn,
+            str(user_actor(user)),
+            "template.update" if template_id else "template.create",
+            target=row["id"],
+            name=row["name"],
+        )
     return RedirectResponse("/console/templates", status_code=303)
 
 
@@ -111,10 +137,14 @@ async def report_markdown(request: Request) -> Response:
     async with runtime(request).engine.begin() as conn:
         report = await load_report(conn, incident_id)
         await audit.record(conn, str(user_actor(user)), "report.download", target=incident_id)
-    return Response(to_markdown(report), media_type="text/markdown; charset=utf-8", headers={
-        "Content-Disposition": f'attachment; filename="incident-{incident_id}-report.md"',
-        "Cache-Control": "no-store",
-    })
+    return Response(
+        to_markdown(report),
+        media_type="text/markdown; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="incident-{incident_id}-report.md"',
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 AUDIT_PAGE_SIZE = 100
@@ -129,8 +159,14 @@ async def audit_page(request: Request) -> Response:
     before = int(raw) if raw is not None else None
     async with runtime(request).engine.connect() as conn:
         result = await audit.recent(conn, AUDIT_PAGE_SIZE, before)
-    return page(request, "console/audit.html", user, rows=result.entries, next_before=result.next_before,
-                paged=before is not None)
+    return page(
+        request,
+        "console/audit.html",
+        user,
+        rows=result.entries,
+        next_before=result.next_before,
+        paged=before is not None,
+    )
 
 
 async def users_page(request: Request) -> Response:
@@ -146,8 +182,12 @@ async def create_user(request: Request) -> Response:
     form = await request.form()
     async with runtime(request).engine.begin() as conn:
         created = await user_store.create_user(
-            conn, text(form, "username"), str(form.get("password") or ""), text(form, "role"),
-            email=text(form, "email") or None, phone=text(form, "phone") or None,
+            conn,
+            text(form, "username"),
+            str(form.get("password") or ""),
+            text(form, "role"),
+            email=text(form, "email") or None,
+            phone=text(form, "phone") or None,
         )
         await audit.record(conn, str(user_actor(user)), "user.create", target=created["username"], role=created["role"])
     return RedirectResponse("/console/users", status_code=303)
@@ -163,8 +203,9 @@ async def change_role(request: Request) -> Response:
         raise InputError("you cannot demote yourself", {"role": "ask another admin"})
     async with runtime(request).engine.begin() as conn:
         changed = await user_store.set_role(conn, user_id, role)
-        await audit.record(conn, str(user_actor(user)), "user.role", target=changed["username"],
-                           old=changed["old_role"], new=role)
+        await audit.record(
+            conn, str(user_actor(user)), "user.role", target=changed["username"], old=changed["old_role"], new=role
+        )
     return RedirectResponse("/console/users", status_code=303)
 
 

@@ -1,5 +1,5 @@
 """The incident commander console (``/console``): dashboard, compose with live previews, send,
-delivery and consistency views, component changes. Admin pages live in ``console_admin``.
+component changes. Delivery and consistency views live in ``deliveries``, admin pages in ``admin``.
 
 Every page needs a logged-in user (viewer and up); every POST needs the commander role and
 the session's CSRF token, and writes an audit row.
@@ -7,45 +7,26 @@ the session's CSRF token, and writes an audit row.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from broadcaster import posting
-from broadcaster.db import utcnow
-from broadcaster.delivery import deadletter, ledger
 from broadcaster.domain import audit
 from broadcaster.domain import components as component_store
 from broadcaster.domain import incident_templates as template_store
 from broadcaster.domain import incidents as incident_store
 from broadcaster.errors import InputError
-from broadcaster.models import (
-    CLOSED_STATUSES,
-    ComponentStatus,
-    Impact,
-    IncidentStatus,
-    MaintenanceStatus,
-    Role,
-)
+from broadcaster.models import CLOSED_STATUSES, ComponentStatus, Impact, IncidentStatus, MaintenanceStatus, Role
 from broadcaster.post_requests import ComponentNotice
-from broadcaster.runtime import Runtime
 from status_page.auth import require_role, user_actor
-from status_page.console._kit import commander, page
-from status_page.console.compose_form import (
-    compose_body,
-    compose_request,
-    preview_matches,
-    sign_preview,
-)
+from status_page.console._kit import commander, late, page
+from status_page.console.compose_form import compose_body, compose_request, preview_matches, sign_preview
 from status_page.http import HTTPError, runtime
-from status_page.live import live_events, sse_response
 from status_page.pages import render_page
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -55,11 +36,11 @@ SSE_REFRESH_S = 5.0
 
 
 def _late(incident: dict[str, Any]) -> bool:
-    next_at = incident.get("next_update_at")
-    return bool(next_at and next_at < utcnow() and incident["status"] not in CLOSED_STATUSES)
+    return late(incident)
 
 
 # --- dashboard ----------------------------------------------------------------------------------
+
 
 async def dashboard(request: Request) -> Response:
     user = require_role(request, Role.VIEWER)
@@ -67,21 +48,37 @@ async def dashboard(request: Request) -> Response:
     async with rt.engine.connect() as conn:
         components = await component_store.list_components(conn)
         open_incidents = await incident_store.list_incidents(
-            conn, statuses=[s.value for s in IncidentStatus if s.value not in CLOSED_STATUSES]
-            + [MaintenanceStatus.SCHEDULED.value, MaintenanceStatus.IN_PROGRESS.value,
-               MaintenanceStatus.VERIFYING.value],
-            limit=100, include_drills=True,
+            conn,
+            statuses=[s.value for s in IncidentStatus if s.value not in CLOSED_STATUSES]
+            + [
+                MaintenanceStatus.SCHEDULED.value,
+                MaintenanceStatus.IN_PROGRESS.value,
+                MaintenanceStatus.VERIFYING.value,
+            ],
+            limit=100,
+            include_drills=True,
         )
-        recent = await incident_store.list_incidents(conn, statuses=list(CLOSED_STATUSES), limit=10,
-                                                     include_drills=True)
+        recent = await incident_store.list_incidents(
+            conn, statuses=list(CLOSED_STATUSES), limit=10, include_drills=True
+        )
     groups = {c["id"]: c["name"] for c in components if c["is_group"]}
     late = [i for i in open_incidents if _late(i)]
-    return page(request, "console/dashboard.html", user, components=[c for c in components if not c["is_group"]],
-                groups=groups, incidents=open_incidents, recent=recent, late=late,
-                component_statuses=[s.value for s in ComponentStatus], is_late=_late)
+    return page(
+        request,
+        "console/dashboard.html",
+        user,
+        components=[c for c in components if not c["is_group"]],
+        groups=groups,
+        incidents=open_incidents,
+        recent=recent,
+        late=late,
+        component_statuses=[s.value for s in ComponentStatus],
+        is_late=_late,
+    )
 
 
 # --- compose, preview, send ---------------------------------------------------------------------
+
 
 async def _compose_context(request: Request, form_values: dict[str, Any]) -> dict[str, Any]:
     rt = runtime(request)
@@ -95,27 +92,43 @@ async def _compose_context(request: Request, form_values: dict[str, Any]) -> dic
     statuses = [s.value for s in (MaintenanceStatus if kind == "maintenance" else IncidentStatus)]
     channels = [(name, type(channel).title) for name, channel in rt.registry.enabled.items()]
     return {
-        "incident": incident, "kind": kind, "components": components, "templates": templates,
-        "statuses": statuses, "impacts": [i.value for i in Impact if i is not Impact.MAINTENANCE],
-        "component_statuses": [s.value for s in ComponentStatus], "channels": channels,
+        "incident": incident,
+        "kind": kind,
+        "components": components,
+        "templates": templates,
+        "statuses": statuses,
+        "impacts": [i.value for i in Impact if i is not Impact.MAINTENANCE],
+        "component_statuses": [s.value for s in ComponentStatus],
+        "channels": channels,
     }
 
 
 def _defaults(query: dict[str, str], template: dict[str, Any] | None, enabled: list[str]) -> dict[str, Any]:
     """Form values for a fresh compose screen: from a template, or from the query string."""
     values: dict[str, Any] = {
-        "incident_id": query.get("incident_id", ""), "kind": query.get("kind", "incident"),
-        "title": "", "status": query.get("status", ""), "impact": "", "message": query.get("message", ""),
-        "components": {}, "channels": enabled, "next_update_in_minutes": "30",
+        "incident_id": query.get("incident_id", ""),
+        "kind": query.get("kind", "incident"),
+        "title": "",
+        "status": query.get("status", ""),
+        "impact": "",
+        "message": query.get("message", ""),
+        "components": {},
+        "channels": enabled,
+        "next_update_in_minutes": "30",
         "agent": {"talking_points": "", "do_not_say": "", "escalation": "", "approved_answers": []},
-        "template_id": "", "scheduled_for": "", "scheduled_until": "",
+        "template_id": "",
+        "scheduled_for": "",
+        "scheduled_until": "",
     }
     if values["kind"] == "maintenance":
         values["next_update_in_minutes"] = ""
     if template:
         values.update(
-            title=template["title"], status=template["status"], impact=template["impact"] or "",
-            message=template["message"], template_id=template["id"],
+            title=template["title"],
+            status=template["status"],
+            impact=template["impact"] or "",
+            message=template["message"],
+            template_id=template["id"],
             next_update_in_minutes=str(template["next_update_in_minutes"] or ""),
             channels=[c for c in (template["channels"] or enabled) if c in enabled],
         )
@@ -127,13 +140,23 @@ def _values_from_body(body: dict[str, Any], raw: dict[str, str]) -> dict[str, An
     """Form values to re-display what was posted."""
     agent = body.get("agent") or {}
     return {
-        "incident_id": body.get("incident_id", ""), "kind": body.get("kind", "incident"),
-        "title": body.get("title", ""), "status": body["status"], "impact": body.get("impact", ""),
-        "message": body["message"], "components": body["components"],
-        "channels": body.get("channels", []), "next_update_in_minutes": raw.get("next_update_in_minutes", ""),
-        "agent": {"talking_points": agent.get("talking_points", ""), "do_not_say": agent.get("do_not_say", ""),
-                  "escalation": agent.get("escalation", ""), "approved_answers": agent.get("approved_answers", [])},
-        "template_id": body.get("template_id", ""), "scheduled_for": raw.get("scheduled_for", ""),
+        "incident_id": body.get("incident_id", ""),
+        "kind": body.get("kind", "incident"),
+        "title": body.get("title", ""),
+        "status": body["status"],
+        "impact": body.get("impact", ""),
+        "message": body["message"],
+        "components": body["components"],
+        "channels": body.get("channels", []),
+        "next_update_in_minutes": raw.get("next_update_in_minutes", ""),
+        "agent": {
+            "talking_points": agent.get("talking_points", ""),
+            "do_not_say": agent.get("do_not_say", ""),
+            "escalation": agent.get("escalation", ""),
+            "approved_answers": agent.get("approved_answers", []),
+        },
+        "template_id": body.get("template_id", ""),
+        "scheduled_for": raw.get("scheduled_for", ""),
         "scheduled_until": raw.get("scheduled_until", ""),
     }
 
@@ -150,8 +173,17 @@ async def compose_page(request: Request) -> Response:
     context = await _compose_context(request, values)
     if not values["status"]:
         values["status"] = context["statuses"][0]
-    return page(request, "console/compose.html", user, values=values, previews=None, preview_token="",
-                errors={}, notice=None, **context)
+    return page(
+        request,
+        "console/compose.html",
+        user,
+        values=values,
+        previews=None,
+        preview_token="",
+        errors={},
+        notice=None,
+        **context,
+    )
 
 
 async def _render_previews(request: Request, user: dict[str, Any], body: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -167,15 +199,29 @@ async def preview_json(request: Request) -> Response:
         body = compose_body(form)
         previews = await _render_previews(request, user, body)
     except InputError as exc:
-        return JSONResponse({"error": {"code": exc.code, "message": exc.message, "fields": exc.fields},
-                             "token": ""}, status_code=exc.status_code)
+        return JSONResponse(
+            {"error": {"code": exc.code, "message": exc.message, "fields": exc.fields}, "token": ""},
+            status_code=exc.status_code,
+        )
     fragment = bytes(render_page(request, "console/_previews.html", previews=previews).body).decode()
-    return JSONResponse({"token": sign_preview(runtime(request).settings, body, user["username"]),
-                         "renditions": previews, "html": fragment})
+    return JSONResponse(
+        {
+            "token": sign_preview(runtime(request).settings, body, user["username"]),
+            "renditions": previews,
+            "html": fragment,
+        }
+    )
 
 
-async def _recompose(request: Request, user: dict[str, Any], body: dict[str, Any], raw: dict[str, str],
-                     status_code: int, notice: str | None, errors: dict[str, str] | None = None) -> Response:
+async def _recompose(
+    request: Request,
+    user: dict[str, Any],
+    body: dict[str, Any],
+    raw: dict[str, str],
+    status_code: int,
+    notice: str | None,
+    errors: dict[str, str] | None = None,
+) -> Response:
     """The compose page again with the posted values, fresh previews and a token for them."""
     values = _values_from_body(body, raw)
     context = await _compose_context(request, values)
@@ -186,8 +232,18 @@ async def _recompose(request: Request, user: dict[str, Any], body: dict[str, Any
             token = sign_preview(runtime(request).settings, body, user["username"])
         except InputError as exc:
             errors = exc.fields or {"form": exc.message}
-    return page(request, "console/compose.html", user, status_code=status_code, values=values, previews=previews,
-                preview_token=token, errors=errors or {}, notice=notice, **context)
+    return page(
+        request,
+        "console/compose.html",
+        user,
+        status_code=status_code,
+        values=values,
+        previews=previews,
+        preview_token=token,
+        errors=errors or {},
+        notice=notice,
+        **context,
+    )
 
 
 async def compose_preview(request: Request) -> Response:
@@ -207,157 +263,35 @@ async def send(request: Request) -> Response:
     body = compose_body(form)
     if not preview_matches(rt.settings, body, user["username"], raw.get("preview_token", "")):
         async with rt.engine.begin() as conn:
-            await audit.record(conn, str(user_actor(user)), "send_refused", target=body.get("incident_id"),
-                               reason="preview token does not match the content")
-        return await _recompose(request, user, body, raw, 409,
-                                "What you are sending differs from the last preview. Check the preview below "
-                                "and send again.")
+            await audit.record(
+                conn,
+                str(user_actor(user)),
+                "send_refused",
+                target=body.get("incident_id"),
+                reason="preview token does not match the content",
+            )
+        return await _recompose(
+            request,
+            user,
+            body,
+            raw,
+            409,
+            "What you are sending differs from the last preview. Check the preview below and send again.",
+        )
     # A double-submitted send (same previewed content, same preview token) records one update.
     key = raw.get("idempotency_key") or hashlib.sha256(raw["preview_token"].encode()).hexdigest()
     try:
         result = await posting.post(rt, compose_request(body), actor=user_actor(user), idempotency_key=key)
     except InputError as exc:
-        return await _recompose(request, user, body, raw, exc.status_code, exc.message,
-                                exc.fields or {"form": exc.message})
+        return await _recompose(
+            request, user, body, raw, exc.status_code, exc.message, exc.fields or {"form": exc.message}
+        )
     assert result.ref is not None
     return RedirectResponse(f"/console/updates/{result.ref['update_id']}", status_code=303)
 
 
-# --- incident, deliveries, consistency ----------------------------------------------------------
-
-async def incident_page(request: Request) -> Response:
-    user = require_role(request, Role.VIEWER)
-    rt = runtime(request)
-    incident_id = request.path_params["incident_id"]
-    async with rt.engine.connect() as conn:
-        incident = await incident_store.get_incident_row(conn, incident_id)
-        update_rows = (await incident_store.list_updates(conn, [incident_id]))[incident_id]
-        changes = await incident_store.update_changes(conn, [u["id"] for u in update_rows])
-        counts = {u["id"]: await ledger.delivery_counts(conn, u["id"]) for u in update_rows}
-    return page(request, "console/incident.html", user, incident=incident, updates=update_rows, changes=changes,
-                counts=counts, late=_late(incident), closed=incident["status"] in CLOSED_STATUSES)
-
-
-async def _delivery_state(rt: Runtime, update_id: str) -> dict[str, Any]:
-    async with rt.engine.connect() as conn:
-        counts = await ledger.delivery_counts(conn, update_id)
-        failures = await ledger.failures(conn, update_id)
-    return {"update_id": update_id, "counts": counts,
-            "failures": [{**f, "updated_at": f["updated_at"].isoformat() if f["updated_at"] else None}
-                         for f in failures]}
-
-
-async def deliveries_page(request: Request) -> Response:
-    user = require_role(request, Role.VIEWER)
-    rt = runtime(request)
-    update_id = request.path_params["update_id"]
-    async with rt.engine.connect() as conn:
-        update = await incident_store.get_update_row(conn, update_id)
-        incident = await incident_store.get_incident_row(conn, update["incident_id"])
-    state = await _delivery_state(rt, update_id)
-    return page(request, "console/deliveries.html", user, update=update, incident=incident, **state)
-
-
-async def deliveries_json(request: Request) -> Response:
-    require_role(request, Role.VIEWER)
-    rt = runtime(request)
-    async with rt.engine.connect() as conn:
-        await incident_store.get_update_row(conn, request.path_params["update_id"])
-    return JSONResponse(await _delivery_state(rt, request.path_params["update_id"]),
-                        headers={"Cache-Control": "no-store"})
-
-
-def _sse(event: str, data: Any) -> bytes:
-    return f"event: {event}\ndata: {json.dumps(data, default=str)}\n\n".encode()
-
-
-async def deliveries_events(request: Request) -> Response:
-    """Server-sent events: the update's counts whenever a batch of it was delivered (and every 5 s)."""
-    require_role(request, Role.VIEWER)
-    rt = runtime(request)
-    update_id = request.path_params["update_id"]
-    async with rt.engine.connect() as conn:
-        await incident_store.get_update_row(conn, update_id)
-
-    async def stream() -> AsyncIterator[bytes]:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + SSE_LIFETIME_S
-        with live_events(request.app).connect() as events:
-            yield b"retry: 2000\n\n"
-            yield _sse("counts", await _delivery_state(rt, update_id))
-            while loop.time() < deadline:
-                try:
-                    event = await asyncio.wait_for(events.get(), SSE_REFRESH_S)
-                except TimeoutError:
-                    event = {}
-                if event is None:
-                    yield b"retry: 1000\n\n"  # this process is stopping: come back to another
-                    return
-                if event and (event.get("kind") != "deliveries" or event.get("update_id") != update_id):
-                    continue
-                await asyncio.sleep(0.2)  # fold a burst of batch events into one refresh
-                while not events.empty():
-                    if events.get_nowait() is None:
-                        yield b"retry: 1000\n\n"
-                        return
-                yield _sse("counts", await _delivery_state(rt, update_id))
-
-    return StreamingResponse(stream(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
-
-
-async def console_events(request: Request) -> Response:
-    """Server-sent events for the dashboard banner: ``reminder`` and ``update`` events."""
-    require_role(request, Role.VIEWER)
-    return sse_response(request, ("reminder", "update"), max_age_s=SSE_LIFETIME_S)
-
-
-async def retry_failed(request: Request) -> Response:
-    """Put an update's failed rows (of one channel, or one row) back in line: ``deadletter.replay``."""
-    user = await commander(request)
-    rt = runtime(request)
-    update_id = request.path_params["update_id"]
-    form = await request.form()
-    channel = str(form.get("channel") or "")
-    raw_id = str(form.get("delivery_id") or "")
-    if channel not in rt.registry.enabled:
-        raise InputError("unknown or disabled channel", {"channel": "must be an enabled channel"})
-    delivery_ids = [int(raw_id)] if raw_id.isdigit() else None
-    async with rt.engine.connect() as conn:
-        await incident_store.get_update_row(conn, update_id)
-    reset, _ = await deadletter.replay(rt.engine, rt.queue, update_id, channel, rt.settings.batch_size,
-                                       delivery_ids)
-    async with rt.engine.begin() as conn:
-        await audit.record(conn, str(user_actor(user)), "deliveries.retry", target=update_id, channel=channel,
-                           rows=reset, delivery_id=delivery_ids[0] if delivery_ids else None)
-    return RedirectResponse(f"/console/updates/{update_id}", status_code=303)
-
-
-async def channels_page(request: Request) -> Response:
-    """Consistency: which update each channel shows now, and which channels lag the latest."""
-    user = require_role(request, Role.VIEWER)
-    rt = runtime(request)
-    async with rt.engine.connect() as conn:
-        shown = await ledger.current_updates(conn)
-        recent = await incident_store.list_incidents(conn, limit=20, include_drills=True)
-        update_rows = await incident_store.list_updates(conn, [i["id"] for i in recent])
-    titles = {i["id"]: i["name"] for i in recent}
-    latest_rows = sorted((u for rows in update_rows.values() for u in rows), key=lambda u: u["created_at"],
-                         reverse=True)
-    rows = []
-    for name, channel in rt.registry.enabled.items():
-        latest = next((u for u in latest_rows if name in (u["channels"] or [])), None)
-        current = shown.get(name)
-        behind = latest is not None and (current is None or (
-            current["update_id"] != latest["id"] and current["sent_at"] < latest["created_at"]))
-        rows.append({"name": name, "title": type(channel).title, "kind": channel.kind.value, "current": current,
-                     "latest": latest, "behind": behind,
-                     "current_title": titles.get(current["incident_id"], current["incident_id"]) if current else None,
-                     "latest_title": titles.get(latest["incident_id"]) if latest else None})
-    return page(request, "console/channels.html", user, rows=rows)
-
-
 # --- components ---------------------------------------------------------------------------------
+
 
 async def component_status(request: Request) -> Response:
     """Change one component's status; with "notify", as a short incident update of its own."""
@@ -379,13 +313,17 @@ async def component_status(request: Request) -> Response:
 
 # --- static assets ------------------------------------------------------------------------------
 
+
 async def static(request: Request) -> Response:
     name = request.path_params["name"]
     path = STATIC_DIR / name
     if "/" in name or path.suffix not in STATIC_TYPES or not path.is_file():
         raise HTTPError(404, "not_found", "no such asset")
-    return Response(path.read_bytes(), media_type=STATIC_TYPES[path.suffix],
-                    headers={"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"})
+    return Response(
+        path.read_bytes(),
+        media_type=STATIC_TYPES[path.suffix],
+        headers={"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"},
+    )
 
 
 routes = [
@@ -394,13 +332,6 @@ routes = [
     Route("/console/compose", compose_preview, methods=["POST"]),
     Route("/console/preview", preview_json, methods=["POST"]),
     Route("/console/send", send, methods=["POST"]),
-    Route("/console/events", console_events, methods=["GET"]),
-    Route("/console/incidents/{incident_id}", incident_page, methods=["GET"]),
-    Route("/console/updates/{update_id}", deliveries_page, methods=["GET"]),
-    Route("/console/updates/{update_id}/deliveries.json", deliveries_json, methods=["GET"]),
-    Route("/console/updates/{update_id}/events", deliveries_events, methods=["GET"]),
-    Route("/console/updates/{update_id}/retry", retry_failed, methods=["POST"]),
-    Route("/console/channels", channels_page, methods=["GET"]),
     Route("/console/components/{component_id}/status", component_status, methods=["POST"]),
     Route("/console/static/{name}", static, methods=["GET"]),
 ]

@@ -36,9 +36,13 @@ BASIC_CONTACT_FIELDS = ("id", "name", "role")  # all viewers and agents see of a
 
 
 def contact_body(form: Any) -> dict[str, Any]:
-    return {"name": text(form, "name"), "role": text(form, "role"), "email": text(form, "email") or None,
-            "phone": text(form, "phone") or None,
-            "groups": [g for g in text(form, "groups").replace(";", ",").split(",") if g.strip()]}
+    return {
+        "name": text(form, "name"),
+        "role": text(form, "role"),
+        "email": text(form, "email") or None,
+        "phone": text(form, "phone") or None,
+        "groups": [g for g in text(form, "groups").replace(";", ",").split(",") if g.strip()],
+    }
 
 
 async def contacts_page(request: Request) -> Response:
@@ -61,8 +65,13 @@ async def save_contact(request: Request) -> Response:
             row = await contacts.update_contact(conn, contact_id, data)
         else:
             row = await contacts.create_contact(conn, data)
-        await audit.record(conn, str(user_actor(user)), "contact.update" if contact_id else "contact.create",
-                           target=row["id"], name=row["name"])
+        await audit.record(
+            conn,
+            str(user_actor(user)),
+            "contact.update" if contact_id else "contact.create",
+            target=row["id"],
+            name=row["name"],
+        )
     return redirect("/console/contacts")
 
 
@@ -76,6 +85,7 @@ async def delete_contact(request: Request) -> Response:
 
 
 # --- drills -------------------------------------------------------------------------------------
+
 
 async def drills_page(request: Request) -> Response:
     user = require_role(request, Role.VIEWER)
@@ -92,8 +102,9 @@ async def add_recipient(request: Request) -> Response:
     channel, address = text(form, "channel"), text(form, "address")
     async with rt.engine.begin() as conn:
         row = await drills.add_to_audience(conn, channel, address, rt.settings.webhook_allow_private)
-        await audit.record(conn, str(user_actor(user)), "drill.audience.add", target=row["id"], channel=channel,
-                           address=row["address"])
+        await audit.record(
+            conn, str(user_actor(user)), "drill.audience.add", target=row["id"], channel=channel, address=row["address"]
+        )
     return redirect("/console/drills")
 
 
@@ -101,8 +112,9 @@ async def remove_recipient(request: Request) -> Response:
     user = await commander(request)
     async with runtime(request).engine.begin() as conn:
         row = await drills.remove_from_audience(conn, request.path_params["subscriber_id"])
-        await audit.record(conn, str(user_actor(user)), "drill.audience.remove", target=row["id"],
-                           address=row["address"])
+        await audit.record(
+            conn, str(user_actor(user)), "drill.audience.remove", target=row["id"], address=row["address"]
+        )
     return redirect("/console/drills")
 
 
@@ -135,6 +147,7 @@ async def drill_report(request: Request) -> Response:
 
 # --- acknowledgement ----------------------------------------------------------------------------
 
+
 def _ack_row_id(request: Request, token: str) -> str:
     signer = LinkSigner(runtime(request).settings.secret_key.get_secret_value())
     value = signer.verify(contacts.ACK_PURPOSE, token, contacts.ACK_MAX_AGE_S) if token else None
@@ -165,8 +178,14 @@ async def ack(request: Request) -> Response:
         row, new = await contacts.acknowledge(conn, row_id, token)
         incident = await get_incident_row(conn, row["incident_id"])
         if new:
-            await audit.record(conn, f"contact:{row['name']}", "contact.acknowledge", target=row["incident_id"],
-                               contact_id=row["contact_id"], level=row["level"])
+            await audit.record(
+                conn,
+                f"contact:{row['name']}",
+                "contact.acknowledge",
+                target=row["incident_id"],
+                contact_id=row["contact_id"],
+                level=row["level"],
+            )
     if new:
         await runtime(request).bus.publish("acknowledged", {"incident_id": row["incident_id"], "name": row["name"]})
     response = render_page(request, "console/ack.html", row=row, incident=incident, token="", done=True)

@@ -36,31 +36,48 @@ def level_body(form: FormData) -> dict[str, Any]:
     answers = [a.strip() if isinstance(a, str) else "" for a in form.getlist("answer_answer")]
     cadence = text(form, "cadence_minutes")
     return {
-        "level": whole_number(text(form, "level"), "level"), "name": text(form, "name"), "title": text(form, "title"),
-        "status": text(form, "status") or "investigating", "impact": text(form, "impact") or None,
+        "level": whole_number(text(form, "level"), "level"),
+        "name": text(form, "name"),
+        "title": text(form, "title"),
+        "status": text(form, "status") or "investigating",
+        "impact": text(form, "impact") or None,
         "message": text(form, "message"),
-        "agent": {"talking_points": text(form, "talking_points"), "do_not_say": text(form, "do_not_say"),
-                  "escalation": text(form, "escalation"),
-                  "approved_answers": [{"question": q, "answer": a}
-                                       for q, a in zip(questions, answers, strict=False) if q or a]},
+        "agent": {
+            "talking_points": text(form, "talking_points"),
+            "do_not_say": text(form, "do_not_say"),
+            "escalation": text(form, "escalation"),
+            "approved_answers": [
+                {"question": q, "answer": a} for q, a in zip(questions, answers, strict=False) if q or a
+            ],
+        },
         "channels": [c for c in form.getlist("channels") if isinstance(c, str)],
         "cadence_minutes": whole_number(cadence, "cadence_minutes") if cadence else None,
     }
 
 
 def playbook_body(form: FormData) -> dict[str, Any]:
-    return {"name": text(form, "name"), "crisis_type": text(form, "crisis_type") or "custom",
-            "description": text(form, "description")}
+    return {
+        "name": text(form, "name"),
+        "crisis_type": text(form, "crisis_type") or "custom",
+        "description": text(form, "description"),
+    }
 
 
 # --- playbooks ----------------------------------------------------------------------------------
+
 
 async def list_page(request: Request) -> Response:
     user = viewer(request)
     async with runtime(request).engine.connect() as conn:
         rows = await playbooks.list_playbooks(conn)
-    return page(request, "console/playbooks.html", user, playbooks=rows,
-                crisis_types=[c.value for c in playbooks.CrisisType], notice=request.query_params.get("notice"))
+    return page(
+        request,
+        "console/playbooks.html",
+        user,
+        playbooks=rows,
+        crisis_types=[c.value for c in playbooks.CrisisType],
+        notice=request.query_params.get("notice"),
+    )
 
 
 async def create(request: Request) -> Response:
@@ -79,10 +96,19 @@ async def detail_page(request: Request) -> Response:
         playbook = await playbooks.get_playbook(conn, request.path_params["playbook_id"])
         people = await contacts.list_contacts(conn)
     groups = sorted({g for c in people for g in (c["groups"] or [])})
-    return page(request, "console/playbook.html", user, playbook=playbook, people=people, groups=groups,
-                crisis_types=[c.value for c in playbooks.CrisisType], statuses=[s.value for s in IncidentStatus],
-                impacts=[i.value for i in Impact if i is not Impact.MAINTENANCE],
-                channel_names=list(rt.registry.classes), enabled=list(rt.registry.enabled))
+    return page(
+        request,
+        "console/playbook.html",
+        user,
+        playbook=playbook,
+        people=people,
+        groups=groups,
+        crisis_types=[c.value for c in playbooks.CrisisType],
+        statuses=[s.value for s in IncidentStatus],
+        impacts=[i.value for i in Impact if i is not Impact.MAINTENANCE],
+        channel_names=list(rt.registry.classes),
+        enabled=list(rt.registry.enabled),
+    )
 
 
 async def update(request: Request) -> Response:
@@ -110,8 +136,9 @@ async def save_level(request: Request) -> Response:
     data = validate(playbooks.LevelIn, level_body(await request.form()))
     async with runtime(request).engine.begin() as conn:
         await playbooks.save_level(conn, playbook_id, data)
-        await audit.record(conn, str(user_actor(user)), "playbook.level.save", target=playbook_id, level=data.level,
-                           name=data.name)
+        await audit.record(
+            conn, str(user_actor(user)), "playbook.level.save", target=playbook_id, level=data.level, name=data.name
+        )
     return redirect(f"/console/playbooks/{playbook_id}#level-{data.level}")
 
 
@@ -139,8 +166,15 @@ async def assign(request: Request) -> Response:
         else:
             raise InputError("choose someone", {"contact_id": "pick a contact or a group"})
         await contacts.assign(conn, ids, playbook_id, level)
-        await audit.record(conn, str(user_actor(user)), "playbook.contacts.assign", target=playbook_id, level=level,
-                           contacts=ids, group=group or None)
+        await audit.record(
+            conn,
+            str(user_actor(user)),
+            "playbook.contacts.assign",
+            target=playbook_id,
+            level=level,
+            contacts=ids,
+            group=group or None,
+        )
     return redirect(f"/console/playbooks/{playbook_id}#level-{level}")
 
 
@@ -150,8 +184,14 @@ async def unassign(request: Request) -> Response:
     playbook_id, level, contact_id = params["playbook_id"], int(params["level"]), params["contact_id"]
     async with runtime(request).engine.begin() as conn:
         await contacts.unassign(conn, contact_id, playbook_id, level)
-        await audit.record(conn, str(user_actor(user)), "playbook.contacts.remove", target=playbook_id, level=level,
-                           contact_id=contact_id)
+        await audit.record(
+            conn,
+            str(user_actor(user)),
+            "playbook.contacts.remove",
+            target=playbook_id,
+            level=level,
+            contact_id=contact_id,
+        )
     return redirect(f"/console/playbooks/{playbook_id}#level-{level}")
 
 
@@ -161,8 +201,10 @@ async def open_incident(request: Request) -> Response:
     rt = runtime(request)
     playbook_id = request.path_params["playbook_id"]
     form = await request.form()
-    body: dict[str, Any] = {"level": whole_number(text(form, "level"), "level"),
-                            "drill": text(form, "drill") in ("1", "on")}
+    body: dict[str, Any] = {
+        "level": whole_number(text(form, "level"), "level"),
+        "drill": text(form, "drill") in ("1", "on"),
+    }
     for key in ("title", "message"):
         if text(form, key):
             body[key] = text(form, key)
@@ -174,6 +216,7 @@ async def open_incident(request: Request) -> Response:
 
 # --- an incident's team -------------------------------------------------------------------------
 
+
 async def incident_page(request: Request) -> Response:
     """Who has and has not acknowledged, and the escalation form."""
     user = viewer(request)
@@ -184,10 +227,19 @@ async def incident_page(request: Request) -> Response:
         meta = incident["meta"] or {}
         playbook = await playbooks.get_playbook(conn, meta["playbook_id"]) if meta.get("playbook_id") else None
     higher = [lv for lv in (playbook["levels"] if playbook else []) if lv["level"] > int(meta.get("level") or 0)]
-    return page(request, "console/playbook_incident.html", user, incident=incident, team=team, meta=meta,
-                playbook=playbook, higher=higher, closed=incident["status"] in CLOSED_STATUSES,
-                acknowledged=[t for t in team if t["acknowledged_at"]],
-                waiting=[t for t in team if not t["acknowledged_at"]])
+    return page(
+        request,
+        "console/playbook_incident.html",
+        user,
+        incident=incident,
+        team=team,
+        meta=meta,
+        playbook=playbook,
+        higher=higher,
+        closed=incident["status"] in CLOSED_STATUSES,
+        acknowledged=[t for t in team if t["acknowledged_at"]],
+        waiting=[t for t in team if not t["acknowledged_at"]],
+    )
 
 
 async def raise_level(request: Request) -> Response:
@@ -200,13 +252,17 @@ async def raise_level(request: Request) -> Response:
 
 # --- YAML ---------------------------------------------------------------------------------------
 
+
 async def export_yaml(request: Request) -> Response:
     user = await _commander_get(request)
     async with runtime(request).engine.begin() as conn:
         body = await playbook_yaml.export_yaml(conn)
         await audit.record(conn, str(user_actor(user)), "playbooks.export")
-    return Response(body, media_type="application/yaml; charset=utf-8", headers={
-        "Content-Disposition": 'attachment; filename="playbooks.yaml"', "Cache-Control": "no-store"})
+    return Response(
+        body,
+        media_type="application/yaml; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="playbooks.yaml"', "Cache-Control": "no-store"},
+    )
 
 
 async def _commander_get(request: Request) -> dict[str, Any]:
@@ -246,7 +302,8 @@ routes: list[BaseRoute] = [
     Route("/console/playbooks/{playbook_id}/levels", save_level, methods=["POST"]),
     Route("/console/playbooks/{playbook_id}/levels/{level:int}/delete", delete_level, methods=["POST"]),
     Route("/console/playbooks/{playbook_id}/levels/{level:int}/contacts", assign, methods=["POST"]),
-    Route("/console/playbooks/{playbook_id}/levels/{level:int}/contacts/{contact_id}/remove", unassign,
-          methods=["POST"]),
+    Route(
+        "/console/playbooks/{playbook_id}/levels/{level:int}/contacts/{contact_id}/remove", unassign, methods=["POST"]
+    ),
     Route("/console/playbooks/{playbook_id}/open", open_incident, methods=["POST"]),
 ]

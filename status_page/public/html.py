@@ -92,22 +92,35 @@ def render(settings: Settings, template: str, *, live: bool = True, **context: A
     """Render ``templates/status_page/<template>`` with the page's common context."""
     tdir = settings.templates_dir
     page = context.pop("page", None) or {"name": settings.page_name, "url": settings.public_url}
-    html = _env(tdir).get_template(f"status_page/{template}").render(
-        page=page, base="", css_url=css_url(tdir), inline_js=inline_js(tdir),
-        live_url=LIVE_URL if live else "", subscribe_url="/subscribe", **context,
+    html = (
+        _env(tdir)
+        .get_template(f"status_page/{template}")
+        .render(
+            page=page,
+            base="",
+            css_url=css_url(tdir),
+            inline_js=inline_js(tdir),
+            live_url=LIVE_URL if live else "",
+            subscribe_url="/subscribe",
+            **context,
+        )
     )
     return html.encode()
 
 
 # --- views for templates -----------------------------------------------------------------------
 
+
 def uptime_view(uptime: Uptime | None) -> dict[str, Any] | None:
     if uptime is None:
         return None
     # Only days with something to say carry a tooltip: a plain day is 7 bytes, not 45.
     days = [
-        {"day": d.day.isoformat(), "level": d.level,
-         "text": "" if d.uptime is None or (d.uptime == 1.0 and d.level <= 0) else f"{100 * d.uptime:.2f}% uptime"}
+        {
+            "day": d.day.isoformat(),
+            "level": d.level,
+            "text": "" if d.uptime is None or (d.uptime == 1.0 and d.level <= 0) else f"{100 * d.uptime:.2f}% uptime",
+        }
         for d in uptime.days
     ]
     label = "no data yet" if uptime.percent is None else f"{uptime.percent:.2f}% uptime"
@@ -121,8 +134,11 @@ def _worst(statuses: list[str]) -> str:
 
 def component_groups(snapshot: Snapshot) -> list[dict[str, Any]]:
     """Top-level rows in page order: groups (status = worst child) with children, lone components."""
-    visible = [c for c in snapshot.components
-               if c["is_group"] or not (c["only_show_if_degraded"] and c["status"] == "operational")]
+    visible = [
+        c
+        for c in snapshot.components
+        if c["is_group"] or not (c["only_show_if_degraded"] and c["status"] == "operational")
+    ]
     children: dict[str, list[Row]] = {}
     for c in visible:
         if c["group_id"] and not c["is_group"]:
@@ -136,8 +152,13 @@ def component_groups(snapshot: Snapshot) -> list[dict[str, Any]]:
             kids = children.get(c["id"], [])
             if not kids:
                 continue
-            items.append({"component": {**c, "status": _worst([k["status"] for k in kids])}, "uptime": None,
-                          "children": [{"component": k, "uptime": _uptime_of(snapshot, k)} for k in kids]})
+            items.append(
+                {
+                    "component": {**c, "status": _worst([k["status"] for k in kids])},
+                    "uptime": None,
+                    "children": [{"component": k, "uptime": _uptime_of(snapshot, k)} for k in kids],
+                }
+            )
         else:
             items.append({"component": c, "uptime": _uptime_of(snapshot, c), "children": []})
     return items
@@ -149,24 +170,36 @@ def _uptime_of(snapshot: Snapshot, component: Row) -> dict[str, Any] | None:
 
 def subscribable(snapshot: Snapshot) -> list[dict[str, str]]:
     groups = {c["id"]: c["name"] for c in snapshot.components if c["is_group"]}
-    return [{"id": c["id"], "label": f"{groups[c['group_id']]} - {c['name']}" if c["group_id"] in groups
-             else c["name"]} for c in snapshot.components if not c["is_group"]]
+    return [
+        {"id": c["id"], "label": f"{groups[c['group_id']]} - {c['name']}" if c["group_id"] in groups else c["name"]}
+        for c in snapshot.components
+        if not c["is_group"]
+    ]
 
 
 # --- resources -------------------------------------------------------------------------------
 
+
 def index_html(settings: Settings, snapshot: Snapshot, live: bool = True) -> bytes:
     unresolved = snapshot.unresolved
     return render(
-        settings, "index.html", live=live, page=snapshot.page, status=statuspage_v2.status_json(snapshot),
-        incidents=unresolved, active_maintenances=snapshot.active_maintenances, upcoming=snapshot.upcoming,
-        groups=component_groups(snapshot), subscribable=subscribable(snapshot),
+        settings,
+        "index.html",
+        live=live,
+        page=snapshot.page,
+        status=statuspage_v2.status_json(snapshot),
+        incidents=unresolved,
+        active_maintenances=snapshot.active_maintenances,
+        upcoming=snapshot.upcoming,
+        groups=component_groups(snapshot),
+        subscribable=subscribable(snapshot),
         recent=[i for i in snapshot.incidents if i not in unresolved][:10],
     )
 
 
-def incident_html(settings: Settings, page: Row, incident: IncidentView, names: dict[str, str],
-                  live: bool = True) -> bytes:
+def incident_html(
+    settings: Settings, page: Row, incident: IncidentView, names: dict[str, str], live: bool = True
+) -> bytes:
     affected = [names[c] for c in incident.component_ids if c in names]
     return render(settings, "incident.html", live=live, page=page, incident=incident, affected=affected)
 
@@ -175,10 +208,12 @@ def history_url(number: int) -> str:
     return "/history" if number <= 1 else f"/history/{number}"
 
 
-def history_html(settings: Settings, page: Row, items: list[IncidentView], number: int, pages: int,
-                 live: bool = True) -> bytes:
-    return render(settings, "history.html", live=live, page=page, items=items, number=number, pages=pages,
-                  page_url=history_url)
+def history_html(
+    settings: Settings, page: Row, items: list[IncidentView], number: int, pages: int, live: bool = True
+) -> bytes:
+    return render(
+        settings, "history.html", live=live, page=page, items=items, number=number, pages=pages, page_url=history_url
+    )
 
 
 def not_found_html(settings: Settings) -> bytes:
@@ -194,5 +229,4 @@ def feed(settings: Settings, page: Row, entries: list[tuple[Row, UpdateView]], k
 
 def api_json(snapshot: Snapshot, path: str) -> bytes:
     """``/api/v2/<path>`` as bytes."""
-    return json.dumps(statuspage_v2.ENDPOINTS[path](snapshot), separators=(",", ":"),
-                      ensure_ascii=False).encode()
+    return json.dumps(statuspage_v2.ENDPOINTS[path](snapshot), separators=(",", ":"), ensure_ascii=False).encode()

@@ -51,8 +51,13 @@ class Entry:
 
 
 def make_entry(
-    body: bytes, content_type: str, *, status: int = 200, cache_control: str = PAGE_CACHE_CONTROL,
-    last_modified: datetime | None = None, extra: Iterable[tuple[str, str]] = (),
+    body: bytes,
+    content_type: str,
+    *,
+    status: int = 200,
+    cache_control: str = PAGE_CACHE_CONTROL,
+    last_modified: datetime | None = None,
+    extra: Iterable[tuple[str, str]] = (),
 ) -> Entry:
     """An ``Entry`` for ``body``: strong ETag from its hash (the same in every process)."""
     digest = hashlib.blake2b(body, digest_size=12).hexdigest()
@@ -64,8 +69,12 @@ def make_entry(
     common.extend((k.lower().encode(), v.encode()) for k, v in extra)
     typed = [(b"content-type", content_type.encode()), *common]
     identity = [*typed, (b"content-length", str(len(body)).encode()), (b"etag", etag)]
-    zipped = [*typed, (b"content-encoding", b"gzip"), (b"content-length", str(len(gzipped or b"")).encode()),
-              (b"etag", gzip_etag)]
+    zipped = [
+        *typed,
+        (b"content-encoding", b"gzip"),
+        (b"content-length", str(len(gzipped or b"")).encode()),
+        (b"etag", gzip_etag),
+    ]
     return Entry(status, body, gzipped, etag, gzip_etag, identity, zipped, common)
 
 

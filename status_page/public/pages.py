@@ -89,8 +89,9 @@ async def incident_entry(app: Any, incident_id: str) -> Entry:
         if incident is None:
             raise NotFoundPage
         names = {c["id"]: c["name"] for c in snapshot.components}
-        return make_entry(incident_html(rt.settings, snapshot.page, incident, names), HTML,
-                          last_modified=incident.row["updated_at"])
+        return make_entry(
+            incident_html(rt.settings, snapshot.page, incident, names), HTML, last_modified=incident.row["updated_at"]
+        )
 
     return await page_cache(app).get(f"incident:{incident_id}", build)
 
@@ -103,8 +104,11 @@ async def history_entry(app: Any, number: int) -> Entry:
             items, pages = await load_history(conn, number, HISTORY_PER_PAGE)
         if number > pages:
             raise NotFoundPage
-        return make_entry(history_html(rt.settings, snapshot.page, items, number, pages), HTML,
-                          last_modified=snapshot.page["updated_at"])
+        return make_entry(
+            history_html(rt.settings, snapshot.page, items, number, pages),
+            HTML,
+            last_modified=snapshot.page["updated_at"],
+        )
 
     return await page_cache(app).get(f"history:{number}", build)
 
@@ -115,8 +119,11 @@ async def feed_entry(app: Any, kind: str) -> Entry:
         snapshot = await api_v2.snapshot_of(app)
         async with rt.engine.connect() as conn:
             entries = await recent_updates(conn)
-        return make_entry(feed(rt.settings, snapshot.page, entries, kind), ATOM if kind == "atom" else RSS,
-                          last_modified=snapshot.page["updated_at"])
+        return make_entry(
+            feed(rt.settings, snapshot.page, entries, kind),
+            ATOM if kind == "atom" else RSS,
+            last_modified=snapshot.page["updated_at"],
+        )
 
     return await page_cache(app).get(f"feed:{kind}", build)
 
@@ -187,6 +194,7 @@ async def events(request: Request) -> Response:
 
 
 # --- keeping every process's cache current ------------------------------------------------------
+
 
 def _on_event(app: Any, event: dict[str, Any]) -> None:
     if event.get("kind") not in INVALIDATING_EVENTS:

@@ -51,10 +51,13 @@ async def _subscriber_for(request: Request, purpose: str, token: str) -> Row | N
 
 def _invalid_link(request: Request) -> Response:
     if wants_json(request):
-        raise HTTPError(400, "invalid_token", "this link is invalid or expired",
-                        {"token": "invalid or expired"})
-    return message_page(request, "This link does not work",
-                        "The link is invalid or too old. Use the link in a more recent message.", 400)
+        raise HTTPError(400, "invalid_token", "this link is invalid or expired", {"token": "invalid or expired"})
+    return message_page(
+        request,
+        "This link does not work",
+        "The link is invalid or too old. Use the link in a more recent message.",
+        400,
+    )
 
 
 def _state(row: Row) -> str:
@@ -67,13 +70,15 @@ def _state(row: Row) -> str:
 
 # --- one-click unsubscribe ----------------------------------------------------------------------
 
+
 async def unsubscribe_page(request: Request) -> Response:
     token = request.query_params.get("token", "")
     row = await _subscriber_for(request, "unsubscribe", token)
     if row is None:
         return _invalid_link(request)
-    return render_page(request, "subscribe/unsubscribe.html", address=row["address"], token=token, done=False,
-                       manage_url="")
+    return render_page(
+        request, "subscribe/unsubscribe.html", address=row["address"], token=token, done=False, manage_url=""
+    )
 
 
 async def unsubscribe_now(request: Request) -> Response:
@@ -90,22 +95,46 @@ async def unsubscribe_now(request: Request) -> Response:
         return JSONResponse({"status": "unsubscribed", "address": row["address"]})
     rt = runtime(request)
     _, manage_url = recipient_links(rt.settings, _signer(request), row["id"])
-    return render_page(request, "subscribe/unsubscribe.html", address=row["address"], token=token, done=True,
-                       manage_url=manage_url)
+    return render_page(
+        request, "subscribe/unsubscribe.html", address=row["address"], token=token, done=True, manage_url=manage_url
+    )
 
 
 # --- preferences ----------------------------------------------------------------------------------
 
-async def _manage_page(request: Request, row: Row, token: str, notice: str | None = None,
-                       errors: dict[str, str] | None = None, status_code: int = 200) -> Response:
+
+async def _manage_page(
+    request: Request,
+    row: Row,
+    token: str,
+    notice: str | None = None,
+    errors: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Response:
     if wants_json(request):
         if errors:
             raise InputError("invalid input", errors)
-        return JSONResponse({"address": row["address"], "channel": row["channel"], "state": _state(row),
-                             "components": row["components"]}, status_code=status_code)
-    return render_page(request, "subscribe/manage.html", status_code=status_code, subscriber=row,
-                       state=_state(row), components=await component_choices(runtime(request)),
-                       selected=row["components"], token=token, notice=notice, errors=errors or {})
+        return JSONResponse(
+            {
+                "address": row["address"],
+                "channel": row["channel"],
+                "state": _state(row),
+                "components": row["components"],
+            },
+            status_code=status_code,
+        )
+    return render_page(
+        request,
+        "subscribe/manage.html",
+        status_code=status_code,
+        subscriber=row,
+        state=_state(row),
+        components=await component_choices(runtime(request)),
+        selected=row["components"],
+        token=token,
+        notice=notice,
+        errors=errors or {},
+    )
 
 
 async def manage_page(request: Request) -> Response:

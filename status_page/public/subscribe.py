@@ -56,6 +56,7 @@ _CODE = re.compile(r"^[0-9]{6}$")
 
 # --- request plumbing ---------------------------------------------------------------------------
 
+
 def is_json(request: Request) -> bool:
     return request.headers.get("content-type", "").split(";")[0].strip().lower() == "application/json"
 
@@ -80,9 +81,7 @@ async def read_input(request: Request) -> dict[str, Any]:
         if "\x00" in key or (isinstance(value, str) and "\x00" in value):
             raise InputError("invalid input", {key.replace("\x00", "") or "body": NUL_REASON})
     values: dict[str, Any] = {k: v for k, v in form.items() if isinstance(v, str) and k != "components"}
-    values["components"] = [
-        v for k in ("components", "components[]") for v in form.getlist(k) if isinstance(v, str)
-    ]
+    values["components"] = [v for k in ("components", "components[]") for v in form.getlist(k) if isinstance(v, str)]
     return values
 
 
@@ -91,8 +90,12 @@ def client_ip(request: Request) -> str:
 
 
 def rate_limited(retry_after_s: int, what: str) -> HTTPError:
-    return HTTPError(429, "rate_limited", f"too many {what}; try again in {retry_after_s} s",
-                     headers={"Retry-After": str(retry_after_s)})
+    return HTTPError(
+        429,
+        "rate_limited",
+        f"too many {what}; try again in {retry_after_s} s",
+        headers={"Retry-After": str(retry_after_s)},
+    )
 
 
 async def component_choices(rt: Runtime) -> list[dict[str, str]]:
@@ -109,20 +112,38 @@ async def component_choices(rt: Runtime) -> list[dict[str, str]]:
     return choices
 
 
-def message_page(request: Request, title: str, text: str, status_code: int = 200, link: str | None = None,
-                 link_text: str = "", headers: dict[str, str] | None = None) -> Response:
-    response = render_page(request, "subscribe/message.html", status_code=status_code, title=title, text=text,
-                           link=link, link_text=link_text)
+def message_page(
+    request: Request,
+    title: str,
+    text: str,
+    status_code: int = 200,
+    link: str | None = None,
+    link_text: str = "",
+    headers: dict[str, str] | None = None,
+) -> Response:
+    response = render_page(
+        request,
+        "subscribe/message.html",
+        status_code=status_code,
+        title=title,
+        text=text,
+        link=link,
+        link_text=link_text,
+    )
     response.headers.update(headers or {})
     return response
 
 
 # --- sign-up ------------------------------------------------------------------------------------
 
+
 def parse_sign_up(rt: Runtime, data: dict[str, Any]) -> tuple[str, str, list[str]]:
     """(channel, address, component ids) from the body; exactly one of email/phone/webhook."""
-    given = {field: str(data[field]).strip() for field in CHANNEL_OF_FIELD
-             if isinstance(data.get(field), str) and data[field].strip()}
+    given = {
+        field: str(data[field]).strip()
+        for field in CHANNEL_OF_FIELD
+        if isinstance(data.get(field), str) and data[field].strip()
+    }
     if len(given) != 1:
         fields = {f: "give exactly one of email, phone or webhook" for f in (given or {"email": ""})}
         raise InputError("give exactly one of email, phone or webhook", fields)
@@ -131,11 +152,9 @@ def parse_sign_up(rt: Runtime, data: dict[str, Any]) -> tuple[str, str, list[str
         raise InputError("too long", {field: "at most 512 characters"})
     channel = CHANNEL_OF_FIELD[field]
     if channel not in rt.registry.enabled:
-        raise InputError(f"{channel} notifications are not available",
-                         {field: f"{channel} is not enabled here"})
+        raise InputError(f"{channel} notifications are not available", {field: f"{channel} is not enabled here"})
     components = data.get("components") or []
-    if not isinstance(components, list) or len(components) > 500 \
-            or not all(isinstance(c, str) for c in components):
+    if not isinstance(components, list) or len(components) > 500 or not all(isinstance(c, str) for c in components):
         raise InputError("invalid components", {"components": "expected a list of component ids"})
     return channel, address, list(dict.fromkeys(components))
 
@@ -165,10 +184,12 @@ async def check_limits(rt: Runtime, channel: str, address: str, ip: str) -> str:
         phone = normalize_phone(address, field="phone")
         check_sms_country(phone, settings.sms_countries)
         prefix = phone[: 1 + settings.subscribe_sms_prefix_digits]
-        wait = await limiter.check([
-            Limit(f"subscribe:sms:number:{phone}", settings.subscribe_sms_per_number, window),
-            Limit(f"subscribe:sms:prefix:{prefix}", settings.subscribe_sms_per_prefix, window),
-        ])
+        wait = await limiter.check(
+            [
+                Limit(f"subscribe:sms:number:{phone}", settings.subscribe_sms_per_number, window),
+                Limit(f"subscribe:sms:prefix:{prefix}", settings.subscribe_sms_per_prefix, window),
+            ]
+        )
         if wait is not None:
             raise rate_limited(wait, "SMS sign-ups for this number")
         return phone
@@ -183,8 +204,9 @@ async def check_confirmation_limits(rt: Runtime, channel: str, address: str) -> 
     try:
         limiter = await _limiter(rt)
         key = confirmation_key(settings.secret_key.get_secret_value(), channel, address)
-        wait = await limiter.hit(key, settings.subscribe_confirmations_per_address,
-                                 settings.subscribe_confirmations_window_s)
+        wait = await limiter.hit(
+            key, settings.subscribe_confirmations_per_address, settings.subscribe_confirmations_window_s
+        )
         if wait is not None:
             raise rate_limited(wait, "confirmations sent to this address")
         if channel == "sms":
@@ -198,8 +220,9 @@ async def check_confirmation_limits(rt: Runtime, channel: str, address: str) -> 
 def _limits_unavailable(channel: str, exc: LimiterUnavailable) -> None:
     """Redis is down: SMS sign-ups are refused (texts cost money: no limits, no texts), others go on."""
     if channel == "sms":
-        raise HTTPError(503, "unavailable", "SMS sign-up is unavailable right now; try again later",
-                        headers={"Retry-After": "60"}) from exc
+        raise HTTPError(
+            503, "unavailable", "SMS sign-up is unavailable right now; try again later", headers={"Retry-After": "60"}
+        ) from exc
     log.warning("sign-up rate limits not checked: %s", exc)
 
 
@@ -223,15 +246,26 @@ async def subscribe_form(request: Request) -> Response:
     return await _form(request)
 
 
-async def _form(request: Request, values: dict[str, Any] | None = None, errors: dict[str, str] | None = None,
-                message: str | None = None, status_code: int = 200) -> Response:
+async def _form(
+    request: Request,
+    values: dict[str, Any] | None = None,
+    errors: dict[str, str] | None = None,
+    message: str | None = None,
+    status_code: int = 200,
+) -> Response:
     rt = runtime(request)
     values = values or {}
     selected = values.get("components") if isinstance(values.get("components"), list) else []
     return render_page(
-        request, "subscribe/form.html", status_code=status_code, components=await component_choices(rt),
-        values={k: v for k, v in values.items() if isinstance(v, str)}, selected=selected,
-        errors=errors or {}, message=message, email_enabled="email" in rt.registry.enabled,
+        request,
+        "subscribe/form.html",
+        status_code=status_code,
+        components=await component_choices(rt),
+        values={k: v for k, v in values.items() if isinstance(v, str)},
+        selected=selected,
+        errors=errors or {},
+        message=message,
+        email_enabled="email" in rt.registry.enabled,
         sms_enabled="sms" in rt.registry.enabled,
     )
 
@@ -244,15 +278,17 @@ async def subscribe(request: Request) -> Response:
         channel, address, components = parse_sign_up(rt, data)
         address = await check_limits(rt, channel, address, client_ip(request))
         async with rt.engine.begin() as conn:  # a refused confirmation rolls the sign-up back
-            result = await sign_up(conn, channel, address, components,
-                                   allow_private_webhooks=rt.settings.webhook_allow_private)
+            result = await sign_up(
+                conn, channel, address, components, allow_private_webhooks=rt.settings.webhook_allow_private
+            )
             if result.needs_confirmation:
                 await check_confirmation_limits(rt, channel, result.subscriber["address"])
     except InputError as exc:
         if as_json:
             raise
-        return await _form(request, data, {k.split(".")[0]: v for k, v in exc.fields.items()}, exc.message,
-                           exc.status_code)
+        return await _form(
+            request, data, {k.split(".")[0]: v for k, v in exc.fields.items()}, exc.message, exc.status_code
+        )
     except HTTPError as exc:
         if as_json or exc.status_code not in (429, 503):
             raise
@@ -262,24 +298,35 @@ async def subscribe(request: Request) -> Response:
     if result.needs_confirmation:
         await dispatch_confirmation(rt, subscriber["id"])
     if channel == "webhook":
-        body = {**answer, "status": "pending_approval",
-                "message": "stored; an administrator confirms webhook subscriptions"}
+        body = {
+            **answer,
+            "status": "pending_approval",
+            "message": "stored; an administrator confirms webhook subscriptions",
+        }
         if result.created:
             body["secret"] = subscriber["secret"]  # shown once, to verify our signatures
         if as_json:
             return JSONResponse(body, status_code=202)
-        return message_page(request, "Webhook registered",
-                            "An administrator will confirm this webhook before it receives updates.", 202)
+        return message_page(
+            request, "Webhook registered", "An administrator will confirm this webhook before it receives updates.", 202
+        )
     if channel == "sms":
         if as_json:
-            return JSONResponse({**answer, "status": "code_sent",
-                                 "message": "send the 6-digit code: POST /subscribe/confirm {phone, code}"},
-                                status_code=202)
-        return render_page(request, "subscribe/enter_code.html", status_code=202, phone=subscriber["address"],
-                           error=None)
+            return JSONResponse(
+                {
+                    **answer,
+                    "status": "code_sent",
+                    "message": "send the 6-digit code: POST /subscribe/confirm {phone, code}",
+                },
+                status_code=202,
+            )
+        return render_page(
+            request, "subscribe/enter_code.html", status_code=202, phone=subscriber["address"], error=None
+        )
     if as_json:
-        return JSONResponse({**answer, "status": "confirmation_sent",
-                             "message": "open the link we emailed to confirm"}, status_code=202)
+        return JSONResponse(
+            {**answer, "status": "confirmation_sent", "message": "open the link we emailed to confirm"}, status_code=202
+        )
     return render_page(request, "subscribe/check_email.html", status_code=202, address=subscriber["address"])
 
 
@@ -329,19 +376,26 @@ async def confirm_code(request: Request) -> Response:
 async def confirm_link(request: Request) -> Response:
     rt = runtime(request)
     signer = LinkSigner(rt.settings.secret_key.get_secret_value())
-    subscriber_id = signer.verify(confirmations.CONFIRM_PURPOSE, request.query_params.get("token", ""),
-                                  rt.settings.confirm_link_max_age_s)
+    subscriber_id = signer.verify(
+        confirmations.CONFIRM_PURPOSE, request.query_params.get("token", ""), rt.settings.confirm_link_max_age_s
+    )
     row = None
     if isinstance(subscriber_id, str):
         async with rt.engine.begin() as conn:
             row = await confirm_subscription(conn, subscriber_id)
     if row is None:
         if wants_json(request):
-            raise HTTPError(400, "invalid_token", "this link is invalid or expired; sign up again",
-                            {"token": "invalid or expired"})
-        return message_page(request, "This link has expired",
-                            "The confirmation link is invalid or too old. Sign up again for a new one.", 400,
-                            link="/subscribe", link_text="Sign up again")
+            raise HTTPError(
+                400, "invalid_token", "this link is invalid or expired; sign up again", {"token": "invalid or expired"}
+            )
+        return message_page(
+            request,
+            "This link has expired",
+            "The confirmation link is invalid or too old. Sign up again for a new one.",
+            400,
+            link="/subscribe",
+            link_text="Sign up again",
+        )
     if wants_json(request):
         return JSONResponse({"status": "confirmed", "channel": row["channel"], "address": row["address"]})
     return message_page(request, "You are subscribed", f"{row['address']} will get an email for each update.")

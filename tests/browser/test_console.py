@@ -47,16 +47,20 @@ def settings(database_url: str, clean_database: None, smtp: RecordingSMTP, provi
     """Email, SMS and Mastodon on top of the always-on channels, each against a local provider."""
     twilio: TwilioProvider = providers["twilio"]
     return make_settings(
-        database_url, **smtp.settings(),
-        twilio_base_url=providers["twilio_url"], twilio_account_sid=twilio.account_sid,
-        twilio_auth_token=twilio.auth_token, twilio_from=next(iter(twilio.senders)), sms_rate_per_s=100.0,
-        mastodon_base_url=providers["mastodon_url"], mastodon_access_token=providers["mastodon"].token,
+        database_url,
+        **smtp.settings(),
+        twilio_base_url=providers["twilio_url"],
+        twilio_account_sid=twilio.account_sid,
+        twilio_auth_token=twilio.auth_token,
+        twilio_from=next(iter(twilio.senders)),
+        sms_rate_per_s=100.0,
+        mastodon_base_url=providers["mastodon_url"],
+        mastodon_access_token=providers["mastodon"].token,
     )
 
 
 async def test_compose_from_template_preview_send_and_watch_delivery(
-    app: Any, settings: Settings, runtime: Runtime, auth: dict[str, str], smtp: RecordingSMTP,
-    providers: dict[str, Any],
+    app: Any, settings: Settings, runtime: Runtime, auth: dict[str, str], smtp: RecordingSMTP, providers: dict[str, Any]
 ) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     async with runtime.engine.begin() as conn:
@@ -66,17 +70,23 @@ async def test_compose_from_template_preview_send_and_watch_delivery(
     assert {"email", "sms", "mastodon", "webhook"} <= set(enabled)
     receivers = [WebhookReceiver(), WebhookReceiver()]
     errors: list[str] = []
-    async with serve_app(app) as base, serve_app(receivers[0].app()) as hook_a, \
-            serve_app(receivers[1].app()) as hook_b, \
-            httpx.AsyncClient(base_url=base, headers=auth, timeout=10) as api, async_playwright() as p:
+    async with (
+        serve_app(app) as base,
+        serve_app(receivers[0].app()) as hook_a,
+        serve_app(receivers[1].app()) as hook_b,
+        httpx.AsyncClient(base_url=base, headers=auth, timeout=10) as api,
+        async_playwright() as p,
+    ):
         component = (await api.post("/api/v1/components", json={"name": "Checkout"})).json()
         for receiver, url in zip(receivers, (hook_a, hook_b), strict=True):
-            response = await api.post("/api/v1/subscribers", json={
-                "channel": "webhook", "address": f"{url}/hook", "confirmed": True})
+            response = await api.post(
+                "/api/v1/subscribers", json={"channel": "webhook", "address": f"{url}/hook", "confirmed": True}
+            )
             receiver.secret = response.json()["secret"]
         for channel, address in (("email", "fan@example.org"), ("sms", "+15005550009")):
-            response = await api.post("/api/v1/subscribers", json={
-                "channel": channel, "address": address, "confirmed": True})
+            response = await api.post(
+                "/api/v1/subscribers", json={"channel": channel, "address": address, "confirmed": True}
+            )
             assert response.status_code == 201, response.text
         expected_totals = {name: 1 for name in enabled} | {"webhook": 2}
 
@@ -85,8 +95,12 @@ async def test_compose_from_template_preview_send_and_watch_delivery(
             page = await browser.new_page(viewport={"width": 1600, "height": 1100})
             page.on("pageerror", lambda error: errors.append(str(error)))
             # "Failed to load resource" lines are the favicon and previews of half-typed input (422).
-            page.on("console", lambda m: errors.append(m.text)
-                    if m.type == "error" and "Failed to load resource" not in m.text else None)
+            page.on(
+                "console",
+                lambda m: (
+                    errors.append(m.text) if m.type == "error" and "Failed to load resource" not in m.text else None
+                ),
+            )
             await page.goto(f"{base}/console")
             assert "/login" in page.url
             await page.fill("#username", "ic")
@@ -103,8 +117,9 @@ async def test_compose_from_template_preview_send_and_watch_delivery(
             await expect(page.locator("#title")).to_have_value("Service unavailable")
             await expect(page.locator("#talking_points")).to_contain_text("engineers are on it")
             await page.select_option(f"[id='component.{component['id']}']", "major_outage")
-            await page.fill("#message", "Checkout is **down** for all customers. We are on it. Next update "
-                                        "within 30 minutes.")
+            await page.fill(
+                "#message", "Checkout is **down** for all customers. We are on it. Next update within 30 minutes."
+            )
             send = page.locator("#send")
             for name in enabled:
                 await expect(page.locator(f'#previews .preview[data-channel="{name}"]')).to_be_visible()
@@ -112,7 +127,8 @@ async def test_compose_from_template_preview_send_and_watch_delivery(
             await expect(send).to_be_enabled()
             previews = page.locator("#previews")
             await expect(previews.locator('[data-channel="email"] .subject')).to_contain_text(
-                "[Investigating] Service unavailable")
+                "[Investigating] Service unavailable"
+            )
             await expect(previews.locator('[data-channel="sms"] .facts')).to_contain_text("GSM-7")
             await expect(previews.locator('[data-channel="mastodon"] .facts')).to_contain_text("/ 500")
             await expect(previews.locator('[data-channel="sms"] pre.text')).to_contain_text("Checkout is down")

@@ -41,17 +41,29 @@ async def test_agent_sees_a_new_update_live(app, settings, runtime: Runtime, aut
         await create_user(conn, "ana", PASSWORD, "agent")
         await create_user(conn, "vic", PASSWORD, "viewer")
     console: list[str] = []
-    async with serve_app(app) as base, httpx.AsyncClient(base_url=base, headers=auth, timeout=10) as api, \
-            async_playwright() as p:
+    async with (
+        serve_app(app) as base,
+        httpx.AsyncClient(base_url=base, headers=auth, timeout=10) as api,
+        async_playwright() as p,
+    ):
         component = (await api.post("/api/v1/components", json={"name": "Checkout", "group": "Web"})).json()
-        first = await api.post("/api/v1/incidents", json={
-            "title": "Checkout failures", "status": "investigating", "components": {component["id"]: "partial_outage"},
-            "message": "Some card payments **fail** at checkout. We are investigating.",
-            "agent": {"talking_points": "Ask callers to retry in a few minutes.",
-                      "approved_answers": [{"question": "Was I charged twice?",
-                                            "answer": "No: failed payments are **never** captured."}],
-                      "do_not_say": "Do not name the payment provider.",
-                      "escalation": "Merchants losing sales: transfer to Payments on-call (ext. 4410)."}})
+        first = await api.post(
+            "/api/v1/incidents",
+            json={
+                "title": "Checkout failures",
+                "status": "investigating",
+                "components": {component["id"]: "partial_outage"},
+                "message": "Some card payments **fail** at checkout. We are investigating.",
+                "agent": {
+                    "talking_points": "Ask callers to retry in a few minutes.",
+                    "approved_answers": [
+                        {"question": "Was I charged twice?", "answer": "No: failed payments are **never** captured."}
+                    ],
+                    "do_not_say": "Do not name the payment provider.",
+                    "escalation": "Merchants losing sales: transfer to Payments on-call (ext. 4410).",
+                },
+            },
+        )
         assert first.status_code == 201, first.text
         incident = first.json()
         await run_worker(settings)
@@ -66,20 +78,32 @@ async def test_agent_sees_a_new_update_live(app, settings, runtime: Runtime, aut
             await page.evaluate("window.__notReloaded = true")
 
             started = time.monotonic()
-            second = await api.post(f"/api/v1/incidents/{incident['id']}/updates", json={
-                "status": "identified",
-                "message": "We found the cause: an expired certificate. A fix is being deployed.",
-                "agent": {"talking_points": "Tell callers a fix is rolling out; payments resume within the hour.",
-                          "approved_answers": [{"question": "Was I charged twice?",
-                                                "answer": "No: failed payments are **never** captured."}],
-                          "do_not_say": "Do not name the certificate authority.",
-                          "escalation": "Merchants losing sales: transfer to Payments on-call (ext. 4410)."}})
+            second = await api.post(
+                f"/api/v1/incidents/{incident['id']}/updates",
+                json={
+                    "status": "identified",
+                    "message": "We found the cause: an expired certificate. A fix is being deployed.",
+                    "agent": {
+                        "talking_points": "Tell callers a fix is rolling out; payments resume within the hour.",
+                        "approved_answers": [
+                            {
+                                "question": "Was I charged twice?",
+                                "answer": "No: failed payments are **never** captured.",
+                            }
+                        ],
+                        "do_not_say": "Do not name the certificate authority.",
+                        "escalation": "Merchants losing sales: transfer to Payments on-call (ext. 4410).",
+                    },
+                },
+            )
             assert second.status_code == 201, second.text
             worker = asyncio.create_task(run_worker(settings))
             await expect(card.locator(".public-text")).to_have_text(
-                "We found the cause: an expired certificate. A fix is being deployed.", timeout=2000)
+                "We found the cause: an expired certificate. A fix is being deployed.", timeout=2000
+            )
             await expect(card.locator(".talking-points")).to_contain_text(
-                "Tell callers a fix is rolling out; payments resume within the hour.", timeout=2000)
+                "Tell callers a fix is rolling out; payments resume within the hour.", timeout=2000
+            )
             elapsed_s = time.monotonic() - started
             assert elapsed_s < 2.0, f"the update took {elapsed_s:.2f} s to reach the desk"
             assert await page.evaluate("window.__notReloaded === true"), "the page must not reload"

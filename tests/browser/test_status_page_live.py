@@ -22,14 +22,23 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 async def test_update_appears_live(app, settings, runtime: Runtime, auth) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     console: list[str] = []
-    async with running_worker(settings), serve_app(app) as base, \
-            httpx.AsyncClient(base_url=base, headers=auth, timeout=10) as api, async_playwright() as p:
+    async with (
+        running_worker(settings),
+        serve_app(app) as base,
+        httpx.AsyncClient(base_url=base, headers=auth, timeout=10) as api,
+        async_playwright() as p,
+    ):
         api_component = (await api.post("/api/v1/components", json={"name": "API", "group": "Platform"})).json()
         await api.post("/api/v1/components", json={"name": "Website"})
-        created = await api.post("/api/v1/incidents", json={
-            "title": "Elevated API errors", "status": "investigating",
-            "components": {api_component["id"]: "partial_outage"},
-            "message": "Some API requests **fail**. We are investigating."})
+        created = await api.post(
+            "/api/v1/incidents",
+            json={
+                "title": "Elevated API errors",
+                "status": "investigating",
+                "components": {api_component["id"]: "partial_outage"},
+                "message": "Some API requests **fail**. We are investigating.",
+            },
+        )
         assert created.status_code == 201, created.text
         incident = created.json()
 
@@ -48,13 +57,17 @@ async def test_update_appears_live(app, settings, runtime: Runtime, auth) -> Non
             await page.evaluate("window.__notReloaded = true")
 
             started = time.monotonic()
-            posted = await api.post(f"/api/v1/incidents/{incident['id']}/updates", json={
-                "status": "identified", "components": {api_component["id"]: "degraded_performance"},
-                "message": "The cause is a **faulty failover**; a fix is being deployed."})
+            posted = await api.post(
+                f"/api/v1/incidents/{incident['id']}/updates",
+                json={
+                    "status": "identified",
+                    "components": {api_component["id"]: "degraded_performance"},
+                    "message": "The cause is a **faulty failover**; a fix is being deployed.",
+                },
+            )
             assert posted.status_code == 201, posted.text
             update = page.locator(f"#update-{posted.json()['id']} .update-body")
-            await expect(update).to_have_text("The cause is a faulty failover; a fix is being deployed.",
-                                              timeout=2000)
+            await expect(update).to_have_text("The cause is a faulty failover; a fix is being deployed.", timeout=2000)
             elapsed_s = time.monotonic() - started
             assert elapsed_s < 2.0
             assert await page.evaluate("window.__notReloaded") is True, "the page reloaded"
@@ -71,7 +84,8 @@ async def test_update_appears_live(app, settings, runtime: Runtime, auth) -> Non
             plain = await no_js.new_page()
             await plain.goto(f"{base}/incidents/{incident['id']}")
             await expect(plain.locator(f"#update-{posted.json()['id']} .update-body")).to_contain_text(
-                "faulty failover")
+                "faulty failover"
+            )
             await no_js.close()
         finally:
             await browser.close()

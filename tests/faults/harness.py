@@ -62,9 +62,17 @@ def fault_settings(database_url: str, **overrides: Any) -> Settings:
     """Fast retries, short leases, a quick circuit breaker, and never giving up during an outage."""
     values: dict[str, Any] = dict(
         # The lease equals the job timeout: a claim is taken back only once its job is surely dead.
-        batch_size=25, max_jobs=4, job_timeout_s=6, sending_lease_s=6, relay_interval_s=1,
-        retry_base_s=0.2, retry_max_s=1.0, max_attempts=500, circuit_failure_threshold=3,
-        circuit_cooldown_s=1.0, webhook_timeout_s=2.0,
+        batch_size=25,
+        max_jobs=4,
+        job_timeout_s=6,
+        sending_lease_s=6,
+        relay_interval_s=1,
+        retry_base_s=0.2,
+        retry_max_s=1.0,
+        max_attempts=500,
+        circuit_failure_threshold=3,
+        circuit_cooldown_s=1.0,
+        webhook_timeout_s=2.0,
     )
     return make_settings(database_url, **(values | overrides))
 
@@ -95,8 +103,9 @@ class Worker:
 
     def start(self) -> None:
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
-        self.process = subprocess.Popen([sys.executable, "-m", "broadcaster.cli", "worker"], env=self.env,
-                                        stdout=log, stderr=log)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "broadcaster.cli", "worker"], env=self.env, stdout=log, stderr=log
+        )
 
     def kill(self) -> None:
         assert self.process is not None
@@ -160,8 +169,11 @@ class Scenario:
         try:
             async with engine.begin() as conn:
                 for address in addresses:
-                    row, _ = await upsert_subscriber(conn, SubscriberIn(channel=self.channel, address=address,
-                                                                        confirmed=True), allow_private_webhooks=True)
+                    row, _ = await upsert_subscriber(
+                        conn,
+                        SubscriberIn(channel=self.channel, address=address, confirmed=True),
+                        allow_private_webhooks=True,
+                    )
                     self.addresses.append(str(row["address"]))
         finally:
             await engine.dispose()
@@ -178,14 +190,23 @@ class Scenario:
         runtime = Runtime.build(settings)
         app = create_app(settings, runtime)
         try:
-            async with LifespanManager(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                                               base_url="http://status.test") as client:
+            async with (
+                LifespanManager(app),
+                httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://status.test") as client,
+            ):
                 async with runtime.engine.begin() as conn:
                     token = await create_token(conn, f"faults-{self.name}")
                 response = await client.post(
-                    "/api/v1/incidents", headers={"Authorization": f"Bearer {token}"},
-                    json={"title": f"Fault drill: {self.name}", "status": "investigating", "impact": "major",
-                          "message": "We are **investigating**.", "channels": [self.channel]})
+                    "/api/v1/incidents",
+                    headers={"Authorization": f"Bearer {token}"},
+                    json={
+                        "title": f"Fault drill: {self.name}",
+                        "status": "investigating",
+                        "impact": "major",
+                        "message": "We are **investigating**.",
+                        "channels": [self.channel],
+                    },
+                )
                 assert response.status_code == 201, response.text
                 self.update_id = response.json()["update"]["id"]
         finally:
@@ -228,10 +249,13 @@ class Scenario:
         engine = make_engine(self.settings.database_url, pool=False)
         try:
             async with engine.connect() as conn:
-                rows = (await conn.execute(
-                    select(deliveries.c.address, deliveries.c.state)
-                    .where(deliveries.c.update_id == self.update_id, deliveries.c.channel == self.channel)
-                )).all()
+                rows = (
+                    await conn.execute(
+                        select(deliveries.c.address, deliveries.c.state).where(
+                            deliveries.c.update_id == self.update_id, deliveries.c.channel == self.channel
+                        )
+                    )
+                ).all()
         finally:
             await engine.dispose()
         ledger_sent = {str(a) for a, state in rows if state == "sent"}
@@ -239,9 +263,16 @@ class Scenario:
         owed = set(self.addresses)
         lost = owed - set(seen)
         after_fault = None if self.fault_at is None or self.settled_at is None else self.settled_at - self.fault_at
-        row = Row(self.name, len(owed), len(ledger_sent), sum(seen.values()), len(lost),
-                  sum(seen.values()) - len(seen), round(time.monotonic() - self.started, 1),
-                  None if after_fault is None else round(after_fault, 1))
+        row = Row(
+            self.name,
+            len(owed),
+            len(ledger_sent),
+            sum(seen.values()),
+            len(lost),
+            sum(seen.values()) - len(seen),
+            round(time.monotonic() - self.started, 1),
+            None if after_fault is None else round(after_fault, 1),
+        )
         REPORT.append(row)
         print(f"\n{row}")
         assert len(rows) == len(owed), "one ledger row per recipient"
@@ -258,8 +289,9 @@ class Scenario:
 
 
 @asynccontextmanager
-async def scenario(name: str, settings: Settings, channel: str, workdir: Path,
-                   received: Callable[[], Counter[str]]) -> AsyncIterator[Scenario]:
+async def scenario(
+    name: str, settings: Settings, channel: str, workdir: Path, received: Callable[[], Counter[str]]
+) -> AsyncIterator[Scenario]:
     run = Scenario(name, settings, channel, workdir, received)
     try:
         yield run

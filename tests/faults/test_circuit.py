@@ -49,18 +49,28 @@ async def test_breaker_opens_half_opens_and_closes(runtime: Runtime) -> None:
 
 
 async def test_paused_channel_defers_without_claiming(database_url: str, clean_database: None) -> None:
-    settings = make_settings(database_url, circuit_failure_threshold=2, circuit_cooldown_s=1.0, batch_size=5,
-                             retry_base_s=0.01, retry_max_s=0.02)
+    settings = make_settings(
+        database_url,
+        circuit_failure_threshold=2,
+        circuit_cooldown_s=1.0,
+        batch_size=5,
+        retry_base_s=0.01,
+        retry_max_s=0.02,
+    )
     rt = Runtime.build(settings)
     receiver = WebhookReceiver(script=[500] * 10)
     try:
         async with serve_app(receiver.app()) as base:
             async with rt.engine.begin() as conn:
                 for n in range(20):
-                    await upsert_subscriber(conn, SubscriberIn(channel="webhook", address=f"{base}/hook?n={n}",
-                                                               confirmed=True), allow_private_webhooks=True)
-            posted, _ = await post(rt, {"title": "Down", "status": "investigating", "message": "x",
-                                        "channels": ["webhook"]})
+                    await upsert_subscriber(
+                        conn,
+                        SubscriberIn(channel="webhook", address=f"{base}/hook?n={n}", confirmed=True),
+                        allow_private_webhooks=True,
+                    )
+            posted, _ = await post(
+                rt, {"title": "Down", "status": "investigating", "message": "x", "channels": ["webhook"]}
+            )
             await rt.fanout.fanout(posted.update_id, "webhook")
             async with rt.engine.connect() as conn:
                 ranges = [r async for r in ledger.batch_ranges(conn, posted.update_id, "webhook", 5)]
@@ -76,8 +86,11 @@ async def test_paused_channel_defers_without_claiming(database_url: str, clean_d
                 assert report.retry_in_s is not None and report.retry_in_s > 0.5
             assert receiver.attempts == requests_before, "a paused provider was called"
             async with rt.engine.connect() as conn:
-                untouched = (await conn.execute(
-                    select(deliveries.c.attempts).where(deliveries.c.id >= ranges[2][0]))).scalars().all()
+                untouched = (
+                    (await conn.execute(select(deliveries.c.attempts).where(deliveries.c.id >= ranges[2][0])))
+                    .scalars()
+                    .all()
+                )
             assert set(untouched) == {0}, "attempts were burned while the circuit was open"
             await asyncio.sleep(1.1)
             # Half-open: the probe batch goes out; the receiver has recovered.

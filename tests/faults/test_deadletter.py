@@ -18,11 +18,15 @@ CLI = [sys.executable, "-m", "broadcaster.cli"]
 
 
 async def _failed_update(client: httpx.AsyncClient, auth: dict[str, str], settings, url: str) -> tuple[str, str]:  # type: ignore[no-untyped-def]
-    response = await client.post("/api/v1/subscribers", headers=auth,
-                                 json={"channel": "webhook", "address": url, "confirmed": True})
+    response = await client.post(
+        "/api/v1/subscribers", headers=auth, json={"channel": "webhook", "address": url, "confirmed": True}
+    )
     secret = response.json()["secret"]
-    incident = await client.post("/api/v1/incidents", headers=auth, json={
-        "title": "Outage", "status": "investigating", "message": "x", "channels": ["webhook"]})
+    incident = await client.post(
+        "/api/v1/incidents",
+        headers=auth,
+        json={"title": "Outage", "status": "investigating", "message": "x", "channels": ["webhook"]},
+    )
     await run_worker(settings)
     return str(incident.json()["update"]["id"]), str(secret)
 
@@ -35,11 +39,11 @@ async def test_dead_letters_listed_and_replayed_by_api(client, auth, settings, r
         assert dead["total"] == 1
         assert dead["groups"] == [{"update_id": update_id, "channel": "webhook", "failed": 1}]
         assert "410" in dead["deliveries"][0]["last_error"]
-        assert (await client.get("/api/v1/deadletter", headers=auth,
-                                 params={"channel": "email"})).json()["total"] == 0
+        assert (await client.get("/api/v1/deadletter", headers=auth, params={"channel": "email"})).json()["total"] == 0
 
-        retry = await client.post(f"/api/v1/updates/{update_id}/deliveries/retry", headers=auth,
-                                  json={"channel": "webhook"})
+        retry = await client.post(
+            f"/api/v1/updates/{update_id}/deliveries/retry", headers=auth, json={"channel": "webhook"}
+        )
         assert retry.status_code == 202, retry.text
         assert retry.json() == {"reset": 1, "batches": 1}
         await run_worker(settings)
@@ -48,14 +52,16 @@ async def test_dead_letters_listed_and_replayed_by_api(client, auth, settings, r
     counts = (await client.get(f"/api/v1/updates/{update_id}/deliveries", headers=auth)).json()
     assert counts["webhook"] == {"pending": 0, "sent": 1, "failed": 0, "total": 1}
     # Nothing failed any more: a second replay resets nothing and sends nothing.
-    again = await client.post(f"/api/v1/updates/{update_id}/deliveries/retry", headers=auth,
-                              json={"channel": "webhook"})
+    again = await client.post(
+        f"/api/v1/updates/{update_id}/deliveries/retry", headers=auth, json={"channel": "webhook"}
+    )
     assert again.json() == {"reset": 0, "batches": 0}
 
 
 async def test_retry_endpoint_validates(client, auth) -> None:
-    assert (await client.post("/api/v1/updates/nope/deliveries/retry", headers=auth,
-                              json={"channel": "webhook"})).status_code == 404
+    assert (
+        await client.post("/api/v1/updates/nope/deliveries/retry", headers=auth, json={"channel": "webhook"})
+    ).status_code == 404
     assert (await client.get("/api/v1/deadletter")).status_code == 401
 
 
@@ -64,13 +70,24 @@ async def test_cli_replay(client, auth, settings, runtime: Runtime) -> None:
     async with serve_app(receiver.app()) as base:
         update_id, receiver.secret = await _failed_update(client, auth, settings, f"{base}/hook")
         env = settings_env(settings)
-        listed = await asyncio.to_thread(subprocess.run, [*CLI, "replay", "--update", update_id,
-                                 "--channel", "webhook", "--list"], env=env, capture_output=True, text=True,
-                                timeout=60)
+        listed = await asyncio.to_thread(
+            subprocess.run,
+            [*CLI, "replay", "--update", update_id, "--channel", "webhook", "--list"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert listed.returncode == 0, listed.stderr
         assert "1 failed deliveries" in listed.stdout and "HTTP 400" in listed.stdout
-        done = await asyncio.to_thread(subprocess.run, [*CLI, "replay", "--update", update_id,
-                               "--channel", "webhook"], env=env, capture_output=True, text=True, timeout=60)
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [*CLI, "replay", "--update", update_id, "--channel", "webhook"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert done.returncode == 0, done.stderr
         assert f"reset 1 failed deliveries of update {update_id} on webhook; 1 batches enqueued" in done.stdout
         await run_worker(settings)

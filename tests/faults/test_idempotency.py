@@ -13,8 +13,13 @@ from broadcaster.db import idempotency_keys, outbox, updates
 from broadcaster.post_requests import request_from_body
 from broadcaster.runtime import Runtime
 
-INCIDENT = {"title": "Checkout errors", "status": "investigating", "impact": "major",
-            "message": "We are investigating.", "channels": ["webhook"]}
+INCIDENT = {
+    "title": "Checkout errors",
+    "status": "investigating",
+    "impact": "major",
+    "message": "We are investigating.",
+    "channels": ["webhook"],
+}
 
 
 async def count(rt: Runtime, table) -> int:  # type: ignore[no-untyped-def]
@@ -66,8 +71,7 @@ async def test_invalid_body_does_not_burn_the_key(client: httpx.AsyncClient, aut
 
 
 async def test_malformed_key_is_a_field_error(client: httpx.AsyncClient, auth) -> None:
-    response = await client.post("/api/v1/incidents", headers={**auth, "Idempotency-Key": "x" * 300},
-                                 json=INCIDENT)
+    response = await client.post("/api/v1/incidents", headers={**auth, "Idempotency-Key": "x" * 300}, json=INCIDENT)
     assert response.status_code == 422
     assert "Idempotency-Key" in response.json()["error"]["fields"]
 
@@ -86,8 +90,9 @@ async def test_update_post_replays(client: httpx.AsyncClient, auth, runtime) -> 
 
 async def test_concurrent_retries_record_one_update(client: httpx.AsyncClient, auth, runtime) -> None:
     headers = {**auth, "Idempotency-Key": "storm"}
-    answers = await asyncio.gather(*(client.post("/api/v1/incidents", headers=headers, json=INCIDENT)
-                                     for _ in range(8)))
+    answers = await asyncio.gather(
+        *(client.post("/api/v1/incidents", headers=headers, json=INCIDENT) for _ in range(8))
+    )
     assert {a.status_code for a in answers} == {201}
     assert len({a.json()["id"] for a in answers}) == 1
     assert await count(runtime, updates) == 1

@@ -27,8 +27,10 @@ from tests.support.web_process import EventStream, WebProcess, warnings_in
 from tests.support.worker_process import WorkerProcess
 
 # The stream is Redis's and the database only stores the updates: once, on SQLite, keeps CI short.
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(backend() == "postgres", reason="the event stream does not depend on the database")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(backend() == "postgres", reason="the event stream does not depend on the database"),
+]
 
 UPDATES = 30
 WITHIN_S = 2.0
@@ -37,8 +39,9 @@ GAPS_S = (0.3, 7.0) if LONG else (0.05, 0.7)
 IDLE_S = 8.0  # longer than the 5 s socket timeout (+1 s resubscribe) that used to drop events
 
 
-async def test_updates_reach_both_streams_and_resume_by_last_event_id(database_url: str, clean_database: None,
-                                                                     tmp_path: Path) -> None:
+async def test_updates_reach_both_streams_and_resume_by_last_event_id(
+    database_url: str, clean_database: None, tmp_path: Path
+) -> None:
     settings = make_settings(database_url, relay_interval_s=1)
     runtime = Runtime.build(settings)
     web1 = WebProcess(settings, tmp_path / "web1.log", server="granian")
@@ -55,19 +58,29 @@ async def test_updates_reach_both_streams_and_resume_by_last_event_id(database_u
         for stream in streams:
             await stream.connect()
         on_web1, on_web2, back_on_web2 = streams
-        async with httpx.AsyncClient(base_url=web1.url, timeout=10,
-                                     headers={"Authorization": f"Bearer {token}"}) as api:
+        async with httpx.AsyncClient(
+            base_url=web1.url, timeout=10, headers={"Authorization": f"Bearer {token}"}
+        ) as api:
 
             async def post_update(n: int) -> tuple[str, float]:
                 posted_at = time.monotonic()
-                response = await api.post(f"/api/v1/incidents/{incident_id}/updates", json={
-                    "status": "identified", "message": f"Update {n}.", "channels": ["status_page"]})
+                response = await api.post(
+                    f"/api/v1/incidents/{incident_id}/updates",
+                    json={"status": "identified", "message": f"Update {n}.", "channels": ["status_page"]},
+                )
                 assert response.status_code == 201, response.text
                 return str(response.json()["id"]), posted_at
 
-            response = await api.post("/api/v1/incidents", json={
-                "title": "Checkout is slow", "status": "investigating", "impact": "minor",
-                "message": "Looking.", "channels": ["status_page"]})
+            response = await api.post(
+                "/api/v1/incidents",
+                json={
+                    "title": "Checkout is slow",
+                    "status": "investigating",
+                    "impact": "minor",
+                    "message": "Looking.",
+                    "channels": ["status_page"],
+                },
+            )
             assert response.status_code == 201, response.text
             incident_id = response.json()["id"]
 
@@ -82,8 +95,10 @@ async def test_updates_reach_both_streams_and_resume_by_last_event_id(database_u
                     if arrived - posted_at > WITHIN_S:
                         late.append((stream.url, update_id, round(arrived - posted_at, 2)))
             lags = [round(s.of("update", update_id=u)[0].at - t, 3) for u, t in posted for s in (on_web1, on_web2)]
-            print(f"\n{UPDATES} updates, gaps {GAPS_S} s + one of {IDLE_S} s: worst lag {max(lags)} s, "
-                  f"median {sorted(lags)[len(lags) // 2]} s on two streams")
+            print(
+                f"\n{UPDATES} updates, gaps {GAPS_S} s + one of {IDLE_S} s: worst lag {max(lags)} s, "
+                f"median {sorted(lags)[len(lags) // 2]} s on two streams"
+            )
             assert not late, f"later than {WITHIN_S} s: {late}"
 
             # Web #2 stops with two clients open; two updates go out while it is away.
@@ -105,8 +120,10 @@ async def test_updates_reach_both_streams_and_resume_by_last_event_id(database_u
 
         web1_stop_s = await web1.terminate(timeout_s=STOP_WITHIN_S + 20)
         assert web1_stop_s <= STOP_WITHIN_S, f"web #1 (granian) took {web1_stop_s:.1f} s to exit with a stream"
-        print(f"SIGTERM with open streams: uvicorn exited in {web2_stop_s:.2f} s, granian in {web1_stop_s:.2f} s; "
-              f"clients on web #2 resumed both missed updates by Last-Event-ID")
+        print(
+            f"SIGTERM with open streams: uvicorn exited in {web2_stop_s:.2f} s, granian in {web1_stop_s:.2f} s; "
+            f"clients on web #2 resumed both missed updates by Last-Event-ID"
+        )
         noise = warnings_in(tmp_path / "web1.log", tmp_path / "web2.log", tmp_path / "worker.log")
         assert not noise, "\n".join(noise)
     finally:

@@ -43,9 +43,12 @@ async def test_redis_restarted_mid_fanout(database_url: str, clean_database: Non
     settings = fault_settings(database_url, redis_url=redis_server.url, max_jobs=2)
     receiver = ChaosReceiver(delay_s=0.3)
     try:
-        async with serve_app(receiver.app()) as base, scenario(
-            "Redis restarted (queue emptied)", settings, "webhook", tmp_path, lambda: receiver.received(base)
-        ) as run:
+        async with (
+            serve_app(receiver.app()) as base,
+            scenario(
+                "Redis restarted (queue emptied)", settings, "webhook", tmp_path, lambda: receiver.received(base)
+            ) as run,
+        ):
             await run.add_subscribers(hooks(base, WEBHOOKS))
             run.start_workers(1)
             await run.post()
@@ -76,10 +79,16 @@ async def test_database_unreachable_for_10_s(database_url: str, clean_database: 
         proxied = database_url.replace(f"{url.hostname}:{url.port or 5432}", f"127.0.0.1:{proxy.port}")
         worker_settings = settings.model_copy(update={"database_url": proxied})
     try:
-        async with serve_app(receiver.app()) as base, scenario(
-            f"database lost {DB_OUTAGE_S:.0f} s ({backend()})", settings, "webhook", tmp_path,
-            lambda: receiver.received(base),
-        ) as run:
+        async with (
+            serve_app(receiver.app()) as base,
+            scenario(
+                f"database lost {DB_OUTAGE_S:.0f} s ({backend()})",
+                settings,
+                "webhook",
+                tmp_path,
+                lambda: receiver.received(base),
+            ) as run,
+        ):
             await run.add_subscribers(hooks(base, WEBHOOKS))
             run.start_workers(1, settings=worker_settings)
             await run.post()
@@ -122,11 +131,11 @@ async def test_smtp_sink_down(database_url: str, clean_database: None, tmp_path:
         def received() -> Counter[str]:
             return Counter(rcpt for message in smtp.received for rcpt in message.rcpt_tos)
 
-        settings = fault_settings(database_url, smtp_host="127.0.0.1", smtp_port=proxy.port,
-                                  email_from="status@example.com", smtp_timeout_s=3)
+        settings = fault_settings(
+            database_url, smtp_host="127.0.0.1", smtp_port=proxy.port, email_from="status@example.com", smtp_timeout_s=3
+        )
         try:
-            async with scenario(f"SMTP sink down {SMTP_OUTAGE_S:.0f} s", settings, "email", tmp_path,
-                                received) as run:
+            async with scenario(f"SMTP sink down {SMTP_OUTAGE_S:.0f} s", settings, "email", tmp_path, received) as run:
                 await run.add_subscribers([f"user{n}@example.org" for n in range(200)])
                 await proxy.cut()
                 run.start_workers(1)
@@ -149,8 +158,12 @@ async def test_http_provider_misbehaves(mode: str, database_url: str, clean_data
         proxy = TcpProxy("127.0.0.1", port)
         await proxy.start()
         base = f"http://127.0.0.1:{proxy.port}"
-        label = {"500": "webhooks answer 500", "429": "webhooks answer 429 Retry-After",
-                 "timeout": "webhooks time out", "close": "webhooks close connections"}[mode]
+        label = {
+            "500": "webhooks answer 500",
+            "429": "webhooks answer 429 Retry-After",
+            "timeout": "webhooks time out",
+            "close": "webhooks close connections",
+        }[mode]
         try:
             async with scenario(label, settings, "webhook", tmp_path, lambda: receiver.received(base)) as run:
                 await run.add_subscribers(hooks(base, 200))
@@ -174,9 +187,14 @@ async def test_http_provider_misbehaves(mode: str, database_url: str, clean_data
 async def test_sms_provider_misbehaves(mode: str, database_url: str, clean_database: None, tmp_path: Path) -> None:
     provider = TwilioProvider()
     async with serve_app(provider.app) as base:
-        settings = fault_settings(database_url, twilio_base_url=base, twilio_account_sid=provider.account_sid,
-                                  twilio_auth_token=provider.auth_token, twilio_from="+15005550006",
-                                  sms_rate_per_s=1000.0)
+        settings = fault_settings(
+            database_url,
+            twilio_base_url=base,
+            twilio_account_sid=provider.account_sid,
+            twilio_auth_token=provider.auth_token,
+            twilio_from="+15005550006",
+            sms_rate_per_s=1000.0,
+        )
 
         def received() -> Counter[str]:
             return Counter(m["to"] for m in provider.messages)
@@ -197,9 +215,12 @@ async def test_sms_provider_misbehaves(mode: str, database_url: str, clean_datab
 async def test_workers_racing_on_the_same_jobs(database_url: str, clean_database: None, tmp_path: Path) -> None:
     settings = fault_settings(database_url, max_jobs=4)
     receiver = ChaosReceiver(delay_s=0.05)
-    async with serve_app(receiver.app()) as base, scenario(
-        "3 workers racing, every batch x3", settings, "webhook", tmp_path, lambda: receiver.received(base)
-    ) as run:
+    async with (
+        serve_app(receiver.app()) as base,
+        scenario(
+            "3 workers racing, every batch x3", settings, "webhook", tmp_path, lambda: receiver.received(base)
+        ) as run,
+    ):
         await run.add_subscribers(hooks(base, WEBHOOKS))
         await run.post()  # fan-out job queued before any worker runs
         # Every batch is also enqueued twice more under other job ids (a relay and a replay racing).
@@ -218,8 +239,14 @@ async def test_workers_racing_on_the_same_jobs(database_url: str, clean_database
                 ranges = [r async for r in ledger.batch_ranges(conn, run.update_id, "webhook", settings.batch_size)]
             for copy in ("relay", "replay"):
                 for first, last in ranges:
-                    assert await queue.enqueue(DELIVER_BATCH, run.update_id, "webhook", first, last,
-                                               job_id=f"{copy}:{run.update_id}:{first}:{last}")
+                    assert await queue.enqueue(
+                        DELIVER_BATCH,
+                        run.update_id,
+                        "webhook",
+                        first,
+                        last,
+                        job_id=f"{copy}:{run.update_id}:{first}:{last}",
+                    )
         finally:
             await queue.aclose()
             await engine.dispose()

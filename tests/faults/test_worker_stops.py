@@ -52,16 +52,26 @@ async def audience(channel: str) -> AsyncIterator[Audience]:
     if channel == "webhook":
         receiver = ChaosReceiver(delay_s=0.25)
         async with serve_app(receiver.app()) as base:
-            yield Audience(channel, [f"{base}/hook/{n}" for n in range(WEBHOOKS)], lambda: receiver.received(base),
-                           {"batch_size": 100, "max_jobs": 2}, WEBHOOK_CONCURRENCY)
+            yield Audience(
+                channel,
+                [f"{base}/hook/{n}" for n in range(WEBHOOKS)],
+                lambda: receiver.received(base),
+                {"batch_size": 100, "max_jobs": 2},
+                WEBHOOK_CONCURRENCY,
+            )
         return
     with recording_smtp() as smtp:
+
         def received() -> Counter[str]:
             return Counter(rcpt for message in smtp.received for rcpt in message.rcpt_tos)
 
-        yield Audience(channel, [f"user{n}@example.org" for n in range(MAILS)], received,
-                       smtp.settings(smtp_max_connections=SMTP_SESSIONS, batch_size=250, max_jobs=SMTP_SESSIONS),
-                       SMTP_SESSIONS)
+        yield Audience(
+            channel,
+            [f"user{n}@example.org" for n in range(MAILS)],
+            received,
+            smtp.settings(smtp_max_connections=SMTP_SESSIONS, batch_size=250, max_jobs=SMTP_SESSIONS),
+            SMTP_SESSIONS,
+        )
 
 
 def crash_settings(database_url: str, target: Audience) -> Any:
@@ -70,12 +80,14 @@ def crash_settings(database_url: str, target: Audience) -> Any:
 
 
 @pytest.mark.parametrize("channel", ["webhook", "email"])
-async def test_sigkill_mid_fanout_then_restart(channel: str, database_url: str, clean_database: None,
-                                               tmp_path: Path) -> None:
+async def test_sigkill_mid_fanout_then_restart(
+    channel: str, database_url: str, clean_database: None, tmp_path: Path
+) -> None:
     async with audience(channel) as target:
         settings = crash_settings(database_url, target)
-        async with scenario(f"{channel}: SIGKILL at 20 %, restart", settings, channel, tmp_path,
-                            target.received) as run:
+        async with scenario(
+            f"{channel}: SIGKILL at 20 %, restart", settings, channel, tmp_path, target.received
+        ) as run:
             await run.add_subscribers(target.addresses)
             run.start_workers(1)
             await run.post()
@@ -90,12 +102,14 @@ async def test_sigkill_mid_fanout_then_restart(channel: str, database_url: str, 
 
 
 @pytest.mark.parametrize("channel", ["webhook", "email"])
-async def test_sigterm_mid_fanout_finishes_what_is_on_the_wire(channel: str, database_url: str,
-                                                               clean_database: None, tmp_path: Path) -> None:
+async def test_sigterm_mid_fanout_finishes_what_is_on_the_wire(
+    channel: str, database_url: str, clean_database: None, tmp_path: Path
+) -> None:
     async with audience(channel) as target:
         settings = crash_settings(database_url, target)
-        async with scenario(f"{channel}: SIGTERM at 20 %, restart", settings, channel, tmp_path,
-                            target.received) as run:
+        async with scenario(
+            f"{channel}: SIGTERM at 20 %, restart", settings, channel, tmp_path, target.received
+        ) as run:
             await run.add_subscribers(target.addresses)
             run.start_workers(1)
             await run.post()
@@ -114,12 +128,12 @@ async def test_sigterm_mid_fanout_finishes_what_is_on_the_wire(channel: str, dat
     assert row.after_fault_s is not None and row.after_fault_s <= WITHIN_S, row
 
 
-async def test_two_workers_one_sigkilled_the_other_finishes(database_url: str, clean_database: None,
-                                                            tmp_path: Path) -> None:
+async def test_two_workers_one_sigkilled_the_other_finishes(
+    database_url: str, clean_database: None, tmp_path: Path
+) -> None:
     async with audience("webhook") as target:
         settings = crash_settings(database_url, target)
-        async with scenario("webhook: 2 workers, one SIGKILLed", settings, "webhook", tmp_path,
-                            target.received) as run:
+        async with scenario("webhook: 2 workers, one SIGKILLed", settings, "webhook", tmp_path, target.received) as run:
             await run.add_subscribers(target.addresses)
             run.start_workers(2)
             await run.post()

@@ -38,8 +38,9 @@ async def get_audit(client: httpx.AsyncClient, auth: dict[str, str], **params: A
     return body
 
 
-async def test_entries_newest_first_with_every_field(client: httpx.AsyncClient, auth: dict[str, str],
-                                                     runtime: Runtime) -> None:
+async def test_entries_newest_first_with_every_field(
+    client: httpx.AsyncClient, auth: dict[str, str], runtime: Runtime
+) -> None:
     await seed(runtime, 4)
     body = await get_audit(client, auth)
     assert [e["action"] for e in body["entries"]] == ["act.3", "act.2", "act.1", "act.0"]
@@ -51,8 +52,9 @@ async def test_entries_newest_first_with_every_field(client: httpx.AsyncClient, 
     assert [e["actor"] for e in body["entries"]] == list(reversed(ACTORS))
 
 
-async def test_paging_by_before_has_no_gaps_or_overlaps(client: httpx.AsyncClient, auth: dict[str, str],
-                                                        runtime: Runtime) -> None:
+async def test_paging_by_before_has_no_gaps_or_overlaps(
+    client: httpx.AsyncClient, auth: dict[str, str], runtime: Runtime
+) -> None:
     await seed(runtime, 23)
     seen: list[str] = []
     pages = []
@@ -75,8 +77,9 @@ async def test_paging_by_before_has_no_gaps_or_overlaps(client: httpx.AsyncClien
     assert [e["action"] for e in fresh["entries"]] == ["act.101", "act.100", "act.22"]
 
 
-async def test_a_full_last_page_says_there_is_no_more(client: httpx.AsyncClient, auth: dict[str, str],
-                                                      runtime: Runtime) -> None:
+async def test_a_full_last_page_says_there_is_no_more(
+    client: httpx.AsyncClient, auth: dict[str, str], runtime: Runtime
+) -> None:
     await seed(runtime, 6)
     first = await get_audit(client, auth, limit=3)
     second = await get_audit(client, auth, limit=3, before=first["next_before"])
@@ -97,22 +100,33 @@ async def test_only_admin_tokens(client: httpx.AsyncClient, runtime: Runtime, ro
     assert (await client.get("/api/v1/audit", headers=await bearer(runtime, "admin"))).status_code == 200
 
 
-@pytest.mark.parametrize(("query", "status", "field"), [
-    ("limit=abc", 400, "limit"), ("limit=0", 422, "limit"), ("limit=1001", 422, "limit"),
-    ("limit=-5", 422, "limit"), ("limit=", 400, "limit"), ("before=x", 400, "before"),
-    ("before=0", 422, "before"), ("before=-1", 422, "before"), ("before=99999999999999999999", 422, "before"),
-    ("before=1.5", 400, "before"),
-])
-async def test_bad_parameters_name_the_field(client: httpx.AsyncClient, auth: dict[str, str], query: str,
-                                             status: int, field: str) -> None:
+@pytest.mark.parametrize(
+    ("query", "status", "field"),
+    [
+        ("limit=abc", 400, "limit"),
+        ("limit=0", 422, "limit"),
+        ("limit=1001", 422, "limit"),
+        ("limit=-5", 422, "limit"),
+        ("limit=", 400, "limit"),
+        ("before=x", 400, "before"),
+        ("before=0", 422, "before"),
+        ("before=-1", 422, "before"),
+        ("before=99999999999999999999", 422, "before"),
+        ("before=1.5", 400, "before"),
+    ],
+)
+async def test_bad_parameters_name_the_field(
+    client: httpx.AsyncClient, auth: dict[str, str], query: str, status: int, field: str
+) -> None:
     response = await client.get(f"/api/v1/audit?{query}", headers=auth)
     assert response.status_code == status, response.text
     assert list(response.json()["error"]["fields"]) == [field]
     conforms(await served_document(client), response)
 
 
-async def test_the_console_page_reads_the_same_pages(client: httpx.AsyncClient, auth: dict[str, str],
-                                                     runtime: Runtime) -> None:
+async def test_the_console_page_reads_the_same_pages(
+    client: httpx.AsyncClient, auth: dict[str, str], runtime: Runtime
+) -> None:
     await seed(runtime, 120)
     await login(client, runtime, "auditor", "admin")  # writes the newest entry: its login
     api = await get_audit(client, auth, limit=100)

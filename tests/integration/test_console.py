@@ -28,8 +28,9 @@ async def login(client: httpx.AsyncClient, runtime: Runtime, username: str, role
     page = await client.get("/login")
     token = CSRF.search(page.text)
     assert token, page.text
-    response = await client.post("/login", data={"username": username, "password": PASSWORD,
-                                                 "csrf_token": token.group(1), "next": "/console"})
+    response = await client.post(
+        "/login", data={"username": username, "password": PASSWORD, "csrf_token": token.group(1), "next": "/console"}
+    )
     assert response.status_code == 303, response.text
     dashboard = await client.get("/console", headers={"accept": "text/html"})
     assert dashboard.status_code == 200
@@ -39,9 +40,16 @@ async def login(client: httpx.AsyncClient, runtime: Runtime, username: str, role
 
 
 def form(csrf: str, **values: Any) -> dict[str, Any]:
-    base = {"csrf_token": csrf, "title": "Checkout failing", "status": "investigating", "impact": "major",
-            "message": "We are investigating **failed payments**.", "next_update_in_minutes": "30",
-            "channels_shown": "1", "channels": ["webhook"]}
+    base = {
+        "csrf_token": csrf,
+        "title": "Checkout failing",
+        "status": "investigating",
+        "impact": "major",
+        "message": "We are investigating **failed payments**.",
+        "next_update_in_minutes": "30",
+        "channels_shown": "1",
+        "channels": ["webhook"],
+    }
     base.update(values)
     return base
 
@@ -112,11 +120,13 @@ async def test_send_needs_a_preview_of_exactly_that_content(client: httpx.AsyncC
 
     no_token = await client.post("/console/send", data=data)
     assert no_token.status_code == 409
-    edited = await client.post("/console/send", data={**data, "message": "Something else.",
-                                                      "preview_token": previewed["token"]})
+    edited = await client.post(
+        "/console/send", data={**data, "message": "Something else.", "preview_token": previewed["token"]}
+    )
     assert edited.status_code == 409
-    other_channels = await client.post("/console/send", data={**data, "channels": ["webhook", "status_page"],
-                                                              "preview_token": previewed["token"]})
+    other_channels = await client.post(
+        "/console/send", data={**data, "channels": ["webhook", "status_page"], "preview_token": previewed["token"]}
+    )
     assert other_channels.status_code == 409
     assert "differs from the last preview" in edited.text
     assert await count(runtime, incidents) == 0
@@ -140,16 +150,26 @@ async def test_compose_from_template_send_and_fan_out(client: httpx.AsyncClient,
     receivers = [WebhookReceiver(), WebhookReceiver()]
     async with serve_app(receivers[0].app()) as a, serve_app(receivers[1].app()) as b:
         for receiver, base in zip(receivers, (a, b), strict=True):
-            response = await client.post("/api/v1/subscribers", headers=await _api_auth(runtime), json={
-                "channel": "webhook", "address": f"{base}/hook", "confirmed": True})
+            response = await client.post(
+                "/api/v1/subscribers",
+                headers=await _api_auth(runtime),
+                json={"channel": "webhook", "address": f"{base}/hook", "confirmed": True},
+            )
             receiver.secret = response.json()["secret"]
         enabled = list(runtime.registry.enabled)
         agent = template["agent"]
         data = {
-            "csrf_token": admin_csrf, "title": template["title"], "status": template["status"],
-            "impact": template["impact"], "message": template["message"], "template_id": template["id"],
-            "next_update_in_minutes": str(template["next_update_in_minutes"]), "channels_shown": "1",
-            "channels": enabled, "talking_points": agent["talking_points"], "do_not_say": agent["do_not_say"],
+            "csrf_token": admin_csrf,
+            "title": template["title"],
+            "status": template["status"],
+            "impact": template["impact"],
+            "message": template["message"],
+            "template_id": template["id"],
+            "next_update_in_minutes": str(template["next_update_in_minutes"]),
+            "channels_shown": "1",
+            "channels": enabled,
+            "talking_points": agent["talking_points"],
+            "do_not_say": agent["do_not_say"],
             "escalation": agent["escalation"],
             "answer_question": [a["question"] for a in agent["approved_answers"]] + [""],
             "answer_answer": [a["answer"] for a in agent["approved_answers"]] + [""],
@@ -161,10 +181,12 @@ async def test_compose_from_template_send_and_fan_out(client: httpx.AsyncClient,
         update_id = sent.headers["location"].rsplit("/", 1)[1]
         async with runtime.engine.connect() as conn:
             update = (await conn.execute(select(updates).where(updates.c.id == update_id))).mappings().one()
-            incident = (await conn.execute(select(incidents).where(incidents.c.id == update["incident_id"]))
-                        ).mappings().one()
-            queued = sorted((await conn.execute(select(outbox.c.channel).where(outbox.c.update_id == update_id)))
-                            .scalars())
+            incident = (
+                (await conn.execute(select(incidents).where(incidents.c.id == update["incident_id"]))).mappings().one()
+            )
+            queued = sorted(
+                (await conn.execute(select(outbox.c.channel).where(outbox.c.update_id == update_id))).scalars()
+            )
         assert incident["template_id"] == template["id"] and incident["name"] == template["title"]
         assert update["author"] == "ic"
         assert update["agent"]["approved_answers"] == agent["approved_answers"]
@@ -179,7 +201,7 @@ async def test_compose_from_template_send_and_fan_out(client: httpx.AsyncClient,
     view = await client.get(f"/console/updates/{update_id}")
     assert view.status_code == 200 and 'data-channel="webhook"' in view.text
     consistency = (await client.get("/console/channels")).text
-    webhook_row = consistency[consistency.index('data-channel="webhook"'):].split("</tr>")[0]
+    webhook_row = consistency[consistency.index('data-channel="webhook"') :].split("</tr>")[0]
     assert "up to date" in webhook_row
 
 
@@ -196,17 +218,22 @@ async def test_every_action_is_audited(client: httpx.AsyncClient, runtime: Runti
     component = (await client.post("/api/v1/components", headers=auth, json={"name": "API"})).json()
     gone = WebhookReceiver(script=[410])
     async with serve_app(gone.app()) as base:
-        await client.post("/api/v1/subscribers", headers=auth,
-                          json={"channel": "webhook", "address": f"{base}/hook", "confirmed": True})
+        await client.post(
+            "/api/v1/subscribers",
+            headers=auth,
+            json={"channel": "webhook", "address": f"{base}/hook", "confirmed": True},
+        )
         # template create, edit, delete
         tdata = {"csrf_token": csrf, "name": "Flood", "title": "Flooding", "message": "Water.", "status": "identified"}
         assert (await client.post("/console/templates", data=tdata)).status_code == 303
         async with runtime.engine.connect() as conn:
             template_id = (await incident_templates.list_templates(conn))[0]["id"]
-        assert (await client.post(f"/console/templates/{template_id}",
-                                  data={**tdata, "message": "More water."})).status_code == 303
-        assert (await client.post(f"/console/templates/{template_id}/delete",
-                                  data={"csrf_token": csrf})).status_code == 303
+        assert (
+            await client.post(f"/console/templates/{template_id}", data={**tdata, "message": "More water."})
+        ).status_code == 303
+        assert (
+            await client.post(f"/console/templates/{template_id}/delete", data={"csrf_token": csrf})
+        ).status_code == 303
         # incident, with a failing webhook, then retry
         data = form(csrf, channels=["webhook", "status_page"], **{f"component.{component['id']}": "major_outage"})
         previewed = await preview(client, csrf, data)
@@ -216,8 +243,9 @@ async def test_every_action_is_audited(client: httpx.AsyncClient, runtime: Runti
         counts = (await client.get(f"/console/updates/{update_id}/deliveries.json")).json()
         assert counts["counts"]["webhook"]["failed"] == 1
         assert "410" in counts["failures"][0]["last_error"]
-        retried = await client.post(f"/console/updates/{update_id}/retry", data={"csrf_token": csrf,
-                                                                                  "channel": "webhook"})
+        retried = await client.post(
+            f"/console/updates/{update_id}/retry", data={"csrf_token": csrf, "channel": "webhook"}
+        )
         assert retried.status_code == 303
         await run_worker(settings)
         counts = (await client.get(f"/console/updates/{update_id}/deliveries.json")).json()["counts"]
@@ -225,8 +253,7 @@ async def test_every_action_is_audited(client: httpx.AsyncClient, runtime: Runti
     # component-only changes, silent and notified
     status_url = f"/console/components/{component['id']}/status"
     assert (await client.post(status_url, data={"csrf_token": csrf, "status": "operational"})).status_code == 303
-    notified = await client.post(status_url, data={"csrf_token": csrf, "status": "degraded_performance",
-                                                   "notify": "1"})
+    notified = await client.post(status_url, data={"csrf_token": csrf, "status": "degraded_performance", "notify": "1"})
     assert notified.status_code == 303 and notified.headers["location"].startswith("/console/updates/")
     restored = await client.post(status_url, data={"csrf_token": csrf, "status": "operational", "notify": "1"})
     assert restored.status_code == 303
@@ -234,19 +261,34 @@ async def test_every_action_is_audited(client: httpx.AsyncClient, runtime: Runti
         titles = {r.name: r.status for r in await conn.execute(select(incidents.c.name, incidents.c.status))}
     assert titles["API degraded performance"] == "resolved"
     # users
-    assert (await client.post("/console/users", data={"csrf_token": csrf, "username": "newbie",
-                                                      "password": PASSWORD, "role": "viewer"})).status_code == 303
+    assert (
+        await client.post(
+            "/console/users", data={"csrf_token": csrf, "username": "newbie", "password": PASSWORD, "role": "viewer"}
+        )
+    ).status_code == 303
     users_page = await client.get("/console/users")
-    newbie_id = re.search(r'action="/console/users/(\w+)/role"[^<]*<input[^>]*>\s*<label[^>]*>Role of newbie',
-                          users_page.text)
+    newbie_id = re.search(
+        r'action="/console/users/(\w+)/role"[^<]*<input[^>]*>\s*<label[^>]*>Role of newbie', users_page.text
+    )
     assert newbie_id, users_page.text
-    assert (await client.post(f"/console/users/{newbie_id.group(1)}/role",
-                              data={"csrf_token": csrf, "role": "commander"})).status_code == 303
+    assert (
+        await client.post(f"/console/users/{newbie_id.group(1)}/role", data={"csrf_token": csrf, "role": "commander"})
+    ).status_code == 303
     # logout
     assert (await client.post("/logout", data={"csrf_token": csrf})).status_code == 303
     done = {action for actor, action in await actions(runtime) if actor == "user:boss"}
-    assert done >= {"login", "template.create", "template.update", "template.delete", "incident.create",
-                    "deliveries.retry", "component.status", "user.create", "user.role", "logout"}
+    assert done >= {
+        "login",
+        "template.create",
+        "template.update",
+        "template.delete",
+        "incident.create",
+        "deliveries.retry",
+        "component.status",
+        "user.create",
+        "user.role",
+        "logout",
+    }
     csrf = await login(client, runtime, "auditor", "admin")
     log_page = await client.get("/console/audit")
     assert log_page.status_code == 200 and "template.delete" in log_page.text and "user.role" in log_page.text
@@ -254,9 +296,17 @@ async def test_every_action_is_audited(client: httpx.AsyncClient, runtime: Runti
 
 async def test_maintenance_report_and_update_flow(client: httpx.AsyncClient, runtime: Runtime) -> None:
     csrf = await login(client, runtime, "ic", "commander")
-    data = {"csrf_token": csrf, "kind": "maintenance", "title": "Database upgrade", "status": "scheduled",
-            "message": "We will upgrade the database.", "scheduled_for": "2030-01-05T02:00",
-            "scheduled_until": "2030-01-05T04:00", "channels_shown": "1", "channels": ["webhook"]}
+    data = {
+        "csrf_token": csrf,
+        "kind": "maintenance",
+        "title": "Database upgrade",
+        "status": "scheduled",
+        "message": "We will upgrade the database.",
+        "scheduled_for": "2030-01-05T02:00",
+        "scheduled_until": "2030-01-05T04:00",
+        "channels_shown": "1",
+        "channels": ["webhook"],
+    }
     previewed = await preview(client, csrf, data)
     payload = previewed["renditions"]["webhook"]["data"]
     assert payload["incident"]["kind"] == "maintenance" and payload["update"]["status"] == "scheduled"
@@ -268,8 +318,14 @@ async def test_maintenance_report_and_update_flow(client: httpx.AsyncClient, run
     for status in ("in_progress", "completed"):
         page = await client.get(f"/console/compose?incident_id={row['id']}&status={status}&message=Now+{status}.")
         assert page.status_code == 200
-        step = {"csrf_token": csrf, "incident_id": row["id"], "status": status, "message": f"Now {status}.",
-                "channels_shown": "1", "channels": ["webhook"]}
+        step = {
+            "csrf_token": csrf,
+            "incident_id": row["id"],
+            "status": status,
+            "message": f"Now {status}.",
+            "channels_shown": "1",
+            "channels": ["webhook"],
+        }
         token = (await preview(client, csrf, step))["token"]
         assert (await client.post("/console/send", data={**step, "preview_token": token})).status_code == 303
     incident_page = await client.get(f"/console/incidents/{row['id']}")
@@ -282,16 +338,21 @@ async def test_maintenance_report_and_update_flow(client: httpx.AsyncClient, run
 
 async def test_bad_input_is_a_4xx_never_a_500(client: httpx.AsyncClient, runtime: Runtime) -> None:
     csrf = await login(client, runtime, "ic", "commander")
-    bad = await client.post("/console/preview", data=form(csrf, next_update_in_minutes="soon", status="nope"),
-                            headers={"X-CSRF-Token": csrf})
+    bad = await client.post(
+        "/console/preview",
+        data=form(csrf, next_update_in_minutes="soon", status="nope"),
+        headers={"X-CSRF-Token": csrf},
+    )
     assert bad.status_code == 422 and bad.json()["token"] == ""
-    unknown = await client.post("/console/preview", data=form(csrf, channels=["carrier-pigeon"]),
-                                headers={"X-CSRF-Token": csrf})
+    unknown = await client.post(
+        "/console/preview", data=form(csrf, channels=["carrier-pigeon"]), headers={"X-CSRF-Token": csrf}
+    )
     assert unknown.status_code == 422 and "channels" in unknown.json()["error"]["fields"]
     assert (await client.get("/console/incidents/nope")).status_code == 404
     assert (await client.get("/console/updates/nope")).status_code == 404
-    assert (await client.post("/console/updates/nope/retry", data={"csrf_token": csrf, "channel": "webhook"})
-            ).status_code == 404
+    assert (
+        await client.post("/console/updates/nope/retry", data={"csrf_token": csrf, "channel": "webhook"})
+    ).status_code == 404
 
 
 @pytest.mark.parametrize("path", ["/console/compose?template=nope", "/console/templates/nope"])

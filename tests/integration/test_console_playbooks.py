@@ -32,29 +32,47 @@ async def test_screens_roles_and_audit(app: Any, client: httpx.AsyncClient, runt
         assert page.status_code == 200, path
     assert 'href="/console/playbooks"' in (await client.get("/console")).text
 
-    created = await client.post("/console/contacts", data={"csrf_token": csrf, "name": "Eve Ops", "role": "SRE",
-                                                           "email": "eve@example.com", "groups": "sre, night"})
+    created = await client.post(
+        "/console/contacts",
+        data={"csrf_token": csrf, "name": "Eve Ops", "role": "SRE", "email": "eve@example.com", "groups": "sre, night"},
+    )
     assert created.status_code == 303
     bad = await client.post("/console/contacts", data={"csrf_token": csrf, "name": "No Way", "phone": "12"})
     assert bad.status_code == 422 and "phone" in bad.json()["error"]["fields"]
-    assigned = await client.post(f"/console/playbooks/{playbook_id}/levels/1/contacts",
-                                 data={"csrf_token": csrf, "group": "sre"})
+    assigned = await client.post(
+        f"/console/playbooks/{playbook_id}/levels/1/contacts", data={"csrf_token": csrf, "group": "sre"}
+    )
     assert assigned.status_code == 303
     assert "Eve Ops" in (await client.get(f"/console/playbooks/{playbook_id}")).text
-    level = await client.post(f"/console/playbooks/{playbook_id}/levels", data={
-        "csrf_token": csrf, "level": "5", "name": "Worst", "title": "Everything down", "status": "investigating",
-        "message": "All down.", "channels": ["status_page", "email"], "cadence_minutes": "15"})
+    level = await client.post(
+        f"/console/playbooks/{playbook_id}/levels",
+        data={
+            "csrf_token": csrf,
+            "level": "5",
+            "name": "Worst",
+            "title": "Everything down",
+            "status": "investigating",
+            "message": "All down.",
+            "channels": ["status_page", "email"],
+            "cadence_minutes": "15",
+        },
+    )
     assert level.status_code == 303
-    opened = await client.post(f"/console/playbooks/{playbook_id}/open",
-                               data={"csrf_token": csrf, "level": "5", "drill": "1"})
+    opened = await client.post(
+        f"/console/playbooks/{playbook_id}/open", data={"csrf_token": csrf, "level": "5", "drill": "1"}
+    )
     assert opened.status_code == 303
     incident_id = opened.headers["location"].rsplit("/", 1)[1]
     async with runtime.engine.connect() as conn:
-        drill = (await conn.execute(select(incidents.c.drill, incidents.c.name)
-                                    .where(incidents.c.id == incident_id))).one()
+        drill = (
+            await conn.execute(select(incidents.c.drill, incidents.c.name).where(incidents.c.id == incident_id))
+        ).one()
     assert tuple(drill) == (True, "Everything down")
-    for path in (f"/console/playbooks/incidents/{incident_id}", f"/console/drills/{incident_id}/page",
-                 f"/console/drills/{incident_id}/report"):
+    for path in (
+        f"/console/playbooks/incidents/{incident_id}",
+        f"/console/drills/{incident_id}/page",
+        f"/console/drills/{incident_id}/report",
+    ):
         page = await client.get(path)
         assert page.status_code == 200 and "Everything down" in page.text, path
     assert "Everything down" in (await client.get("/console/drills")).text
@@ -67,8 +85,9 @@ async def test_screens_roles_and_audit(app: Any, client: httpx.AsyncClient, runt
     viewer = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://status.test")
     async with viewer:
         viewer_csrf = await login(viewer, runtime, "watcher", "viewer")
-        refused = await viewer.post(f"/console/playbooks/{playbook_id}/open",
-                                    data={"csrf_token": viewer_csrf, "level": "1"})
+        refused = await viewer.post(
+            f"/console/playbooks/{playbook_id}/open", data={"csrf_token": viewer_csrf, "level": "1"}
+        )
         assert refused.status_code == 403
     admin = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://status.test")
     async with admin:
@@ -82,5 +101,10 @@ async def test_screens_roles_and_audit(app: Any, client: httpx.AsyncClient, runt
         assert removed.status_code == 303
     async with runtime.engine.connect() as conn:
         actions = {r.action for r in await conn.execute(select(audit_log.c.action))}
-    assert {"contact.create", "playbook.contacts.assign", "playbook.level.save", "playbook.drill",
-            "contact.delete"} <= actions
+    assert {
+        "contact.create",
+        "playbook.contacts.assign",
+        "playbook.level.save",
+        "playbook.drill",
+        "contact.delete",
+    } <= actions

@@ -41,21 +41,27 @@ async def login(client: httpx.AsyncClient, username: str) -> None:
     page = await client.get("/login")
     token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
     assert token, page.text
-    response = await client.post("/login", data={"username": username, "password": PASSWORD,
-                                                 "csrf_token": token.group(1), "next": "/desk"})
+    response = await client.post(
+        "/login", data={"username": username, "password": PASSWORD, "csrf_token": token.group(1), "next": "/desk"}
+    )
     assert response.status_code == 303, response.text
 
 
 async def open_incident(client: httpx.AsyncClient, auth: dict[str, str], **extra: Any) -> dict[str, Any]:
-    body = {"title": "API errors", "status": "investigating", "impact": "major", "message": FIRST,
-            "agent": AGENT, **extra}
+    body = {
+        "title": "API errors",
+        "status": "investigating",
+        "impact": "major",
+        "message": FIRST,
+        "agent": AGENT,
+        **extra,
+    }
     response = await client.post("/api/v1/incidents", headers=auth, json=body)
     assert response.status_code == 201, response.text
     return dict(response.json())
 
 
-async def post_update(client: httpx.AsyncClient, auth: dict[str, str], incident_id: str,
-                      **body: Any) -> dict[str, Any]:
+async def post_update(client: httpx.AsyncClient, auth: dict[str, str], incident_id: str, **body: Any) -> dict[str, Any]:
     response = await client.post(f"/api/v1/incidents/{incident_id}/updates", headers=auth, json=body)
     assert response.status_code == 201, response.text
     return dict(response.json())
@@ -70,9 +76,14 @@ async def agent_client(client: httpx.AsyncClient, runtime: Runtime) -> httpx.Asy
 
 async def test_agent_sees_the_public_text_verbatim_and_the_agent_material(agent_client, auth) -> None:
     api = await open_incident(agent_client, auth, components={})
-    await post_update(agent_client, auth, api["id"], status="identified",
-                      message="We found a bad **deploy** & are rolling it back <script>x()</script>.",
-                      agent={**AGENT, "talking_points": "Say the fix is being rolled out."})
+    await post_update(
+        agent_client,
+        auth,
+        api["id"],
+        status="identified",
+        message="We found a bad **deploy** & are rolling it back <script>x()</script>.",
+        agent={**AGENT, "talking_points": "Say the fix is being rolled out."},
+    )
     response = await agent_client.get("/desk", headers={"Accept": "text/html"})
     assert response.status_code == 200
     page = response.text
@@ -96,7 +107,7 @@ async def test_resolved_incident_moves_below(agent_client, auth) -> None:
     await post_update(agent_client, auth, api["id"], status="resolved", message="All fixed.")
     page = (await agent_client.get("/desk")).text
     assert "No active incidents" in page
-    recent = page[page.index("Resolved in the last 24 hours"):]
+    recent = page[page.index("Resolved in the last 24 hours") :]
     assert markdown_to_html("All fixed.") in recent
 
 
@@ -138,8 +149,9 @@ async def test_search_finds_an_approved_answer_by_a_word_in_its_question(agent_c
     assert "When will it be fixed?" in question.text
 
 
-@pytest.mark.parametrize("query", ["", "   ", "%", "_", "x" * 5000, "<script>", "'; DROP TABLE incidents; --",
-                                   "\u0000", "ça ne marche pas"])
+@pytest.mark.parametrize(
+    "query", ["", "   ", "%", "_", "x" * 5000, "<script>", "'; DROP TABLE incidents; --", "\u0000", "ça ne marche pas"]
+)
 async def test_search_never_fails_on_odd_input(agent_client, auth, query) -> None:
     await open_incident(agent_client, auth)
     response = await agent_client.get("/desk/search", params={"q": query})
@@ -194,8 +206,10 @@ async def test_events_stream_update_and_published(app, client, auth, settings, r
             assert (kind, data["incident_id"]) == ("update", api["id"])
             await run_worker(settings)
             kind, data = await asyncio.wait_for(next_event(api["id"]), 5)
-            assert (kind, data) == ("published", {"incident_id": api["id"], "update_id": api["update"]["id"],
-                                                  "channel": "desk"})
+            assert (kind, data) == (
+                "published",
+                {"incident_id": api["id"], "update_id": api["update"]["id"], "channel": "desk"},
+            )
     async with runtime.engine.connect() as conn:
         rows = (await conn.execute(select(deliveries.c.state).where(deliveries.c.channel == "desk"))).all()
     assert [r.state for r in rows] == ["sent"], "the desk is recorded in the ledger like any channel"

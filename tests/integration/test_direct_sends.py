@@ -49,12 +49,18 @@ async def twilio() -> AsyncIterator[tuple[TwilioProvider, str]]:
 
 
 @pytest.fixture
-async def rt(database_url: str, clean_database: None, smtp: RecordingSMTP,
-             twilio: tuple[TwilioProvider, str]) -> AsyncIterator[Runtime]:
+async def rt(
+    database_url: str, clean_database: None, smtp: RecordingSMTP, twilio: tuple[TwilioProvider, str]
+) -> AsyncIterator[Runtime]:
     provider, url = twilio
     settings: Settings = make_settings(
-        database_url, **smtp.settings(), twilio_base_url=url, twilio_account_sid=provider.account_sid,
-        twilio_auth_token=provider.auth_token, twilio_from=next(iter(provider.senders)), sms_rate_per_s=100.0,
+        database_url,
+        **smtp.settings(),
+        twilio_base_url=url,
+        twilio_account_sid=provider.account_sid,
+        twilio_auth_token=provider.auth_token,
+        twilio_from=next(iter(provider.senders)),
+        sms_rate_per_s=100.0,
     )
     runtime = Runtime.build(settings)
     yield runtime
@@ -65,8 +71,11 @@ async def rt(database_url: str, clean_database: None, smtp: RecordingSMTP,
 
 async def one_off_rows(rt: Runtime) -> list[dict[str, Any]]:
     async with rt.engine.connect() as conn:
-        result = await conn.execute(select(deliveries).where(deliveries.c.update_id.is_(None))
-                                    .order_by(deliveries.c.channel, deliveries.c.recipient))
+        result = await conn.execute(
+            select(deliveries)
+            .where(deliveries.c.update_id.is_(None))
+            .order_by(deliveries.c.channel, deliveries.c.recipient)
+        )
         return [dict(r) for r in result.mappings()]
 
 
@@ -76,14 +85,17 @@ async def test_the_email_and_sms_channels_are_direct_senders(rt: Runtime) -> Non
     assert not isinstance(rt.registry.get("webhook"), DirectSender)
 
 
-async def test_each_confirmation_is_a_ledger_row(rt: Runtime, smtp: RecordingSMTP,
-                                                 twilio: tuple[TwilioProvider, str]) -> None:
+async def test_each_confirmation_is_a_ledger_row(
+    rt: Runtime, smtp: RecordingSMTP, twilio: tuple[TwilioProvider, str]
+) -> None:
     provider, _ = twilio
     async with rt.engine.begin() as conn:
-        mail, _ = await upsert_subscriber(conn, SubscriberIn(channel="email", address="new@example.org"),
-                                          allow_private_webhooks=True)
-        text, _ = await upsert_subscriber(conn, SubscriberIn(channel="sms", address="+15005550009"),
-                                          allow_private_webhooks=True)
+        mail, _ = await upsert_subscriber(
+            conn, SubscriberIn(channel="email", address="new@example.org"), allow_private_webhooks=True
+        )
+        text, _ = await upsert_subscriber(
+            conn, SubscriberIn(channel="sms", address="+15005550009"), allow_private_webhooks=True
+        )
     assert await send_confirmation(rt, mail["id"]) == "sent"
     assert await send_confirmation(rt, text["id"]) == "sent"
 
@@ -94,12 +106,20 @@ async def test_each_confirmation_is_a_ledger_row(rt: Runtime, smtp: RecordingSMT
     rows = {row["channel"]: row for row in await one_off_rows(rt)}
     assert set(rows) == {"email", "sms"}
     assert {k: rows["email"][k] for k in ("kind", "recipient", "address", "state", "attempts", "last_error")} == {
-        "kind": "confirmation", "recipient": mail["id"], "address": "new@example.org", "state": "sent",
-        "attempts": 1, "last_error": None}
+        "kind": "confirmation",
+        "recipient": mail["id"],
+        "address": "new@example.org",
+        "state": "sent",
+        "attempts": 1,
+        "last_error": None,
+    }
     assert rows["email"]["provider_id"] == received["Message-ID"]
     assert rows["email"]["sent_at"] is not None
     assert (rows["sms"]["kind"], rows["sms"]["recipient"], rows["sms"]["address"]) == (
-        "confirmation", text["id"], "+15005550009")
+        "confirmation",
+        text["id"],
+        "+15005550009",
+    )
     assert rows["sms"]["provider_id"] == sms["sid"]
 
 
@@ -108,27 +128,46 @@ async def test_a_refused_one_off_is_a_failed_row_with_the_reason(rt: Runtime, sm
     channel = rt.registry.get("email")
     assert isinstance(channel, DirectSender)
     with pytest.raises(PermanentError) as caught:
-        await direct.send(rt.engine, channel, DeliveryKind.REMINDER, "user:gone", "gone@example.org",
-                          DirectMessage(subject="Hi", text="Hello"))
+        await direct.send(
+            rt.engine,
+            channel,
+            DeliveryKind.REMINDER,
+            "user:gone",
+            "gone@example.org",
+            DirectMessage(subject="Hi", text="Hello"),
+        )
     [row] = await one_off_rows(rt)
     assert (row["kind"], row["recipient"], row["state"], row["provider_id"], row["sent_at"]) == (
-        "reminder", "user:gone", "failed", None, None)
+        "reminder",
+        "user:gone",
+        "failed",
+        None,
+        None,
+    )
     assert row["last_error"] == caught.value.reason and "550" in row["last_error"]
 
 
 async def test_reminders_are_ledger_rows_and_fan_out_rows_stay_updates(
-    rt: Runtime, smtp: RecordingSMTP, twilio: tuple[TwilioProvider, str],
+    rt: Runtime, smtp: RecordingSMTP, twilio: tuple[TwilioProvider, str]
 ) -> None:
     provider, _ = twilio
     async with rt.engine.begin() as conn:
         await create_user(conn, "ic", PASSWORD, "commander", email="ic@example.com", phone="+15005550001")
         await create_user(conn, "boss", PASSWORD, "admin", email="boss@example.com")
     smtp.refuse("boss@example.com")
-    posted, _ = await post(rt, {"title": "Checkout down", "message": "Investigating.", "channels": ["status_page"],
-                                "next_update_in_minutes": 30})
+    posted, _ = await post(
+        rt,
+        {
+            "title": "Checkout down",
+            "message": "Investigating.",
+            "channels": ["status_page"],
+            "next_update_in_minutes": 30,
+        },
+    )
     async with rt.engine.connect() as conn:
-        promised = (await conn.execute(select(incidents.c.next_update_at)
-                                       .where(incidents.c.id == posted.incident_id))).scalar_one()
+        promised = (
+            await conn.execute(select(incidents.c.next_update_at).where(incidents.c.id == posted.incident_id))
+        ).scalar_one()
     assert len(await send_reminders(rt, now=promised + timedelta(seconds=1))) == 1
 
     rows = [(r["channel"], r["kind"], r["recipient"], r["address"], r["state"]) for r in await one_off_rows(rt)]
@@ -148,15 +187,22 @@ async def test_reminders_are_ledger_rows_and_fan_out_rows_stay_updates(
 
 async def test_a_one_off_never_hides_the_update_a_channel_shows(rt: Runtime, smtp: RecordingSMTP) -> None:
     async with rt.engine.begin() as conn:
-        await upsert_subscriber(conn, SubscriberIn(channel="email", address="sub@example.org", confirmed=True),
-                                allow_private_webhooks=True)
+        await upsert_subscriber(
+            conn, SubscriberIn(channel="email", address="sub@example.org", confirmed=True), allow_private_webhooks=True
+        )
     posted, _ = await post(rt, {"title": "Checkout down", "message": "Investigating.", "channels": ["email"]})
     await run_worker(rt.settings)
     async with rt.engine.connect() as conn:
         assert (await ledger.current_updates(conn))["email"]["update_id"] == posted.update_id
     channel = rt.registry.get("email")
     assert isinstance(channel, DirectSender)
-    await direct.send(rt.engine, channel, DeliveryKind.REMINDER, "user:ic", "ic@example.com",
-                      DirectMessage(subject="Hi", text="Hello"))
+    await direct.send(
+        rt.engine,
+        channel,
+        DeliveryKind.REMINDER,
+        "user:ic",
+        "ic@example.com",
+        DirectMessage(subject="Hi", text="Hello"),
+    )
     async with rt.engine.connect() as conn:
         assert (await ledger.current_updates(conn))["email"]["update_id"] == posted.update_id

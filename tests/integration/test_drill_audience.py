@@ -65,13 +65,13 @@ async def rows_of(runtime: Runtime, address: str) -> dict[bool, dict[str, Any]]:
 
 async def recipients(runtime: Runtime, update_id: str) -> set[str]:
     async with runtime.engine.connect() as conn:
-        result = await conn.execute(select(deliveries.c.recipient).where(deliveries.c.update_id == update_id,
-                                                                         deliveries.c.channel == "email"))
+        result = await conn.execute(
+            select(deliveries.c.recipient).where(deliveries.c.update_id == update_id, deliveries.c.channel == "email")
+        )
         return {str(r) for r in result.scalars()}
 
 
-async def sign_up_by_mail(client: httpx.AsyncClient, settings: Settings, smtp: RecordingSMTP,
-                          address: str) -> None:
+async def sign_up_by_mail(client: httpx.AsyncClient, settings: Settings, smtp: RecordingSMTP, address: str) -> None:
     response = await client.post("/subscribe", json={"email": address})
     assert response.status_code == 202, response.text
     await run_worker(settings)
@@ -84,9 +84,17 @@ async def sign_up_by_mail(client: httpx.AsyncClient, settings: Settings, smtp: R
 
 
 async def real_post(client: httpx.AsyncClient, auth: dict[str, str], title: str) -> str:
-    response = await client.post("/api/v1/incidents", headers=auth, json={
-        "title": title, "status": "investigating", "impact": "major", "message": "Looking into it.",
-        "channels": ["email"]})
+    response = await client.post(
+        "/api/v1/incidents",
+        headers=auth,
+        json={
+            "title": title,
+            "status": "investigating",
+            "impact": "major",
+            "message": "Looking into it.",
+            "channels": ["email"],
+        },
+    )
     assert response.status_code == 201, response.text
     return str(response.json()["update"]["id"])
 
@@ -94,11 +102,19 @@ async def real_post(client: httpx.AsyncClient, auth: dict[str, str], title: str)
 async def open_drill(client: httpx.AsyncClient, auth: dict[str, str], runtime: Runtime) -> str:
     async with runtime.engine.begin() as conn:
         book = await playbooks.create_playbook(conn, playbooks.PlaybookIn(name="Outage", crisis_type="outage"))
-        await playbooks.save_level(conn, book["id"], playbooks.LevelIn(
-            level=1, name="Level 1", title="Rehearsed outage", message="Drill: checkout is down.",
-            impact="major", channels=["email"]))
-    opened = await client.post(f"/api/v1/playbooks/{book['id']}/open", headers=auth,
-                               json={"level": 1, "drill": True})
+        await playbooks.save_level(
+            conn,
+            book["id"],
+            playbooks.LevelIn(
+                level=1,
+                name="Level 1",
+                title="Rehearsed outage",
+                message="Drill: checkout is down.",
+                impact="major",
+                channels=["email"],
+            ),
+        )
+    opened = await client.post(f"/api/v1/playbooks/{book['id']}/open", headers=auth, json={"level": 1, "drill": True})
     assert opened.status_code == 201, opened.text
     assert opened.json()["drill"] is True
     incident = await client.get(f"/api/v1/incidents/{opened.json()['id']}", headers=auth)
@@ -108,12 +124,13 @@ async def open_drill(client: httpx.AsyncClient, auth: dict[str, str], runtime: R
 
 
 async def test_a_drill_recipient_signs_up_for_real_and_each_row_gets_only_its_own(
-    client: httpx.AsyncClient, auth: dict[str, str], settings: Settings, smtp: RecordingSMTP, runtime: Runtime,
+    client: httpx.AsyncClient, auth: dict[str, str], settings: Settings, smtp: RecordingSMTP, runtime: Runtime
 ) -> None:
     csrf = await login(client, runtime, "ic", "commander")
     for address in (BOTH, DRILL_ONLY):
-        added = await client.post("/console/drills/audience", data={"csrf_token": csrf, "channel": "email",
-                                                                    "address": address})
+        added = await client.post(
+            "/console/drills/audience", data={"csrf_token": csrf, "channel": "email", "address": address}
+        )
         assert added.status_code == 303, added.text
     drill_row = (await rows_of(runtime, BOTH))[True]
 
@@ -146,18 +163,21 @@ async def test_a_drill_recipient_signs_up_for_real_and_each_row_gets_only_its_ow
 
 
 async def test_unsubscribing_from_the_drill_leaves_the_real_subscription(
-    client: httpx.AsyncClient, auth: dict[str, str], settings: Settings, smtp: RecordingSMTP, runtime: Runtime,
+    client: httpx.AsyncClient, auth: dict[str, str], settings: Settings, smtp: RecordingSMTP, runtime: Runtime
 ) -> None:
     # Real first, through the admin API; then the same address joins the drill audience.
-    created = await client.post("/api/v1/subscribers", headers=auth,
-                                json={"channel": "email", "address": BOTH, "confirmed": True})
+    created = await client.post(
+        "/api/v1/subscribers", headers=auth, json={"channel": "email", "address": BOTH, "confirmed": True}
+    )
     assert created.status_code == 201, created.text
     csrf = await login(client, runtime, "ic", "commander")
-    added = await client.post("/console/drills/audience", data={"csrf_token": csrf, "channel": "email",
-                                                                "address": BOTH})
+    added = await client.post(
+        "/console/drills/audience", data={"csrf_token": csrf, "channel": "email", "address": BOTH}
+    )
     assert added.status_code == 303, "an address that is a real subscriber may join the drill audience"
-    again = await client.post("/console/drills/audience", data={"csrf_token": csrf, "channel": "email",
-                                                                "address": BOTH})
+    again = await client.post(
+        "/console/drills/audience", data={"csrf_token": csrf, "channel": "email", "address": BOTH}
+    )
     assert again.status_code == 303
     rows = await rows_of(runtime, BOTH)
     assert set(rows) == {True, False} and rows[False]["id"] == created.json()["id"]
@@ -171,8 +191,11 @@ async def test_unsubscribing_from_the_drill_leaves_the_real_subscription(
     # The drill mail's one-click link unsubscribes the drill row it was sent to, nothing else.
     link = UNSUBSCRIBE_LINK.search(str(drill_mail["List-Unsubscribe"]))
     assert link
-    response = await client.post(link.group(1), content=b"List-Unsubscribe=One-Click",
-                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+    response = await client.post(
+        link.group(1),
+        content=b"List-Unsubscribe=One-Click",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert response.status_code == 200, response.text
     rows = await rows_of(runtime, BOTH)
     assert rows[True]["unsubscribed_at"] is not None and rows[False]["unsubscribed_at"] is None

@@ -137,9 +137,7 @@ async def test_session_lost_before_anything_was_sent_fails_the_batch(smtp: Recor
     channel = email_channel(smtp)
     message = make_message()
     with pytest.raises(RetryableError, match="421"):
-        await channel.deliver(
-            message, channel.render(message), recipients("a@example.org", "b@example.org"), {}
-        )
+        await channel.deliver(message, channel.render(message), recipients("a@example.org", "b@example.org"), {})
 
 
 async def test_send_one_sends_the_confirmation_mail(smtp: RecordingSMTP) -> None:

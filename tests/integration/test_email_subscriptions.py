@@ -33,8 +33,9 @@ def smtp() -> Iterator[RecordingSMTP]:
 
 @pytest.fixture
 def settings(database_url: str, clean_database: None, smtp: RecordingSMTP) -> Settings:
-    return make_settings(database_url, **smtp.settings(), retry_base_s=0.3, retry_max_s=1.5, max_attempts=12,
-                         circuit_cooldown_s=1.0)
+    return make_settings(
+        database_url, **smtp.settings(), retry_base_s=0.3, retry_max_s=1.5, max_attempts=12, circuit_cooldown_s=1.0
+    )
 
 
 def mails_to(smtp: RecordingSMTP, address: str) -> list[EmailMessage]:
@@ -47,8 +48,9 @@ def text_of(message: EmailMessage) -> str:
     return str(part.get_content())
 
 
-async def sign_up(client: httpx.AsyncClient, settings: Settings, smtp: RecordingSMTP, runtime: Runtime,
-                  address: str, **extra: Any) -> str:
+async def sign_up(
+    client: httpx.AsyncClient, settings: Settings, smtp: RecordingSMTP, runtime: Runtime, address: str, **extra: Any
+) -> str:
     """Sign up through /subscribe, follow the mailed link; returns the subscriber id."""
     response = await client.post("/subscribe", json={"email": address, **extra})
     assert response.status_code == 202, response.text
@@ -65,8 +67,9 @@ async def sign_up(client: httpx.AsyncClient, settings: Settings, smtp: Recording
         return str((await conn.execute(query)).scalar_one())
 
 
-async def post(client: httpx.AsyncClient, auth: dict[str, str], incident_id: str | None = None,
-               **body: Any) -> dict[str, Any]:
+async def post(
+    client: httpx.AsyncClient, auth: dict[str, str], incident_id: str | None = None, **body: Any
+) -> dict[str, Any]:
     payload = {"status": "investigating", "message": "We are looking into it.", "channels": ["email"], **body}
     if incident_id is None:
         payload = {"title": "Login failures", "impact": "major", **payload}
@@ -117,11 +120,17 @@ async def test_opt_in_threaded_updates_and_one_click_unsubscribe(client, auth, s
     # RFC 8058: the mail client POSTs "List-Unsubscribe=One-Click" to the https link.
     unsubscribe_url = re.search(r"<(http://status\.test/unsubscribe\?token=[^>]+)>", second["List-Unsubscribe"])
     assert unsubscribe_url
-    response = await client.post(unsubscribe_url.group(1), content=b"List-Unsubscribe=One-Click",
-                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+    response = await client.post(
+        unsubscribe_url.group(1),
+        content=b"List-Unsubscribe=One-Click",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert response.status_code == 200 and "You are unsubscribed" in response.text
-    repeat = await client.post(unsubscribe_url.group(1), content=b"List-Unsubscribe=One-Click",
-                               headers={"Content-Type": "application/x-www-form-urlencoded"})
+    repeat = await client.post(
+        unsubscribe_url.group(1),
+        content=b"List-Unsubscribe=One-Click",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert repeat.status_code == 200, "one-click unsubscribe is idempotent"
 
     third = await post(client, auth, incident["id"], status="resolved", message="Fixed.")
@@ -163,8 +172,11 @@ async def test_component_filters(client, auth, settings, smtp, runtime) -> None:
     subjects_a = [m["Subject"] for m in mails_to(smtp, "only-a@example.org")[1:]]
     subjects_all = [m["Subject"] for m in mails_to(smtp, "everything@example.org")[1:]]
     assert sorted(subjects_a) == ["[Investigating] A slow", "[Investigating] Everything down"]
-    assert sorted(subjects_all) == ["[Investigating] A slow", "[Investigating] B down",
-                                    "[Investigating] Everything down"]
+    assert sorted(subjects_all) == [
+        "[Investigating] A slow",
+        "[Investigating] B down",
+        "[Investigating] Everything down",
+    ]
 
 
 async def test_preferences_page_changes_components_and_unsubscribes(client, auth, settings, smtp, runtime) -> None:
@@ -174,8 +186,7 @@ async def test_preferences_page_changes_components_and_unsubscribes(client, auth
     page = await client.get(manage_url)
     assert page.status_code == 200 and "carol@example.org" in page.text
     token = manage_url.split("token=", 1)[1]
-    saved = await client.post("/subscriptions/manage", data={"token": token, "action": "save",
-                                                              "components": [a["id"]]})
+    saved = await client.post("/subscriptions/manage", data={"token": token, "action": "save", "components": [a["id"]]})
     assert saved.status_code == 200 and "Saved." in saved.text
     bad = await client.post("/subscriptions/manage", data={"token": token, "components": ["nope"]})
     assert bad.status_code == 422
@@ -192,8 +203,9 @@ async def test_preferences_page_changes_components_and_unsubscribes(client, auth
 async def test_all_mail_arrives_after_the_relay_recovers_none_twice(client, auth, settings, smtp) -> None:
     addresses = [f"user{i}@example.org" for i in range(6)]
     for address in addresses:
-        response = await client.post("/api/v1/subscribers", headers=auth,
-                                     json={"channel": "email", "address": address, "confirmed": True})
+        response = await client.post(
+            "/api/v1/subscribers", headers=auth, json={"channel": "email", "address": address, "confirmed": True}
+        )
         assert response.status_code == 201
     smtp.unavailable_for(3)  # every new connection greeted with 421 for 3 s
     await post(client, auth)
@@ -205,8 +217,9 @@ async def test_all_mail_arrives_after_the_relay_recovers_none_twice(client, auth
 
 async def test_hard_bounced_address_is_not_mailed_again(client, auth, settings, smtp, runtime) -> None:
     for address in ("dead@example.org", "alive@example.org"):
-        await client.post("/api/v1/subscribers", headers=auth,
-                          json={"channel": "email", "address": address, "confirmed": True})
+        await client.post(
+            "/api/v1/subscribers", headers=auth, json={"channel": "email", "address": address, "confirmed": True}
+        )
     smtp.refuse("dead@example.org")  # 550 5.1.1
     incident = await post(client, auth)
     await run_worker(settings)
@@ -228,8 +241,9 @@ async def test_sign_up_errors_and_rate_limit(client, settings, smtp, database_ur
     assert both.status_code == 422
     form = await client.post("/subscribe", data={"email": "nope"})
     assert form.status_code == 422 and "<form" in form.text
-    assert (await client.post("/subscribe", content=b"{", headers={"Content-Type": "application/json"})
-            ).status_code == 400
+    assert (
+        await client.post("/subscribe", content=b"{", headers={"Content-Type": "application/json"})
+    ).status_code == 400
 
 
 @pytest.mark.parametrize("limit", [2])
@@ -240,10 +254,13 @@ async def test_email_sign_ups_are_rate_limited_per_ip(database_url, clean_databa
 
     settings = make_settings(database_url, **smtp.settings(), subscribe_email_per_ip=limit)
     app = create_app(settings)
-    async with LifespanManager(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                                       base_url="http://status.test") as client:
-        codes = [(await client.post("/subscribe", json={"email": f"u{i}@example.org"})).status_code
-                 for i in range(limit + 1)]
+    async with (
+        LifespanManager(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://status.test") as client,
+    ):
+        codes = [
+            (await client.post("/subscribe", json={"email": f"u{i}@example.org"})).status_code for i in range(limit + 1)
+        ]
         assert codes == [202] * limit + [429]
         limited = await client.post("/subscribe", json={"email": "late@example.org"})
         assert limited.status_code == 429 and 0 < int(limited.headers["Retry-After"]) <= 3600

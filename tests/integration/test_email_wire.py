@@ -37,7 +37,9 @@ def test_smtp_data_normalises_line_ends_and_stuffs_periods(data: bytes, wire: by
 
 def recipient(n: int, address: str) -> Recipient:
     return Recipient(
-        delivery_id=n, subscriber_id=f"sub{n}", address=address,
+        delivery_id=n,
+        subscriber_id=f"sub{n}",
+        address=address,
         unsubscribe_url=f"https://status.example.com/unsubscribe?token=t{n}",
         manage_url=f"https://status.example.com/subscriptions?token=t{n}",
     )
@@ -97,8 +99,9 @@ def test_wire_form_stuffed_at_compile_time_equals_stuffing_each_mail(text: str, 
     channel = EmailChannel(Settings(smtp_host="127.0.0.1", email_from="status@example.com"))
     rendition = channel.render(make_message())
     rendition = {**rendition, "text": text, "html": "<p>" + text + "</p>"}
-    person = Recipient(delivery_id=1, subscriber_id="s1", address="a@example.org",
-                       unsubscribe_url=url, manage_url=url + "/m")
+    person = Recipient(
+        delivery_id=1, subscriber_id="s1", address="a@example.org", unsubscribe_url=url, manage_url=url + "/m"
+    )
     compiled = channel._compile(rendition)
     _address, data, _id = channel._personalize(compiled, person)
     _address, wire, _id = channel._personalize(compiled, person, wire=True)

@@ -16,8 +16,9 @@ from tests.support.servers import serve_app
 
 
 async def subscribe_webhook(client: httpx.AsyncClient, auth: dict[str, str], url: str) -> dict[str, Any]:
-    response = await client.post("/api/v1/subscribers", headers=auth,
-                                 json={"channel": "webhook", "address": url, "confirmed": True})
+    response = await client.post(
+        "/api/v1/subscribers", headers=auth, json={"channel": "webhook", "address": url, "confirmed": True}
+    )
     assert response.status_code == 201, response.text
     body = response.json()
     assert body["secret"].startswith("whsec_")
@@ -25,8 +26,14 @@ async def subscribe_webhook(client: httpx.AsyncClient, auth: dict[str, str], url
 
 
 async def open_incident(client: httpx.AsyncClient, auth: dict[str, str], **extra: Any) -> dict[str, Any]:
-    body = {"title": "API errors", "status": "investigating", "impact": "major",
-            "message": "We are investigating **errors**.", "channels": ["webhook"], **extra}
+    body = {
+        "title": "API errors",
+        "status": "investigating",
+        "impact": "major",
+        "message": "We are investigating **errors**.",
+        "channels": ["webhook"],
+        **extra,
+    }
     response = await client.post("/api/v1/incidents", headers=auth, json=body)
     assert response.status_code == 201, response.text
     return response.json()
@@ -34,8 +41,11 @@ async def open_incident(client: httpx.AsyncClient, auth: dict[str, str], **extra
 
 async def test_one_post_reaches_every_receiver_once_signed(client, auth, settings, runtime: Runtime) -> None:
     receivers = [WebhookReceiver() for _ in range(3)]
-    async with serve_app(receivers[0].app()) as a, serve_app(receivers[1].app()) as b, \
-            serve_app(receivers[2].app()) as c:
+    async with (
+        serve_app(receivers[0].app()) as a,
+        serve_app(receivers[1].app()) as b,
+        serve_app(receivers[2].app()) as c,
+    ):
         for receiver, base in zip(receivers, (a, b, c), strict=True):
             receiver.secret = (await subscribe_webhook(client, auth, f"{base}/hook"))["secret"]
         incident = await open_incident(client, auth)
@@ -61,8 +71,10 @@ async def test_retry_then_success_and_permanent_failure(client, auth, settings, 
     assert flaky.attempts == 3 and len(flaky.received) == 1 and flaky.verified == 1
     assert gone.attempts == 1, "a 410 must never be retried"
     async with runtime.engine.connect() as conn:
-        rows = {r.address: r for r in await conn.execute(
-            select(deliveries).where(deliveries.c.update_id == incident["update"]["id"]))}
+        rows = {
+            r.address: r
+            for r in await conn.execute(select(deliveries).where(deliveries.c.update_id == incident["update"]["id"]))
+        }
     flaky_row = rows[f"{flaky_url}/hook"]
     assert (flaky_row.state, flaky_row.attempts) == ("sent", 3)
     gone_row = rows[f"{gone_url}/hook"]
@@ -91,8 +103,11 @@ async def test_subscriber_component_filter(client, auth, settings) -> None:
     b = (await client.post("/api/v1/components", headers=auth, json={"name": "B"})).json()
     fan_a, fan_all = WebhookReceiver(), WebhookReceiver()
     async with serve_app(fan_a.app()) as url_a, serve_app(fan_all.app()) as url_all:
-        response = await client.post("/api/v1/subscribers", headers=auth, json={
-            "channel": "webhook", "address": f"{url_a}/hook", "confirmed": True, "components": [a["id"]]})
+        response = await client.post(
+            "/api/v1/subscribers",
+            headers=auth,
+            json={"channel": "webhook", "address": f"{url_a}/hook", "confirmed": True, "components": [a["id"]]},
+        )
         assert response.status_code == 201
         await subscribe_webhook(client, auth, f"{url_all}/hook")
         await open_incident(client, auth, components={b["id"]: "major_outage"})
@@ -110,11 +125,15 @@ async def test_component_change_with_notify_reaches_subscribers(client, auth, se
     receiver = WebhookReceiver()
     async with serve_app(receiver.app()) as base:
         receiver.secret = (await subscribe_webhook(client, auth, f"{base}/hook"))["secret"]
-        quiet = await client.patch(f"/api/v1/components/{component['id']}", headers=auth,
-                                   json={"status": "degraded_performance"})
+        quiet = await client.patch(
+            f"/api/v1/components/{component['id']}", headers=auth, json={"status": "degraded_performance"}
+        )
         assert quiet.status_code == 200 and "update_id" not in quiet.json()
-        loud = await client.patch(f"/api/v1/components/{component['id']}", headers=auth,
-                                  json={"status": "major_outage", "notify": True, "message": "Search is down."})
+        loud = await client.patch(
+            f"/api/v1/components/{component['id']}",
+            headers=auth,
+            json={"status": "major_outage", "notify": True, "message": "Search is down."},
+        )
         assert loud.status_code == 200 and loud.json()["status"] == "major_outage"
         await run_worker(settings)
     assert len(receiver.received) == 1

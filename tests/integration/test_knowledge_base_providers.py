@@ -78,8 +78,7 @@ UPDATES = [
         update_number=2,
         body_html="<p>We found the cause: a faulty deploy &amp; a full disk &lt;db-3&gt;.</p>\n"
         '<p>Rolling back now. See <a href="https://status.example.com">the status page</a>.</p>',
-        body_text="We found the cause: a faulty deploy & a full disk <db-3>.\n\n"
-        "Rolling back now. See the status page.",
+        body_text="We found the cause: a faulty deploy & a full disk <db-3>.\n\nRolling back now. See the status page.",
     ),
     make_message(
         update_id="upd3",
@@ -132,12 +131,7 @@ async def kb(request: pytest.FixtureRequest) -> AsyncIterator[Setup]:
             setup = Zendesk(
                 zendesk,
                 ZendeskChannel(
-                    base_url,
-                    zendesk.email,
-                    zendesk.api_token,
-                    "360001",
-                    permission_group_id=1501,
-                    timeout_s=5,
+                    base_url, zendesk.email, zendesk.api_token, "360001", permission_group_id=1501, timeout_s=5
                 ),
             )
             yield setup
@@ -145,9 +139,7 @@ async def kb(request: pytest.FixtureRequest) -> AsyncIterator[Setup]:
     else:
         freshdesk = FakeFreshdesk()
         async with serve_app(freshdesk.app) as base_url:
-            setup = Freshdesk(
-                freshdesk, FreshdeskChannel(base_url, freshdesk.api_key, "73000012", timeout_s=5)
-            )
+            setup = Freshdesk(freshdesk, FreshdeskChannel(base_url, freshdesk.api_key, "73000012", timeout_s=5))
             yield setup
             await setup.channel.aclose()
 

@@ -105,8 +105,10 @@ def _frames(text: str) -> list[dict[str, Any]]:
 @contextlib.asynccontextmanager
 async def events_stream(base: str, last_event_id: str | None = None) -> AsyncIterator[Any]:
     headers = {"Last-Event-ID": last_event_id} if last_event_id is not None else {}
-    async with httpx.AsyncClient(base_url=base, timeout=10) as browser, \
-            browser.stream("GET", "/events", headers=headers) as response:
+    async with (
+        httpx.AsyncClient(base_url=base, timeout=10) as browser,
+        browser.stream("GET", "/events", headers=headers) as response,
+    ):
         assert response.status_code == 200
         yield response.aiter_text()
 
@@ -138,8 +140,9 @@ async def test_last_event_id_replays_what_was_missed_then_goes_live(app: Any, ru
             assert all(e["id"] for e in ours) and frames[-1]["event"] == "ready"
             assert id_key(frames[-1]["id"]) >= id_key(ours[-1]["id"])
             await runtime.bus.publish("update", {"incident_id": f"{mark}-live", "update_id": "u"})
-            more = await asyncio.wait_for(read_until(chunks, lambda f: any(
-                e["data"].get("incident_id") == f"{mark}-live" for e in f)), 5)
+            more = await asyncio.wait_for(
+                read_until(chunks, lambda f: any(e["data"].get("incident_id") == f"{mark}-live" for e in f)), 5
+            )
         assert not [e for e in more if e["data"].get("incident_id") == f"{mark}-0"], "nothing is sent twice"
 
 
@@ -157,6 +160,7 @@ async def test_an_id_from_ahead_of_the_stream_does_not_silence_the_client(app: A
     async with serve_app(app) as base, events_stream(base, "99999999999999-0") as chunks:
         await asyncio.wait_for(read_until(chunks, lambda f: any(e["event"] == "ready" for e in f)), 5)
         await runtime.bus.publish("update", {"incident_id": mark, "update_id": "u"})
-        frames = await asyncio.wait_for(read_until(chunks, lambda f: any(
-            e["data"].get("incident_id") == mark for e in f)), 5)
+        frames = await asyncio.wait_for(
+            read_until(chunks, lambda f: any(e["data"].get("incident_id") == mark for e in f)), 5
+        )
     assert frames

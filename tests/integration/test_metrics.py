@@ -39,7 +39,8 @@ def by_name(samples: Samples, name: str) -> dict[tuple[tuple[str, str], ...], fl
 
 async def ledger(runtime: Runtime) -> dict[tuple[str, str], int]:
     query = select(deliveries.c.channel, deliveries.c.state, func.count()).group_by(
-        deliveries.c.channel, deliveries.c.state)
+        deliveries.c.channel, deliveries.c.state
+    )
     async with runtime.engine.connect() as conn:
         return {(ch, st): n for ch, st, n in await conn.execute(query)}
 

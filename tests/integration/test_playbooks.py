@@ -63,18 +63,49 @@ def smtp() -> Iterator[RecordingSMTP]:
 
 @pytest.fixture
 async def providers(smtp: RecordingSMTP) -> AsyncIterator[Providers]:
-    rig = Providers(smtp, TwilioProvider(), MastodonProvider(), BlueskyProvider(), XProvider(), FakeZendesk(),
-                    FakeFreshdesk(), WebhookReceiver(), WebhookReceiver(), {})
-    apps = {"twilio": rig.twilio.app, "mastodon": rig.mastodon.app, "bluesky": rig.bluesky.app, "x": rig.x.app,
-            "zendesk": rig.zendesk.app, "freshdesk": rig.freshdesk.app, "real_hooks": rig.real_hooks.app(),
-            "drill_hooks": rig.drill_hooks.app()}
-    async with (serve_app(apps["twilio"]) as twilio, serve_app(apps["mastodon"]) as mastodon,
-                serve_app(apps["bluesky"]) as bluesky, serve_app(apps["x"]) as x,
-                serve_app(apps["zendesk"]) as zendesk, serve_app(apps["freshdesk"]) as freshdesk,
-                serve_app(apps["real_hooks"]) as real_hooks, serve_app(apps["drill_hooks"]) as drill_hooks):
+    rig = Providers(
+        smtp,
+        TwilioProvider(),
+        MastodonProvider(),
+        BlueskyProvider(),
+        XProvider(),
+        FakeZendesk(),
+        FakeFreshdesk(),
+        WebhookReceiver(),
+        WebhookReceiver(),
+        {},
+    )
+    apps = {
+        "twilio": rig.twilio.app,
+        "mastodon": rig.mastodon.app,
+        "bluesky": rig.bluesky.app,
+        "x": rig.x.app,
+        "zendesk": rig.zendesk.app,
+        "freshdesk": rig.freshdesk.app,
+        "real_hooks": rig.real_hooks.app(),
+        "drill_hooks": rig.drill_hooks.app(),
+    }
+    async with (
+        serve_app(apps["twilio"]) as twilio,
+        serve_app(apps["mastodon"]) as mastodon,
+        serve_app(apps["bluesky"]) as bluesky,
+        serve_app(apps["x"]) as x,
+        serve_app(apps["zendesk"]) as zendesk,
+        serve_app(apps["freshdesk"]) as freshdesk,
+        serve_app(apps["real_hooks"]) as real_hooks,
+        serve_app(apps["drill_hooks"]) as drill_hooks,
+    ):
         rig.zendesk.base_url = zendesk
-        rig.urls = {"twilio": twilio, "mastodon": mastodon, "bluesky": bluesky, "x": x, "zendesk": zendesk,
-                    "freshdesk": freshdesk, "real_hooks": real_hooks, "drill_hooks": drill_hooks}
+        rig.urls = {
+            "twilio": twilio,
+            "mastodon": mastodon,
+            "bluesky": bluesky,
+            "x": x,
+            "zendesk": zendesk,
+            "freshdesk": freshdesk,
+            "real_hooks": real_hooks,
+            "drill_hooks": drill_hooks,
+        }
         yield rig
 
 
@@ -83,15 +114,28 @@ def settings(database_url: str, clean_database: None, providers: Providers) -> S
     """Every channel enabled, each pointed at its local provider (overrides conftest's)."""
     p, urls = providers, providers.urls
     return make_settings(
-        database_url, **p.smtp.settings(),
-        twilio_base_url=urls["twilio"], twilio_account_sid=p.twilio.account_sid,
-        twilio_auth_token=p.twilio.auth_token, twilio_from=next(iter(p.twilio.senders)), sms_rate_per_s=500.0,
-        mastodon_base_url=urls["mastodon"], mastodon_access_token=p.mastodon.token,
-        bluesky_base_url=urls["bluesky"], bluesky_handle=p.bluesky.handle, bluesky_app_password=p.bluesky.password,
-        x_base_url=urls["x"], x_access_token=p.x.token,
-        zendesk_base_url=urls["zendesk"], zendesk_email=p.zendesk.email, zendesk_api_token=p.zendesk.api_token,
-        zendesk_section_id="360001", zendesk_permission_group_id=1501,
-        freshdesk_base_url=urls["freshdesk"], freshdesk_api_key=p.freshdesk.api_key, freshdesk_folder_id="73000012",
+        database_url,
+        **p.smtp.settings(),
+        twilio_base_url=urls["twilio"],
+        twilio_account_sid=p.twilio.account_sid,
+        twilio_auth_token=p.twilio.auth_token,
+        twilio_from=next(iter(p.twilio.senders)),
+        sms_rate_per_s=500.0,
+        mastodon_base_url=urls["mastodon"],
+        mastodon_access_token=p.mastodon.token,
+        bluesky_base_url=urls["bluesky"],
+        bluesky_handle=p.bluesky.handle,
+        bluesky_app_password=p.bluesky.password,
+        x_base_url=urls["x"],
+        x_access_token=p.x.token,
+        zendesk_base_url=urls["zendesk"],
+        zendesk_email=p.zendesk.email,
+        zendesk_api_token=p.zendesk.api_token,
+        zendesk_section_id="360001",
+        zendesk_permission_group_id=1501,
+        freshdesk_base_url=urls["freshdesk"],
+        freshdesk_api_key=p.freshdesk.api_key,
+        freshdesk_folder_id="73000012",
     )
 
 
@@ -106,15 +150,25 @@ PEOPLE = {
 async def make_playbook(rt: Runtime, channels: list[str], levels: dict[int, list[str]]) -> tuple[str, dict[str, str]]:
     """A playbook whose level N lists ``levels[N]`` (keys of PEOPLE); returns (id, contact ids by key)."""
     async with rt.engine.begin() as conn:
-        ids = {key: (await contacts.create_contact(conn, contacts.ContactIn(**data)))["id"]
-               for key, data in PEOPLE.items()}
+        ids = {
+            key: (await contacts.create_contact(conn, contacts.ContactIn(**data)))["id"] for key, data in PEOPLE.items()
+        }
         book = await playbooks.create_playbook(conn, playbooks.PlaybookIn(name="Outage", crisis_type="outage"))
         for number, people in levels.items():
-            await playbooks.save_level(conn, book["id"], playbooks.LevelIn(
-                level=number, name=f"Level {number}", title=f"Checkout down (L{number})",
-                message="Checkout is failing for some customers. We are on it.", impact="major",
-                agent={"talking_points": "Engineers are on it.", "escalation": "Call the IC."},
-                channels=channels, cadence_minutes=30))
+            await playbooks.save_level(
+                conn,
+                book["id"],
+                playbooks.LevelIn(
+                    level=number,
+                    name=f"Level {number}",
+                    title=f"Checkout down (L{number})",
+                    message="Checkout is failing for some customers. We are on it.",
+                    impact="major",
+                    agent={"talking_points": "Engineers are on it.", "escalation": "Call the IC."},
+                    channels=channels,
+                    cadence_minutes=30,
+                ),
+            )
             await contacts.assign(conn, [ids[k] for k in people], book["id"], number)
     return book["id"], ids
 
@@ -136,7 +190,7 @@ async def team(client: httpx.AsyncClient, auth: dict[str, str], incident_id: str
 
 
 async def test_opening_notifies_exactly_the_levels_contacts_and_acks_record_who_and_when(
-    client: httpx.AsyncClient, runtime: Runtime, settings: Settings, auth: dict[str, str], providers: Providers,
+    client: httpx.AsyncClient, runtime: Runtime, settings: Settings, auth: dict[str, str], providers: Providers
 ) -> None:
     smtp, twilio = providers.smtp, providers.twilio
     playbook_id, ids = await make_playbook(runtime, ["status_page"], {1: ["ana", "ben"], 2: ["cleo", "ana"]})
@@ -187,13 +241,17 @@ async def test_opening_notifies_exactly_the_levels_contacts_and_acks_record_who_
     assert (await team(client, auth, incident_id))["Ana Ops"]["acknowledged_at"] == acked_at
     # Change a character inside the signature: the last base64 characters may carry only padding bits.
     middle = len(token) - 10
-    forged = await client.post("/ack", data={"token": token[:middle] + ("A" if token[middle] != "A" else "B")
-                                             + token[middle + 1:]})
+    forged = await client.post(
+        "/ack", data={"token": token[:middle] + ("A" if token[middle] != "A" else "B") + token[middle + 1 :]}
+    )
     assert forged.status_code == 422
     async with runtime.engine.connect() as conn:
         acks = (await conn.execute(select(audit_log.c.actor).where(audit_log.c.action == "contact.acknowledge"))).all()
-        token_hash = (await conn.execute(select(incident_contacts.c.ack_token_hash)
-                                         .where(incident_contacts.c.contact_id == ids["ana"]))).scalar_one()
+        token_hash = (
+            await conn.execute(
+                select(incident_contacts.c.ack_token_hash).where(incident_contacts.c.contact_id == ids["ana"])
+            )
+        ).scalar_one()
     assert [a.actor for a in acks] == ["contact:Ana Ops"] and token_hash
 
     # The console shows who has and has not acknowledged.
@@ -203,8 +261,11 @@ async def test_opening_notifies_exactly_the_levels_contacts_and_acks_record_who_
     assert "Acknowledged (1 of 2)" in console.text and "Waiting for: Ben Eng" in console.text
 
     # Every later update reaches the team again (here through the REST API), with no new ack link for Ana.
-    later = await client.post(f"/api/v1/incidents/{incident_id}/updates", headers=auth,
-                              json={"status": "identified", "message": "Found it: a bad deploy."})
+    later = await client.post(
+        f"/api/v1/incidents/{incident_id}/updates",
+        headers=auth,
+        json={"status": "identified", "message": "Found it: a bad deploy."},
+    )
     assert later.status_code == 201
     count_before = len(smtp.received)
     await run_worker(settings)
@@ -219,13 +280,15 @@ async def test_opening_notifies_exactly_the_levels_contacts_and_acks_record_who_
 
 
 async def test_raising_the_level_notifies_only_the_added_contacts(
-    client: httpx.AsyncClient, runtime: Runtime, settings: Settings, auth: dict[str, str], providers: Providers,
+    client: httpx.AsyncClient, runtime: Runtime, settings: Settings, auth: dict[str, str], providers: Providers
 ) -> None:
     smtp, twilio = providers.smtp, providers.twilio
-    playbook_id, ids = await make_playbook(runtime, ["status_page"],
-                                           {1: ["ana", "ben"], 2: ["ana", "cleo"], 3: ["dan"]})
-    incident_id = (await client.post(f"/api/v1/playbooks/{playbook_id}/open", headers=auth,
-                                     json={"level": 1})).json()["id"]
+    playbook_id, ids = await make_playbook(
+        runtime, ["status_page"], {1: ["ana", "ben"], 2: ["ana", "cleo"], 3: ["dan"]}
+    )
+    incident_id = (await client.post(f"/api/v1/playbooks/{playbook_id}/open", headers=auth, json={"level": 1})).json()[
+        "id"
+    ]
     await run_worker(settings)
     mails, texts = len(smtp.received), len(twilio.messages)
 
@@ -249,8 +312,9 @@ async def test_raising_the_level_notifies_only_the_added_contacts(
 
     # The console's escalation form does the same for level 3: Dan only.
     csrf = await login(client, runtime, "ic", "commander")
-    response = await client.post(f"/console/playbooks/incidents/{incident_id}/level",
-                                 data={"csrf_token": csrf, "level": "3"})
+    response = await client.post(
+        f"/console/playbooks/incidents/{incident_id}/level", data={"csrf_token": csrf, "level": "3"}
+    )
     assert response.status_code == 303
     mails = len(smtp.received)
     await run_worker(settings)
@@ -268,15 +332,30 @@ async def seed_real_subscribers(rt: Runtime, hooks_url: str) -> list[str]:
             channel, address, secret = "sms", f"+1415555{i:04d}", None
         else:
             channel, address, secret = "webhook", f"{hooks_url}/hook?subscriber={i}", new_webhook_secret()
-        rows.append({"id": f"real{i:08d}", "channel": channel, "address": address, "confirmed": True,
-                     "confirmed_at": now, "created_at": now, "drill": False, "secret": secret, "meta": {}})
+        rows.append(
+            {
+                "id": f"real{i:08d}",
+                "channel": channel,
+                "address": address,
+                "confirmed": True,
+                "confirmed_at": now,
+                "created_at": now,
+                "drill": False,
+                "secret": secret,
+                "meta": {},
+            }
+        )
     async with rt.engine.begin() as conn:
         await conn.execute(subscribers.insert(), rows)
     return [r["address"] for r in rows]
 
 
 async def test_a_drill_never_reaches_a_real_subscriber(
-    app: Any, client: httpx.AsyncClient, runtime: Runtime, settings: Settings, auth: dict[str, str],
+    app: Any,
+    client: httpx.AsyncClient,
+    runtime: Runtime,
+    settings: Settings,
+    auth: dict[str, str],
     providers: Providers,
 ) -> None:
     p = providers
@@ -285,27 +364,35 @@ async def test_a_drill_never_reaches_a_real_subscriber(
     csrf = await login(client, runtime, "ic", "commander")
     audience = {"email": "drill@example.com", "sms": "+14155550190", "webhook": f"{p.urls['drill_hooks']}/hook"}
     for channel, address in audience.items():
-        added = await client.post("/console/drills/audience", data={"csrf_token": csrf, "channel": channel,
-                                                                    "address": address})
+        added = await client.post(
+            "/console/drills/audience", data={"csrf_token": csrf, "channel": channel, "address": address}
+        )
         assert added.status_code == 303, added.text
     async with runtime.engine.connect() as conn:
-        secret = (await conn.execute(select(subscribers.c.secret).where(subscribers.c.channel == "webhook",
-                                                                        subscribers.c.drill.is_(True)))).scalar_one()
+        secret = (
+            await conn.execute(
+                select(subscribers.c.secret).where(subscribers.c.channel == "webhook", subscribers.c.drill.is_(True))
+            )
+        ).scalar_one()
     p.drill_hooks.secret = secret
 
-    opened = await client.post(f"/api/v1/playbooks/{playbook_id}/open", headers=auth,
-                               json={"level": 1, "drill": True})
+    opened = await client.post(f"/api/v1/playbooks/{playbook_id}/open", headers=auth, json={"level": 1, "drill": True})
     assert opened.status_code == 201, opened.text
     incident_id = opened.json()["id"]
     assert opened.json()["drill"] is True
-    refused_components = await client.post(f"/api/v1/playbooks/{playbook_id}/open", headers=auth,
-                                           json={"level": 1, "drill": True, "components": {"x": "major_outage"}})
+    refused_components = await client.post(
+        f"/api/v1/playbooks/{playbook_id}/open",
+        headers=auth,
+        json={"level": 1, "drill": True, "components": {"x": "major_outage"}},
+    )
     assert refused_components.status_code == 422
     await run_worker(settings, timeout_s=60)
     for status in ("identified", "resolved"):
-        posted = await client.post(f"/api/v1/incidents/{incident_id}/updates", headers=auth,
-                                   json={"status": status, "message": f"Drill: {status}.",
-                                         "next_update_in_minutes": 15})
+        posted = await client.post(
+            f"/api/v1/incidents/{incident_id}/updates",
+            headers=auth,
+            json={"status": status, "message": f"Drill: {status}.", "next_update_in_minutes": 15},
+        )
         assert posted.status_code == 201
         await run_worker(settings, timeout_s=60)
 
@@ -327,14 +414,27 @@ async def test_a_drill_never_reaches_a_real_subscriber(
     assert p.zendesk.received == [] and p.freshdesk.received == []
     # The ledger agrees: rows only for the drill audience and the page/desk.
     async with runtime.engine.connect() as conn:
-        ledger = dict((await conn.execute(
-            select(deliveries.c.channel, func.count()).join(updates, updates.c.id == deliveries.c.update_id)
-            .where(updates.c.incident_id == incident_id).group_by(deliveries.c.channel))).all())
+        ledger = dict(
+            (
+                await conn.execute(
+                    select(deliveries.c.channel, func.count())
+                    .join(updates, updates.c.id == deliveries.c.update_id)
+                    .where(updates.c.incident_id == incident_id)
+                    .group_by(deliveries.c.channel)
+                )
+            ).all()
+        )
     assert ledger == {"status_page": 3, "desk": 3, "email": 3, "sms": 3, "webhook": 3}
 
     # The public page and API never show it; the console preview (login required) does.
-    for path in ("/api/v2/incidents.json", "/api/v2/summary.json", "/api/v2/incidents/unresolved.json", "/",
-                 "/history", "/history.atom"):
+    for path in (
+        "/api/v2/incidents.json",
+        "/api/v2/summary.json",
+        "/api/v2/incidents/unresolved.json",
+        "/",
+        "/history",
+        "/history.atom",
+    ):
         public = await client.get(path)
         assert public.status_code == 200 and incident_id not in public.text and "(L1)" not in public.text, path
     assert (await client.get(f"/incidents/{incident_id}")).status_code == 404
@@ -346,26 +446,39 @@ async def test_a_drill_never_reaches_a_real_subscriber(
     # The drill report: figures from stored timestamps (set here to known values).
     t0 = utcnow().replace(microsecond=0) - timedelta(hours=2)
     async with runtime.engine.begin() as conn:
-        await conn.execute(incidents.update().where(incidents.c.id == incident_id)
-                           .values(started_at=t0, resolved_at=t0 + timedelta(minutes=50)))
+        await conn.execute(
+            incidents.update()
+            .where(incidents.c.id == incident_id)
+            .values(started_at=t0, resolved_at=t0 + timedelta(minutes=50))
+        )
         for number, minutes, promise in ((1, 1.5, 30), (2, 11.5, 15), (3, 50, None)):
             created = t0 + timedelta(minutes=minutes)
-            await conn.execute(updates.update().where(updates.c.incident_id == incident_id, updates.c.number == number)
-                               .values(created_at=created, next_update_at=created + timedelta(minutes=promise)
-                                       if promise else None))
-        await conn.execute(incident_contacts.update().where(incident_contacts.c.incident_id == incident_id)
-                           .values(notified_at=t0 + timedelta(minutes=1, seconds=35),
-                                   acknowledged_at=t0 + timedelta(minutes=4, seconds=5)))
+            await conn.execute(
+                updates.update()
+                .where(updates.c.incident_id == incident_id, updates.c.number == number)
+                .values(created_at=created, next_update_at=created + timedelta(minutes=promise) if promise else None)
+            )
+        await conn.execute(
+            incident_contacts.update()
+            .where(incident_contacts.c.incident_id == incident_id)
+            .values(
+                notified_at=t0 + timedelta(minutes=1, seconds=35), acknowledged_at=t0 + timedelta(minutes=4, seconds=5)
+            )
+        )
     report = (await client.get(f"/api/v1/incidents/{incident_id}/report", headers=auth)).json()
     assert report["time_to_first_update_s"] == 90
     assert [i["kept"] for i in report["intervals"]] == [True, False]
     assert report["intervals"][1]["late_by_s"] == (50 - 11.5 - 15) * 60
-    assert report["acknowledgements"] == [{"name": "Ana Ops", "role": "Incident commander", "level": 1,
-                                           "notified_at": (t0 + timedelta(seconds=95)).strftime(
-                                               "%Y-%m-%dT%H:%M:%S.000Z"),
-                                           "acknowledged_at": (t0 + timedelta(seconds=245)).strftime(
-                                               "%Y-%m-%dT%H:%M:%S.000Z"),
-                                           "after_s": 150.0}]
+    assert report["acknowledgements"] == [
+        {
+            "name": "Ana Ops",
+            "role": "Incident commander",
+            "level": 1,
+            "notified_at": (t0 + timedelta(seconds=95)).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+            "acknowledged_at": (t0 + timedelta(seconds=245)).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+            "after_s": 150.0,
+        }
+    ]
     assert report["reach"]["email"] == {"sent": 3, "failed": 0, "pending": 0, "total": 3}
     page = await client.get(f"/console/drills/{incident_id}/report")
     assert page.status_code == 200

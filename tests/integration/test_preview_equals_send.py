@@ -89,11 +89,7 @@ def scenario_steps(api: str, now: datetime) -> dict[str, Step]:
             follows=False,
         ),
         "maintenance_in_progress": Step(
-            {
-                "status": "in_progress",
-                "message": "The upgrade has started.",
-                "components": {api: "under_maintenance"},
-            },
+            {"status": "in_progress", "message": "The upgrade has started.", "components": {api: "under_maintenance"}},
             follows=True,
         ),
         "maintenance_completed": Step({"status": "completed", "message": "The upgrade is complete."}, follows=True),

@@ -44,14 +44,35 @@ async def post(client: httpx.AsyncClient, auth: dict[str, str], path: str, body:
 async def seed(client: httpx.AsyncClient, auth: dict[str, str]) -> dict[str, Any]:
     """A public incident with a desk-only 'resolved' note on top, and an incident posted to the desk alone."""
     api = await post(client, auth, "/api/v1/components", {"name": "Login"})
-    public = await post(client, auth, "/api/v1/incidents", {
-        "title": "Slow logins", "status": "investigating", "message": PUBLIC_TEXT,
-        "components": {api["id"]: "degraded_performance"}})
-    note = await post(client, auth, f"/api/v1/incidents/{public['id']}/updates", {
-        "status": "resolved", "message": DESK_NOTE, "channels": ["desk"]})
-    hidden = await post(client, auth, "/api/v1/incidents", {
-        "title": HIDDEN_TITLE, "status": "identified", "impact": "critical", "message": HIDDEN_TEXT,
-        "channels": ["desk"]})
+    public = await post(
+        client,
+        auth,
+        "/api/v1/incidents",
+        {
+            "title": "Slow logins",
+            "status": "investigating",
+            "message": PUBLIC_TEXT,
+            "components": {api["id"]: "degraded_performance"},
+        },
+    )
+    note = await post(
+        client,
+        auth,
+        f"/api/v1/incidents/{public['id']}/updates",
+        {"status": "resolved", "message": DESK_NOTE, "channels": ["desk"]},
+    )
+    hidden = await post(
+        client,
+        auth,
+        "/api/v1/incidents",
+        {
+            "title": HIDDEN_TITLE,
+            "status": "identified",
+            "impact": "critical",
+            "message": HIDDEN_TEXT,
+            "channels": ["desk"],
+        },
+    )
     return {"public": public, "note": note, "hidden": hidden}
 
 
@@ -64,8 +85,9 @@ def assert_no_secret(where: str, text: str, data: dict[str, Any]) -> None:
         assert secret not in text, f"{secret!r} leaked on {where}"
 
 
-async def test_desk_only_updates_are_on_no_public_surface(client, auth, settings, runtime: Runtime,
-                                                          tmp_path: Path) -> None:
+async def test_desk_only_updates_are_on_no_public_surface(
+    client, auth, settings, runtime: Runtime, tmp_path: Path
+) -> None:
     data = await seed(client, auth)
     public_id, hidden_id = data["public"]["id"], data["hidden"]["id"]
     for path in [*PAGE_PATHS, *API_PATHS, f"/incidents/{public_id}"]:
@@ -142,8 +164,11 @@ async def test_public_events_stream_drops_desk_only_updates(app, client, auth, s
     heard: list[dict[str, Any]] = []
     live_events(app).add_listener(heard.append)  # what the bus delivered, before any filter
     sentinel = f"sentinel-{uuid.uuid4().hex}"
-    async with (serve_app(app) as base, httpx.AsyncClient(base_url=base, timeout=10) as browser,
-                browser.stream("GET", "/events") as stream):
+    async with (
+        serve_app(app) as base,
+        httpx.AsyncClient(base_url=base, timeout=10) as browser,
+        browser.stream("GET", "/events") as stream,
+    ):
         lines = stream.aiter_lines()
         await asyncio.wait_for(read_until(lines, "ready"), 5)
         data = await seed(client, auth)
@@ -156,23 +181,40 @@ async def test_public_events_stream_drops_desk_only_updates(app, client, auth, s
     public_update = data["public"]["update"]["id"]
     hidden_updates = {data["note"]["id"], data["hidden"]["update"]["id"]}
     assert sorted((kind, e["update_id"], e.get("channel")) for kind, e in events) == [
-        ("published", public_update, "status_page"), ("update", public_update, None)], events
+        ("published", public_update, "status_page"),
+        ("update", public_update, None),
+    ], events
     # The filter had something to drop: the bus carried the desk-only updates and the desk's announcements.
     passed = [{"kind": kind, **e} for kind, e in events]
-    dropped = [e for e in heard if e.get("incident_id") in ours
-               and {k: v for k, v in e.items() if k != "id"} not in passed]  # frames carry the id apart
+    dropped = [
+        e for e in heard if e.get("incident_id") in ours and {k: v for k, v in e.items() if k != "id"} not in passed
+    ]  # frames carry the id apart
     assert hidden_updates <= {e["update_id"] for e in dropped}
     assert any(e.get("channel") == "desk" for e in dropped)
     assert not any(public_event(e) for e in dropped)
 
 
 async def test_v2_deliver_notifications_is_the_stored_flag(client, auth) -> None:
-    quiet = await post(client, auth, "/api/v1/incidents", {
-        "title": "Quiet fix", "status": "investigating", "message": "Looking.", "deliver_notifications": False})
-    loud = await post(client, auth, f"/api/v1/incidents/{quiet['id']}/updates", {
-        "status": "monitoring", "message": "Fixed, watching."})
-    silent = await post(client, auth, f"/api/v1/incidents/{quiet['id']}/updates", {
-        "status": "resolved", "message": "Done.", "deliver_notifications": False})
-    flags = {u["id"]: u["deliver_notifications"]
-             for u in (await client.get("/api/v2/incidents.json")).json()["incidents"][0]["incident_updates"]}
+    quiet = await post(
+        client,
+        auth,
+        "/api/v1/incidents",
+        {"title": "Quiet fix", "status": "investigating", "message": "Looking.", "deliver_notifications": False},
+    )
+    loud = await post(
+        client,
+        auth,
+        f"/api/v1/incidents/{quiet['id']}/updates",
+        {"status": "monitoring", "message": "Fixed, watching."},
+    )
+    silent = await post(
+        client,
+        auth,
+        f"/api/v1/incidents/{quiet['id']}/updates",
+        {"status": "resolved", "message": "Done.", "deliver_notifications": False},
+    )
+    flags = {
+        u["id"]: u["deliver_notifications"]
+        for u in (await client.get("/api/v2/incidents.json")).json()["incidents"][0]["incident_updates"]
+    }
     assert flags == {quiet["update"]["id"]: False, loud["id"]: True, silent["id"]: False}

@@ -54,14 +54,24 @@ async def fanned_out(rt: Runtime, base: str, count: int) -> tuple[str, tuple[int
     """An update with ``count`` webhook rows in the ledger; its id and the rows' id range."""
     async with rt.engine.begin() as conn:
         for n in range(count):
-            await upsert_subscriber(conn, SubscriberIn(channel="webhook", address=f"{base}/hook/{n}", confirmed=True),
-                                    allow_private_webhooks=True)
-    posted, _ = await post_body(rt, {"title": "Outage", "status": "investigating", "message": "Looking.",
-                                     "channels": ["webhook"]})
+            await upsert_subscriber(
+                conn,
+                SubscriberIn(channel="webhook", address=f"{base}/hook/{n}", confirmed=True),
+                allow_private_webhooks=True,
+            )
+    posted, _ = await post_body(
+        rt, {"title": "Outage", "status": "investigating", "message": "Looking.", "channels": ["webhook"]}
+    )
     await rt.fanout.fanout(posted.update_id, "webhook")
     async with rt.engine.connect() as conn:
-        ids = [int(i) for i in (await conn.execute(select(deliveries.c.id).where(
-            deliveries.c.update_id == posted.update_id).order_by(deliveries.c.id))).scalars()]
+        ids = [
+            int(i)
+            for i in (
+                await conn.execute(
+                    select(deliveries.c.id).where(deliveries.c.update_id == posted.update_id).order_by(deliveries.c.id)
+                )
+            ).scalars()
+        ]
     return posted.update_id, (ids[0], ids[-1])
 
 
@@ -89,8 +99,13 @@ async def test_relay_takes_back_only_the_claims_of_workers_without_a_heartbeat(r
         assert result["released"] == 1 and result["batches"] == 1, result
         assert await states(rt, update_id) == {"sending": 3, "retry": 3}, "the live worker keeps its rows"
         async with rt.engine.connect() as conn:
-            back = (await conn.execute(select(deliveries.c.last_error, deliveries.c.claim).where(
-                deliveries.c.update_id == update_id, deliveries.c.state == "retry"))).all()
+            back = (
+                await conn.execute(
+                    select(deliveries.c.last_error, deliveries.c.claim).where(
+                        deliveries.c.update_id == update_id, deliveries.c.state == "retry"
+                    )
+                )
+            ).all()
         assert {(error, claim) for error, claim in back} == {("worker stopped while sending; retried", None)}
         await alive.stop()  # a clean stop: its rows are free at the next round, no waiting for a TTL
         assert (await rt.fanout.relay())["released"] == 1
@@ -127,8 +142,11 @@ async def test_the_lease_still_frees_a_live_but_stuck_worker(runtime: Runtime) -
         await claim_as(rt, update_id, span, stuck.worker_id)
         assert (await rt.fanout.relay())["released"] == 0
         async with rt.engine.begin() as conn:  # claimed longer ago than the lease
-            await conn.execute(update(deliveries).where(deliveries.c.update_id == update_id).values(
-                claimed_at=utcnow() - timedelta(seconds=rt.settings.sending_lease_s + 1)))
+            await conn.execute(
+                update(deliveries)
+                .where(deliveries.c.update_id == update_id)
+                .values(claimed_at=utcnow() - timedelta(seconds=rt.settings.sending_lease_s + 1))
+            )
         assert (await rt.fanout.relay())["released"] == 1
     finally:
         await stuck.stop()
@@ -174,13 +192,21 @@ async def test_a_stopping_batch_finishes_what_is_on_the_wire_and_hands_back_the_
         rt.fanout.stop()
         report = await batch
         assert await rt.fanout.deliver_batch(update_id, "webhook", *span) == type(report)(retry_in_s=0.0), (
-            "a stopping worker claims nothing more")
+            "a stopping worker claims nothing more"
+        )
     counts = await states(rt, update_id)
     assert report.sent == sum(receiver.seen.values()) == counts["sent"], "what went out is recorded, nothing more"
     assert 0 < report.handed_back == counts["retry"] == 80 - report.sent
     async with rt.engine.connect() as conn:
-        attempts = set((await conn.execute(select(deliveries.c.attempts).where(
-            deliveries.c.update_id == update_id, deliveries.c.state == "retry"))).scalars())
+        attempts = set(
+            (
+                await conn.execute(
+                    select(deliveries.c.attempts).where(
+                        deliveries.c.update_id == update_id, deliveries.c.state == "retry"
+                    )
+                )
+            ).scalars()
+        )
     assert attempts == {0}, "a send never attempted costs no attempt"
 
 

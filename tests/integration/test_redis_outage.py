@@ -26,23 +26,36 @@ async def test_post_while_redis_is_down_is_delivered_by_the_relay(
     app = create_app(settings, runtime)
     receivers = [WebhookReceiver() for _ in range(3)]
     try:
-        async with LifespanManager(app), httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://status.test"
-        ) as client, serve_app(receivers[0].app()) as a, serve_app(receivers[1].app()) as b, \
-                serve_app(receivers[2].app()) as c:
+        async with (
+            LifespanManager(app),
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://status.test") as client,
+            serve_app(receivers[0].app()) as a,
+            serve_app(receivers[1].app()) as b,
+            serve_app(receivers[2].app()) as c,
+        ):
             async with runtime.engine.begin() as conn:
                 from broadcaster.domain.tokens import create_token
 
                 auth = {"Authorization": f"Bearer {await create_token(conn, 't')}"}
             for receiver, base in zip(receivers, (a, b, c), strict=True):
-                response = await client.post("/api/v1/subscribers", headers=auth, json={
-                    "channel": "webhook", "address": f"{base}/hook", "confirmed": True})
+                response = await client.post(
+                    "/api/v1/subscribers",
+                    headers=auth,
+                    json={"channel": "webhook", "address": f"{base}/hook", "confirmed": True},
+                )
                 receiver.secret = response.json()["secret"]
 
             redis_server.stop()
-            response = await client.post("/api/v1/incidents", headers=auth, json={
-                "title": "Database failover", "status": "investigating", "message": "Looking into it.",
-                "channels": ["webhook"]})
+            response = await client.post(
+                "/api/v1/incidents",
+                headers=auth,
+                json={
+                    "title": "Database failover",
+                    "status": "investigating",
+                    "message": "Looking into it.",
+                    "channels": ["webhook"],
+                },
+            )
             assert response.status_code == 201, response.text
             assert response.headers.get("x-broadcaster-queued") == "later"
             update_id = response.json()["update"]["id"]

@@ -40,13 +40,19 @@ async def twilio() -> AsyncIterator[tuple[TwilioProvider, str]]:
 
 
 @pytest.fixture
-def team_settings(database_url: str, clean_database: None, smtp: RecordingSMTP,
-                  twilio: tuple[TwilioProvider, str]) -> Settings:
+def team_settings(
+    database_url: str, clean_database: None, smtp: RecordingSMTP, twilio: tuple[TwilioProvider, str]
+) -> Settings:
     provider, url = twilio
     return make_settings(
-        database_url, reminder_interval_s=1, **smtp.settings(), twilio_base_url=url,
-        twilio_account_sid=provider.account_sid, twilio_auth_token=provider.auth_token,
-        twilio_from=next(iter(provider.senders)), sms_rate_per_s=100.0,
+        database_url,
+        reminder_interval_s=1,
+        **smtp.settings(),
+        twilio_base_url=url,
+        twilio_account_sid=provider.account_sid,
+        twilio_auth_token=provider.auth_token,
+        twilio_from=next(iter(provider.senders)),
+        sms_rate_per_s=100.0,
     )
 
 
@@ -83,8 +89,9 @@ async def bus_events(rt: Runtime) -> AsyncIterator[list[dict[str, Any]]]:
 
 
 async def open_incident(rt: Runtime, minutes: int = 30) -> str:
-    posted, _ = await post(rt, {"title": "Checkout down", "message": "Investigating.", "channels": [],
-                                "next_update_in_minutes": minutes})
+    posted, _ = await post(
+        rt, {"title": "Checkout down", "message": "Investigating.", "channels": [], "next_update_in_minutes": minutes}
+    )
     return posted.incident_id
 
 
@@ -93,8 +100,9 @@ async def incident_row(rt: Runtime, incident_id: str) -> dict[str, Any]:
         return dict((await conn.execute(select(incidents).where(incidents.c.id == incident_id))).mappings().one())
 
 
-async def test_reminds_once_when_the_promise_passes(rt: Runtime, smtp: RecordingSMTP,
-                                                    twilio: tuple[TwilioProvider, str]) -> None:
+async def test_reminds_once_when_the_promise_passes(
+    rt: Runtime, smtp: RecordingSMTP, twilio: tuple[TwilioProvider, str]
+) -> None:
     provider, _ = twilio
     incident_id = await open_incident(rt)
     promised = (await incident_row(rt, incident_id))["next_update_at"]
@@ -105,10 +113,15 @@ async def test_reminds_once_when_the_promise_passes(rt: Runtime, smtp: Recording
         assert sent[0].late_by_s == 1
         assert await send_reminders(rt, now=promised + timedelta(minutes=5)) == [], "reminded once only"
         await asyncio.sleep(0.3)
-    assert [e for e in events if e["kind"] == "reminder"] == [{
-        "kind": "reminder", "incident_id": incident_id, "title": "Checkout down",
-        "next_update_at": promised.isoformat(), "late_by_s": 1,
-    }]
+    assert [e for e in events if e["kind"] == "reminder"] == [
+        {
+            "kind": "reminder",
+            "incident_id": incident_id,
+            "title": "Checkout down",
+            "next_update_at": promised.isoformat(),
+            "late_by_s": 1,
+        }
+    ]
     assert sorted(r for m in smtp.received for r in m.rcpt_tos) == ["boss@example.com", "ic@example.com"]
     assert smtp.messages[0]["Subject"] == "[Update overdue] Checkout down"
     assert f"/console/compose?incident_id={incident_id}" in smtp.messages[0].get_body(("plain",)).get_content()
@@ -119,8 +132,9 @@ async def test_reminds_once_when_the_promise_passes(rt: Runtime, smtp: Recording
     assert ("system:reminders", "reminder", incident_id) in [tuple(a) for a in audit]
 
     # A new update keeps the promise again; missing the next one reminds again.
-    await post(rt, {"status": "identified", "message": "Found it.", "channels": [], "next_update_in_minutes": 15},
-               incident_id)
+    await post(
+        rt, {"status": "identified", "message": "Found it.", "channels": [], "next_update_in_minutes": 15}, incident_id
+    )
     row = await incident_row(rt, incident_id)
     assert row["reminded_at"] is None
     assert await send_reminders(rt, now=row["next_update_at"] - timedelta(seconds=1)) == []
@@ -131,8 +145,9 @@ async def test_reminds_once_when_the_promise_passes(rt: Runtime, smtp: Recording
     assert await send_reminders(rt, now=utcnow() + timedelta(days=1)) == []
 
 
-async def test_real_worker_reminds_within_one_cron_period(rt: Runtime, team_settings: Settings,
-                                                          smtp: RecordingSMTP) -> None:
+async def test_real_worker_reminds_within_one_cron_period(
+    rt: Runtime, team_settings: Settings, smtp: RecordingSMTP
+) -> None:
     period_s = team_settings.reminder_interval_s
     incident_id = await open_incident(rt)
     promised = utcnow() + timedelta(seconds=1.5)

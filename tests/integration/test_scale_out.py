@@ -74,8 +74,11 @@ async def test_two_webs_two_workers(database_url: str, clean_database: None, tmp
             async with runtime.engine.begin() as conn:
                 token = await create_token(conn, "scale-out")
                 for n in range(SUBSCRIBERS):
-                    await upsert_subscriber(conn, SubscriberIn(channel="webhook", address=f"{base}/hook/{n}",
-                                                               confirmed=True), allow_private_webhooks=True)
+                    await upsert_subscriber(
+                        conn,
+                        SubscriberIn(channel="webhook", address=f"{base}/hook/{n}", confirmed=True),
+                        allow_private_webhooks=True,
+                    )
             for process in (*webs, *workers):
                 process.start()
             await asyncio.gather(*(web.wait_healthy() for web in webs))
@@ -86,10 +89,16 @@ async def test_two_webs_two_workers(database_url: str, clean_database: None, tmp
                 assert before["incidents"] == []
                 posted_at = time.monotonic()
                 response = await client.post(
-                    f"{web1.url}/api/v1/incidents", headers={"Authorization": f"Bearer {token}"},
-                    json={"title": "Checkout is failing", "status": "investigating", "impact": "major",
-                          "message": "We are investigating failed payments.",
-                          "channels": ["webhook", "status_page"]})  # public: on the page and its stream
+                    f"{web1.url}/api/v1/incidents",
+                    headers={"Authorization": f"Bearer {token}"},
+                    json={
+                        "title": "Checkout is failing",
+                        "status": "investigating",
+                        "impact": "major",
+                        "message": "We are investigating failed payments.",
+                        "channels": ["webhook", "status_page"],
+                    },
+                )  # public: on the page and its stream
                 assert response.status_code == 201, response.text
                 incident = response.json()
                 update_id = incident["update"]["id"]
@@ -128,5 +137,7 @@ async def test_two_webs_two_workers(database_url: str, clean_database: None, tmp
     assert set(receiver.ids.values()) == {1} and len(receiver.ids) == SUBSCRIBERS
     batches = [sum("batch " in line for line in w.log_path.read_text().splitlines()) for w in workers]
     assert all(n > 0 for n in batches), f"both workers must have sent batches: {batches}"
-    print(f"web #2 heard the update after {event_at - posted_at:.3f} s, showed it after "
-          f"{shown_at - posted_at:.3f} s; all sent {fanout_s:.1f} s later; batch log lines per worker: {batches}")
+    print(
+        f"web #2 heard the update after {event_at - posted_at:.3f} s, showed it after "
+        f"{shown_at - posted_at:.3f} s; all sent {fanout_s:.1f} s later; batch log lines per worker: {batches}"
+    )

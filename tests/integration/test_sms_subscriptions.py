@@ -39,8 +39,14 @@ async def twilio_url(provider: TwilioProvider) -> AsyncIterator[str]:
 
 def sms_settings(database_url: str, provider: TwilioProvider, twilio_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = dict(
-        twilio_base_url=twilio_url, twilio_account_sid=provider.account_sid, twilio_auth_token=provider.auth_token,
-        twilio_from=SENDER, sms_rate_per_s=1000.0, retry_base_s=0.3, retry_max_s=1.5, max_attempts=12,
+        twilio_base_url=twilio_url,
+        twilio_account_sid=provider.account_sid,
+        twilio_auth_token=provider.auth_token,
+        twilio_from=SENDER,
+        sms_rate_per_s=1000.0,
+        retry_base_s=0.3,
+        retry_max_s=1.5,
+        max_attempts=12,
         circuit_cooldown_s=1.0,
     )
     return make_settings(database_url, **(values | overrides))
@@ -51,19 +57,29 @@ def settings(database_url: str, clean_database: None, provider: TwilioProvider, 
     return sms_settings(database_url, provider, twilio_url)
 
 
-async def twilio_post(client: httpx.AsyncClient, path: str, params: dict[str, str], auth_token: str,
-                      forged: bool = False) -> httpx.Response:
+async def twilio_post(
+    client: httpx.AsyncClient, path: str, params: dict[str, str], auth_token: str, forged: bool = False
+) -> httpx.Response:
     """POST ``params`` to ``path`` the way Twilio does, signed with ``auth_token``."""
     sent = signature(auth_token, PUBLIC_URL + path, params)
     if forged:
         sent = signature("not-the-token", PUBLIC_URL + path, params)
-    return await client.post(path, content=urlencode(params).encode(), headers={
-        "Content-Type": "application/x-www-form-urlencoded; charset=UTF-8", "X-Twilio-Signature": sent})
+    return await client.post(
+        path,
+        content=urlencode(params).encode(),
+        headers={"Content-Type": "application/x-www-form-urlencoded; charset=UTF-8", "X-Twilio-Signature": sent},
+    )
 
 
 def inbound(body: str, sender: str = PHONE) -> dict[str, str]:
-    return {"MessageSid": "SM" + "c" * 32, "AccountSid": "AC" + "a" * 32, "From": sender, "To": SENDER,
-            "Body": body, "NumMedia": "0"}
+    return {
+        "MessageSid": "SM" + "c" * 32,
+        "AccountSid": "AC" + "a" * 32,
+        "From": sender,
+        "To": SENDER,
+        "Body": body,
+        "NumMedia": "0",
+    }
 
 
 async def subscriber_row(runtime: Runtime, phone: str = PHONE) -> Any:
@@ -71,8 +87,9 @@ async def subscriber_row(runtime: Runtime, phone: str = PHONE) -> Any:
         return (await conn.execute(select(subscribers).where(subscribers.c.address == phone))).one()
 
 
-async def subscribe_and_confirm(client: httpx.AsyncClient, settings: Settings, provider: TwilioProvider,
-                                phone: str = PHONE) -> None:
+async def subscribe_and_confirm(
+    client: httpx.AsyncClient, settings: Settings, provider: TwilioProvider, phone: str = PHONE
+) -> None:
     response = await client.post("/subscribe", json={"phone": phone})
     assert response.status_code == 202, response.text
     assert response.json()["status"] == "code_sent"
@@ -87,9 +104,17 @@ async def subscribe_and_confirm(client: httpx.AsyncClient, settings: Settings, p
 
 
 async def open_incident(client: httpx.AsyncClient, auth: dict[str, str]) -> dict[str, Any]:
-    response = await client.post("/api/v1/incidents", headers=auth, json={
-        "title": "Payments failing", "status": "investigating", "impact": "critical",
-        "message": "Card payments fail for most customers. We are on it.", "channels": ["sms"]})
+    response = await client.post(
+        "/api/v1/incidents",
+        headers=auth,
+        json={
+            "title": "Payments failing",
+            "status": "investigating",
+            "impact": "critical",
+            "message": "Card payments fail for most customers. We are on it.",
+            "channels": ["sms"],
+        },
+    )
     assert response.status_code == 201, response.text
     return dict(response.json())
 
@@ -102,34 +127,47 @@ async def test_code_confirm_update_and_status_callback(client, auth, settings, p
 
     update = provider.messages[-1]
     assert update["to"] == PHONE and update["from"] == SENDER
-    assert update["body"] == (f"[Investigating] Payments failing: Card payments fail for most customers. "
-                              f"{PUBLIC_URL}/incidents/{incident['id']}")
+    assert update["body"] == (
+        f"[Investigating] Payments failing: Card payments fail for most customers. "
+        f"{PUBLIC_URL}/incidents/{incident['id']}"
+    )
     assert update["status_callback"] == f"{PUBLIC_URL}/webhooks/twilio/status"
     async with runtime.engine.connect() as conn:
-        row = (await conn.execute(select(deliveries).where(deliveries.c.channel == "sms",
-                                                           deliveries.c.kind == "update"))).one()
+        row = (
+            await conn.execute(select(deliveries).where(deliveries.c.channel == "sms", deliveries.c.kind == "update"))
+        ).one()
     assert (row.state, row.provider_id, row.provider_status) == ("sent", update["sid"], None)
 
-    callback = {"MessageSid": update["sid"], "MessageStatus": "delivered", "AccountSid": provider.account_sid,
-                "From": SENDER, "To": PHONE, "ApiVersion": "2010-04-01"}
+    callback = {
+        "MessageSid": update["sid"],
+        "MessageStatus": "delivered",
+        "AccountSid": provider.account_sid,
+        "From": SENDER,
+        "To": PHONE,
+        "ApiVersion": "2010-04-01",
+    }
     forged = await twilio_post(client, "/webhooks/twilio/status", callback, provider.auth_token, forged=True)
     assert forged.status_code == 403
     response = await twilio_post(client, "/webhooks/twilio/status", callback, provider.auth_token)
     assert response.status_code == 204
     async with runtime.engine.connect() as conn:
-        row = (await conn.execute(select(deliveries).where(deliveries.c.channel == "sms",
-                                                           deliveries.c.kind == "update"))).one()
+        row = (
+            await conn.execute(select(deliveries).where(deliveries.c.channel == "sms", deliveries.c.kind == "update"))
+        ).one()
     assert (row.state, row.provider_status) == ("sent", "delivered")
 
 
 async def test_undelivered_callback_records_the_error(client, auth, settings, provider, runtime) -> None:
-    await client.post("/api/v1/subscribers", headers=auth, json={"channel": "sms", "address": PHONE,
-                                                                 "confirmed": True})
+    await client.post("/api/v1/subscribers", headers=auth, json={"channel": "sms", "address": PHONE, "confirmed": True})
     await open_incident(client, auth)
     await run_worker(settings)
     sid = provider.messages[-1]["sid"]
-    response = await twilio_post(client, "/webhooks/twilio/status", {
-        "MessageSid": sid, "MessageStatus": "undelivered", "ErrorCode": "30006"}, provider.auth_token)
+    response = await twilio_post(
+        client,
+        "/webhooks/twilio/status",
+        {"MessageSid": sid, "MessageStatus": "undelivered", "ErrorCode": "30006"},
+        provider.auth_token,
+    )
     assert response.status_code == 204
     async with runtime.engine.connect() as conn:
         row = (await conn.execute(select(deliveries).where(deliveries.c.provider_id == sid))).one()
@@ -192,8 +230,9 @@ async def test_stop_start_help_replies(client, settings, provider, runtime) -> N
 async def test_throttled_provider_delivers_everything_once(client, auth, settings, provider) -> None:
     numbers = [f"+1415555{n:04d}" for n in range(110, 116)]
     for number in numbers:
-        response = await client.post("/api/v1/subscribers", headers=auth,
-                                     json={"channel": "sms", "address": number, "confirmed": True})
+        response = await client.post(
+            "/api/v1/subscribers", headers=auth, json={"channel": "sms", "address": number, "confirmed": True}
+        )
         assert response.status_code == 201
     provider.throttle(seconds=5, retry_after_s=2)
     await open_incident(client, auth)
@@ -208,13 +247,22 @@ async def test_phone_sign_ups_are_rate_limited(database_url, clean_database, pro
 
     from status_page.app import create_app
 
-    settings = sms_settings(database_url, provider, twilio_url, subscribe_sms_per_ip=3,
-                            subscribe_sms_per_prefix=2, subscribe_sms_per_number=5)
+    settings = sms_settings(
+        database_url,
+        provider,
+        twilio_url,
+        subscribe_sms_per_ip=3,
+        subscribe_sms_per_prefix=2,
+        subscribe_sms_per_number=5,
+    )
     app = create_app(settings)
-    async with LifespanManager(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                                       base_url=PUBLIC_URL) as client:
-        same_prefix = [(await client.post("/subscribe", json={"phone": f"+1415555012{i}"})).status_code
-                       for i in range(3)]
+    async with (
+        LifespanManager(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC_URL) as client,
+    ):
+        same_prefix = [
+            (await client.post("/subscribe", json={"phone": f"+1415555012{i}"})).status_code for i in range(3)
+        ]
         assert same_prefix == [202, 202, 429]
         per_ip = await client.post("/subscribe", json={"phone": "+442071838750"})
         assert per_ip.status_code == 429 and int(per_ip.headers["Retry-After"]) > 0

@@ -47,10 +47,7 @@ class Rig:
             return [(s["id"], s["in_reply_to_id"]) for s in self.provider.posts]
         if self.name == "x":
             return [(t["id"], t["in_reply_to_tweet_id"]) for t in self.provider.posts]
-        return [
-            (r["uri"], (r["value"].get("reply") or {}).get("parent", {}).get("uri"))
-            for r in self.provider.posts
-        ]
+        return [(r["uri"], (r["value"].get("reply") or {}).get("parent", {}).get("uri")) for r in self.provider.posts]
 
     def delete(self, post_id: str) -> None:
         self.provider.delete(post_id)
@@ -64,11 +61,7 @@ def build(name: str, base_url: str, provider: Any, timeout_s: float) -> Social:
     return XChannel(provider.token, base_url=base_url, timeout_s=timeout_s)
 
 
-PROVIDERS: dict[str, Callable[[], Any]] = {
-    "mastodon": MastodonProvider,
-    "bluesky": BlueskyProvider,
-    "x": XProvider,
-}
+PROVIDERS: dict[str, Callable[[], Any]] = {"mastodon": MastodonProvider, "bluesky": BlueskyProvider, "x": XProvider}
 
 
 @pytest.fixture(params=list(PROVIDERS))
@@ -195,9 +188,7 @@ async def test_bluesky_records_match_the_lexicon_and_link_the_exact_bytes() -> N
         thread = None
         title = "Paiement échoué 💳 — 東京 region 👩\u200d💻"
         for number in (1, 2, 3):
-            result = await publish(
-                Rig("bluesky", provider, channel), update(number, incident_title=title), thread
-            )
+            result = await publish(Rig("bluesky", provider, channel), update(number, incident_title=title), thread)
             thread = result.thread
         await channel.aclose()
     assert provider.calls.count("createSession") == 1

@@ -18,9 +18,11 @@ from status_page.public.static_export import export_site
 from tests.conftest import run_worker
 
 FIELDS = json.loads((Path(__file__).parent.parent / "fixtures" / "statuspage_v2_fields.json").read_text())
-TRICKY = ("We are investigating **elevated errors** on the API & dashboard (p99 > 2 s).\n\n"
-          "- Logins: \"slow\" but working\n- Payments: not affected — café ☕ works\n\n"
-          "Next update in 30 minutes. See [details](https://example.com/x?a=1&b=2).")
+TRICKY = (
+    "We are investigating **elevated errors** on the API & dashboard (p99 > 2 s).\n\n"
+    '- Logins: "slow" but working\n- Payments: not affected — café ☕ works\n\n'
+    "Next update in 30 minutes. See [details](https://example.com/x?a=1&b=2)."
+)
 API_PATHS = [f"/api/v2/{p}" for p in FIELDS["endpoints"]]
 PAGE_PATHS = ["/", "/history", "/history/1", "/history.atom", "/history.rss"]
 
@@ -28,9 +30,16 @@ PAGE_PATHS = ["/", "/history", "/history/1", "/history.atom", "/history.rss"]
 async def seed(client: httpx.AsyncClient, auth: dict[str, str]) -> dict[str, Any]:
     api = (await client.post("/api/v1/components", headers=auth, json={"name": "API", "group": "Platform"})).json()
     web = (await client.post("/api/v1/components", headers=auth, json={"name": "Website"})).json()
-    response = await client.post("/api/v1/incidents", headers=auth, json={
-        "title": "API errors", "status": "investigating", "message": TRICKY,
-        "components": {api["id"]: "partial_outage"}})
+    response = await client.post(
+        "/api/v1/incidents",
+        headers=auth,
+        json={
+            "title": "API errors",
+            "status": "investigating",
+            "message": TRICKY,
+            "components": {api["id"]: "partial_outage"},
+        },
+    )
     assert response.status_code == 201, response.text
     return {"api": api, "web": web, "incident": response.json()}
 
@@ -125,18 +134,48 @@ async def test_api_v2_shapes_head_cors(client, auth) -> None:
 
 
 GARBAGE = [
-    "page=-1", "page=0", "page=99999999999999999999999", "page=abc", "page=", "page=1e9", "page=%00",
-    "page[]=1&page[]=2", "page=1&page=2", "%ff%fe=%c0%af", "a=%", "=", "&&&", "?", "x=" + "A" * 5000,
-    "callback=alert(1)", "q=<script>alert(1)</script>", "q='%20OR%201=1--", "limit=-5&offset=NaN",
-    "%E2%80%AE=1", "page=%F0%9F%92%A9", "format=json&page=2", "__proto__=1", "page=0x10", "page= 3",
+    "page=-1",
+    "page=0",
+    "page=99999999999999999999999",
+    "page=abc",
+    "page=",
+    "page=1e9",
+    "page=%00",
+    "page[]=1&page[]=2",
+    "page=1&page=2",
+    "%ff%fe=%c0%af",
+    "a=%",
+    "=",
+    "&&&",
+    "?",
+    "x=" + "A" * 5000,
+    "callback=alert(1)",
+    "q=<script>alert(1)</script>",
+    "q='%20OR%201=1--",
+    "limit=-5&offset=NaN",
+    "%E2%80%AE=1",
+    "page=%F0%9F%92%A9",
+    "format=json&page=2",
+    "__proto__=1",
+    "page=0x10",
+    "page= 3",
 ]
 
 
 async def test_query_string_garbage_never_500(client, auth) -> None:
     data = await seed(client, auth)
-    paths = [*PAGE_PATHS, *API_PATHS, f"/incidents/{data['incident']['id']}", "/incidents/%00",
-             "/incidents/" + "x" * 500, "/history/abc", "/history/-1", "/history/99999999999999999999",
-             "/assets/..%2F..%2Fetc%2Fpasswd", "/incidents/..%2Fhistory"]
+    paths = [
+        *PAGE_PATHS,
+        *API_PATHS,
+        f"/incidents/{data['incident']['id']}",
+        "/incidents/%00",
+        "/incidents/" + "x" * 500,
+        "/history/abc",
+        "/history/-1",
+        "/history/99999999999999999999",
+        "/assets/..%2F..%2Fetc%2Fpasswd",
+        "/incidents/..%2Fhistory",
+    ]
     for path in paths:
         for query in GARBAGE:
             for method in ("GET", "HEAD"):
@@ -147,8 +186,11 @@ async def test_query_string_garbage_never_500(client, auth) -> None:
 
 async def test_feeds_parse_without_bozo(client, auth) -> None:
     data = await seed(client, auth)
-    await client.post(f"/api/v1/incidents/{data['incident']['id']}/updates", headers=auth,
-                      json={"status": "identified", "message": "Found it: a bad \x01 deploy & <rollback>."})
+    await client.post(
+        f"/api/v1/incidents/{data['incident']['id']}/updates",
+        headers=auth,
+        json={"status": "identified", "message": "Found it: a bad \x01 deploy & <rollback>."},
+    )
     for path in ["/history.atom", "/history.rss"]:
         body = (await client.get(path)).content
         parsed = feedparser.parse(body)
@@ -167,16 +209,21 @@ async def test_update_text_identical_everywhere(client, auth, settings, runtime:
     atom = feedparser.parse((await client.get("/history.atom")).content).entries[0]
     rss = feedparser.parse((await client.get("/history.rss")).content).entries[0]
     await export_site(settings, runtime.engine, tmp_path)
-    static_page = html_to_text(update_body_html((tmp_path / "incidents" / f"{incident_id}.html").read_text(),
-                                                update_id))
+    static_page = html_to_text(
+        update_body_html((tmp_path / "incidents" / f"{incident_id}.html").read_text(), update_id)
+    )
     static_home = html_to_text(update_body_html((tmp_path / "index.html").read_text(), update_id))
     static_json = json.loads((tmp_path / "api/v2/summary.json").read_text())["incidents"][0]
     assert "elevated errors on the API & dashboard (p99 > 2 s)." in page_text
     assert "café ☕" in page_text
     texts = {
-        "home": home_text, "json": json_text, "summary": summary_text,
-        "atom": html_to_text(atom.content[0].value), "rss": html_to_text(rss.description),
-        "static page": static_page, "static home": static_home,
+        "home": home_text,
+        "json": json_text,
+        "summary": summary_text,
+        "atom": html_to_text(atom.content[0].value),
+        "rss": html_to_text(rss.description),
+        "static page": static_page,
+        "static home": static_home,
         "static json": static_json["incident_updates"][0]["body"],
     }
     for where, text in texts.items():
@@ -187,9 +234,17 @@ async def test_static_export_layout(client, auth, settings, runtime: Runtime, tm
     data = await seed(client, auth)
     count = await export_site(settings, runtime.engine, tmp_path)
     incident_id = data["incident"]["id"]
-    for relative in ["index.html", "history.html", "history/index.html", f"incidents/{incident_id}.html",
-                     f"incidents/{incident_id}/index.html", "history.atom", "history.rss", "404.html",
-                     *[f"api/v2/{p}" for p in FIELDS["endpoints"]]]:
+    for relative in [
+        "index.html",
+        "history.html",
+        "history/index.html",
+        f"incidents/{incident_id}.html",
+        f"incidents/{incident_id}/index.html",
+        "history.atom",
+        "history.rss",
+        "404.html",
+        *[f"api/v2/{p}" for p in FIELDS["endpoints"]],
+    ]:
         assert (tmp_path / relative).is_file(), relative
     assert count >= 17
     css = re.search(r'href="/(assets/status\.[0-9a-f]{12}\.css)"', (tmp_path / "index.html").read_text())
@@ -203,8 +258,11 @@ async def test_new_update_reaches_cached_page_and_ledger(client, auth, settings,
     incident_id = data["incident"]["id"]
     assert "Rolled back" not in (await client.get("/")).text  # now cached
     summary_before = (await client.get("/api/v2/summary.json")).headers["etag"]
-    response = await client.post(f"/api/v1/incidents/{incident_id}/updates", headers=auth,
-                                 json={"status": "monitoring", "message": "Rolled back; error rates are normal."})
+    response = await client.post(
+        f"/api/v1/incidents/{incident_id}/updates",
+        headers=auth,
+        json={"status": "monitoring", "message": "Rolled back; error rates are normal."},
+    )
     assert response.status_code == 201
     assert "Rolled back" in await wait_for_text(client, "/", "Rolled back")
     assert (await client.get("/api/v2/summary.json")).headers["etag"] != summary_before
@@ -250,8 +308,10 @@ async def test_static_mirror_refreshed_on_publish(database_url, clean_database, 
     runtime = Runtime.build(settings)
     try:
         app = create_app(settings, runtime)
-        async with LifespanManager(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                                           base_url="http://status.test") as client:
+        async with (
+            LifespanManager(app),
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://status.test") as client,
+        ):
             await asyncio.sleep(0.2)  # the bus listener is subscribed by now
             await client.post("/api/v1/components", headers=await _auth(runtime), json={"name": "API"})
             await runtime.bus.publish("published", {"incident_id": "x", "update_id": "y", "channel": "status_page"})

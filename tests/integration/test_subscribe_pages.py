@@ -30,14 +30,23 @@ def settings(database_url: str, clean_database: None, smtp: RecordingSMTP) -> Se
 
 
 @pytest.fixture
-async def redis_down_client(database_url: str, clean_database: None,
-                            smtp: RecordingSMTP) -> AsyncIterator[httpx.AsyncClient]:
-    settings = make_settings(database_url, **smtp.settings(), redis_url=f"redis://127.0.0.1:{free_port()}/0",
-                             twilio_account_sid="AC" + "a" * 32, twilio_auth_token="token",
-                             twilio_from="+15005550006", twilio_base_url=f"http://127.0.0.1:{free_port()}")
+async def redis_down_client(
+    database_url: str, clean_database: None, smtp: RecordingSMTP
+) -> AsyncIterator[httpx.AsyncClient]:
+    settings = make_settings(
+        database_url,
+        **smtp.settings(),
+        redis_url=f"redis://127.0.0.1:{free_port()}/0",
+        twilio_account_sid="AC" + "a" * 32,
+        twilio_auth_token="token",
+        twilio_from="+15005550006",
+        twilio_base_url=f"http://127.0.0.1:{free_port()}",
+    )
     app = create_app(settings)
-    async with LifespanManager(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                                       base_url="http://status.test") as client:
+    async with (
+        LifespanManager(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://status.test") as client,
+    ):
         yield client
 
 
@@ -56,8 +65,9 @@ async def test_form_page_lists_components(client: httpx.AsyncClient, auth: dict[
     assert unknown.status_code == 422 and "components.nope" in unknown.json()["error"]["fields"]
 
 
-async def test_public_webhook_sign_up_waits_for_an_admin(client: httpx.AsyncClient, auth: dict[str, str],
-                                                         runtime: Any) -> None:
+async def test_public_webhook_sign_up_waits_for_an_admin(
+    client: httpx.AsyncClient, auth: dict[str, str], runtime: Any
+) -> None:
     private = await client.post("/subscribe", json={"webhook": "http://127.0.0.1:9/hook"})
     assert private.status_code == 422 and "webhook" in private.json()["error"]["fields"]
     first = await client.post("/subscribe", json={"webhook": "https://93.184.215.14/hook"})
@@ -68,13 +78,17 @@ async def test_public_webhook_sign_up_waits_for_an_admin(client: httpx.AsyncClie
     async with runtime.engine.connect() as conn:
         row = (await conn.execute(select(subscribers))).one()
     assert not row.confirmed
-    approved = await client.post("/api/v1/subscribers", headers=auth, json={
-        "channel": "webhook", "address": "https://93.184.215.14/hook", "confirmed": True})
+    approved = await client.post(
+        "/api/v1/subscribers",
+        headers=auth,
+        json={"channel": "webhook", "address": "https://93.184.215.14/hook", "confirmed": True},
+    )
     assert approved.status_code == 200 and approved.json()["confirmed"]
 
 
-async def test_redis_down_email_confirmation_is_sent_inline(redis_down_client: httpx.AsyncClient,
-                                                             smtp: RecordingSMTP) -> None:
+async def test_redis_down_email_confirmation_is_sent_inline(
+    redis_down_client: httpx.AsyncClient, smtp: RecordingSMTP
+) -> None:
     response = await redis_down_client.post("/subscribe", json={"email": "inline@example.org"})
     assert response.status_code == 202, response.text
     assert [r.rcpt_tos for r in smtp.received] == [("inline@example.org",)]

@@ -58,8 +58,9 @@ async def wait_for(predicate, timeout_s: float, interval_s: float = 0.1) -> bool
 
 @pytest.mark.slow
 async def test_sigkill_mid_fanout_loses_nothing(database_url: str, clean_database: None, tmp_path: Path) -> None:
-    settings = make_settings(database_url, batch_size=200, max_jobs=4, sending_lease_s=600, job_timeout_s=30,
-                             relay_interval_s=1)
+    settings = make_settings(
+        database_url, batch_size=200, max_jobs=4, sending_lease_s=600, job_timeout_s=30, relay_interval_s=1
+    )
     runtime = Runtime.build(settings)
     receiver = CountingReceiver()
     worker = WorkerProcess(settings, tmp_path / "worker.log")
@@ -67,12 +68,17 @@ async def test_sigkill_mid_fanout_loses_nothing(database_url: str, clean_databas
         async with serve_app(receiver.app()) as base:
             async with runtime.engine.begin() as conn:
                 for n in range(SUBSCRIBERS):
-                    await upsert_subscriber(conn, SubscriberIn(channel="webhook", address=f"{base}/hook/{n}",
-                                                               confirmed=True), allow_private_webhooks=True)
+                    await upsert_subscriber(
+                        conn,
+                        SubscriberIn(channel="webhook", address=f"{base}/hook/{n}", confirmed=True),
+                        allow_private_webhooks=True,
+                    )
             from tests.support.posting import post_body as post
 
-            posted, queued = await post(runtime, {"title": "Outage", "status": "investigating",
-                                                  "message": "Investigating.", "channels": ["webhook"]})
+            posted, queued = await post(
+                runtime,
+                {"title": "Outage", "status": "investigating", "message": "Investigating.", "channels": ["webhook"]},
+            )
             assert queued
             worker.start()
             assert await wait_for(lambda: _gt(receiver, 250), 60), "the fan-out never got going"
@@ -92,10 +98,13 @@ async def test_sigkill_mid_fanout_loses_nothing(database_url: str, clean_databas
             done_s = time.monotonic() - restarted
             await asyncio.sleep(0.5)
         async with runtime.engine.connect() as conn:
-            per_subscriber = (await conn.execute(
-                select(deliveries.c.recipient, func.count()).where(
-                    deliveries.c.update_id == posted.update_id, deliveries.c.state == "sent")
-                .group_by(deliveries.c.recipient))).all()
+            per_subscriber = (
+                await conn.execute(
+                    select(deliveries.c.recipient, func.count())
+                    .where(deliveries.c.update_id == posted.update_id, deliveries.c.state == "sent")
+                    .group_by(deliveries.c.recipient)
+                )
+            ).all()
             subscriber_ids = set((await conn.execute(select(subscribers.c.id))).scalars())
         assert len(per_subscriber) == SUBSCRIBERS
         assert all(count == 1 for _, count in per_subscriber)
@@ -103,9 +112,11 @@ async def test_sigkill_mid_fanout_loses_nothing(database_url: str, clean_databas
         expected_ids = {f"msg_{posted.update_id}_{sid}" for sid in subscriber_ids}
         assert set(receiver.seen) == expected_ids, "every subscriber's webhook id arrived at least once"
         duplicates = sum(c - 1 for c in receiver.seen.values())
-        print(f"\nSIGKILL fan-out: {SUBSCRIBERS} subscribers, {seen_at_kill} received before the kill, "
-              f"{sum(receiver.seen.values())} received in all, {duplicates} duplicates (in flight at the kill), "
-              f"all sent {done_s:.1f} s after the restart")
+        print(
+            f"\nSIGKILL fan-out: {SUBSCRIBERS} subscribers, {seen_at_kill} received before the kill, "
+            f"{sum(receiver.seen.values())} received in all, {duplicates} duplicates (in flight at the kill), "
+            f"all sent {done_s:.1f} s after the restart"
+        )
         assert duplicates <= WEBHOOK_CONCURRENCY, "only what was on the wire is sent twice, never a batch"
         assert done_s <= 30
     finally:

@@ -20,6 +20,7 @@ async def login(client: httpx.AsyncClient, runtime: Runtime, username: str = "ad
     page = await client.get("/login")
     token = CSRF.search(page.text)
     assert token, page.text[:500]
-    response = await client.post("/login", data={"username": username, "password": PASSWORD,
-                                                 "csrf_token": token.group(1), "next": "/console"})
+    response = await client.post(
+        "/login", data={"username": username, "password": PASSWORD, "csrf_token": token.group(1), "next": "/console"}
+    )
     assert response.status_code == 303, response.text[:500]

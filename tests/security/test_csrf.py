@@ -51,9 +51,13 @@ async def test_every_session_form_needs_the_csrf_token(app: Any, client: httpx.A
     unprotected = []
     for method, path in routes:
         for headers in ({}, {"X-CSRF-Token": "forged"}):
-            response = await client.request(method, path, data={"title": "x", "csrf_token": "forged"}
-                                             if headers else {"title": "x"}, headers=headers,
-                                             follow_redirects=False)
+            response = await client.request(
+                method,
+                path,
+                data={"title": "x", "csrf_token": "forged"} if headers else {"title": "x"},
+                headers=headers,
+                follow_redirects=False,
+            )
             if response.status_code != 403:
                 unprotected.append((method, path, bool(headers), response.status_code))
     assert unprotected == [], f"answered without a valid CSRF token: {unprotected}"

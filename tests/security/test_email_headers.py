@@ -11,8 +11,18 @@ from tests.support.factories import make_message
 from tests.support.smtp import recording_smtp
 
 CLEAN_HEADERS = {
-    "from", "to", "subject", "date", "message-id", "list-id", "list-unsubscribe", "list-unsubscribe-post",
-    "auto-submitted", "x-auto-response-suppress", "mime-version", "content-type",
+    "from",
+    "to",
+    "subject",
+    "date",
+    "message-id",
+    "list-id",
+    "list-unsubscribe",
+    "list-unsubscribe-post",
+    "auto-submitted",
+    "x-auto-response-suppress",
+    "mime-version",
+    "content-type",
 }
 INJECTIONS = [
     "Outage\r\nBcc: victim@evil.example",
@@ -29,9 +39,13 @@ async def test_title_cannot_add_headers_or_recipients(title: str) -> None:
         channel = EmailChannel(Settings(**smtp.settings(page_name="Status\r\nBcc: evil@evil.example")))
         message = make_message(incident_title=title)
         rendition = channel.render(message)
-        recipient = Recipient(delivery_id=1, subscriber_id="s1", address="alice@example.org",
-                              unsubscribe_url="https://status.example.com/u?t=1\r\nBcc: evil@evil.example",
-                              manage_url="https://status.example.com/m?t=1")
+        recipient = Recipient(
+            delivery_id=1,
+            subscriber_id="s1",
+            address="alice@example.org",
+            unsubscribe_url="https://status.example.com/u?t=1\r\nBcc: evil@evil.example",
+            manage_url="https://status.example.com/m?t=1",
+        )
         outcomes = await channel.deliver(message, rendition, [recipient], {})
         await channel.aclose()
     assert isinstance(outcomes[1], Sent)
@@ -51,8 +65,9 @@ async def test_recipient_address_with_crlf_is_refused() -> None:
     with recording_smtp() as smtp:
         channel = EmailChannel(Settings(**smtp.settings()))
         message = make_message()
-        recipient = Recipient(delivery_id=1, subscriber_id="s1",
-                              address="alice@example.org\r\nRCPT TO:<victim@evil.example>")
+        recipient = Recipient(
+            delivery_id=1, subscriber_id="s1", address="alice@example.org\r\nRCPT TO:<victim@evil.example>"
+        )
         outcomes = await channel.deliver(message, channel.render(message), [recipient], {})
         await channel.aclose()
     assert not isinstance(outcomes.get(1), Sent)

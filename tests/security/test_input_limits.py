@@ -64,8 +64,10 @@ async def as_admin(client: httpx.AsyncClient, runtime: Runtime) -> dict[str, str
 
 # --- NUL in the URL -----------------------------------------------------------------------------
 
-async def test_nul_in_any_path_parameter_is_a_404_naming_it(app: Any, client: httpx.AsyncClient, auth: dict[str, str],
-                                                            runtime: Runtime) -> None:
+
+async def test_nul_in_any_path_parameter_is_a_404_naming_it(
+    app: Any, client: httpx.AsyncClient, auth: dict[str, str], runtime: Runtime
+) -> None:
     headers = auth | await as_admin(client, runtime)
     answers = []
     for route in routes_of(app):
@@ -80,13 +82,27 @@ async def test_nul_in_any_path_parameter_is_a_404_naming_it(app: Any, client: ht
     assert wrong == []
 
 
-@pytest.mark.parametrize("path", ["/api/v1/subscribers?channel=", "/api/v1/deadletter?update_id=",
-                                  "/api/v1/deadletter?channel=", "/api/v1/audit?before=", "/api/v1/incidents?limit=",
-                                  "/desk/search?q=", "/subscriptions/confirm?token=", "/unsubscribe?token=",
-                                  "/subscriptions/manage?token=", "/ack?token=", "/console/audit?before=",
-                                  "/login?next=", "/history?page="])
-async def test_nul_in_a_query_parameter_is_a_400_naming_it(client: httpx.AsyncClient, auth: dict[str, str],
-                                                           path: str) -> None:
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/subscribers?channel=",
+        "/api/v1/deadletter?update_id=",
+        "/api/v1/deadletter?channel=",
+        "/api/v1/audit?before=",
+        "/api/v1/incidents?limit=",
+        "/desk/search?q=",
+        "/subscriptions/confirm?token=",
+        "/unsubscribe?token=",
+        "/subscriptions/manage?token=",
+        "/ack?token=",
+        "/console/audit?before=",
+        "/login?next=",
+        "/history?page=",
+    ],
+)
+async def test_nul_in_a_query_parameter_is_a_400_naming_it(
+    client: httpx.AsyncClient, auth: dict[str, str], path: str
+) -> None:
     response = await client.get(path + NUL, headers=auth)
     assert response.status_code == 400, response.text
     assert path.rsplit("?", 1)[1].rstrip("=") in response.json()["error"]["fields"]
@@ -103,8 +119,12 @@ NUL_BODIES: list[tuple[str, str, dict[str, Any], str]] = [
     ("POST", "/api/v1/components", {"name": "API\x00"}, "name"),
     ("POST", "/api/v1/components", {"name": "API", "group": "\x00"}, "group"),
     ("POST", "/api/v1/subscribers", {"channel": "email", "address": "a\x00@example.org"}, "address"),
-    ("POST", "/api/v1/subscribers", {"channel": "email", "address": "a@example.org", "components": ["\x00"]},
-     "components.0"),
+    (
+        "POST",
+        "/api/v1/subscribers",
+        {"channel": "email", "address": "a@example.org", "components": ["\x00"]},
+        "components.0",
+    ),
     ("POST", "/api/v1/preview", {"title": "T\x00", "message": "m"}, "title"),
     ("POST", "/api/v1/incidents/x1/updates", {"status": "identified", "message": "\x00"}, "message"),
     ("POST", "/subscribe", {"email": "a\x00@example.org"}, "email"),
@@ -113,11 +133,12 @@ NUL_BODIES: list[tuple[str, str, dict[str, Any], str]] = [
 ]
 
 
-@pytest.mark.parametrize(("method", "path", "body", "field"), NUL_BODIES,
-                         ids=[f"{m} {p} {f}" for m, p, _, f in NUL_BODIES])
-async def test_nul_in_a_json_body_is_a_422_naming_the_field(client: httpx.AsyncClient, auth: dict[str, str],
-                                                            method: str, path: str, body: dict[str, Any],
-                                                            field: str) -> None:
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"), NUL_BODIES, ids=[f"{m} {p} {f}" for m, p, _, f in NUL_BODIES]
+)
+async def test_nul_in_a_json_body_is_a_422_naming_the_field(
+    client: httpx.AsyncClient, auth: dict[str, str], method: str, path: str, body: dict[str, Any], field: str
+) -> None:
     response = await client.request(method, path, headers=auth, json=body)
     assert response.status_code == 422, response.text
     assert field in response.json()["error"]["fields"], response.json()
@@ -127,18 +148,18 @@ async def test_nul_in_forms_is_a_422_naming_the_field(client: httpx.AsyncClient,
     public = await client.post("/subscribe", data={"email": "a\x00@example.org"})
     assert public.status_code == 422 and "email" in public.json()["error"]["fields"]
     headers = await as_admin(client, runtime)
-    for path, form, field in [("/console/contacts", {"name": "Ann\x00", "role": "CTO"}, "name"),
-                              ("/console/templates", {"name": "T\x00", "title": "x", "message": "m"}, "name"),
-                              ("/console/drills/audience", {"channel": "webhook", "address": "https://a.test/\x00"},
-                               "address")]:
+    for path, form, field in [
+        ("/console/contacts", {"name": "Ann\x00", "role": "CTO"}, "name"),
+        ("/console/templates", {"name": "T\x00", "title": "x", "message": "m"}, "name"),
+        ("/console/drills/audience", {"channel": "webhook", "address": "https://a.test/\x00"}, "address"),
+    ]:
         response = await client.post(path, headers=headers, data=form)
         assert response.status_code == 422 and field in response.json()["error"]["fields"], (path, response.text)
 
 
 async def test_nul_in_the_patch_of_a_real_component(client: httpx.AsyncClient, auth: dict[str, str]) -> None:
     created = await client.post("/api/v1/components", headers=auth, json={"name": "API"})
-    response = await client.patch(f"/api/v1/components/{created.json()['id']}", headers=auth,
-                                  json={"name": "A\x00PI"})
+    response = await client.patch(f"/api/v1/components/{created.json()['id']}", headers=auth, json={"name": "A\x00PI"})
     assert response.status_code == 422 and "name" in response.json()["error"]["fields"]
 
 
@@ -164,15 +185,14 @@ ODD_JSON = {
 
 @pytest.mark.parametrize("path", ["/api/v1/incidents", "/api/v1/components", "/subscribe"])
 @pytest.mark.parametrize("name", list(ODD_JSON))
-async def test_deep_or_odd_json_is_a_400(client: httpx.AsyncClient, auth: dict[str, str], path: str,
-                                         name: str) -> None:
+async def test_deep_or_odd_json_is_a_400(client: httpx.AsyncClient, auth: dict[str, str], path: str, name: str) -> None:
     response = await client.post(path, headers=auth | {"content-type": "application/json"}, content=ODD_JSON[name])
     assert response.status_code == 400, response.text[:300]
-    assert response.json()["error"]["fields"] == {"body": "nested too deeply" if "nested" in name
-                                                  else "malformed JSON"}
+    assert response.json()["error"]["fields"] == {"body": "nested too deeply" if "nested" in name else "malformed JSON"}
 
 
 # --- /healthz -----------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def read_only_url(tmp_path: Path) -> Iterator[str]:
@@ -205,15 +225,18 @@ async def read_only_client(read_only_url: str) -> AsyncIterator[httpx.AsyncClien
     runtime = Runtime.build(settings)
     app = create_app(settings, runtime)
     try:
-        async with LifespanManager(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                                           base_url="http://status.test") as client:
+        async with (
+            LifespanManager(app),
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://status.test") as client,
+        ):
             yield client
     finally:
         await runtime.aclose()
 
 
-async def test_healthz_probes_a_write(client: httpx.AsyncClient, read_only_client: httpx.AsyncClient,
-                                      caplog: pytest.LogCaptureFixture) -> None:
+async def test_healthz_probes_a_write(
+    client: httpx.AsyncClient, read_only_client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
     healthy = await client.get("/healthz")
     assert healthy.status_code == 200 and healthy.json()["database"] == "ok"
     assert (await read_only_client.get("/api/v2/status.json")).status_code == 200, "reads still work"
@@ -227,6 +250,7 @@ async def test_healthz_probes_a_write(client: httpx.AsyncClient, read_only_clien
 
 # --- /metrics -----------------------------------------------------------------------------------
 
+
 async def test_odd_methods_are_labelled_other(client: httpx.AsyncClient, auth: dict[str, str]) -> None:
     for method in ("BREW", "PROPFIND", "PURGE", "X" * 200, "DELETE"):  # (httpx sends methods upper-cased)
         await client.request(method, "/api/v1/incidents", headers=auth)
@@ -239,8 +263,10 @@ async def test_odd_methods_are_labelled_other(client: httpx.AsyncClient, auth: d
 
 # --- logs ---------------------------------------------------------------------------------------
 
-async def test_a_webhook_delivery_logs_no_url(client: httpx.AsyncClient, auth: dict[str, str],
-                                              settings: Settings) -> None:
+
+async def test_a_webhook_delivery_logs_no_url(
+    client: httpx.AsyncClient, auth: dict[str, str], settings: Settings
+) -> None:
     root = logging.getLogger()
     saved = (root.handlers[:], root.level, {name: logging.getLogger(name).level for name in QUIET_LOGGERS})
     receiver = WebhookReceiver()
@@ -272,18 +298,27 @@ async def test_a_webhook_delivery_logs_no_url(client: httpx.AsyncClient, auth: d
 
 # --- contacts -----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("role", "sees_details"), [("viewer", False), ("agent", False), ("commander", True),
-                                                    ("admin", True)])
-async def test_contact_details_are_for_commanders(client: httpx.AsyncClient, runtime: Runtime, role: str,
-                                                  sees_details: bool) -> None:
+
+@pytest.mark.parametrize(
+    ("role", "sees_details"), [("viewer", False), ("agent", False), ("commander", True), ("admin", True)]
+)
+async def test_contact_details_are_for_commanders(
+    client: httpx.AsyncClient, runtime: Runtime, role: str, sees_details: bool
+) -> None:
     async with runtime.engine.begin() as conn:
-        await contacts.create_contact(conn, contacts.ContactIn(
-            name="Ann Oncall", role="Head of comms", email="ann@example.org", phone="+14155550123",
-            groups=["exec-bridge"]))
+        await contacts.create_contact(
+            conn,
+            contacts.ContactIn(
+                name="Ann Oncall",
+                role="Head of comms",
+                email="ann@example.org",
+                phone="+14155550123",
+                groups=["exec-bridge"],
+            ),
+        )
     await login(client, runtime, f"a-{role}", role)
     page = await client.get("/console/contacts")
     assert page.status_code == 200
     assert "Ann Oncall" in page.text and "Head of comms" in page.text
     for detail in ("ann@example.org", "+14155550123", "4155550123", "exec-bridge"):
         assert (detail in page.text) == sees_details, detail
-

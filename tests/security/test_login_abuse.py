@@ -37,8 +37,9 @@ class Site:
 
     def client(self, address: str = "192.0.2.10") -> httpx.AsyncClient:
         """A browser at ``address``."""
-        return httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app, client=(address, 40000)),
-                                 base_url="http://status.test")
+        return httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=self.app, client=(address, 40000)), base_url="http://status.test"
+        )
 
     async def audit_rows(self, action: str | None = None) -> int:
         query = select(func.count()).select_from(audit_log)
@@ -89,8 +90,7 @@ async def default_site(database_url: str, clean_database: None, redis_server: Re
 async def login_attempt(client: httpx.AsyncClient, username: str, password: str = "wrong") -> httpx.Response:
     token = CSRF.search((await client.get("/login")).text)
     assert token
-    return await client.post("/login", data={"username": username, "password": password,
-                                             "csrf_token": token.group(1)})
+    return await client.post("/login", data={"username": username, "password": password, "csrf_token": token.group(1)})
 
 
 class CountedBody:

@@ -17,13 +17,22 @@ from tests.security.helpers import CSRF, PASSWORD, login
 
 @pytest.fixture
 async def limited(database_url: str, clean_database: None) -> AsyncIterator[tuple[httpx.AsyncClient, Runtime]]:
-    settings = make_settings(database_url, login_per_ip=6, login_per_username=3, subscribe_email_per_ip=3,
-                             smtp_host="127.0.0.1", smtp_port=2525, email_from="status@example.com")
+    settings = make_settings(
+        database_url,
+        login_per_ip=6,
+        login_per_username=3,
+        subscribe_email_per_ip=3,
+        smtp_host="127.0.0.1",
+        smtp_port=2525,
+        email_from="status@example.com",
+    )
     runtime = Runtime.build(settings)
     app = create_app(settings, runtime)
     try:
-        async with LifespanManager(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                                           base_url="http://status.test") as client:
+        async with (
+            LifespanManager(app),
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://status.test") as client,
+        ):
             yield client, runtime
     finally:
         await (await runtime.queue.pool()).delete(settings.queue_name)
@@ -34,15 +43,13 @@ async def attempt(client: httpx.AsyncClient, username: str, password: str = "wro
     page = await client.get("/login")
     token = CSRF.search(page.text)
     assert token
-    return await client.post("/login", data={"username": username, "password": password,
-                                             "csrf_token": token.group(1)})
+    return await client.post("/login", data={"username": username, "password": password, "csrf_token": token.group(1)})
 
 
 async def test_login_per_username_and_client(limited: tuple[httpx.AsyncClient, Runtime]) -> None:
     client, runtime = limited
     await login(client, runtime, "alice", "admin")  # the right password: alice's count starts over
-    await client.post("/logout", headers={"X-CSRF-Token": CSRF.search((await client.get("/login")).text)
-                                          .group(1)})  # type: ignore[union-attr]
+    await client.post("/logout", headers={"X-CSRF-Token": CSRF.search((await client.get("/login")).text).group(1)})  # type: ignore[union-attr]
     codes = [(await attempt(client, "alice")).status_code for _ in range(3)]
     assert codes == [401, 401, 401]  # the third wrong one starts a delay
     blocked = await attempt(client, "alice", PASSWORD)  # even the right password waits now (from this client)

@@ -60,8 +60,10 @@ async def email_client(database_url: str, clean_database: None) -> AsyncIterator
     runtime = Runtime.build(settings)
     app = create_app(settings, runtime)
     try:
-        async with LifespanManager(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                                           base_url="http://status.test") as client:
+        async with (
+            LifespanManager(app),
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://status.test") as client,
+        ):
             yield client, runtime
     finally:
         await runtime.aclose()
@@ -72,16 +74,21 @@ async def test_hostile_markdown_is_sanitized_everywhere(email_client: tuple[http
     async with runtime.engine.begin() as conn:
         auth = {"Authorization": f"Bearer {await create_token(conn, 'sec')}"}
     body: dict[str, Any] = {
-        "title": 'Outage <script>alert("title")</script>', "status": "investigating", "impact": "major",
-        "message": HOSTILE, "agent": {"talking_points": HOSTILE, "do_not_say": HOSTILE},
+        "title": 'Outage <script>alert("title")</script>',
+        "status": "investigating",
+        "impact": "major",
+        "message": HOSTILE,
+        "agent": {"talking_points": HOSTILE, "do_not_say": HOSTILE},
     }
     created = await client.post("/api/v1/incidents", headers=auth, json=body)
     assert created.status_code == 201, created.text
     incident = created.json()
     assert_clean("API v1 body_html", incident["update"]["body_html"])
 
-    surfaces = {path: (await client.get(path)).text for path in (
-        "/", f"/incidents/{incident['id']}", "/history", "/history.atom", "/history.rss")}
+    surfaces = {
+        path: (await client.get(path)).text
+        for path in ("/", f"/incidents/{incident['id']}", "/history", "/history.atom", "/history.rss")
+    }
     # JSON is data (plain-text fields are the client's to escape); every HTML field must be clean.
     for path in ("/api/v2/incidents.json", "/api/v2/summary.json", f"/api/v1/incidents/{incident['id']}"):
         for key, value in html_fields((await client.get(path, headers=auth)).json()):
@@ -93,8 +100,9 @@ async def test_hostile_markdown_is_sanitized_everywhere(email_client: tuple[http
     assert any(key.startswith("preview email") for key in surfaces), surfaces.keys()
     await login(client, runtime, "agent1", "agent")
     surfaces["/desk"] = (await client.get("/desk", headers={"accept": "text/html"})).text
-    surfaces["/desk/search"] = (await client.get("/desk/search", params={"q": "outage"},
-                                                 headers={"accept": "text/html"})).text
+    surfaces["/desk/search"] = (
+        await client.get("/desk/search", params={"q": "outage"}, headers={"accept": "text/html"})
+    ).text
     print("\nsurfaces checked:", ", ".join(sorted(surfaces)))
     for surface, text in surfaces.items():
         assert_clean(surface, text)

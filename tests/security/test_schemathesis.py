@@ -39,8 +39,13 @@ from tests.conftest import make_settings
 from tests.support.servers import free_port
 
 EXAMPLES = int(os.environ.get("BROADCASTER_SCHEMATHESIS_EXAMPLES", "25"))
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
-          response_headers_conformance]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    response_headers_conformance,
+]
 
 
 async def _prepare(settings: Any) -> str:
@@ -63,12 +68,16 @@ async def _prepare(settings: Any) -> str:
 
 @pytest.fixture
 def served(database_url: str) -> Iterator[tuple[str, str]]:
-    settings = make_settings(database_url, smtp_host="127.0.0.1", smtp_port=free_port(),
-                             email_from="status@example.com")
+    settings = make_settings(
+        database_url, smtp_host="127.0.0.1", smtp_port=free_port(), email_from="status@example.com"
+    )
     token = asyncio.run(_prepare(settings))
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="on", access_log=False))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on", access_log=False
+        )
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -94,8 +103,14 @@ def test_api_conforms_to_its_openapi_document(served: tuple[str, str]) -> None:
     for operation in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
 
-            @hypothesis_settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
-                                 suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate])
+            @hypothesis_settings(
+                max_examples=EXAMPLES,
+                deadline=None,
+                database=None,
+                derandomize=True,
+                suppress_health_check=list(HealthCheck),
+                phases=[Phase.explicit, Phase.generate],
+            )
             @given(case=operation.as_strategy(generation_mode=mode))
             def exercise(case: schemathesis.Case) -> None:
                 case.call_and_validate(base_url=base, headers=headers, checks=CHECKS, timeout=10)
@@ -106,6 +121,8 @@ def test_api_conforms_to_its_openapi_document(served: tuple[str, str]) -> None:
                 assert mode is GenerationMode.NEGATIVE
             except Exception as exc:  # collect every operation's failure, then report them together
                 failures.append(f"{operation.method.upper()} {operation.path} ({mode.value}): {exc}"[:1500])
-    print(f"\nschemathesis: {len(operations)} operations x 2 modes x <= {EXAMPLES} examples "
-          f"in {time.monotonic() - started:.1f} s, {len(failures)} failing")
+    print(
+        f"\nschemathesis: {len(operations)} operations x 2 modes x <= {EXAMPLES} examples "
+        f"in {time.monotonic() - started:.1f} s, {len(failures)} failing"
+    )
     assert not failures, "\n\n".join(failures)

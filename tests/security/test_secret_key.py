@@ -61,8 +61,9 @@ def clean_env(**variables: str) -> dict[str, str]:
 
 def run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     """Run the CLI; a process still running after 60 s has started, which the caller then sees as rc None."""
-    process = subprocess.Popen([*CLI, *args], env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+    process = subprocess.Popen(
+        [*CLI, *args], env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         out, err = process.communicate(timeout=60)
     except subprocess.TimeoutExpired:
@@ -74,8 +75,11 @@ def run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Completed
 
 @pytest.mark.parametrize("command", [["serve", "--port", "0"], ["worker", "--burst"]])
 def test_default_key_with_a_public_https_url_refuses_to_start(command: list[str], tmp_path: Path) -> None:
-    env = clean_env(BROADCASTER_PUBLIC_URL="https://status.example.com",
-                    BROADCASTER_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/b.db", BROADCASTER_REDIS_URL=REDIS_URL)
+    env = clean_env(
+        BROADCASTER_PUBLIC_URL="https://status.example.com",
+        BROADCASTER_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/b.db",
+        BROADCASTER_REDIS_URL=REDIS_URL,
+    )
     result = run(command, env, tmp_path)  # tmp_path as the working directory: no .env is read
     assert result.returncode != 0
     assert "BROADCASTER_SECRET_KEY" in result.stderr and "is the default" in result.stderr
@@ -90,8 +94,10 @@ def test_short_key_refused_too(tmp_path: Path) -> None:
 
 
 def test_loopback_http_starts_with_one_warning_line(settings: Settings, tmp_path: Path) -> None:
-    env = settings_env(settings) | {"BROADCASTER_PUBLIC_URL": "http://127.0.0.1:8000",
-                                    "BROADCASTER_SECRET_KEY": DEFAULT_SECRET_KEY}
+    env = settings_env(settings) | {
+        "BROADCASTER_PUBLIC_URL": "http://127.0.0.1:8000",
+        "BROADCASTER_SECRET_KEY": DEFAULT_SECRET_KEY,
+    }
     log_path = tmp_path / "worker.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen([*CLI, "worker"], env=env, cwd=tmp_path, stdout=log, stderr=log)
@@ -108,8 +114,7 @@ def test_loopback_http_starts_with_one_warning_line(settings: Settings, tmp_path
 
 
 def test_kept_key_is_made_once_private_and_reused(tmp_path: Path) -> None:
-    settings = make_settings(f"sqlite+aiosqlite:///{tmp_path}/data/broadcaster.db",
-                             secret_key=DEFAULT_SECRET_KEY)
+    settings = make_settings(f"sqlite+aiosqlite:///{tmp_path}/data/broadcaster.db", secret_key=DEFAULT_SECRET_KEY)
     (tmp_path / "data").mkdir()
     first, path = with_kept_secret(settings)
     assert path == tmp_path / "data" / SECRET_FILE_NAME
@@ -125,8 +130,11 @@ def test_kept_key_is_made_once_private_and_reused(tmp_path: Path) -> None:
 def test_up_on_a_fresh_directory_serves_with_a_kept_key(tmp_path: Path) -> None:
     """``broadcaster up`` (what scripts/up.sh runs) with no key set and a URL off loopback: serve and worker start."""
     port = free_port()
-    env = clean_env(BROADCASTER_PUBLIC_URL=f"http://192.0.2.10:{port}", BROADCASTER_REDIS_URL=REDIS_URL,
-                    BROADCASTER_QUEUE_NAME=f"broadcaster:test:{uuid.uuid4().hex[:12]}")
+    env = clean_env(
+        BROADCASTER_PUBLIC_URL=f"http://192.0.2.10:{port}",
+        BROADCASTER_REDIS_URL=REDIS_URL,
+        BROADCASTER_QUEUE_NAME=f"broadcaster:test:{uuid.uuid4().hex[:12]}",
+    )
     log_path = tmp_path / "up.log"
     log = log_path.open("wb")
     process = subprocess.Popen([*CLI, "up", "--port", str(port)], env=env, cwd=tmp_path, stdout=log, stderr=log)

@@ -70,15 +70,17 @@ def test_expired_links_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     assert signer.verify("unsubscribe", old, 10_800) == "sub123"
 
 
-async def test_links_are_not_interchangeable_over_http(client: httpx.AsyncClient, settings: Settings,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_links_are_not_interchangeable_over_http(
+    client: httpx.AsyncClient, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from broadcaster.domain.subscribers import upsert_subscriber
     from broadcaster.schemas import SubscriberIn
 
     rt: Runtime = client._transport.app.state.runtime  # type: ignore[attr-defined]
     async with rt.engine.begin() as conn:
-        row, _ = await upsert_subscriber(conn, SubscriberIn(channel="email", address="a@example.org"),
-                                         allow_private_webhooks=True)
+        row, _ = await upsert_subscriber(
+            conn, SubscriberIn(channel="email", address="a@example.org"), allow_private_webhooks=True
+        )
     signer = LinkSigner(settings.secret_key.get_secret_value())
     json_accept = {"accept": "application/json"}
     unsubscribe_token = signer.sign("unsubscribe", row["id"])
@@ -89,8 +91,9 @@ async def test_links_are_not_interchangeable_over_http(client: httpx.AsyncClient
     assert leave.status_code == 400, "a confirmation token unsubscribed someone"
     manage = await client.get("/subscriptions/manage", params={"token": confirm_token}, headers=json_accept)
     assert manage.status_code == 400
-    monkeypatch.setattr(TimestampSigner, "get_timestamp",
-                        lambda self: int(time.time()) - settings.confirm_link_max_age_s - 60)
+    monkeypatch.setattr(
+        TimestampSigner, "get_timestamp", lambda self: int(time.time()) - settings.confirm_link_max_age_s - 60
+    )
     expired = signer.sign(CONFIRM_PURPOSE, row["id"])
     monkeypatch.undo()
     late = await client.get("/subscriptions/confirm", params={"token": expired}, headers=json_accept)

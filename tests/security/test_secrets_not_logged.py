@@ -51,8 +51,9 @@ def test_settings_repr_masks_secrets() -> None:
         assert value.get_secret_value() not in text + repr(config) + str(config) + repr(config.model_dump()), name
 
 
-async def test_no_secret_in_logs_during_a_fan_out(database_url: str, clean_database: None,
-                                                   caplog: pytest.LogCaptureFixture) -> None:
+async def test_no_secret_in_logs_during_a_fan_out(
+    database_url: str, clean_database: None, caplog: pytest.LogCaptureFixture
+) -> None:
     # Everything at INFO (what a deployment logs), and our own code at DEBUG too. Third-party DEBUG
     # loggers (aiosqlite prints SQL parameters) are not ours to run in production.
     caplog.set_level(logging.INFO)
@@ -61,33 +62,51 @@ async def test_no_secret_in_logs_during_a_fan_out(database_url: str, clean_datab
     provider = TwilioProvider(auth_token=TWILIO_TOKEN)
     receiver = WebhookReceiver()
     async with serve_app(provider.app) as twilio_url, serve_app(receiver.app()) as hook_url:
-        settings = make_settings(database_url, secret_key=SECRET_KEY, twilio_base_url=twilio_url,
-                                 twilio_account_sid=provider.account_sid, twilio_auth_token=TWILIO_TOKEN,
-                                 twilio_from="+15005550006", sms_rate_per_s=1000.0)
+        settings = make_settings(
+            database_url,
+            secret_key=SECRET_KEY,
+            twilio_base_url=twilio_url,
+            twilio_account_sid=provider.account_sid,
+            twilio_auth_token=TWILIO_TOKEN,
+            twilio_from="+15005550006",
+            sms_rate_per_s=1000.0,
+        )
         runtime = Runtime.build(settings)
         app = create_app(settings, runtime)
         try:
-            async with LifespanManager(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                                               base_url="http://status.test") as client:
+            async with (
+                LifespanManager(app),
+                httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://status.test") as client,
+            ):
                 async with runtime.engine.begin() as conn:
                     token = await create_token(conn, "logs")
                     await create_user(conn, "carol", PASSWORD, "commander")
                 auth = {"Authorization": f"Bearer {token}"}
-                hook = await client.post("/api/v1/subscribers", headers=auth, json={
-                    "channel": "webhook", "address": f"{hook_url}/hook", "confirmed": True})
+                hook = await client.post(
+                    "/api/v1/subscribers",
+                    headers=auth,
+                    json={"channel": "webhook", "address": f"{hook_url}/hook", "confirmed": True},
+                )
                 webhook_secret = hook.json()["secret"]
                 receiver.secret = webhook_secret
-                await client.post("/api/v1/subscribers", headers=auth,
-                                  json={"channel": "sms", "address": "+14155550123", "confirmed": True})
+                await client.post(
+                    "/api/v1/subscribers",
+                    headers=auth,
+                    json={"channel": "sms", "address": "+14155550123", "confirmed": True},
+                )
                 page = await client.get("/login")
                 from tests.security.helpers import CSRF
 
                 csrf = CSRF.search(page.text)
                 assert csrf
-                await client.post("/login", data={"username": "carol", "password": PASSWORD + "x",
-                                                  "csrf_token": csrf.group(1)})
-                created = await client.post("/api/v1/incidents", headers=auth, json={
-                    "title": "Outage", "status": "investigating", "message": "Investigating."})
+                await client.post(
+                    "/login", data={"username": "carol", "password": PASSWORD + "x", "csrf_token": csrf.group(1)}
+                )
+                created = await client.post(
+                    "/api/v1/incidents",
+                    headers=auth,
+                    json={"title": "Outage", "status": "investigating", "message": "Investigating."},
+                )
                 assert created.status_code == 201
                 await run_worker(settings)
                 await client.get("/api/v1/incidents", headers={"Authorization": "Bearer bc_wrong"})
@@ -97,7 +116,12 @@ async def test_no_secret_in_logs_during_a_fan_out(database_url: str, clean_datab
     assert receiver.verified == 1 and len(provider.messages) == 1, "the fan-out did not run"
     assert len(caplog.records) > 5
     logged = "\n".join(f"{r.getMessage()} {r.args!r} {r.__dict__!r}" for r in caplog.records)
-    for name, secret in {"secret key": SECRET_KEY, "Twilio token": TWILIO_TOKEN, "password": PASSWORD,
-                         "API token": token, "webhook secret": webhook_secret,
-                         "webhook key": webhook_secret.removeprefix("whsec_")}.items():
+    for name, secret in {
+        "secret key": SECRET_KEY,
+        "Twilio token": TWILIO_TOKEN,
+        "password": PASSWORD,
+        "API token": token,
+        "webhook secret": webhook_secret,
+        "webhook key": webhook_secret.removeprefix("whsec_"),
+    }.items():
         assert secret not in logged, f"the {name} was logged"

@@ -33,13 +33,15 @@ async def other(app: Any) -> AsyncIterator[httpx.AsyncClient]:
 
 def copy_of(client: httpx.AsyncClient, app: Any) -> httpx.AsyncClient:
     """A client holding a copy of ``client``'s cookies (a cookie captured from the browser)."""
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://status.test",
-                             cookies=dict(client.cookies))
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://status.test", cookies=dict(client.cookies)
+    )
 
 
 async def csrf(client: httpx.AsyncClient) -> str:
-    token = CSRF.search((await client.get("/console/users", headers=PAGE)).text) or \
-        CSRF.search((await client.get("/login")).text)
+    token = CSRF.search((await client.get("/console/users", headers=PAGE)).text) or CSRF.search(
+        (await client.get("/login")).text
+    )
     assert token
     return token.group(1)
 
@@ -68,8 +70,9 @@ async def assert_logged_out(client: httpx.AsyncClient, path: str = "/console/use
     assert api.status_code == 401 and api.json()["error"]["code"] == "login_required"
 
 
-async def test_a_cookie_captured_before_logout_is_logged_out(app: Any, client: httpx.AsyncClient,
-                                                            runtime: Runtime) -> None:
+async def test_a_cookie_captured_before_logout_is_logged_out(
+    app: Any, client: httpx.AsyncClient, runtime: Runtime
+) -> None:
     await login(client, runtime, "alice", "admin")
     async with copy_of(client, app) as captured:
         assert (await captured.get("/console/users", headers=PAGE)).status_code == 200  # the copy works...
@@ -78,8 +81,9 @@ async def test_a_cookie_captured_before_logout_is_logged_out(app: Any, client: h
         await assert_logged_out(captured)  # ...until the logout
 
 
-async def test_logout_ends_every_session_of_the_user(app: Any, client: httpx.AsyncClient, other: httpx.AsyncClient,
-                                                     runtime: Runtime) -> None:
+async def test_logout_ends_every_session_of_the_user(
+    app: Any, client: httpx.AsyncClient, other: httpx.AsyncClient, runtime: Runtime
+) -> None:
     await login(client, runtime, "alice", "admin")
     token = CSRF.search((await other.get("/login")).text)
     assert token
@@ -89,8 +93,9 @@ async def test_logout_ends_every_session_of_the_user(app: Any, client: httpx.Asy
     await assert_logged_out(other)
 
 
-async def test_a_demoted_users_next_request_has_the_new_role(app: Any, client: httpx.AsyncClient,
-                                                             other: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_a_demoted_users_next_request_has_the_new_role(
+    app: Any, client: httpx.AsyncClient, other: httpx.AsyncClient, runtime: Runtime
+) -> None:
     await login(client, runtime, "boss", "admin")
     await login(other, runtime, "alice", "admin")
     assert (await other.get("/console/users", headers=PAGE)).status_code == 200
@@ -102,8 +107,9 @@ async def test_a_demoted_users_next_request_has_the_new_role(app: Any, client: h
     assert refused.status_code == 403 and "admin role" in refused.text
     assert (await other.get("/console", headers=PAGE)).status_code == 200  # still a viewer
     # The console's role change: her very next request has the new role, no new login needed.
-    changed = await client.post(f"/console/users/{alice}/role", data={"role": "commander",
-                                                                       "csrf_token": await csrf(client)})
+    changed = await client.post(
+        f"/console/users/{alice}/role", data={"role": "commander", "csrf_token": await csrf(client)}
+    )
     assert changed.status_code == 303
     assert (await other.get("/console/users", headers=PAGE)).status_code == 403
     dashboard = await other.get("/console", headers=PAGE)
@@ -112,57 +118,66 @@ async def test_a_demoted_users_next_request_has_the_new_role(app: Any, client: h
         assert (await get_user(conn, "alice"))["role"] == "commander"  # type: ignore[index]
 
 
-async def test_a_password_change_ends_the_users_sessions(client: httpx.AsyncClient, other: httpx.AsyncClient,
-                                                         runtime: Runtime) -> None:
+async def test_a_password_change_ends_the_users_sessions(
+    client: httpx.AsyncClient, other: httpx.AsyncClient, runtime: Runtime
+) -> None:
     await login(client, runtime, "boss", "admin")
     await login(other, runtime, "alice", "commander")
     alice = await user_id(runtime, "alice")
-    short = await client.post(f"/console/users/{alice}/password", data={"password": "short",
-                                                                         "csrf_token": await csrf(client)})
+    short = await client.post(
+        f"/console/users/{alice}/password", data={"password": "short", "csrf_token": await csrf(client)}
+    )
     assert short.status_code == 422 and "password" in short.json()["error"]["fields"]
     assert (await other.get("/console", headers=PAGE)).status_code == 200  # a refused change ends nothing
-    changed = await client.post(f"/console/users/{alice}/password", data={"password": NEW_PASSWORD,
-                                                                           "csrf_token": await csrf(client)})
+    changed = await client.post(
+        f"/console/users/{alice}/password", data={"password": NEW_PASSWORD, "csrf_token": await csrf(client)}
+    )
     assert changed.status_code == 303
     await assert_logged_out(other, "/console")
     token = CSRF.search((await other.get("/login")).text)
     assert token
     old = await other.post("/login", data={"username": "alice", "password": PASSWORD, "csrf_token": token.group(1)})
     assert old.status_code == 401
-    new = await other.post("/login", data={"username": "alice", "password": NEW_PASSWORD,
-                                           "csrf_token": token.group(1)})
+    new = await other.post("/login", data={"username": "alice", "password": NEW_PASSWORD, "csrf_token": token.group(1)})
     assert new.status_code == 303
 
 
-async def test_a_disabled_user_is_logged_out_and_cannot_log_in(client: httpx.AsyncClient, other: httpx.AsyncClient,
-                                                               runtime: Runtime) -> None:
+async def test_a_disabled_user_is_logged_out_and_cannot_log_in(
+    client: httpx.AsyncClient, other: httpx.AsyncClient, runtime: Runtime
+) -> None:
     await login(client, runtime, "boss", "admin")
     await login(other, runtime, "alice", "commander")
     alice, boss = await user_id(runtime, "alice"), await user_id(runtime, "boss")
     myself = await client.post(f"/console/users/{boss}/disable", data={"csrf_token": await csrf(client)})
     assert myself.status_code == 422
-    assert (await client.post(f"/console/users/{alice}/disable", data={"csrf_token": await csrf(client)})) \
-        .status_code == 303
+    assert (
+        await client.post(f"/console/users/{alice}/disable", data={"csrf_token": await csrf(client)})
+    ).status_code == 303
     await assert_logged_out(other, "/console")
     token = CSRF.search((await other.get("/login")).text)
     assert token
     form = {"username": "alice", "password": PASSWORD, "csrf_token": token.group(1)}
     assert (await other.post("/login", data=form)).status_code == 401
-    assert (await client.post(f"/console/users/{alice}/enable", data={"csrf_token": await csrf(client)})) \
-        .status_code == 303
+    assert (
+        await client.post(f"/console/users/{alice}/enable", data={"csrf_token": await csrf(client)})
+    ).status_code == 303
     assert (await other.post("/login", data=form)).status_code == 303
 
 
-async def test_the_role_in_an_old_style_cookie_is_not_believed(app: Any, settings: Settings,
-                                                               runtime: Runtime) -> None:
+async def test_the_role_in_an_old_style_cookie_is_not_believed(app: Any, settings: Settings, runtime: Runtime) -> None:
     """A cookie without the epoch (as every cookie was before), even validly signed, holds no session."""
-    await login(httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://status.test"),
-                runtime, "viewer1", "viewer")
+    await login(
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://status.test"),
+        runtime,
+        "viewer1",
+        "viewer",
+    )
     forged = {"user": {"id": await user_id(runtime, "viewer1"), "username": "viewer1", "role": "admin"}}
     signer = TimestampSigner(settings.secret_key.get_secret_value())
     cookie = signer.sign(b64encode(json.dumps(forged).encode())).decode()
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://status.test",
-                                 cookies={"broadcaster_session": cookie}) as c:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://status.test", cookies={"broadcaster_session": cookie}
+    ) as c:
         await assert_logged_out(c)
 
 

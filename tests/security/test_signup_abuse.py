@@ -45,16 +45,26 @@ async def twilio_url(provider: TwilioProvider) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-def configure(database_url: str, clean_database: None, smtp: RecordingSMTP, provider: TwilioProvider,
-              twilio_url: str) -> Any:
+def configure(
+    database_url: str, clean_database: None, smtp: RecordingSMTP, provider: TwilioProvider, twilio_url: str
+) -> Any:
     """Settings with email and SMS on and the per-IP limits out of the way; ``overrides`` on top."""
+
     def build(**overrides: Any) -> Settings:
         values: dict[str, Any] = dict(
-            **smtp.settings(), twilio_base_url=twilio_url, twilio_account_sid=provider.account_sid,
-            twilio_auth_token=provider.auth_token, twilio_from=SENDER, sms_rate_per_s=1000.0,
-            subscribe_email_per_ip=1000, subscribe_sms_per_ip=1000, subscribe_sms_per_number=1000,
-            subscribe_sms_per_prefix=1000)
+            **smtp.settings(),
+            twilio_base_url=twilio_url,
+            twilio_account_sid=provider.account_sid,
+            twilio_auth_token=provider.auth_token,
+            twilio_from=SENDER,
+            sms_rate_per_s=1000.0,
+            subscribe_email_per_ip=1000,
+            subscribe_sms_per_ip=1000,
+            subscribe_sms_per_number=1000,
+            subscribe_sms_per_prefix=1000,
+        )
         return make_settings(database_url, **(values | overrides))
+
     return build
 
 
@@ -63,8 +73,10 @@ async def public(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, R
     runtime = Runtime.build(settings)
     app = create_app(settings, runtime)
     try:
-        async with LifespanManager(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                                           base_url="http://status.test") as client:
+        async with (
+            LifespanManager(app),
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://status.test") as client,
+        ):
             yield client, runtime
     finally:
         pool = await runtime.queue.pool()
@@ -75,8 +87,10 @@ async def public(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, R
 
 async def limiter_keys(runtime: Runtime) -> list[str]:
     pool = await runtime.queue.pool()
-    return [k.decode() if isinstance(k, bytes) else str(k)
-            async for k in pool.scan_iter(match=f"{runtime.settings.queue_name}:ratelimit:*")]
+    return [
+        k.decode() if isinstance(k, bytes) else str(k)
+        async for k in pool.scan_iter(match=f"{runtime.settings.queue_name}:ratelimit:*")
+    ]
 
 
 async def test_one_address_gets_at_most_three_confirmations_a_day(configure: Any, smtp: RecordingSMTP) -> None:
@@ -118,8 +132,7 @@ async def test_an_active_subscriber_signing_up_again_costs_nothing(configure: An
         assert again == [202] * 3, "no confirmation goes out, so none is counted (and nothing is revealed)"
 
 
-async def test_sms_numbers_outside_the_allowed_countries_are_refused(configure: Any,
-                                                                     provider: TwilioProvider) -> None:
+async def test_sms_numbers_outside_the_allowed_countries_are_refused(configure: Any, provider: TwilioProvider) -> None:
     settings = configure(sms_countries="GB,ie")
     async with public(settings) as (client, _):
         us = await client.post("/subscribe", json={"phone": "+14155550100"})
@@ -145,8 +158,9 @@ async def test_the_hourly_sms_budget_holds_for_everyone(configure: Any, provider
     async with public(settings) as (client, _):
         codes = [(await client.post("/subscribe", json={"phone": f"+1415555010{i}"})).status_code for i in range(4)]
         assert codes == [202, 202, 429, 429]
-        assert (await client.post("/subscribe", json={"email": "e@example.org"})).status_code == 202, \
+        assert (await client.post("/subscribe", json={"email": "e@example.org"})).status_code == 202, (
             "email is not in the SMS budget"
+        )
         await run_worker(settings)
     assert len(provider.messages) == 2
 
@@ -159,13 +173,15 @@ async def test_sms_per_address_cap(configure: Any) -> None:
         assert not any("4155550100" in key for key in await limiter_keys(runtime) if ":confirm:" in key)
 
 
-async def test_without_redis_sms_fails_closed_and_email_goes_on(configure: Any, provider: TwilioProvider,
-                                                               smtp: RecordingSMTP) -> None:
-    settings = configure(redis_url=f"redis://127.0.0.1:{free_port()}/0", sms_hourly_budget=1000,
-                         sms_countries="US")
+async def test_without_redis_sms_fails_closed_and_email_goes_on(
+    configure: Any, provider: TwilioProvider, smtp: RecordingSMTP
+) -> None:
+    settings = configure(redis_url=f"redis://127.0.0.1:{free_port()}/0", sms_hourly_budget=1000, sms_countries="US")
     app = create_app(settings)
-    async with LifespanManager(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                                       base_url="http://status.test") as client:
+    async with (
+        LifespanManager(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://status.test") as client,
+    ):
         sms = await client.post("/subscribe", json={"phone": "+14155550100"})
         assert sms.status_code == 503 and sms.headers["Retry-After"] == "60"
         mail = await client.post("/subscribe", json={"email": "inline@example.org"})

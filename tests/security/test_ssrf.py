@@ -21,9 +21,16 @@ from tests.support.providers.webhook_receiver import WebhookReceiver
 from tests.support.servers import serve_app
 
 PRIVATE_URLS = [
-    "https://127.0.0.1/hook", "https://localhost/hook", "https://10.0.0.5/hook", "https://192.168.1.1/hook",
-    "https://172.16.0.1/hook", "https://169.254.169.254/latest/meta-data", "https://[::1]/hook",
-    "https://[::ffff:127.0.0.1]/hook", "https://0.0.0.0/hook", "http://example.com/hook",
+    "https://127.0.0.1/hook",
+    "https://localhost/hook",
+    "https://10.0.0.5/hook",
+    "https://192.168.1.1/hook",
+    "https://172.16.0.1/hook",
+    "https://169.254.169.254/latest/meta-data",
+    "https://[::1]/hook",
+    "https://[::ffff:127.0.0.1]/hook",
+    "https://0.0.0.0/hook",
+    "http://example.com/hook",
     "https://user:pass@example.com/hook",
 ]
 
@@ -42,8 +49,10 @@ async def strict_client(strict_settings: Settings) -> httpx.AsyncClient:  # type
 
     runtime = Runtime.build(strict_settings)
     app = create_app(strict_settings, runtime)
-    async with LifespanManager(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                                       base_url="http://status.test") as client:
+    async with (
+        LifespanManager(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://status.test") as client,
+    ):
         async with runtime.engine.begin() as conn:
             client.headers["Authorization"] = f"Bearer {await create_token(conn, 'ssrf')}"
         yield client
@@ -52,16 +61,28 @@ async def strict_client(strict_settings: Settings) -> httpx.AsyncClient:  # type
 
 @pytest.mark.parametrize("url", PRIVATE_URLS)
 async def test_private_webhook_urls_are_refused_at_sign_up(strict_client: httpx.AsyncClient, url: str) -> None:
-    api = await strict_client.post("/api/v1/subscribers", json={"channel": "webhook", "address": url,
-                                                                 "confirmed": True})
+    api = await strict_client.post(
+        "/api/v1/subscribers", json={"channel": "webhook", "address": url, "confirmed": True}
+    )
     assert api.status_code == 422, (url, api.text)
     public = await strict_client.post("/subscribe", json={"webhook": url})
     assert public.status_code in (404, 422), (url, public.status_code)
 
 
 def test_address_classes() -> None:
-    for address in ("127.0.0.1", "10.1.2.3", "192.168.0.1", "172.31.255.255", "169.254.169.254", "::1",
-                    "fe80::1", "::ffff:10.0.0.1", "0.0.0.0", "224.0.0.1", "fc00::1"):
+    for address in (
+        "127.0.0.1",
+        "10.1.2.3",
+        "192.168.0.1",
+        "172.31.255.255",
+        "169.254.169.254",
+        "::1",
+        "fe80::1",
+        "::ffff:10.0.0.1",
+        "0.0.0.0",
+        "224.0.0.1",
+        "fc00::1",
+    ):
         assert not is_public_ip(address), address
     for address in ("93.184.216.34", "2606:2800:220:1::1", "1.1.1.1"):
         assert is_public_ip(address), address
@@ -73,22 +94,36 @@ async def test_delivery_rechecks_the_address(strict_settings: Settings, runtime:
     async with serve_app(receiver.app()) as base:
         now = utcnow()
         async with runtime.engine.begin() as conn:  # stored as if it had passed the sign-up check
-            await conn.execute(subscribers.insert().values(
-                id=new_id(), channel="webhook", address=f"{base}/hook", confirmed=True, confirmed_at=now,
-                created_at=now, secret=new_webhook_secret(), drill=False, meta={}))
+            await conn.execute(
+                subscribers.insert().values(
+                    id=new_id(),
+                    channel="webhook",
+                    address=f"{base}/hook",
+                    confirmed=True,
+                    confirmed_at=now,
+                    created_at=now,
+                    secret=new_webhook_secret(),
+                    drill=False,
+                    meta={},
+                )
+            )
         from tests.support.posting import post_body as post
 
         strict = Runtime.build(strict_settings)
         try:
-            posted, _ = await post(strict, {"title": "x", "status": "investigating", "message": "x",
-                                            "channels": ["webhook"]})
+            posted, _ = await post(
+                strict, {"title": "x", "status": "investigating", "message": "x", "channels": ["webhook"]}
+            )
         finally:
             await strict.aclose()
         await run_worker(strict_settings)
     assert receiver.attempts == 0, "the worker called a loopback address"
     async with runtime.engine.connect() as conn:
-        state, error = (await conn.execute(select(deliveries.c.state, deliveries.c.last_error)
-                                           .where(deliveries.c.update_id == posted.update_id))).one()
+        state, error = (
+            await conn.execute(
+                select(deliveries.c.state, deliveries.c.last_error).where(deliveries.c.update_id == posted.update_id)
+            )
+        ).one()
     assert state == "failed" and "private or loopback" in error
 
 
@@ -130,8 +165,9 @@ async def loopback_listener() -> AsyncIterator[tuple[int, list[str]]]:
 
 @pytest.mark.parametrize(("url", "answer"), REFUSED_TARGETS)
 async def test_refused_at_sign_up(strict_client: httpx.AsyncClient, dns: Any, url: str, answer: Any) -> None:
-    api = await strict_client.post("/api/v1/subscribers", json={"channel": "webhook", "address": url,
-                                                                 "confirmed": True})
+    api = await strict_client.post(
+        "/api/v1/subscribers", json={"channel": "webhook", "address": url, "confirmed": True}
+    )
     assert api.status_code == 422, api.text
     assert "address" in api.json()["error"]["fields"]
     public = await strict_client.post("/subscribe", json={"webhook": url})
@@ -141,8 +177,9 @@ async def test_refused_at_sign_up(strict_client: httpx.AsyncClient, dns: Any, ur
 
 async def test_a_public_name_is_accepted_at_sign_up(strict_client: httpx.AsyncClient, dns: Any) -> None:
     """The control: the same two routes accept a host whose every address is public."""
-    api = await strict_client.post("/api/v1/subscribers", json={"channel": "webhook", "confirmed": True,
-                                                                 "address": "https://public.example/hook"})
+    api = await strict_client.post(
+        "/api/v1/subscribers", json={"channel": "webhook", "confirmed": True, "address": "https://public.example/hook"}
+    )
     assert api.status_code == 201, api.text
     assert dns.calls == ["public.example"]
     public = await strict_client.post("/subscribe", json={"webhook": "https://public.example/other"})
@@ -163,15 +200,19 @@ async def test_refused_at_delivery(strict_settings: Settings, runtime: Runtime, 
 
 
 async def test_an_answer_flipping_to_loopback_never_reaches_it(
-    strict_client: httpx.AsyncClient, strict_settings: Settings, runtime: Runtime,
-    monkeypatch: pytest.MonkeyPatch, loopback_listener: tuple[int, list[str]],
+    strict_client: httpx.AsyncClient,
+    strict_settings: Settings,
+    runtime: Runtime,
+    monkeypatch: pytest.MonkeyPatch,
+    loopback_listener: tuple[int, list[str]],
 ) -> None:
     """Rebinding: public when sign-up looks, loopback when delivery does; one lookup each, loopback never called."""
     port, hits = loopback_listener
     dns = use_resolver(monkeypatch, {"flip.example": flipping(PUBLIC_V4, "127.0.0.1")})
     url = f"https://flip.example:{port}/hook"
-    stored = await strict_client.post("/api/v1/subscribers", json={"channel": "webhook", "address": url,
-                                                                    "confirmed": True})
+    stored = await strict_client.post(
+        "/api/v1/subscribers", json={"channel": "webhook", "address": url, "confirmed": True}
+    )
     assert stored.status_code == 201, stored.text
     rows = await _post_and_deliver(strict_settings, runtime)
     assert rows == {url: ("failed", 1, "refused: flip.example resolves to a private or loopback address")}
@@ -183,9 +224,19 @@ async def _store_webhooks(runtime: Runtime, addresses: list[str]) -> None:
     now = utcnow()
     async with runtime.engine.begin() as conn:
         for address in addresses:
-            await conn.execute(subscribers.insert().values(
-                id=new_id(), channel="webhook", address=address, confirmed=True, confirmed_at=now,
-                created_at=now, secret=new_webhook_secret(), drill=False, meta={}))
+            await conn.execute(
+                subscribers.insert().values(
+                    id=new_id(),
+                    channel="webhook",
+                    address=address,
+                    confirmed=True,
+                    confirmed_at=now,
+                    created_at=now,
+                    secret=new_webhook_secret(),
+                    drill=False,
+                    meta={},
+                )
+            )
 
 
 async def _post_and_deliver(strict_settings: Settings, runtime: Runtime) -> dict[str, tuple[str, int, str]]:
@@ -194,13 +245,16 @@ async def _post_and_deliver(strict_settings: Settings, runtime: Runtime) -> dict
 
     strict = Runtime.build(strict_settings)
     try:
-        posted, _ = await post(strict, {"title": "x", "status": "investigating", "message": "x",
-                                        "channels": ["webhook"]})
+        posted, _ = await post(
+            strict, {"title": "x", "status": "investigating", "message": "x", "channels": ["webhook"]}
+        )
     finally:
         await strict.aclose()
     await run_worker(strict_settings)
-    query = (select(subscribers.c.address, deliveries.c.state, deliveries.c.attempts, deliveries.c.last_error)
-             .join(subscribers, subscribers.c.id == deliveries.c.recipient)
-             .where(deliveries.c.update_id == posted.update_id))
+    query = (
+        select(subscribers.c.address, deliveries.c.state, deliveries.c.attempts, deliveries.c.last_error)
+        .join(subscribers, subscribers.c.id == deliveries.c.recipient)
+        .where(deliveries.c.update_id == posted.update_id)
+    )
     async with runtime.engine.connect() as conn:
         return {row.address: (row.state, row.attempts, row.last_error) for row in await conn.execute(query)}

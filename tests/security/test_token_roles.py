@@ -68,8 +68,9 @@ async def test_route_by_role(method: str, path: str, client: httpx.AsyncClient, 
     secrets = await tokens_by_role(runtime)
     url = re.sub(r"\{[^}]+\}", "nonexistent", path)
     for role, secret in secrets.items():
-        response = await client.request(method, url, headers={"Authorization": f"Bearer {secret}"},
-                                        json={} if method in ("POST", "PATCH") else None)
+        response = await client.request(
+            method, url, headers={"Authorization": f"Bearer {secret}"}, json={} if method in ("POST", "PATCH") else None
+        )
         allowed = ROLE_RANK[role] >= ROLE_RANK[MINIMUM[(method, path)]]
         if allowed:
             assert response.status_code not in (401, 403), (role, response.text)
@@ -86,15 +87,21 @@ async def test_viewer_cannot_write_and_admin_can(client: httpx.AsyncClient, runt
     body = {"title": "Down", "status": "investigating", "message": "x"}
     viewer = {"Authorization": f"Bearer {secrets[Role.VIEWER]}"}
     assert (await client.post("/api/v1/incidents", headers=viewer, json=body)).status_code == 403
-    assert (await client.post("/api/v1/subscribers", headers=viewer, json={
-        "channel": "email", "address": "a@example.org", "confirmed": True})).status_code == 403
+    assert (
+        await client.post(
+            "/api/v1/subscribers",
+            headers=viewer,
+            json={"channel": "email", "address": "a@example.org", "confirmed": True},
+        )
+    ).status_code == 403
     assert (await client.get("/api/v1/subscribers", headers=viewer)).status_code == 403
     admin = {"Authorization": f"Bearer {secrets[Role.ADMIN]}"}
     assert (await client.post("/api/v1/incidents", headers=admin, json=body)).status_code == 201
 
 
-async def test_revoked_and_expired_tokens_get_401_and_listings_hold_no_secret(client: httpx.AsyncClient,
-                                                                           runtime: Runtime) -> None:
+async def test_revoked_and_expired_tokens_get_401_and_listings_hold_no_secret(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
     secrets = await tokens_by_role(runtime)
     admin = {"Authorization": f"Bearer {secrets[Role.ADMIN]}"}
     viewer = {"Authorization": f"Bearer {secrets[Role.VIEWER]}"}
@@ -110,8 +117,11 @@ async def test_revoked_and_expired_tokens_get_401_and_listings_hold_no_secret(cl
     assert revoked.status_code == 204
     assert (await client.get("/api/v1/components", headers=viewer)).status_code == 401
     async with runtime.engine.begin() as conn:
-        await conn.execute(update(api_tokens).where(api_tokens.c.name == "t-commander")
-                           .values(expires_at=utcnow() - timedelta(seconds=1)))
+        await conn.execute(
+            update(api_tokens)
+            .where(api_tokens.c.name == "t-commander")
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+        )
     commander = {"Authorization": f"Bearer {secrets[Role.COMMANDER]}"}
     assert (await client.get("/api/v1/components", headers=commander)).status_code == 401
     again = await client.delete(f"/api/v1/tokens/{by_name['t-viewer']['id']}", headers=admin)

@@ -41,18 +41,7 @@ from tests.support.providers.zendesk import FakeZendesk
 from tests.support.servers import serve_app
 from tests.support.smtp import RecordingSMTP, recording_smtp
 
-ALL_CHANNELS = (
-    "webhook",
-    "email",
-    "sms",
-    "mastodon",
-    "bluesky",
-    "x",
-    "zendesk",
-    "freshdesk",
-    "desk",
-    "status_page",
-)
+ALL_CHANNELS = ("webhook", "email", "sms", "mastodon", "bluesky", "x", "zendesk", "freshdesk", "desk", "status_page")
 SMS_SENDER = "+15005550006"
 PHONE = "+14155550100"
 EMAIL = "reader@example.org"
@@ -283,9 +272,7 @@ class Stack:
     async def subscribe(self, channel: str, address: str) -> dict[str, Any]:
         """A confirmed subscriber to every component (the admin API skips opt-in)."""
         response = await self.client.post(
-            "/api/v1/subscribers",
-            headers=self.auth,
-            json={"channel": channel, "address": address, "confirmed": True},
+            "/api/v1/subscribers", headers=self.auth, json={"channel": channel, "address": address, "confirmed": True}
         )
         assert response.status_code == 201, response.text
         return dict(response.json())

@@ -26,8 +26,9 @@ def make_message(**overrides: Any) -> Message:
         public_url="https://status.example.com/incidents/inc000000001",
         page_name="Example Status",
         page_url="https://status.example.com",
-        components=(ComponentChange(id="cmp000000001", name="API", new_status="partial_outage",
-                                    old_status="operational"),),
+        components=(
+            ComponentChange(id="cmp000000001", name="API", new_status="partial_outage", old_status="operational"),
+        ),
         agent=AgentNotes(
             talking_points="Apologise; the API is failing for some requests; no data is lost.",
             approved_answers=(ApprovedAnswer("When will it be fixed?", "We will update within 30 minutes."),),

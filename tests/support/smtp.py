@@ -158,9 +158,7 @@ def recording_smtp(**smtp_parameters: Any) -> Iterator[RecordingSMTP]:
     """Run a recording SMTP server on a free loopback port for the ``with`` block."""
     handler = RecordingHandler()
     port = free_port()
-    controller = _Controller(
-        handler, hostname="127.0.0.1", port=port, server_hostname="smtp.test", **smtp_parameters
-    )
+    controller = _Controller(handler, hostname="127.0.0.1", port=port, server_hostname="smtp.test", **smtp_parameters)
     controller.start()
     try:
         yield RecordingSMTP(handler, "127.0.0.1", port)

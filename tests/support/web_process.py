@@ -34,9 +34,22 @@ class WebProcess:
     def start(self) -> None:
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "broadcaster.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-             "--server", self.server],
-            env=settings_env(self.settings), stdout=log, stderr=log)
+            [
+                sys.executable,
+                "-m",
+                "broadcaster.cli",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--server",
+                self.server,
+            ],
+            env=settings_env(self.settings),
+            stdout=log,
+            stderr=log,
+        )
 
     async def wait_healthy(self, timeout_s: float = 30.0) -> None:
         deadline = time.monotonic() + timeout_s
@@ -93,8 +106,10 @@ class EventStream:
     async def _read(self, url: str) -> None:
         headers = {"Last-Event-ID": self.last_id} if self.last_id else {}
         try:
-            async with httpx.AsyncClient(timeout=httpx.Timeout(5, read=None)) as client, \
-                    client.stream("GET", f"{url}/events", headers=headers) as response:
+            async with (
+                httpx.AsyncClient(timeout=httpx.Timeout(5, read=None)) as client,
+                client.stream("GET", f"{url}/events", headers=headers) as response,
+            ):
                 assert response.status_code == 200
                 assert response.headers["content-type"].startswith("text/event-stream")
                 kind, data, event_id = "", "", None
@@ -168,5 +183,10 @@ class EventStream:
 def warnings_in(*logs: Path) -> list[str]:
     """The WARNING, ERROR and CRITICAL lines of these log files (and tracebacks)."""
     bad = (" WARNING ", " ERROR ", " CRITICAL ", "[WARNING]", "[ERROR]", "Traceback")
-    return [f"{log.name}: {line}" for log in logs if log.exists()
-            for line in log.read_text(errors="replace").splitlines() if any(b in line for b in bad)]
+    return [
+        f"{log.name}: {line}"
+        for log in logs
+        if log.exists()
+        for line in log.read_text(errors="replace").splitlines()
+        if any(b in line for b in bad)
+    ]

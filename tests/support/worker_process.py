@@ -13,8 +13,19 @@ from broadcaster.config import Settings
 from broadcaster.delivery.registry import setting_fields
 
 SETTINGS_PASSED = (
-    "database_url", "redis_url", "queue_name", "public_url", "page_name", "batch_size", "max_jobs",
-    "job_timeout_s", "retry_base_s", "retry_max_s", "relay_interval_s", "sending_lease_s", "max_attempts",
+    "database_url",
+    "redis_url",
+    "queue_name",
+    "public_url",
+    "page_name",
+    "batch_size",
+    "max_jobs",
+    "job_timeout_s",
+    "retry_base_s",
+    "retry_max_s",
+    "relay_interval_s",
+    "sending_lease_s",
+    "max_attempts",
     "webhook_allow_private",
 )
 
@@ -39,8 +50,9 @@ class WorkerProcess:
 
     def start(self) -> None:
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
-        self.process = subprocess.Popen([sys.executable, "-m", "broadcaster.cli", "worker"],
-                                        env=settings_env(self.settings), stdout=log, stderr=log)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "broadcaster.cli", "worker"], env=settings_env(self.settings), stdout=log, stderr=log
+        )
 
     def kill(self) -> None:
         """SIGKILL: no shutdown hooks, jobs cut off mid-flight."""

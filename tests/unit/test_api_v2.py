@@ -19,36 +19,85 @@ T0 = datetime(2026, 11, 23, 10, 5, tzinfo=UTC)
 
 
 def component(cid: str, status: str = "operational", group_id: str | None = None, is_group: bool = False) -> dict:
-    return {"id": cid, "name": cid.upper(), "status": status, "created_at": T0, "updated_at": T0, "position": 1,
-            "description": None, "showcase": True, "start_date": "2026-11-23", "group_id": group_id,
-            "is_group": is_group, "only_show_if_degraded": False}
+    return {
+        "id": cid,
+        "name": cid.upper(),
+        "status": status,
+        "created_at": T0,
+        "updated_at": T0,
+        "position": 1,
+        "description": None,
+        "showcase": True,
+        "start_date": "2026-11-23",
+        "group_id": group_id,
+        "is_group": is_group,
+        "only_show_if_degraded": False,
+    }
 
 
-def incident(iid: str, kind: str = "incident", status: str = "investigating", impact: str = "minor",
-             components: tuple[str, ...] = ("api",)) -> IncidentView:
+def incident(
+    iid: str,
+    kind: str = "incident",
+    status: str = "investigating",
+    impact: str = "minor",
+    components: tuple[str, ...] = ("api",),
+) -> IncidentView:
     row: dict[str, Any] = {
-        "id": iid, "kind": kind, "name": f"Incident {iid}", "status": status, "impact": impact,
-        "created_at": T0, "updated_at": T0, "started_at": T0, "monitoring_at": None, "resolved_at": None,
+        "id": iid,
+        "kind": kind,
+        "name": f"Incident {iid}",
+        "status": status,
+        "impact": impact,
+        "created_at": T0,
+        "updated_at": T0,
+        "started_at": T0,
+        "monitoring_at": None,
+        "resolved_at": None,
         "scheduled_for": T0 + timedelta(hours=1) if kind == "maintenance" else None,
         "scheduled_until": T0 + timedelta(hours=2) if kind == "maintenance" else None,
     }
-    update = UpdateView(id=f"u{iid}", incident_id=iid, number=1, status=status, body_html="<p>Hi <b>there</b></p>",
-                        body_text="Hi there", created_at=T0, display_at=T0, deliver_notifications=True,
-                        changes=({"code": "api", "name": "Platform - API", "old_status": "operational",
-                                  "new_status": "degraded_performance"},))
+    update = UpdateView(
+        id=f"u{iid}",
+        incident_id=iid,
+        number=1,
+        status=status,
+        body_html="<p>Hi <b>there</b></p>",
+        body_text="Hi there",
+        created_at=T0,
+        display_at=T0,
+        deliver_notifications=True,
+        changes=(
+            {
+                "code": "api",
+                "name": "Platform - API",
+                "old_status": "operational",
+                "new_status": "degraded_performance",
+            },
+        ),
+    )
     return IncidentView(row=row, updates=(update,), component_ids=components)
 
 
 def snapshot() -> Snapshot:
     return Snapshot(
-        page={"id": "pg", "name": "Example", "url": "https://status.example.com", "time_zone": "Etc/UTC",
-              "updated_at": T0},
-        components=(component("platform", is_group=True), component("api", "degraded_performance", "platform"),
-                    component("web")),
+        page={
+            "id": "pg",
+            "name": "Example",
+            "url": "https://status.example.com",
+            "time_zone": "Etc/UTC",
+            "updated_at": T0,
+        },
+        components=(
+            component("platform", is_group=True),
+            component("api", "degraded_performance", "platform"),
+            component("web"),
+        ),
         incidents=(incident("open1"), incident("done1", status="resolved")),
-        maintenances=(incident("m1", kind="maintenance", status="scheduled", impact="maintenance"),
-                      incident("m2", kind="maintenance", status="in_progress", impact="maintenance"),
-                      incident("m3", kind="maintenance", status="completed", impact="maintenance")),
+        maintenances=(
+            incident("m1", kind="maintenance", status="scheduled", impact="maintenance"),
+            incident("m2", kind="maintenance", status="in_progress", impact="maintenance"),
+            incident("m3", kind="maintenance", status="completed", impact="maintenance"),
+        ),
     )
 
 
@@ -108,21 +157,47 @@ def test_incidents_json_lists_resolved_too() -> None:
 
 
 def test_update_without_component_changes_has_null_affected_components() -> None:
-    update = UpdateView(id="u", incident_id="i", number=1, status="investigating", body_html="", body_text="",
-                        created_at=T0, display_at=T0, deliver_notifications=True, changes=())
+    update = UpdateView(
+        id="u",
+        incident_id="i",
+        number=1,
+        status="investigating",
+        body_html="",
+        body_text="",
+        created_at=T0,
+        display_at=T0,
+        deliver_notifications=True,
+        changes=(),
+    )
     assert v2.update_json(update)["affected_components"] is None
 
 
 @pytest.mark.parametrize("stored", [True, False])
 def test_deliver_notifications_is_the_stored_flag(stored: bool) -> None:
-    row = {"id": "u", "incident_id": "i", "number": 1, "status": "investigating", "body": "Quiet.",
-           "created_at": T0, "display_at": T0, "deliver_notifications": stored}
+    row = {
+        "id": "u",
+        "incident_id": "i",
+        "number": 1,
+        "status": "investigating",
+        "body": "Quiet.",
+        "created_at": T0,
+        "display_at": T0,
+        "deliver_notifications": stored,
+    }
     assert v2.update_json(update_view(row, []))["deliver_notifications"] is stored
 
 
 def update_row(uid: str, number: int, status: str, minutes: int, public: bool = True) -> dict[str, Any]:
-    return {"id": uid, "incident_id": "i", "number": number, "status": status, "body": uid, "public": public,
-            "created_at": T0 + timedelta(minutes=minutes), "next_update_at": None}
+    return {
+        "id": uid,
+        "incident_id": "i",
+        "number": number,
+        "status": status,
+        "body": uid,
+        "public": public,
+        "created_at": T0 + timedelta(minutes=minutes),
+        "next_update_at": None,
+    }
 
 
 def change(component: str, new_status: str) -> dict[str, Any]:
@@ -130,9 +205,16 @@ def change(component: str, new_status: str) -> dict[str, Any]:
 
 
 def test_incident_is_shown_as_its_public_updates_left_it() -> None:
-    row: dict[str, Any] = {"id": "i", "kind": "incident", "status": "resolved", "impact": "critical",
-                           "impact_override": False, "updated_at": T0 + timedelta(minutes=30),
-                           "monitoring_at": T0 + timedelta(minutes=20), "resolved_at": T0 + timedelta(minutes=30)}
+    row: dict[str, Any] = {
+        "id": "i",
+        "kind": "incident",
+        "status": "resolved",
+        "impact": "critical",
+        "impact_override": False,
+        "updated_at": T0 + timedelta(minutes=30),
+        "monitoring_at": T0 + timedelta(minutes=20),
+        "resolved_at": T0 + timedelta(minutes=30),
+    }
     shown = [update_row("u2", 2, "monitoring", 10), update_row("u1", 1, "investigating", 0)]
     hidden = [update_row("u3", 3, "resolved", 30, public=False)]
     changes = {"u1": [change("api", "degraded_performance")], "u2": [], "u3": [change("db", "major_outage")]}

@@ -209,8 +209,9 @@ def test_map_transport_errors(exc: httpx.TransportError, reason: str) -> None:
 
 def test_map_transport_errors_leaves_other_errors_alone() -> None:
     # An answer that is an error is the provider's translate function's to read, not this one's.
-    status_error = httpx.HTTPStatusError("500", request=httpx.Request("GET", "https://a.test"),
-                                         response=httpx.Response(500))
+    status_error = httpx.HTTPStatusError(
+        "500", request=httpx.Request("GET", "https://a.test"), response=httpx.Response(500)
+    )
     with pytest.raises(httpx.HTTPStatusError), map_transport_errors("acme"):
         raise status_error
     with pytest.raises(ValueError, match="not json"), map_transport_errors("acme"):

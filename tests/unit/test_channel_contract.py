@@ -51,6 +51,7 @@ ADDRESSES = {"email": "user@example.test", "sms": "+15551230001", "webhook": "ht
 def _raise(exc: type[httpx.TransportError]) -> Handler:
     def handler(request: httpx.Request) -> httpx.Response:
         raise exc("provider down", request=request)
+
     return handler
 
 
@@ -225,9 +226,16 @@ async def test_a_failing_provider_gives_delivery_errors(cls: type[Channel], fail
                 await channel.publish(message, rendition, {})
         else:
             assert isinstance(channel, SubscriberChannel)
-            recipients = [Recipient(delivery_id=n, subscriber_id=f"sub{n}", address=ADDRESSES.get(cls.name, "x"),
-                                    unsubscribe_url="https://status.example.test/u", secret="whsec_" + "A" * 32)
-                          for n in (1, 2)]
+            recipients = [
+                Recipient(
+                    delivery_id=n,
+                    subscriber_id=f"sub{n}",
+                    address=ADDRESSES.get(cls.name, "x"),
+                    unsubscribe_url="https://status.example.test/u",
+                    secret="whsec_" + "A" * 32,
+                )
+                for n in (1, 2)
+            ]
             try:
                 outcomes = await channel.deliver(message, rendition, recipients, {})
             except DeliveryError:

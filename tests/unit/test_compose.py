@@ -24,28 +24,93 @@ ENV_ANCHOR = "x-broadcaster-env"
 # Settings a deployment decides (besides every setting without a default or defaulting to
 # None, which are always required in compose): they must appear in docker-compose.yml.
 DEPLOYMENT = {
-    "database_url", "redis_url", "public_url", "page_name", "page_id", "time_zone", "secret_key", "log_format",
-    "webhook_allow_private", "smtp_port", "smtp_starttls", "twilio_base_url", "mastodon_visibility",
-    "bluesky_base_url", "x_base_url", "zendesk_locale",
+    "database_url",
+    "redis_url",
+    "public_url",
+    "page_name",
+    "page_id",
+    "time_zone",
+    "secret_key",
+    "log_format",
+    "webhook_allow_private",
+    "smtp_port",
+    "smtp_starttls",
+    "twilio_base_url",
+    "mastodon_visibility",
+    "bluesky_base_url",
+    "x_base_url",
+    "zendesk_locale",
 }
 # Tuning knobs whose defaults suit a deployment; documented in docs/configuration.md.
 TUNING = {
-    "queue_name", "templates_dir", "max_body_bytes", "batch_size", "max_jobs", "job_timeout_s", "max_attempts",
-    "retry_base_s", "retry_max_s", "relay_interval_s", "sending_lease_s", "reminder_interval_s",
-    "circuit_failure_threshold", "circuit_cooldown_s", "smtp_timeout_s", "smtp_max_connections",
-    "sms_max_segments", "sms_rate_per_s", "sms_concurrency", "confirm_link_max_age_s", "sms_code_ttl_s",
-    "sms_code_max_attempts", "subscribe_window_s", "subscribe_email_per_ip", "subscribe_sms_per_ip",
-    "subscribe_sms_per_number", "subscribe_sms_per_prefix", "subscribe_sms_prefix_digits",
-    "login_window_s", "login_per_ip", "login_per_username", "webhook_timeout_s", "http_timeout_s",
-    "sms_hourly_budget", "subscribe_confirmations_per_address", "subscribe_confirmations_window_s",
+    "queue_name",
+    "templates_dir",
+    "max_body_bytes",
+    "batch_size",
+    "max_jobs",
+    "job_timeout_s",
+    "max_attempts",
+    "retry_base_s",
+    "retry_max_s",
+    "relay_interval_s",
+    "sending_lease_s",
+    "reminder_interval_s",
+    "circuit_failure_threshold",
+    "circuit_cooldown_s",
+    "smtp_timeout_s",
+    "smtp_max_connections",
+    "sms_max_segments",
+    "sms_rate_per_s",
+    "sms_concurrency",
+    "confirm_link_max_age_s",
+    "sms_code_ttl_s",
+    "sms_code_max_attempts",
+    "subscribe_window_s",
+    "subscribe_email_per_ip",
+    "subscribe_sms_per_ip",
+    "subscribe_sms_per_number",
+    "subscribe_sms_per_prefix",
+    "subscribe_sms_prefix_digits",
+    "login_window_s",
+    "login_per_ip",
+    "login_per_username",
+    "webhook_timeout_s",
+    "http_timeout_s",
+    "sms_hourly_budget",
+    "subscribe_confirmations_per_address",
+    "subscribe_confirmations_window_s",
 }
 
 # The compose specification's top-level and service keys (the subset a valid file may use).
 TOP_LEVEL = {"version", "name", "services", "networks", "volumes", "configs", "secrets", "include"}
 SERVICE_KEYS = {
-    "build", "image", "command", "entrypoint", "environment", "env_file", "depends_on", "healthcheck", "ports",
-    "expose", "volumes", "tmpfs", "restart", "deploy", "stop_grace_period", "stop_signal", "user", "working_dir",
-    "labels", "networks", "logging", "ulimits", "init", "profiles", "pull_policy", "container_name", "hostname",
+    "build",
+    "image",
+    "command",
+    "entrypoint",
+    "environment",
+    "env_file",
+    "depends_on",
+    "healthcheck",
+    "ports",
+    "expose",
+    "volumes",
+    "tmpfs",
+    "restart",
+    "deploy",
+    "stop_grace_period",
+    "stop_signal",
+    "user",
+    "working_dir",
+    "labels",
+    "networks",
+    "logging",
+    "ulimits",
+    "init",
+    "profiles",
+    "pull_policy",
+    "container_name",
+    "hostname",
 }
 HEALTHCHECK_KEYS = {"test", "interval", "timeout", "retries", "start_period", "start_interval", "disable"}
 DEPENDS_CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
@@ -73,7 +138,8 @@ def test_every_setting_is_classified() -> None:
     unclassified = set(setting_fields()) - must_be_in_compose() - TUNING
     assert not unclassified, (
         f"new settings {sorted(unclassified)}: put them in docker-compose.yml's {ENV_ANCHOR} (and DEPLOYMENT "
-        "here) if a deployment must choose them, else in TUNING; document them in docs/configuration.md")
+        "here) if a deployment must choose them, else in TUNING; document them in docs/configuration.md"
+    )
     assert not (DEPLOYMENT & TUNING)
     assert set(setting_fields()) >= (DEPLOYMENT | TUNING), "a listed setting no longer exists"
 
@@ -91,8 +157,9 @@ def test_each_setting_can_be_set_from_the_shell_or_env_file(compose: dict[str, A
     for name, value in compose[ENV_ANCHOR].items():
         assert isinstance(value, str), f"{name}: compose environment values are strings"
         assert value.startswith("${" + name), f"{name} should read ${{{name}...}} so a .env file can set it"
-    assert compose[ENV_ANCHOR]["BROADCASTER_SECRET_KEY"].startswith("${BROADCASTER_SECRET_KEY:?"), \
+    assert compose[ENV_ANCHOR]["BROADCASTER_SECRET_KEY"].startswith("${BROADCASTER_SECRET_KEY:?"), (
         "the secret key must have no default: compose refuses to start without it"
+    )
 
 
 def test_compose_shape(compose: dict[str, Any]) -> None:
@@ -148,8 +215,9 @@ def test_the_stack_is_wired_for_production(compose: dict[str, Any]) -> None:
         assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     assert services["migrate"]["command"] == ["broadcaster", "migrate"]
     assert services["worker"]["command"][:2] == ["broadcaster", "worker"]
-    assert "ports" not in services["worker"] and "container_name" not in services["worker"], \
+    assert "ports" not in services["worker"] and "container_name" not in services["worker"], (
         "--scale worker=N needs workers without fixed ports or names"
+    )
     web = services["web"]
     assert web["command"][:2] == ["broadcaster", "serve"] and "--workers" in web["command"]
     assert web["environment"]["PROMETHEUS_MULTIPROC_DIR"] in web["tmpfs"]

@@ -36,8 +36,9 @@ def test_every_setting_is_documented_with_its_default() -> None:
     stale = set(rows) - set(fields)
     assert not stale, f"docs/configuration.md documents settings that do not exist: {sorted(stale)}"
     for name, field in fields.items():
-        assert rows[name] == shown_default(field.default), f"BROADCASTER_{name.upper()}: default is " \
-            f"{shown_default(field.default)!r}, docs say {rows[name]!r}"
+        assert rows[name] == shown_default(field.default), (
+            f"BROADCASTER_{name.upper()}: default is {shown_default(field.default)!r}, docs say {rows[name]!r}"
+        )
 
 
 def test_docs_exist_and_link_to_each_other() -> None:

@@ -97,9 +97,7 @@ def test_rendition_is_json_and_shows_placeholders() -> None:
     headers = rendition["headers"]
     assert headers["To"] == "{{address}}"
     assert headers["From"] == "Example Status <status@example.com>"
-    assert headers["List-Unsubscribe"] == (
-        "<{{unsubscribe_url}}>, <mailto:status@example.com?subject=unsubscribe>"
-    )
+    assert headers["List-Unsubscribe"] == ("<{{unsubscribe_url}}>, <mailto:status@example.com?subject=unsubscribe>")
     assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert headers["Auto-Submitted"] == "auto-generated"
     assert headers["Date"] == "Mon, 23 Nov 2026 10:05:00 +0000"
@@ -173,9 +171,7 @@ def test_mail_parses_as_multipart_alternative_with_every_header() -> None:
     assert parsed["Subject"] == "[Investigating] Elevated API error rates"
     assert parsed["Message-ID"] == "<u.upd000000002.sub0001@example.com>"
     assert parsed["In-Reply-To"] == parsed["References"] == "<i.inc000000001.sub0001@example.com>"
-    assert parsed["List-Unsubscribe"] == (
-        f"<{UNSUBSCRIBE}tok0001x>, <mailto:status@example.com?subject=unsubscribe>"
-    )
+    assert parsed["List-Unsubscribe"] == (f"<{UNSUBSCRIBE}tok0001x>, <mailto:status@example.com?subject=unsubscribe>")
     assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert parsed["Auto-Submitted"] == "auto-generated"
     assert parsed["MIME-Version"] == "1.0"
@@ -192,9 +188,7 @@ def test_text_part_decodes_to_the_rendition_with_this_recipients_links() -> None
     text = parse(data).get_body(("plain",))
     assert text is not None
     expected = (
-        rendition["text"]
-        .replace("{{unsubscribe_url}}", who.unsubscribe_url)
-        .replace("{{manage_url}}", who.manage_url)
+        rendition["text"].replace("{{unsubscribe_url}}", who.unsubscribe_url).replace("{{manage_url}}", who.manage_url)
     )
     assert text.get_content().replace("\r\n", "\n") == expected
     html_part = parse(data).get_body(("html",))
@@ -236,9 +230,7 @@ def test_crlf_in_recipient_values_cannot_add_a_header() -> None:
     email_channel = channel()
     rendition = email_channel.render(make_message())
     evil = recipient(
-        3,
-        unsubscribe_url="https://x.example/u?t=1>\r\nBcc: victim@evil.example",
-        subscriber_id="a\r\nBcc: x@y",
+        3, unsubscribe_url="https://x.example/u?t=1>\r\nBcc: victim@evil.example", subscriber_id="a\r\nBcc: x@y"
     )
     data = email_channel.message_bytes(rendition, evil)[1]
     assert parse(data)["Bcc"] is None
@@ -306,9 +298,7 @@ CASES: list[tuple[BaseException, type[Exception], bool]] = [
 
 
 @pytest.mark.parametrize(("exc", "expected", "suppress"), CASES, ids=[repr(case[0])[:60] for case in CASES])
-def test_smtp_answers_map_to_delivery_errors(
-    exc: BaseException, expected: type[Exception], suppress: bool
-) -> None:
+def test_smtp_answers_map_to_delivery_errors(exc: BaseException, expected: type[Exception], suppress: bool) -> None:
     error = deliver_error(exc)
     assert type(error) is expected
     assert error.reason

@@ -44,9 +44,7 @@ def zendesk(handler: Handler, **options: Any) -> ZendeskChannel:
 
 
 def freshdesk(handler: Handler) -> FreshdeskChannel:
-    return FreshdeskChannel(
-        "https://acme.freshdesk.test", FD_KEY, "73000012", transport=httpx.MockTransport(handler)
-    )
+    return FreshdeskChannel("https://acme.freshdesk.test", FD_KEY, "73000012", transport=httpx.MockTransport(handler))
 
 
 def no_calls(request: httpx.Request) -> httpx.Response:
@@ -74,8 +72,7 @@ RENDER_CASES: list[tuple[str, dict[str, Any], str, list[str], list[str]]] = [
             "on the API. Next update in 30 minutes.</p>\n</div>",
             "<strong>Status:</strong> Investigating",
             "<strong>Last updated:</strong> 2026-11-23 10:05 UTC (update 1)",
-            "<h2>Talking points</h2>\n"
-            "<p>Apologise; the API is failing for some requests; no data is lost.</p>",
+            "<h2>Talking points</h2>\n<p>Apologise; the API is failing for some requests; no data is lost.</p>",
             "<li><strong>Q: When will it be fixed?</strong>\n<p>We will update within 30 minutes.</p>",
             "<h2>Do not say</h2>\n<p>Do not guess a cause.</p>",
             "<h2>Escalation</h2>\n<p>Enterprise customers: transfer to the on-call TAM.</p>",
@@ -259,9 +256,7 @@ async def test_zendesk_creates_then_updates_one_article() -> None:
         "translation": {"title": channel.render(second)["title"], "body": channel.render(second)["body_html"]}
     }
     assert calls[3][2] == {"article": {"label_names": ["incident", "broadcaster", "resolved"]}}
-    assert all(
-        r.headers["authorization"] == basic("agent@example.com/token", ZD_TOKEN) for r in recorder.requests
-    )
+    assert all(r.headers["authorization"] == basic("agent@example.com/token", ZD_TOKEN) for r in recorder.requests)
     assert thread == {
         "article_id": "42",
         "url": "https://acme.zendesk.test/hc/en-us/articles/42",
@@ -329,9 +324,7 @@ async def test_a_vanished_article_is_created_again(
     recorder = Recorder(gone, created)
     channel = build(recorder)
     message = make_message(status="identified", update_number=2)
-    published = await channel.publish(
-        message, channel.render(message), {"article_id": "42", "update_number": 1}
-    )
+    published = await channel.publish(message, channel.render(message), {"article_id": "42", "update_number": 1})
     await channel.aclose()
     assert [method for method, _, _ in recorder.calls()] == ["PUT", "POST"]
     assert published.provider_id == "99"
@@ -411,11 +404,7 @@ ERROR_CASES: list[tuple[str, Handler, type[Exception], float | None, str]] = [
             body={
                 "description": "Validation failed",
                 "errors": [
-                    {
-                        "field": "status",
-                        "message": "It should be one of these values: '1,2'",
-                        "code": "invalid_value",
-                    }
+                    {"field": "status", "message": "It should be one of these values: '1,2'", "code": "invalid_value"}
                 ],
             },
         ),
@@ -427,11 +416,7 @@ ERROR_CASES: list[tuple[str, Handler, type[Exception], float | None, str]] = [
 ]
 
 
-PROVIDER_SHAPES = {
-    "400 Zendesk shape": zendesk,
-    "400 Zendesk details": zendesk,
-    "400 Freshdesk shape": freshdesk,
-}
+PROVIDER_SHAPES = {"400 Zendesk shape": zendesk, "400 Zendesk details": zendesk, "400 Freshdesk shape": freshdesk}
 
 
 @pytest.mark.parametrize(
@@ -455,9 +440,7 @@ async def test_provider_errors_are_translated(
     with pytest.raises(error) as caught:
         await channel.publish(message, channel.render(message), {})
     await channel.aclose()
-    assert type(caught.value) is error or (
-        error is PermanentError and isinstance(caught.value, PermanentError)
-    )
+    assert type(caught.value) is error or (error is PermanentError and isinstance(caught.value, PermanentError))
     assert getattr(caught.value, "retry_after_s", None) == retry_after_s
     assert reason in str(caught.value)
     assert ZD_TOKEN not in str(caught.value) and FD_KEY not in str(caught.value)
@@ -516,9 +499,7 @@ FD_SETTINGS = dict(
 
 
 @pytest.mark.parametrize(
-    ("cls", "full"),
-    [(ZendeskChannel, ZD_SETTINGS), (FreshdeskChannel, FD_SETTINGS)],
-    ids=["zendesk", "freshdesk"],
+    ("cls", "full"), [(ZendeskChannel, ZD_SETTINGS), (FreshdeskChannel, FD_SETTINGS)], ids=["zendesk", "freshdesk"]
 )
 async def test_enabled_only_when_fully_configured(cls: type[KnowledgeBase], full: dict[str, str]) -> None:
     assert cls.from_settings(settings(), ChannelContext()) is None

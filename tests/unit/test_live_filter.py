@@ -47,14 +47,21 @@ async def test_public_filter_drops_drills_hidden_updates_and_the_desk() -> None:
 async def test_unfiltered_stream_sees_all() -> None:
     frames = await read_frames(None)
     assert [i for i in ("drill1", "desk1", "desk2", "real1") if any(i in f for f in frames)] == [
-        "drill1", "desk1", "desk2", "real1"]
+        "drill1",
+        "desk1",
+        "desk2",
+        "real1",
+    ]
 
 
-@pytest.mark.parametrize(("event", "shown"), [
-    ({"kind": "update", "incident_id": "x"}, True),  # an event from before the flag: public
-    ({"kind": "published", "incident_id": "x", "channel": "status_page", "drill": False}, True),
-    ({"kind": "published", "incident_id": "x", "channel": "status_page", "drill": True}, False),
-    ({"kind": "update", "incident_id": "x", "public": False}, False),
-])
+@pytest.mark.parametrize(
+    ("event", "shown"),
+    [
+        ({"kind": "update", "incident_id": "x"}, True),  # an event from before the flag: public
+        ({"kind": "published", "incident_id": "x", "channel": "status_page", "drill": False}, True),
+        ({"kind": "published", "incident_id": "x", "channel": "status_page", "drill": True}, False),
+        ({"kind": "update", "incident_id": "x", "public": False}, False),
+    ],
+)
 def test_public_event(event: dict[str, Any], shown: bool) -> None:
     assert public_event(event) is shown

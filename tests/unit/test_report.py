@@ -15,8 +15,16 @@ def at(minutes: float) -> datetime:
 
 
 def incident(**extra: Any) -> dict[str, Any]:
-    return {"id": "inc1", "name": "Checkout down", "kind": "incident", "impact": "critical",
-            "status": "resolved", "started_at": at(0), "resolved_at": at(95), **extra}
+    return {
+        "id": "inc1",
+        "name": "Checkout down",
+        "kind": "incident",
+        "impact": "critical",
+        "status": "resolved",
+        "started_at": at(0),
+        "resolved_at": at(95),
+        **extra,
+    }
 
 
 UPDATES = [
@@ -33,11 +41,7 @@ def test_first_update_and_intervals_against_promises() -> None:
     assert report.time_to_first_update_s == 4 * 60
     assert report.duration_s == 95 * 60
     figures = [(i.from_number, i.to_number, i.elapsed_s, i.promised_s, i.late_by_s) for i in report.intervals]
-    assert figures == [
-        (1, 2, 26 * 60, 30 * 60, 0.0),
-        (2, 3, 42 * 60, 30 * 60, 12 * 60),
-        (3, 4, 23 * 60, None, 0.0),
-    ]
+    assert figures == [(1, 2, 26 * 60, 30 * 60, 0.0), (2, 3, 42 * 60, 30 * 60, 12 * 60), (3, 4, 23 * 60, None, 0.0)]
     assert [i.kept for i in report.intervals] == [True, False, None]
     assert (report.promises_kept, report.promises_broken) == (1, 1)
     assert report.longest_silence_s == 42 * 60

@@ -15,16 +15,7 @@ from broadcaster.delivery.channel import Recipient, Sent, SubscriberChannel
 from broadcaster.errors import ConfigError, DeliveryError, PermanentError, RateLimited, RetryableError
 from broadcaster.message import Message
 from channels.base import ChannelContext
-from channels.sms import (
-    GSM7,
-    UCS2,
-    SmsChannel,
-    budget_for,
-    encoding_of,
-    gsm7_septets,
-    segment_count,
-    utf16_units,
-)
+from channels.sms import GSM7, UCS2, SmsChannel, budget_for, encoding_of, gsm7_septets, segment_count, utf16_units
 from tests.support.factories import make_message
 
 SID = "AC" + "1" * 32
@@ -34,8 +25,11 @@ LINK = make_message().public_url
 
 def settings(**overrides: Any) -> Settings:
     values: dict[str, Any] = dict(
-        twilio_account_sid=SID, twilio_auth_token="secret-token", twilio_from=FROM,
-        public_url="https://status.example.com", sms_rate_per_s=1000.0,
+        twilio_account_sid=SID,
+        twilio_auth_token="secret-token",
+        twilio_from=FROM,
+        public_url="https://status.example.com",
+        sms_rate_per_s=1000.0,
     )
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
@@ -72,7 +66,10 @@ def check_rendition(message: Message, channel: SmsChannel, encoding: str, segmen
     max_segments = channel.settings.sms_max_segments
     measure: Callable[[str], int] = gsm7_septets if encoding == GSM7 else utf16_units
     assert rendition == {
-        "text": text, "encoding": encoding, "segments": segments, "characters": len(text),
+        "text": text,
+        "encoding": encoding,
+        "segments": segments,
+        "characters": len(text),
         "max_segments": max_segments,
     }
     assert encoding_of(text) == encoding
@@ -111,10 +108,20 @@ def test_render_cut_fills_the_budget_and_keeps_words() -> None:
 @pytest.mark.parametrize(
     ("text", "segments"),
     [
-        ("a" * 160, 1), ("a" * 161, 2), ("a" * 306, 2), ("a" * 307, 3),
-        ("€" * 80, 1), ("€" * 81, 2), ("a" * 152 + "€" + "a" * 153, 3),  # the escape pair moves whole
-        ("ж" * 70, 1), ("ж" * 71, 2), ("ж" * 134, 2), ("ж" * 135, 3),
-        ("😀" * 35, 1), ("😀" * 36, 2), ("ж" * 66 + "😀" + "ж" * 66, 3),  # the surrogate pair moves whole
+        ("a" * 160, 1),
+        ("a" * 161, 2),
+        ("a" * 306, 2),
+        ("a" * 307, 3),
+        ("€" * 80, 1),
+        ("€" * 81, 2),
+        ("a" * 152 + "€" + "a" * 153, 3),  # the escape pair moves whole
+        ("ж" * 70, 1),
+        ("ж" * 71, 2),
+        ("ж" * 134, 2),
+        ("ж" * 135, 3),
+        ("😀" * 35, 1),
+        ("😀" * 36, 2),
+        ("ж" * 66 + "😀" + "ж" * 66, 3),  # the surrogate pair moves whole
         ("é" * 160, 1),  # é is in the GSM-7 basic table
     ],
 )
@@ -124,6 +131,7 @@ def test_segment_count(text: str, segments: int) -> None:
 
 # --- configuration ----------------------------------------------------------------------
 
+
 def test_from_settings_disabled_without_credentials() -> None:
     absent = settings(twilio_account_sid=None, twilio_auth_token=None)
     assert SmsChannel.from_settings(absent, ChannelContext()) is None
@@ -131,12 +139,7 @@ def test_from_settings_disabled_without_credentials() -> None:
 
 @pytest.mark.parametrize(
     "config",
-    [
-        {"twilio_from": None},
-        {"twilio_auth_token": None},
-        {"twilio_account_sid": None},
-        {"sms_max_segments": 0},
-    ],
+    [{"twilio_from": None}, {"twilio_auth_token": None}, {"twilio_account_sid": None}, {"sms_max_segments": 0}],
 )
 def test_from_settings_half_configured(config: dict[str, Any]) -> None:
     with pytest.raises(ConfigError):
@@ -150,6 +153,7 @@ def test_is_a_subscriber_channel_and_hides_the_token() -> None:
 
 
 # --- sending: Twilio's answers at the transport seam ----------------------------------
+
 
 def twilio(status: int, code: int | None = None, headers: dict[str, str] | None = None) -> httpx.Response:
     if status == 201:
@@ -168,6 +172,7 @@ def recipients(*indexes: int) -> list[Recipient]:
 def raises(exc: Exception) -> Handler:
     def handler(request: httpx.Request) -> httpx.Response:
         raise exc
+
     return handler
 
 
@@ -175,8 +180,7 @@ def raises(exc: Exception) -> Handler:
 ANSWER_CASES: list[tuple[str, Handler, type[Exception] | None, dict[str, Any]]] = [
     ("201", lambda r: twilio(201), None, {"provider_id": "SM" + "f" * 32}),
     ("201-without-json", lambda r: httpx.Response(201, text="ok"), None, {"provider_id": None}),
-    ("429-retry-after", lambda r: twilio(429, 20429, {"Retry-After": "7"}), RateLimited,
-     {"retry_after_s": 7.0}),
+    ("429-retry-after", lambda r: twilio(429, 20429, {"Retry-After": "7"}), RateLimited, {"retry_after_s": 7.0}),
     ("429-no-header", lambda r: twilio(429, 20429), RateLimited, {"retry_after_s": None}),
     ("400-21611-queue-full", lambda r: twilio(400, 21611), RateLimited, {}),
     ("500", lambda r: twilio(500, 20500), RetryableError, {}),
@@ -197,9 +201,7 @@ def channel_with(handler: Handler, **config: Any) -> SmsChannel:
 
 
 @pytest.mark.parametrize(
-    ("handler", "error", "attributes"),
-    [case[1:] for case in ANSWER_CASES],
-    ids=[case[0] for case in ANSWER_CASES],
+    ("handler", "error", "attributes"), [case[1:] for case in ANSWER_CASES], ids=[case[0] for case in ANSWER_CASES]
 )
 async def test_answers(handler: Handler, error: type[Exception] | None, attributes: dict[str, Any]) -> None:
     channel = channel_with(handler)
@@ -233,7 +235,9 @@ async def test_request_shape() -> None:
     assert request.headers["authorization"] == httpx.BasicAuth(SID, "secret-token")._auth_header
     assert request.headers["content-type"] == "application/x-www-form-urlencoded"
     assert parse_qs(request.content.decode()) == {
-        "To": ["+15551230001"], "From": [FROM], "Body": ["Your code is 123456"],
+        "To": ["+15551230001"],
+        "From": [FROM],
+        "Body": ["Your code is 123456"],
         "StatusCallback": ["https://status.example.com/webhooks/twilio/status"],
     }
 

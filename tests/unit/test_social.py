@@ -132,8 +132,7 @@ def test_render_first_update(name: str) -> None:
 
 
 LONG_TITLE = " ".join(
-    ["🔥 Checkout", "and", "payments", "failing", "for", "customers", "in", "東京", "and", "the", "EU", "🇪🇺"]
-    * 8
+    ["🔥 Checkout", "and", "payments", "failing", "for", "customers", "in", "東京", "and", "the", "EU", "🇪🇺"] * 8
 )[:400]
 assert len(LONG_TITLE) == 400
 
@@ -158,9 +157,7 @@ def test_long_input_stays_within_each_limit(name: str, overrides: dict[str, Any]
     assert text.endswith(" " + LINK)
     body = text.removesuffix(" " + LINK)
     drill = "DRILL " if message.drill else ""
-    full = one_line(
-        f"{drill}[{message.status_label}] {message.incident_title}: {first_sentence(message.body_text)}"
-    )
+    full = one_line(f"{drill}[{message.status_label}] {message.incident_title}: {first_sentence(message.body_text)}")
     if body != full:  # cut after a whole word, then the ellipsis
         assert body.endswith(ELLIPSIS)
         words = full.split(" ")
@@ -176,9 +173,7 @@ async def test_mastodon_request_and_threading() -> None:
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
-        return httpx.Response(
-            200, json={"id": f"{len(seen)}0", "url": f"https://social.example/@s/{len(seen)}0"}
-        )
+        return httpx.Response(200, json={"id": f"{len(seen)}0", "url": f"https://social.example/@s/{len(seen)}0"})
 
     channel = mastodon(handler)
     first, second = make_message(), make_message(update_id="upd2", update_number=2, status="identified")
@@ -219,14 +214,10 @@ async def test_bluesky_record_and_reply_refs() -> None:
 
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("getRecord"):
-            return httpx.Response(
-                200, json={"uri": "at://did:plc:abc/app.bsky.feed.post/k1", "cid": "bafynew"}
-            )
+            return httpx.Response(200, json={"uri": "at://did:plc:abc/app.bsky.feed.post/k1", "cid": "bafynew"})
         seen.append(json.loads(request.content))
         assert request.headers["authorization"] == "Bearer acc"
-        return httpx.Response(
-            200, json={"uri": f"at://did:plc:abc/app.bsky.feed.post/k{len(seen)}", "cid": "c"}
-        )
+        return httpx.Response(200, json={"uri": f"at://did:plc:abc/app.bsky.feed.post/k{len(seen)}", "cid": "c"})
 
     channel = bluesky(handler)
     msg = make_message()
@@ -257,33 +248,19 @@ BSKY_ROOT = {"uri": "at://did:plc:abc/app.bsky.feed.post/r", "cid": "c0"}
         ("mastodon", httpx.Response(404, json={"error": REPLY_GONE})),
         ("mastodon", httpx.Response(422, json={"error": "Validation failed: In reply to is invalid"})),
         ("x", httpx.Response(403, json={"title": "Forbidden", "detail": TWEET_GONE})),
-        (
-            "x",
-            httpx.Response(400, json={"errors": [{"message": "$.reply.in_reply_to_tweet_id: is invalid"}]}),
-        ),
-        (
-            "bluesky",
-            httpx.Response(400, json={"error": "RecordNotFound", "message": "Could not locate record"}),
-        ),
+        ("x", httpx.Response(400, json={"errors": [{"message": "$.reply.in_reply_to_tweet_id: is invalid"}]})),
+        ("bluesky", httpx.Response(400, json={"error": "RecordNotFound", "message": "Could not locate record"})),
     ],
 )
 async def test_missing_parent_starts_a_new_thread(name: str, gone: httpx.Response) -> None:
     replies: list[bool] = []
-    made = {
-        "id": "77",
-        "url": "u",
-        "data": {"id": "77"},
-        "uri": "at://did:plc:abc/app.bsky.feed.post/n",
-        "cid": "c",
-    }
+    made = {"id": "77", "url": "u", "data": {"id": "77"}, "uri": "at://did:plc:abc/app.bsky.feed.post/n", "cid": "c"}
 
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("getRecord"):
             return gone
         body = json.loads(request.content)
-        replying = bool(
-            body.get("in_reply_to_id") or body.get("reply") or body.get("record", {}).get("reply")
-        )
+        replying = bool(body.get("in_reply_to_id") or body.get("reply") or body.get("record", {}).get("reply"))
         replies.append(replying)
         return gone if replying else httpx.Response(201, json=made)
 
@@ -425,20 +402,8 @@ ERROR_CASES: list[tuple[str, httpx.Response | type[Exception], type[DeliveryErro
         "X answered 500: Internal Server Error",
         None,
     ),
-    (
-        "x",
-        answer(401, {"title": "Unauthorized", "detail": "Unauthorized"}),
-        PermanentError,
-        f"{CREDENTIALS} X",
-        None,
-    ),
-    (
-        "x",
-        answer(403, problem("You are not permitted to perform this action.")),
-        PermanentError,
-        CREDENTIALS,
-        None,
-    ),
+    ("x", answer(401, {"title": "Unauthorized", "detail": "Unauthorized"}), PermanentError, f"{CREDENTIALS} X", None),
+    ("x", answer(403, problem("You are not permitted to perform this action.")), PermanentError, CREDENTIALS, None),
     (
         "x",
         answer(403, problem("You are not allowed to create a Tweet with duplicate content.")),
@@ -448,13 +413,7 @@ ERROR_CASES: list[tuple[str, httpx.Response | type[Exception], type[DeliveryErro
     ),
     (
         "x",
-        answer(
-            400,
-            {
-                "detail": "One or more parameters to your request was invalid.",
-                "errors": [{"message": "long"}],
-            },
-        ),
+        answer(400, {"detail": "One or more parameters to your request was invalid.", "errors": [{"message": "long"}]}),
         PermanentError,
         "X answered 400: One or more parameters to your request was invalid.; long",
         None,
@@ -475,18 +434,10 @@ ERROR_CASES: list[tuple[str, httpx.Response | type[Exception], type[DeliveryErro
         f"{CREDENTIALS} bluesky answered 401 AuthenticationRequired",
         None,
     ),
+    ("bluesky", answer(400, {"error": "AccountTakedown", "message": "taken down"}), PermanentError, CREDENTIALS, None),
     (
         "bluesky",
-        answer(400, {"error": "AccountTakedown", "message": "taken down"}),
-        PermanentError,
-        CREDENTIALS,
-        None,
-    ),
-    (
-        "bluesky",
-        answer(
-            400, {"error": "InvalidRequest", "message": "Record/text must not be longer than 300 graphemes"}
-        ),
+        answer(400, {"error": "InvalidRequest", "message": "Record/text must not be longer than 300 graphemes"}),
         PermanentError,
         "bluesky answered 400 InvalidRequest: Record/text",
         None,

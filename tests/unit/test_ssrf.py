@@ -36,15 +36,36 @@ REFUSED = PRIVATE
 PUBLIC_V4, PUBLIC_V6 = "93.184.216.34", "2606:2800:220:1::1"
 
 NOT_PUBLIC = [
-    "127.0.0.1", "10.1.2.3", "192.168.0.1", "172.31.255.255", "169.254.169.254", "0.0.0.0", "255.255.255.255",
-    "100.64.0.1", "100.127.255.254",  # shared address space (CGNAT)
-    "192.0.2.1", "198.51.100.7", "203.0.113.9", "198.18.0.1",  # documentation, benchmarking
-    "224.0.0.1", "233.252.0.1",  # multicast (233.252/24 counts as "global" to ipaddress)
-    "::", "::1", "fe80::1", "fe80::1%eth0", "fc00::1", "ff02::1", "2001:db8::1",
-    "::ffff:127.0.0.1", "::ffff:10.0.0.1",  # IPv4-mapped
-    "2002:7f00:1::", "2002:a00:1::", "2002:6440:1::",  # 6to4 around 127.0.0.1, 10.0.0.1, 100.64.0.1
+    "127.0.0.1",
+    "10.1.2.3",
+    "192.168.0.1",
+    "172.31.255.255",
+    "169.254.169.254",
+    "0.0.0.0",
+    "255.255.255.255",
+    "100.64.0.1",
+    "100.127.255.254",  # shared address space (CGNAT)
+    "192.0.2.1",
+    "198.51.100.7",
+    "203.0.113.9",
+    "198.18.0.1",  # documentation, benchmarking
+    "224.0.0.1",
+    "233.252.0.1",  # multicast (233.252/24 counts as "global" to ipaddress)
+    "::",
+    "::1",
+    "fe80::1",
+    "fe80::1%eth0",
+    "fc00::1",
+    "ff02::1",
+    "2001:db8::1",
+    "::ffff:127.0.0.1",
+    "::ffff:10.0.0.1",  # IPv4-mapped
+    "2002:7f00:1::",
+    "2002:a00:1::",
+    "2002:6440:1::",  # 6to4 around 127.0.0.1, 10.0.0.1, 100.64.0.1
     "2001:0:4136:e378:8000:63bf:3fff:fdd2",  # Teredo
-    "64:ff9b::7f00:1", "64:ff9b:1::5db8:d822",  # NAT64 around 127.0.0.1; the local-use NAT64 prefix
+    "64:ff9b::7f00:1",
+    "64:ff9b:1::5db8:d822",  # NAT64 around 127.0.0.1; the local-use NAT64 prefix
     "::7f00:1",  # IPv4-compatible 127.0.0.1
     f"{PUBLIC_V6}%eth0",  # any zone id
 ]
@@ -190,7 +211,11 @@ class RecordingBackend(httpcore.AsyncNetworkBackend):
         self._real = httpcore.AnyIOBackend()
 
     async def connect_tcp(
-        self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,  # noqa: ASYNC109
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
+        local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         self.connects.append(host)
@@ -291,15 +316,20 @@ def _self_signed(name: str, directory: Path) -> tuple[Path, Path]:
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     now = datetime.datetime.now(datetime.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1)).not_valid_after(now + datetime.timedelta(hours=1))
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
     cert_file, key_file = directory / "cert.pem", directory / "key.pem"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return cert_file, key_file

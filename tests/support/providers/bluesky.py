@@ -111,13 +111,7 @@ class BlueskyProvider:
         access, refresh = f"acc-{secrets.token_hex(8)}", f"ref-{secrets.token_hex(8)}"
         self._access.add(access)
         self._refresh.add(refresh)
-        return {
-            "accessJwt": access,
-            "refreshJwt": refresh,
-            "handle": self.handle,
-            "did": self.did,
-            "active": True,
-        }
+        return {"accessJwt": access, "refreshJwt": refresh, "handle": self.handle, "did": self.did, "active": True}
 
     async def _create_session(self, request: Request) -> Response:
         self.calls.append("createSession")
@@ -147,9 +141,7 @@ class BlueskyProvider:
         self.requests.append(body)
         if self._failures:
             status, error, headers = self._failures.pop(0)
-            return _error(
-                status, error, "Rate Limit Exceeded" if status == 429 else "Internal Server Error", headers
-            )
+            return _error(status, error, "Rate Limit Exceeded" if status == 429 else "Internal Server Error", headers)
         if not isinstance(body, dict) or body.get("repo") not in (self.did, self.handle):
             return _error(400, "InvalidRequest", "Invalid repo")
         if body.get("collection") != POST:

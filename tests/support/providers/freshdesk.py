@@ -44,9 +44,7 @@ class FakeFreshdesk:
         self.app = Starlette(
             routes=[
                 Route("/api/v2/solutions/folders/{folder_id}/articles", self.create, methods=["POST"]),
-                Route(
-                    "/api/v2/solutions/articles/{article_id}", self.article, methods=["GET", "PUT", "DELETE"]
-                ),
+                Route("/api/v2/solutions/articles/{article_id}", self.article, methods=["GET", "PUT", "DELETE"]),
             ]
         )
 
@@ -117,11 +115,7 @@ class FakeFreshdesk:
         expected = base64.b64encode(f"{self.api_key}:X".encode()).decode()
         if request.headers.get("authorization") != f"Basic {expected}":
             return None, JSONResponse(
-                {
-                    "code": "invalid_credentials",
-                    "message": "You have to be logged in to perform this action.",
-                },
-                401,
+                {"code": "invalid_credentials", "message": "You have to be logged in to perform this action."}, 401
             )
         if body and not request.headers.get("content-type", "").startswith("application/json"):
             return None, JSONResponse(

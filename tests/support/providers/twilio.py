@@ -34,8 +34,7 @@ MAX_BODY_CHARS = 1600
 def twilio_error(status: int, code: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     """Twilio's error shape."""
     return JSONResponse(
-        {"code": code, "message": message, "more_info": f"https://www.twilio.com/docs/errors/{code}",
-         "status": status},
+        {"code": code, "message": message, "more_info": f"https://www.twilio.com/docs/errors/{code}", "status": status},
         status_code=status,
         headers=headers,
     )
@@ -74,9 +73,9 @@ class TwilioProvider:
 
     @property
     def app(self) -> Starlette:
-        return Starlette(routes=[
-            Route("/2010-04-01/Accounts/{account_sid}/Messages.json", self._create_message, methods=["POST"]),
-        ])
+        return Starlette(
+            routes=[Route("/2010-04-01/Accounts/{account_sid}/Messages.json", self._create_message, methods=["POST"])]
+        )
 
     def _authenticated(self, request: Request) -> bool:
         scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
@@ -86,17 +85,19 @@ class TwilioProvider:
             user, _, password = base64.b64decode(encoded).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
             return False
-        return secrets.compare_digest(user, self.account_sid) and secrets.compare_digest(
-            password, self.auth_token
-        )
+        return secrets.compare_digest(user, self.account_sid) and secrets.compare_digest(password, self.auth_token)
 
     async def _create_message(self, request: Request) -> JSONResponse:
         self.requests += 1
         if not self._authenticated(request):
             return JSONResponse(
-                {"code": 20003, "detail": "Your AccountSid or AuthToken was incorrect.",
-                 "message": "Authenticate", "more_info": "https://www.twilio.com/docs/errors/20003",
-                 "status": 401},
+                {
+                    "code": 20003,
+                    "detail": "Your AccountSid or AuthToken was incorrect.",
+                    "message": "Authenticate",
+                    "more_info": "https://www.twilio.com/docs/errors/20003",
+                    "status": 401,
+                },
                 status_code=401,
                 headers={"WWW-Authenticate": 'Basic realm="Twilio API"'},
             )
@@ -125,8 +126,12 @@ class TwilioProvider:
         if service and service not in self.messaging_service_sids:
             return twilio_error(400, 21701, f"The Messaging Service Sid {service} is invalid.")
         if sender and sender not in self.senders:
-            return twilio_error(400, 21606, f"The From phone number {sender} is not a valid, SMS-capable "
-                                "inbound phone number or short code for your account.")
+            return twilio_error(
+                400,
+                21606,
+                f"The From phone number {sender} is not a valid, SMS-capable "
+                "inbound phone number or short code for your account.",
+            )
         if callback and not callback.startswith(("http://", "https://")):
             return twilio_error(400, 21609, f"The StatusCallback URL {callback} is not a valid URL.")
         if len(body) > MAX_BODY_CHARS:

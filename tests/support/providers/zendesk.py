@@ -62,19 +62,13 @@ class FakeZendesk:
         self._failures: deque[tuple[int, float | None]] = deque()
         self.app = Starlette(
             routes=[
-                Route(
-                    "/api/v2/help_center/sections/{section_id}/articles.json", self.create, methods=["POST"]
-                ),
+                Route("/api/v2/help_center/sections/{section_id}/articles.json", self.create, methods=["POST"]),
                 Route(
                     "/api/v2/help_center/articles/{article_id}/translations/{locale}.json",
                     self.update_translation,
                     methods=["PUT"],
                 ),
-                Route(
-                    "/api/v2/help_center/articles/{article_id}.json",
-                    self.article,
-                    methods=["GET", "PUT", "DELETE"],
-                ),
+                Route("/api/v2/help_center/articles/{article_id}.json", self.article, methods=["GET", "PUT", "DELETE"]),
             ]
         )
 
