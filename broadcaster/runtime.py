@@ -27,7 +27,7 @@ class Runtime:
     @classmethod
     def build(cls, settings: Settings, queue: Queue | None = None) -> Runtime:
         engine = make_engine(settings.database_url)
-        bus = EventBus(settings.redis_url)
+        bus = EventBus(settings.redis_url, stream=f"{settings.queue_name}:events")  # one stream per deployment
         registry = Registry.build(settings, ChannelContext(publish_event=bus.publish))
         queue = queue or Queue(settings.redis_url, settings.queue_name)
         return cls(settings, engine, registry, queue, bus, Fanout(settings, engine, registry, queue, bus))
