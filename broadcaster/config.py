@@ -99,6 +99,10 @@ class Settings(BaseSettings):
     login_per_ip: int = 30
     login_per_username: int = 10
 
+    # live streams (/events, desk, console): open at once per web process, and per client (IPv6: per /64)
+    sse_max_streams: int = 2000
+    sse_max_streams_per_client: int = 20
+
     # subscriber webhook URLs: checked at sign-up and again by the webhook channel at delivery
     webhook_allow_private: bool = False
 

@@ -16,6 +16,7 @@ finish before they stop, and a stream never would.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
@@ -31,6 +32,8 @@ from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
 from broadcaster.events import Event, EventBus, EventReader, id_key, valid_id
+from broadcaster.ratelimit import client_bucket
+from status_page.http import HTTPError
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +51,7 @@ class LiveEvents:
         self.bus = bus
         self._queue_size = queue_size
         self._clients: set[asyncio.Queue[Event | None]] = set()
+        self._per_client: collections.Counter[str] = collections.Counter()
         self._listeners: list[Listener] = []
         self._reader: EventReader | None = None
         self._task: asyncio.Task[None] | None = None
@@ -71,17 +75,25 @@ class LiveEvents:
         """The id of the last event handed out: every later one reaches the queues connected now."""
         return None if self._reader is None else self._reader.position
 
+    def streams_of(self, client: str) -> int:
+        """How many streams ``client`` (a limiter bucket) holds open here."""
+        return self._per_client[client]
+
     @contextlib.contextmanager
-    def connect(self) -> Iterator[asyncio.Queue[Event | None]]:
+    def connect(self, client: str = "") -> Iterator[asyncio.Queue[Event | None]]:
         """A queue receiving every event while the ``with`` block lasts; ``None`` means closing."""
         queue: asyncio.Queue[Event | None] = asyncio.Queue(self._queue_size)
         if self.closed:
             queue.put_nowait(None)
         self._clients.add(queue)
+        self._per_client[client] += 1
         try:
             yield queue
         finally:
             self._clients.discard(queue)
+            self._per_client[client] -= 1
+            if self._per_client[client] <= 0:
+                del self._per_client[client]
 
     def dispatch(self, event: Event) -> None:
         """Hand ``event`` to listeners and clients (what the reader does with each event)."""
@@ -199,6 +211,7 @@ async def _stream(
     max_age_s: float | None,
     accept: Callable[[Event], bool] | None = None,
     last_event_id: str | None = None,
+    client: str = "",
 ) -> AsyncIterator[str]:
     loop = asyncio.get_running_loop()
     ends_at = None if max_age_s is None else loop.time() + max_age_s
@@ -209,7 +222,7 @@ async def _stream(
             return None
         return sse_frame(kind, {k: v for k, v in event.items() if k not in ("kind", "id")}, event.get("id"))
 
-    with hub.connect() as queue:
+    with hub.connect(client) as queue:
         opening = [f"retry: {RECONNECT_MS}\n\n"]
         seen = hub.position  # the newest event this client has had: nothing up to it is sent again
         if last_event_id is not None:
@@ -254,9 +267,17 @@ def sse_response(
     ``accept`` filters events further. A ``Last-Event-ID`` that is not a stream id is ignored.
     """
     hub = live_events(request.app)
+    settings = request.app.state.settings
+    client = client_bucket(request.client.host if request.client else None)
+    if hub.client_count >= settings.sse_max_streams:
+        raise HTTPError(
+            503, "busy", "too many live streams on this server; retry shortly", headers={"Retry-After": "5"}
+        )
+    if hub.streams_of(client) >= settings.sse_max_streams_per_client:
+        raise HTTPError(429, "rate_limited", "too many live streams from this address", headers={"Retry-After": "30"})
     last_event_id = valid_id(request.headers.get("last-event-id"))
     return StreamingResponse(
-        _stream(hub, frozenset(kinds), keepalive_s, max_age_s, accept, last_event_id),
+        _stream(hub, frozenset(kinds), keepalive_s, max_age_s, accept, last_event_id, client),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache, no-store", "X-Accel-Buffering": "no"},
     )

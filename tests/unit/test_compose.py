@@ -79,6 +79,8 @@ TUNING = {
     "sms_hourly_budget",
     "subscribe_confirmations_per_address",
     "subscribe_confirmations_window_s",
+    "sse_max_streams",
+    "sse_max_streams_per_client",
 }
 
 # The compose specification's top-level and service keys (the subset a valid file may use).
