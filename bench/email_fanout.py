@@ -237,7 +237,7 @@ async def main_async(args: argparse.Namespace) -> int:
             "redis_url": REDIS_URL,
             "queue_name": queue,
             "public_url": "http://status.bench",
-            "secret_key": "bench-secret",
+            "secret_key": "bench-secret-key-long-enough-for-serve-and-worker",
             "page_name": "Bench Status",
             "smtp_host": "127.0.0.1",
             "smtp_port": sink.port,

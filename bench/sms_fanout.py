@@ -219,7 +219,7 @@ async def main_async(args: argparse.Namespace) -> int:
                 "redis_url": REDIS_URL,
                 "queue_name": queue,
                 "public_url": "http://status.bench",
-                "secret_key": "bench-secret",
+                "secret_key": "bench-secret-key-long-enough-for-serve-and-worker",
                 "page_name": "Bench Status",
                 "twilio_base_url": provider.base_url,
                 "twilio_account_sid": ACCOUNT_SID,
