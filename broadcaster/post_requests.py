@@ -7,7 +7,7 @@ it to ``posting.post``; ``posting.preview`` is the same call without the commit.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from broadcaster.domain.idempotency import Stored
@@ -70,7 +70,6 @@ class PostResult:
     posted: Posted | None = None
     queued: bool = True
     replayed: Stored | None = None
-    details: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ref(self) -> dict[str, str] | None:

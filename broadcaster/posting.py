@@ -174,8 +174,8 @@ async def post(rt: Runtime, request: PostRequest, *, actor: Actor, idempotency_k
     if posted is None:
         if isinstance(request, ComponentNotice):
             await rt.bus.publish("components", {"component_id": request.component_id})
-        return PostResult(details=plan.details or {})
-    return PostResult(posted=posted, queued=await dispatch(rt, posted), details=plan.details or {})
+        return PostResult()
+    return PostResult(posted=posted, queued=await dispatch(rt, posted))
 
 
 async def preview(rt: Runtime, request: PostRequest, *, actor: Actor) -> dict[str, Rendition]:

@@ -15,6 +15,7 @@ from broadcaster.domain.tokens import authenticate
 from broadcaster.errors import InputError
 from broadcaster.models import ROLE_RANK, Role
 from broadcaster.runtime import Runtime
+from broadcaster.schemas import NUL_REASON
 
 
 class HTTPError(Exception):
@@ -144,7 +145,7 @@ def _check_json(data: dict[str, Any]) -> None:
                 422,
                 "invalid_input",
                 "text must not contain a NUL character",
-                {where or "body": "must not contain a NUL character"},
+                {where or "body": NUL_REASON},
             )
         if isinstance(value, dict):
             for key, item in value.items():
@@ -153,7 +154,7 @@ def _check_json(data: dict[str, Any]) -> None:
                         422,
                         "invalid_input",
                         "a key must not contain a NUL character",
-                        {where or "body": "a key must not contain a NUL character"},
+                        {where or "body": f"a key {NUL_REASON}"},
                     )
                 pending.append((item, f"{where}.{key}" if where else key, depth + 1))
         elif isinstance(value, list):
@@ -176,7 +177,6 @@ async def require_token(request: Request, minimum: Role) -> dict[str, Any]:
         row = await authenticate(conn, token.strip())
     if row is None:
         raise HTTPError(401, "unauthorized", "invalid or revoked token", headers={"WWW-Authenticate": "Bearer"})
-    request.state.actor = f"token:{row['name']}"
     role = row.get("role")
     if role not in {r.value for r in Role} or ROLE_RANK[Role(role)] < ROLE_RANK[minimum]:
         raise HTTPError(

@@ -16,9 +16,8 @@ from urllib.parse import parse_qsl
 from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from broadcaster.schemas import NUL_REASON as REASON
 from status_page.http import error_response
-
-REASON = "must not contain a NUL character"
 
 
 class NulGuardMiddleware:

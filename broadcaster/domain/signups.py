@@ -29,7 +29,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from broadcaster.db import subscribers, utcnow, verification_codes
 from broadcaster.domain.components import components_by_id, display_name
 from broadcaster.domain.subscribers import (
-    check_webhook_target,
     find_subscriber,
     get_subscriber,
     normalize_address,
@@ -65,13 +64,13 @@ async def sign_up(
     like any other, and its drill row is left as it is.
     """
     normalized = normalize_address(channel, address, allow_private_webhooks, field=_field_of(channel))
-    if channel == "webhook":
-        await check_webhook_target(normalized, allow_private_webhooks, field=_field_of(channel))
     existing = await find_subscriber(conn, channel, normalized, drill=False)
     if existing is not None and is_active(existing):
         return SignUp(await get_subscriber(conn, existing["id"]), needs_confirmation=False, created=False)
     data = SubscriberIn(channel=channel, address=normalized, components=list(components), confirmed=False)
-    row, created = await upsert_subscriber(conn, data, allow_private_webhooks=allow_private_webhooks, drill=False)
+    row, created = await upsert_subscriber(
+        conn, data, allow_private_webhooks=allow_private_webhooks, drill=False, field=_field_of(channel)
+    )
     return SignUp(row, needs_confirmation=channel in ("email", "sms"), created=created)
 
 

@@ -123,17 +123,23 @@ async def find_subscriber(conn: AsyncConnection, channel: str, address: str, *, 
 
 
 async def upsert_subscriber(
-    conn: AsyncConnection, data: SubscriberIn, *, allow_private_webhooks: bool, drill: bool = False
+    conn: AsyncConnection,
+    data: SubscriberIn,
+    *,
+    allow_private_webhooks: bool,
+    drill: bool = False,
+    field: str = "address",
 ) -> tuple[Row, bool]:
     """Create a subscriber, or refresh the existing one for the same address; returns (row, created).
 
     Re-subscribing never duplicates: an address that unsubscribed comes back unconfirmed
     (it must opt in again) unless an admin marks it confirmed. A real subscriber and a drill
     recipient (``drill=True``) of the same address are two rows: neither ever touches the other.
+    A refused address is an ``InputError`` naming ``field``.
     """
-    address = normalize_address(data.channel, data.address, allow_private_webhooks)
+    address = normalize_address(data.channel, data.address, allow_private_webhooks, field=field)
     if data.channel == "webhook":
-        await check_webhook_target(address, allow_private_webhooks)
+        await check_webhook_target(address, allow_private_webhooks, field=field)
     await require_components(conn, data.components)
     now = utcnow()
     existing = await find_subscriber(conn, data.channel, address, drill=drill)
