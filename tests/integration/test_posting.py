@@ -207,3 +207,20 @@ async def test_a_resolve_kept_off_the_page_leaves_components_alone(
     assert closed.status_code == 201
     listed = {c["id"]: c["status"] for c in (await client.get("/api/v1/components", headers=auth)).json()}
     assert listed[api] == "major_outage", "a desk-only resolve left the public components alone"
+
+
+async def test_a_notified_component_change_honours_deliver_notifications(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    api = await component(client, auth)
+    quiet = await client.patch(
+        f"/api/v1/components/{api}",
+        headers=auth,
+        json={"status": "major_outage", "notify": True, "deliver_notifications": False},
+    )
+    assert quiet.status_code == 200, quiet.text
+    incident = (await client.get(f"/api/v1/incidents/{quiet.json()['incident_id']}", headers=auth)).json()
+    assert incident["updates"][0]["channels"] == ["status_page", "desk"], "no channel that notifies people"
+    loud = await client.patch(f"/api/v1/components/{api}", headers=auth, json={"status": "operational", "notify": True})
+    update = (await client.get(f"/api/v1/incidents/{loud.json()['incident_id']}", headers=auth)).json()["updates"][0]
+    assert "webhook" in update["channels"]

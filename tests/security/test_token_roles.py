@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from broadcaster.db import api_tokens, utcnow
 from broadcaster.domain.tokens import create_token
@@ -126,3 +126,13 @@ async def test_revoked_and_expired_tokens_get_401_and_listings_hold_no_secret(
     assert (await client.get("/api/v1/components", headers=commander)).status_code == 401
     again = await client.delete(f"/api/v1/tokens/{by_name['t-viewer']['id']}", headers=admin)
     assert again.status_code == 404
+
+
+async def test_a_token_made_to_expire_carries_its_expiry(runtime: Runtime) -> None:
+    async with runtime.engine.begin() as conn:
+        await create_token(conn, "short-lived", Role.VIEWER.value, expires_in_days=2)
+        await create_token(conn, "lasting", Role.VIEWER.value)
+        rows = {r.name: r.expires_at for r in await conn.execute(select(api_tokens.c.name, api_tokens.c.expires_at))}
+    assert rows["lasting"] is None
+    left = rows["short-lived"] - utcnow()
+    assert timedelta(days=2) - timedelta(minutes=1) < left <= timedelta(days=2)
