@@ -1,5 +1,5 @@
 """JSON schemas of the API's answers (OpenAPI 3.1 ``components.schemas``), written against
-what ``status_page/api/v1.py``, ``api_v1_ops.py``, ``api_v1_audit.py`` and ``broadcaster/views/statuspage_v2.py``
+what ``status_page/api/v1.py``, ``ops.py``, ``audit.py``, ``tokens.py`` and ``broadcaster/views/statuspage_v2.py``
 return.
 
 Objects list the keys every answer carries as ``required`` and leave ``additionalProperties``
