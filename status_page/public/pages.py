@@ -23,6 +23,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from broadcaster.config import Settings
+from broadcaster.domain.incidents import STATUS_PAGE
 from broadcaster.runtime import Runtime
 from broadcaster.views.public import load_history, load_incident, recent_updates
 from broadcaster.views.statuspage_v2 import ENDPOINTS
@@ -49,7 +50,6 @@ ASSET_CACHE_CONTROL = "public, max-age=31536000, immutable"
 MAX_HISTORY_PAGE = 100_000
 _ID = re.compile(r"^[a-z0-9]{1,32}$")
 LIVE_KINDS = ("update", "published")
-STATUS_PAGE = "status_page"
 
 
 class NotFoundPage(Missing):
