@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tests.support.providers.twilio import TwilioProvider
+from sandbox.providers.twilio import TwilioProvider
 
 provider = TwilioProvider()
 

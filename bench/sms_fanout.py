@@ -6,7 +6,7 @@
 
 What runs: a temporary database seeded with N confirmed SMS subscribers, Redis,
 ``broadcaster serve`` and ``broadcaster worker`` as real processes, and the tests' local
-Twilio (``tests/support/providers/twilio.py``: auth, required fields, error codes, a
+Twilio (``sandbox/providers/twilio.py``: auth, required fields, error codes, a
 recorded message per request) served by uvicorn in a process of its own. Timed from the
 POST to the moment the ledger shows every row ``sent``; the provider's own count is checked.
 

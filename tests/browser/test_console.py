@@ -16,11 +16,11 @@ from broadcaster.domain import incident_templates
 from broadcaster.domain.users import create_user
 from broadcaster.runtime import Runtime
 from tests.conftest import make_settings, running_worker
-from tests.support.providers.mastodon import MastodonProvider
-from tests.support.providers.twilio import TwilioProvider
-from tests.support.providers.webhook_receiver import WebhookReceiver
-from tests.support.servers import serve_app
-from tests.support.smtp import RecordingSMTP, recording_smtp
+from sandbox.providers.mastodon import MastodonProvider
+from sandbox.providers.twilio import TwilioProvider
+from sandbox.providers.webhook_receiver import WebhookReceiver
+from sandbox.serve import serve_app
+from sandbox.smtp import RecordingSMTP, recording_smtp
 
 pytestmark = pytest.mark.browser
 

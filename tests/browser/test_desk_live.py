@@ -14,7 +14,7 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 from broadcaster.domain.users import create_user
 from broadcaster.runtime import Runtime
 from tests.conftest import run_worker
-from tests.support.servers import serve_app
+from sandbox.serve import serve_app
 
 pytestmark = pytest.mark.browser
 

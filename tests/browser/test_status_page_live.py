@@ -11,7 +11,7 @@ from playwright.async_api import async_playwright, expect
 
 from broadcaster.runtime import Runtime
 from tests.conftest import running_worker
-from tests.support.servers import serve_app
+from sandbox.serve import serve_app
 
 pytestmark = pytest.mark.browser
 

@@ -14,8 +14,8 @@ from broadcaster.runtime import Runtime
 from broadcaster.schemas import SubscriberIn
 from tests.conftest import make_settings
 from tests.support.posting import post_body as post
-from tests.support.providers.webhook_receiver import WebhookReceiver
-from tests.support.servers import serve_app
+from sandbox.providers.webhook_receiver import WebhookReceiver
+from sandbox.serve import serve_app
 
 
 def test_batch_verdict() -> None:

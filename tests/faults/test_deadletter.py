@@ -10,8 +10,8 @@ import httpx
 
 from broadcaster.runtime import Runtime
 from tests.conftest import run_worker
-from tests.support.providers.webhook_receiver import WebhookReceiver
-from tests.support.servers import serve_app
+from sandbox.providers.webhook_receiver import WebhookReceiver
+from sandbox.serve import serve_app
 from tests.support.worker_process import settings_env
 
 CLI = [sys.executable, "-m", "broadcaster.cli"]

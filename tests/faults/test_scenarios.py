@@ -22,10 +22,10 @@ from broadcaster.jobs.queue import DELIVER_BATCH, Queue
 from tests.conftest import backend
 from tests.faults.harness import DB_OUTAGE_S, SMTP_OUTAGE_S, fault_settings, scenario
 from tests.faults.receivers import ChaosReceiver
-from tests.support.providers.twilio import TwilioProvider
+from sandbox.providers.twilio import TwilioProvider
 from tests.support.redis_server import RedisServer
-from tests.support.servers import serve_app
-from tests.support.smtp import recording_smtp
+from sandbox.serve import serve_app
+from sandbox.smtp import recording_smtp
 from tests.support.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.slow

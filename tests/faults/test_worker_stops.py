@@ -24,8 +24,8 @@ import pytest
 from channels.webhook import WebhookChannel
 from tests.faults.harness import fault_settings, scenario
 from tests.faults.receivers import ChaosReceiver
-from tests.support.servers import serve_app
-from tests.support.smtp import recording_smtp
+from sandbox.serve import serve_app
+from sandbox.smtp import recording_smtp
 
 pytestmark = pytest.mark.slow
 

@@ -14,8 +14,8 @@ from broadcaster.domain import incident_templates
 from broadcaster.domain.users import create_user
 from broadcaster.runtime import Runtime
 from tests.conftest import run_worker
-from tests.support.providers.webhook_receiver import WebhookReceiver
-from tests.support.servers import serve_app
+from sandbox.providers.webhook_receiver import WebhookReceiver
+from sandbox.serve import serve_app
 
 PASSWORD = "correct horse battery"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')

@@ -17,7 +17,7 @@ from broadcaster.render import markdown_to_html
 from broadcaster.runtime import Runtime
 from status_page.desk import DeskCache
 from tests.conftest import run_worker
-from tests.support.servers import serve_app
+from sandbox.serve import serve_app
 
 PASSWORD = "correct horse battery"
 FIRST = "We are investigating **elevated error rates** on the API.\n\n- EU first\n- then US"

@@ -28,9 +28,9 @@ from broadcaster.runtime import Runtime
 from broadcaster.schemas import SubscriberIn
 from tests.conftest import make_settings, run_worker
 from tests.support.posting import post_body as post
-from tests.support.providers.twilio import TwilioProvider
-from tests.support.servers import serve_app
-from tests.support.smtp import RecordingSMTP, recording_smtp
+from sandbox.providers.twilio import TwilioProvider
+from sandbox.serve import serve_app
+from sandbox.smtp import RecordingSMTP, recording_smtp
 
 PASSWORD = "correct horse battery"
 

@@ -13,8 +13,8 @@ from broadcaster.delivery.channel import Recipient, Sent
 from broadcaster.errors import PermanentError, RetryableError
 from channels.email import EmailChannel
 from tests.support.factories import make_message
-from tests.support.servers import free_port
-from tests.support.smtp import RecordingSMTP, recording_smtp
+from sandbox.serve import free_port
+from sandbox.smtp import RecordingSMTP, recording_smtp
 
 
 @pytest.fixture

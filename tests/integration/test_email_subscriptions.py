@@ -20,7 +20,7 @@ from broadcaster.delivery.fanout import recipient_links
 from broadcaster.runtime import Runtime
 from broadcaster.security import LinkSigner
 from tests.conftest import make_settings, run_worker
-from tests.support.smtp import RecordingSMTP, recording_smtp
+from sandbox.smtp import RecordingSMTP, recording_smtp
 
 LINK = re.compile(r"http://status\.test/subscriptions/confirm\?token=[A-Za-z0-9._-]+")
 

@@ -11,7 +11,7 @@ from broadcaster.config import Settings
 from broadcaster.delivery.channel import Recipient, Sent
 from channels.email import EmailChannel, smtp_data, transmit
 from tests.support.factories import make_message
-from tests.support.smtp import RecordingSMTP, recording_smtp
+from sandbox.smtp import RecordingSMTP, recording_smtp
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ from sqlalchemy import select
 from broadcaster.db import deliveries
 from broadcaster.runtime import Runtime
 from tests.conftest import run_worker
-from tests.support.providers.webhook_receiver import WebhookReceiver
-from tests.support.servers import serve_app
+from sandbox.providers.webhook_receiver import WebhookReceiver
+from sandbox.serve import serve_app
 
 
 async def subscribe_webhook(client: httpx.AsyncClient, auth: dict[str, str], url: str) -> dict[str, Any]:

@@ -19,9 +19,9 @@ from channels.base import Thread
 from channels.freshdesk import FreshdeskChannel
 from channels.zendesk import ZendeskChannel
 from tests.support.factories import make_message
-from tests.support.providers.freshdesk import FakeFreshdesk
-from tests.support.providers.zendesk import FakeZendesk
-from tests.support.servers import serve_app
+from sandbox.providers.freshdesk import FakeFreshdesk
+from sandbox.providers.zendesk import FakeZendesk
+from sandbox.serve import serve_app
 
 
 class PublicUpdateText(HTMLParser):

@@ -18,7 +18,7 @@ from broadcaster.events import RESYNC, EventBus, id_key
 from broadcaster.runtime import Runtime
 from status_page.live import LiveEvents, _stream, live_events
 from tests.conftest import REDIS_URL
-from tests.support.servers import serve_app
+from sandbox.serve import serve_app
 from tests.support.tcp_proxy import TcpProxy
 
 

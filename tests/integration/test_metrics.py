@@ -16,8 +16,8 @@ from broadcaster.logs import make_handler
 from broadcaster.runtime import Runtime
 from tests.conftest import run_worker
 from tests.integration.test_fanout_webhooks import open_incident, subscribe_webhook
-from tests.support.providers.webhook_receiver import WebhookReceiver
-from tests.support.servers import serve_app
+from sandbox.providers.webhook_receiver import WebhookReceiver
+from sandbox.serve import serve_app
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 

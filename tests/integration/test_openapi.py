@@ -14,8 +14,8 @@ from starlette.routing import Route
 
 from status_page.api.openapi import document
 from tests.conftest import run_worker
-from tests.support.providers.webhook_receiver import WebhookReceiver
-from tests.support.servers import serve_app
+from sandbox.providers.webhook_receiver import WebhookReceiver
+from sandbox.serve import serve_app
 
 
 async def served_document(client: httpx.AsyncClient) -> dict[str, Any]:

@@ -27,15 +27,15 @@ from broadcaster.runtime import Runtime
 from broadcaster.security import new_webhook_secret
 from tests.conftest import make_settings, run_worker
 from tests.integration.test_console import login
-from tests.support.providers.bluesky import BlueskyProvider
-from tests.support.providers.freshdesk import FakeFreshdesk
-from tests.support.providers.mastodon import MastodonProvider
-from tests.support.providers.twilio import TwilioProvider
-from tests.support.providers.webhook_receiver import WebhookReceiver
-from tests.support.providers.x import XProvider
-from tests.support.providers.zendesk import FakeZendesk
-from tests.support.servers import serve_app
-from tests.support.smtp import RecordingSMTP, recording_smtp
+from sandbox.providers.bluesky import BlueskyProvider
+from sandbox.providers.freshdesk import FakeFreshdesk
+from sandbox.providers.mastodon import MastodonProvider
+from sandbox.providers.twilio import TwilioProvider
+from sandbox.providers.webhook_receiver import WebhookReceiver
+from sandbox.providers.x import XProvider
+from sandbox.providers.zendesk import FakeZendesk
+from sandbox.serve import serve_app
+from sandbox.smtp import RecordingSMTP, recording_smtp
 
 ALL_CHANNELS = ["status_page", "desk", "email", "sms", "webhook", "mastodon", "bluesky", "x", "zendesk", "freshdesk"]
 ACK_LINK = re.compile(r"http://status\.test/ack\?token=[A-Za-z0-9_.\-]+")

@@ -18,8 +18,8 @@ from broadcaster.runtime import Runtime
 from broadcaster.schemas import SubscriberIn
 from tests.conftest import run_worker
 from tests.integration.test_console import form, login, preview
-from tests.support.providers.webhook_receiver import WebhookReceiver
-from tests.support.servers import serve_app
+from sandbox.providers.webhook_receiver import WebhookReceiver
+from sandbox.serve import serve_app
 
 VOLATILE = {"id", "update_id", "created_at", "timestamp", "updated_at", "url", "number"}
 

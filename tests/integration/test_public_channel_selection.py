@@ -24,7 +24,7 @@ from status_page.public.pages import public_event
 from status_page.public.static_export import export_site
 from tests.conftest import run_worker
 from tests.integration.test_desk import login, make_user
-from tests.support.servers import serve_app
+from sandbox.serve import serve_app
 
 PUBLIC_TEXT = "We are investigating slow logins."
 DESK_NOTE = "Agents only: the root cause is the Tuesday deploy, do not share."

@@ -25,7 +25,7 @@ from broadcaster.runtime import Runtime
 from broadcaster.schemas import SubscriberIn
 from tests.support.posting import post_body
 from tests.support.redis_server import RedisServer
-from tests.support.servers import serve_app
+from sandbox.serve import serve_app
 
 
 class SlowReceiver:

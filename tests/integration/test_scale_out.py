@@ -26,7 +26,7 @@ from broadcaster.domain.tokens import create_token
 from broadcaster.runtime import Runtime
 from broadcaster.schemas import SubscriberIn
 from tests.conftest import make_settings
-from tests.support.servers import serve_app
+from sandbox.serve import serve_app
 from tests.support.web_process import EventStream, WebProcess
 from tests.support.worker_process import WorkerProcess
 

@@ -14,8 +14,8 @@ from broadcaster.render import render_template
 from channels.base import ChannelContext
 from channels.sms import SmsChannel
 from tests.support.factories import make_message
-from tests.support.providers.twilio import TwilioProvider
-from tests.support.servers import free_port, serve_app
+from sandbox.providers.twilio import TwilioProvider
+from sandbox.serve import free_port, serve_app
 
 PUBLIC_URL = "https://status.example.com"
 

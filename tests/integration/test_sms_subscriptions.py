@@ -18,8 +18,8 @@ from broadcaster.db import deliveries, subscribers, verification_codes
 from broadcaster.runtime import Runtime
 from broadcaster.twilio_signature import signature
 from tests.conftest import make_settings, run_worker
-from tests.support.providers.twilio import TwilioProvider
-from tests.support.servers import serve_app
+from sandbox.providers.twilio import TwilioProvider
+from sandbox.serve import serve_app
 
 PHONE = "+14155550100"
 SENDER = "+15005550006"

@@ -23,10 +23,10 @@ from channels.bluesky import BlueskyChannel
 from channels.mastodon import MastodonChannel
 from channels.x import XChannel
 from tests.support.factories import make_message
-from tests.support.providers.bluesky import BlueskyProvider
-from tests.support.providers.mastodon import MastodonProvider
-from tests.support.providers.x import XProvider
-from tests.support.servers import serve_app
+from sandbox.providers.bluesky import BlueskyProvider
+from sandbox.providers.mastodon import MastodonProvider
+from sandbox.providers.x import XProvider
+from sandbox.serve import serve_app
 
 Provider = MastodonProvider | BlueskyProvider | XProvider
 Social = MastodonChannel | BlueskyChannel | XChannel

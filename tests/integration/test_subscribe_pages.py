@@ -14,8 +14,8 @@ from broadcaster.config import Settings
 from broadcaster.db import subscribers
 from status_page.app import create_app
 from tests.conftest import make_settings
-from tests.support.servers import free_port
-from tests.support.smtp import RecordingSMTP, recording_smtp
+from sandbox.serve import free_port
+from sandbox.smtp import RecordingSMTP, recording_smtp
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from broadcaster.runtime import Runtime
 from broadcaster.schemas import SubscriberIn
 from channels.webhook import WebhookChannel
 from tests.conftest import make_settings
-from tests.support.servers import serve_app
+from sandbox.serve import serve_app
 from tests.support.worker_process import WorkerProcess
 
 SUBSCRIBERS = 1000

@@ -8,7 +8,7 @@ from broadcaster.config import Settings
 from broadcaster.delivery.channel import Recipient, Sent
 from channels.email import EmailChannel
 from tests.support.factories import make_message
-from tests.support.smtp import recording_smtp
+from sandbox.smtp import recording_smtp
 
 CLEAN_HEADERS = {
     "from",

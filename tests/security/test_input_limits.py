@@ -37,8 +37,8 @@ from tests.conftest import PG_ADMIN_DSN, backend, make_settings, run_worker
 from tests.integration.test_fanout_webhooks import open_incident, subscribe_webhook
 from tests.integration.test_metrics import by_name, scrape
 from tests.security.helpers import CSRF, login
-from tests.support.providers.webhook_receiver import WebhookReceiver
-from tests.support.servers import serve_app
+from sandbox.providers.webhook_receiver import WebhookReceiver
+from sandbox.serve import serve_app
 
 PARAM = re.compile(r"\{(\w+)(?::(\w+))?\}")
 NUL = "a%00b"  # in a URL

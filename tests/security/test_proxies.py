@@ -24,7 +24,7 @@ from status_page.app import create_app
 from status_page.client_address import forwarded_chain, parse_address, real_client
 from tests.conftest import REDIS_URL, make_settings
 from tests.security.helpers import CSRF
-from tests.support.servers import free_port
+from sandbox.serve import free_port
 
 TRUSTED = [ip_network("10.0.0.0/8"), ip_network("fd00::/8")]
 PROXY = "10.0.0.2"

@@ -36,7 +36,7 @@ from broadcaster.domain.tokens import create_token
 from broadcaster.runtime import Runtime
 from status_page.app import create_app
 from tests.conftest import make_settings
-from tests.support.servers import free_port
+from sandbox.serve import free_port
 
 EXAMPLES = int(os.environ.get("BROADCASTER_SCHEMATHESIS_EXAMPLES", "25"))
 CHECKS = [

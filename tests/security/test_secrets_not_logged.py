@@ -16,9 +16,9 @@ from broadcaster.domain.users import create_user
 from broadcaster.runtime import Runtime
 from status_page.app import create_app
 from tests.conftest import make_settings, run_worker
-from tests.support.providers.twilio import TwilioProvider
-from tests.support.providers.webhook_receiver import WebhookReceiver
-from tests.support.servers import serve_app
+from sandbox.providers.twilio import TwilioProvider
+from sandbox.providers.webhook_receiver import WebhookReceiver
+from sandbox.serve import serve_app
 
 SECRET_KEY = "sk-very-secret-signing-key-0123456789"
 TWILIO_TOKEN = "twilio-auth-token-0123456789abcdef"

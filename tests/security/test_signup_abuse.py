@@ -20,9 +20,9 @@ from broadcaster.db import subscribers
 from broadcaster.runtime import Runtime
 from status_page.app import create_app
 from tests.conftest import make_settings, run_worker
-from tests.support.providers.twilio import TwilioProvider
-from tests.support.servers import free_port, serve_app
-from tests.support.smtp import RecordingSMTP, recording_smtp
+from sandbox.providers.twilio import TwilioProvider
+from sandbox.serve import free_port, serve_app
+from sandbox.smtp import RecordingSMTP, recording_smtp
 
 SENDER = "+15005550006"
 

@@ -17,8 +17,8 @@ from broadcaster.security import new_webhook_secret
 from channels.webhook import is_public_ip
 from tests.conftest import run_worker
 from tests.support.dns import NXDOMAIN, flipping, use_resolver
-from tests.support.providers.webhook_receiver import WebhookReceiver
-from tests.support.servers import serve_app
+from sandbox.providers.webhook_receiver import WebhookReceiver
+from sandbox.serve import serve_app
 
 PRIVATE_URLS = [
     "https://127.0.0.1/hook",

@@ -7,7 +7,7 @@
         providers.mastodon.posts  # what Mastodon received
 
 The providers are the same local apps the per-channel integration tests use
-(``tests/support/providers``, ``tests/support/smtp.py``), served on loopback ports.
+(``sandbox/providers``, ``sandbox/smtp.py``), served on loopback ports.
 """
 
 from __future__ import annotations
@@ -31,15 +31,15 @@ from broadcaster.runtime import Runtime
 from channels import bluesky, mastodon, sms, x
 from status_page.app import create_app
 from tests.conftest import make_settings
-from tests.support.providers.bluesky import BlueskyProvider
-from tests.support.providers.freshdesk import FakeFreshdesk
-from tests.support.providers.mastodon import MastodonProvider
-from tests.support.providers.twilio import TwilioProvider
-from tests.support.providers.webhook_receiver import WebhookReceiver
-from tests.support.providers.x import XProvider
-from tests.support.providers.zendesk import FakeZendesk
-from tests.support.servers import serve_app
-from tests.support.smtp import RecordingSMTP, recording_smtp
+from sandbox.providers.bluesky import BlueskyProvider
+from sandbox.providers.freshdesk import FakeFreshdesk
+from sandbox.providers.mastodon import MastodonProvider
+from sandbox.providers.twilio import TwilioProvider
+from sandbox.providers.webhook_receiver import WebhookReceiver
+from sandbox.providers.x import XProvider
+from sandbox.providers.zendesk import FakeZendesk
+from sandbox.serve import serve_app
+from sandbox.smtp import RecordingSMTP, recording_smtp
 
 ALL_CHANNELS = ("webhook", "email", "sms", "mastodon", "bluesky", "x", "zendesk", "freshdesk", "desk", "status_page")
 SMS_SENDER = "+15005550006"

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import socket
 
-from tests.support.servers import free_port
+from sandbox.serve import free_port
 
 
 class TcpProxy:

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from broadcaster.config import Settings
-from tests.support.servers import free_port
+from sandbox.serve import free_port
 from tests.support.worker_process import settings_env, stop_process
 
 

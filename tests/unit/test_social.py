@@ -25,8 +25,8 @@ from channels.bluesky import BlueskyChannel, link_facets
 from channels.mastodon import MastodonChannel, idempotency_key
 from channels.x import XChannel, weighted_length
 from tests.support.factories import make_message
-from tests.support.providers import mastodon as fake_mastodon
-from tests.support.providers import x as fake_x
+from sandbox.providers import mastodon as fake_mastodon
+from sandbox.providers import x as fake_x
 
 Handler = Callable[[httpx.Request], httpx.Response]
 Social = MastodonChannel | BlueskyChannel | XChannel

@@ -29,7 +29,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from tests.support.servers import free_port
+from sandbox.serve import free_port
 
 
 @dataclass(frozen=True)
