@@ -15,12 +15,12 @@ from broadcaster.config import Settings
 from broadcaster.domain import incident_templates
 from broadcaster.domain.users import create_user
 from broadcaster.runtime import Runtime
-from tests.conftest import make_settings, running_worker
 from sandbox.providers.mastodon import MastodonProvider
 from sandbox.providers.twilio import TwilioProvider
 from sandbox.providers.webhook_receiver import WebhookReceiver
 from sandbox.serve import serve_app
 from sandbox.smtp import RecordingSMTP, recording_smtp
+from tests.conftest import make_settings, running_worker
 
 pytestmark = pytest.mark.browser
 

@@ -13,8 +13,8 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 
 from broadcaster.domain.users import create_user
 from broadcaster.runtime import Runtime
-from tests.conftest import run_worker
 from sandbox.serve import serve_app
+from tests.conftest import run_worker
 
 pytestmark = pytest.mark.browser
 

@@ -10,8 +10,8 @@ import pytest
 from playwright.async_api import async_playwright, expect
 
 from broadcaster.runtime import Runtime
-from tests.conftest import running_worker
 from sandbox.serve import serve_app
+from tests.conftest import running_worker
 
 pytestmark = pytest.mark.browser
 

@@ -12,10 +12,10 @@ from broadcaster.delivery.circuit import CircuitBreaker, batch_ok
 from broadcaster.domain.subscribers import upsert_subscriber
 from broadcaster.runtime import Runtime
 from broadcaster.schemas import SubscriberIn
-from tests.conftest import make_settings
-from tests.support.posting import post_body as post
 from sandbox.providers.webhook_receiver import WebhookReceiver
 from sandbox.serve import serve_app
+from tests.conftest import make_settings
+from tests.support.posting import post_body as post
 
 
 def test_batch_verdict() -> None:

@@ -9,9 +9,9 @@ import sys
 import httpx
 
 from broadcaster.runtime import Runtime
-from tests.conftest import run_worker
 from sandbox.providers.webhook_receiver import WebhookReceiver
 from sandbox.serve import serve_app
+from tests.conftest import run_worker
 from tests.support.worker_process import settings_env
 
 CLI = [sys.executable, "-m", "broadcaster.cli"]

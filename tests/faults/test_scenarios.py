@@ -19,13 +19,13 @@ from urllib.parse import urlsplit
 import pytest
 
 from broadcaster.jobs.queue import DELIVER_BATCH, Queue
+from sandbox.providers.twilio import TwilioProvider
+from sandbox.serve import serve_app
+from sandbox.smtp import recording_smtp
 from tests.conftest import backend
 from tests.faults.harness import DB_OUTAGE_S, SMTP_OUTAGE_S, fault_settings, scenario
 from tests.faults.receivers import ChaosReceiver
-from sandbox.providers.twilio import TwilioProvider
 from tests.support.redis_server import RedisServer
-from sandbox.serve import serve_app
-from sandbox.smtp import recording_smtp
 from tests.support.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.slow

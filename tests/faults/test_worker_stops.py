@@ -22,10 +22,10 @@ from typing import Any
 import pytest
 
 from channels.webhook import WebhookChannel
-from tests.faults.harness import fault_settings, scenario
-from tests.faults.receivers import ChaosReceiver
 from sandbox.serve import serve_app
 from sandbox.smtp import recording_smtp
+from tests.faults.harness import fault_settings, scenario
+from tests.faults.receivers import ChaosReceiver
 
 pytestmark = pytest.mark.slow
 

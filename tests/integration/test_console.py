@@ -13,9 +13,9 @@ from broadcaster.db import audit_log, incidents, outbox, updates
 from broadcaster.domain import incident_templates
 from broadcaster.domain.users import create_user
 from broadcaster.runtime import Runtime
-from tests.conftest import run_worker
 from sandbox.providers.webhook_receiver import WebhookReceiver
 from sandbox.serve import serve_app
+from tests.conftest import run_worker
 
 PASSWORD = "correct horse battery"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')

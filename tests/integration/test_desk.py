@@ -15,9 +15,9 @@ from broadcaster.db import deliveries
 from broadcaster.domain.users import create_user
 from broadcaster.render import markdown_to_html
 from broadcaster.runtime import Runtime
+from sandbox.serve import serve_app
 from status_page.desk import DeskCache
 from tests.conftest import run_worker
-from sandbox.serve import serve_app
 
 PASSWORD = "correct horse battery"
 FIRST = "We are investigating **elevated error rates** on the API.\n\n- EU first\n- then US"

@@ -26,11 +26,11 @@ from broadcaster.jobs.reminders import send_reminders
 from broadcaster.models import DeliveryKind
 from broadcaster.runtime import Runtime
 from broadcaster.schemas import SubscriberIn
-from tests.conftest import make_settings, run_worker
-from tests.support.posting import post_body as post
 from sandbox.providers.twilio import TwilioProvider
 from sandbox.serve import serve_app
 from sandbox.smtp import RecordingSMTP, recording_smtp
+from tests.conftest import make_settings, run_worker
+from tests.support.posting import post_body as post
 
 PASSWORD = "correct horse battery"
 

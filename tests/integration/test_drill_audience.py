@@ -20,9 +20,9 @@ from broadcaster.config import Settings
 from broadcaster.crisis import playbooks
 from broadcaster.db import deliveries, subscribers
 from broadcaster.runtime import Runtime
+from sandbox.smtp import RecordingSMTP, recording_smtp
 from tests.conftest import make_settings, run_worker
 from tests.integration.test_console import login
-from sandbox.smtp import RecordingSMTP, recording_smtp
 
 CONFIRM_LINK = re.compile(r"http://status\.test/subscriptions/confirm\?token=[A-Za-z0-9._-]+")
 UNSUBSCRIBE_LINK = re.compile(r"<(http://status\.test/unsubscribe\?token=[^>]+)>")

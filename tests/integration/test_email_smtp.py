@@ -12,9 +12,9 @@ from broadcaster.config import Settings
 from broadcaster.delivery.channel import Recipient, Sent
 from broadcaster.errors import PermanentError, RetryableError
 from channels.email import EmailChannel
-from tests.support.factories import make_message
 from sandbox.serve import free_port
 from sandbox.smtp import RecordingSMTP, recording_smtp
+from tests.support.factories import make_message
 
 
 @pytest.fixture

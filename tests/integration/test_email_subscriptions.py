@@ -19,8 +19,8 @@ from broadcaster.db import deliveries, subscribers
 from broadcaster.delivery.fanout import recipient_links
 from broadcaster.runtime import Runtime
 from broadcaster.security import LinkSigner
-from tests.conftest import make_settings, run_worker
 from sandbox.smtp import RecordingSMTP, recording_smtp
+from tests.conftest import make_settings, run_worker
 
 LINK = re.compile(r"http://status\.test/subscriptions/confirm\?token=[A-Za-z0-9._-]+")
 

@@ -10,8 +10,8 @@ import pytest
 from broadcaster.config import Settings
 from broadcaster.delivery.channel import Recipient, Sent
 from channels.email import EmailChannel, smtp_data, transmit
-from tests.support.factories import make_message
 from sandbox.smtp import RecordingSMTP, recording_smtp
+from tests.support.factories import make_message
 
 
 @pytest.fixture

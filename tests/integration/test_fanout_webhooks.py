@@ -10,9 +10,9 @@ from sqlalchemy import select
 
 from broadcaster.db import deliveries
 from broadcaster.runtime import Runtime
-from tests.conftest import run_worker
 from sandbox.providers.webhook_receiver import WebhookReceiver
 from sandbox.serve import serve_app
+from tests.conftest import run_worker
 
 
 async def subscribe_webhook(client: httpx.AsyncClient, auth: dict[str, str], url: str) -> dict[str, Any]:

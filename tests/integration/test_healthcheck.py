@@ -8,8 +8,8 @@ from pathlib import Path
 
 from broadcaster.config import Settings
 from broadcaster.healthcheck import database_answers, main, web_answers, worker_alive
-from tests.conftest import make_settings
 from sandbox.serve import serve_app
+from tests.conftest import make_settings
 from tests.support.worker_process import WorkerProcess
 
 

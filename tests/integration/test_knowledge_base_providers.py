@@ -18,10 +18,10 @@ from broadcaster.message import Message
 from channels.base import Thread
 from channels.freshdesk import FreshdeskChannel
 from channels.zendesk import ZendeskChannel
-from tests.support.factories import make_message
 from sandbox.providers.freshdesk import FakeFreshdesk
 from sandbox.providers.zendesk import FakeZendesk
 from sandbox.serve import serve_app
+from tests.support.factories import make_message
 
 
 class PublicUpdateText(HTMLParser):

@@ -16,9 +16,9 @@ import pytest
 
 from broadcaster.events import RESYNC, EventBus, id_key
 from broadcaster.runtime import Runtime
+from sandbox.serve import serve_app
 from status_page.live import LiveEvents, _stream, live_events
 from tests.conftest import REDIS_URL
-from sandbox.serve import serve_app
 from tests.support.tcp_proxy import TcpProxy
 
 

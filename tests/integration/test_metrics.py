@@ -14,10 +14,10 @@ from sqlalchemy import func, select
 from broadcaster.db import deliveries
 from broadcaster.logs import make_handler
 from broadcaster.runtime import Runtime
-from tests.conftest import run_worker
-from tests.integration.test_fanout_webhooks import open_incident, subscribe_webhook
 from sandbox.providers.webhook_receiver import WebhookReceiver
 from sandbox.serve import serve_app
+from tests.conftest import run_worker
+from tests.integration.test_fanout_webhooks import open_incident, subscribe_webhook
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 

@@ -12,10 +12,10 @@ import httpx
 import jsonschema_rs
 from starlette.routing import Route
 
-from status_page.api.openapi import document
-from tests.conftest import run_worker
 from sandbox.providers.webhook_receiver import WebhookReceiver
 from sandbox.serve import serve_app
+from status_page.api.openapi import document
+from tests.conftest import run_worker
 
 
 async def served_document(client: httpx.AsyncClient) -> dict[str, Any]:

@@ -25,8 +25,6 @@ from broadcaster.crisis import contacts, playbooks
 from broadcaster.db import audit_log, deliveries, incident_contacts, incidents, subscribers, updates, utcnow
 from broadcaster.runtime import Runtime
 from broadcaster.security import new_webhook_secret
-from tests.conftest import make_settings, run_worker
-from tests.integration.test_console import login
 from sandbox.providers.bluesky import BlueskyProvider
 from sandbox.providers.freshdesk import FakeFreshdesk
 from sandbox.providers.mastodon import MastodonProvider
@@ -36,6 +34,8 @@ from sandbox.providers.x import XProvider
 from sandbox.providers.zendesk import FakeZendesk
 from sandbox.serve import serve_app
 from sandbox.smtp import RecordingSMTP, recording_smtp
+from tests.conftest import make_settings, run_worker
+from tests.integration.test_console import login
 
 ALL_CHANNELS = ["status_page", "desk", "email", "sms", "webhook", "mastodon", "bluesky", "x", "zendesk", "freshdesk"]
 ACK_LINK = re.compile(r"http://status\.test/ack\?token=[A-Za-z0-9_.\-]+")

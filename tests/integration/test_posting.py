@@ -16,10 +16,10 @@ from broadcaster.db import audit_log, deliveries, incidents, outbox, updates
 from broadcaster.domain.subscribers import upsert_subscriber
 from broadcaster.runtime import Runtime
 from broadcaster.schemas import SubscriberIn
-from tests.conftest import run_worker
-from tests.integration.test_console import form, login, preview
 from sandbox.providers.webhook_receiver import WebhookReceiver
 from sandbox.serve import serve_app
+from tests.conftest import run_worker
+from tests.integration.test_console import form, login, preview
 
 VOLATILE = {"id", "update_id", "created_at", "timestamp", "updated_at", "url", "number"}
 

@@ -19,12 +19,12 @@ import httpx
 
 from broadcaster.runtime import Runtime
 from broadcaster.views.statuspage_v2 import ENDPOINTS
+from sandbox.serve import serve_app
 from status_page.live import live_events
 from status_page.public.pages import public_event
 from status_page.public.static_export import export_site
 from tests.conftest import run_worker
 from tests.integration.test_desk import login, make_user
-from sandbox.serve import serve_app
 
 PUBLIC_TEXT = "We are investigating slow logins."
 DESK_NOTE = "Agents only: the root cause is the Tuesday deploy, do not share."

@@ -23,9 +23,9 @@ from broadcaster.domain.subscribers import upsert_subscriber
 from broadcaster.jobs import heartbeat
 from broadcaster.runtime import Runtime
 from broadcaster.schemas import SubscriberIn
+from sandbox.serve import serve_app
 from tests.support.posting import post_body
 from tests.support.redis_server import RedisServer
-from sandbox.serve import serve_app
 
 
 class SlowReceiver:

@@ -9,11 +9,11 @@ import httpx
 from asgi_lifespan import LifespanManager
 
 from broadcaster.runtime import Runtime
+from sandbox.providers.webhook_receiver import WebhookReceiver
+from sandbox.serve import serve_app
 from status_page.app import create_app
 from tests.conftest import make_settings, run_worker
-from sandbox.providers.webhook_receiver import WebhookReceiver
 from tests.support.redis_server import RedisServer
-from sandbox.serve import serve_app
 
 
 async def test_post_while_redis_is_down_is_delivered_by_the_relay(

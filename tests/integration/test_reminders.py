@@ -17,11 +17,11 @@ from broadcaster.db import audit_log, incidents, utcnow
 from broadcaster.domain.users import create_user
 from broadcaster.jobs.reminders import send_reminders
 from broadcaster.runtime import Runtime
-from tests.conftest import make_settings, running_worker
-from tests.support.posting import post_body as post
 from sandbox.providers.twilio import TwilioProvider
 from sandbox.serve import serve_app
 from sandbox.smtp import RecordingSMTP, recording_smtp
+from tests.conftest import make_settings, running_worker
+from tests.support.posting import post_body as post
 
 PASSWORD = "correct horse battery"
 

@@ -25,8 +25,8 @@ from broadcaster.domain.subscribers import upsert_subscriber
 from broadcaster.domain.tokens import create_token
 from broadcaster.runtime import Runtime
 from broadcaster.schemas import SubscriberIn
-from tests.conftest import make_settings
 from sandbox.serve import serve_app
+from tests.conftest import make_settings
 from tests.support.web_process import EventStream, WebProcess
 from tests.support.worker_process import WorkerProcess
 

@@ -13,9 +13,9 @@ from broadcaster.errors import PermanentError, RateLimited, RetryableError
 from broadcaster.render import render_template
 from channels.base import ChannelContext
 from channels.sms import SmsChannel
-from tests.support.factories import make_message
 from sandbox.providers.twilio import TwilioProvider
 from sandbox.serve import free_port, serve_app
+from tests.support.factories import make_message
 
 PUBLIC_URL = "https://status.example.com"
 

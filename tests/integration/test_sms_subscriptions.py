@@ -17,9 +17,9 @@ from broadcaster.config import Settings
 from broadcaster.db import deliveries, subscribers, verification_codes
 from broadcaster.runtime import Runtime
 from broadcaster.twilio_signature import signature
-from tests.conftest import make_settings, run_worker
 from sandbox.providers.twilio import TwilioProvider
 from sandbox.serve import serve_app
+from tests.conftest import make_settings, run_worker
 
 PHONE = "+14155550100"
 SENDER = "+15005550006"

@@ -22,11 +22,11 @@ from broadcaster.message import Message
 from channels.bluesky import BlueskyChannel
 from channels.mastodon import MastodonChannel
 from channels.x import XChannel
-from tests.support.factories import make_message
 from sandbox.providers.bluesky import BlueskyProvider
 from sandbox.providers.mastodon import MastodonProvider
 from sandbox.providers.x import XProvider
 from sandbox.serve import serve_app
+from tests.support.factories import make_message
 
 Provider = MastodonProvider | BlueskyProvider | XProvider
 Social = MastodonChannel | BlueskyChannel | XChannel

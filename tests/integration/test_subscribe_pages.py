@@ -12,10 +12,10 @@ from sqlalchemy import select
 
 from broadcaster.config import Settings
 from broadcaster.db import subscribers
-from status_page.app import create_app
-from tests.conftest import make_settings
 from sandbox.serve import free_port
 from sandbox.smtp import RecordingSMTP, recording_smtp
+from status_page.app import create_app
+from tests.conftest import make_settings
 
 
 @pytest.fixture

@@ -25,8 +25,8 @@ from broadcaster.domain.subscribers import upsert_subscriber
 from broadcaster.runtime import Runtime
 from broadcaster.schemas import SubscriberIn
 from channels.webhook import WebhookChannel
-from tests.conftest import make_settings
 from sandbox.serve import serve_app
+from tests.conftest import make_settings
 from tests.support.worker_process import WorkerProcess
 
 SUBSCRIBERS = 1000

@@ -7,8 +7,8 @@ import pytest
 from broadcaster.config import Settings
 from broadcaster.delivery.channel import Recipient, Sent
 from channels.email import EmailChannel
-from tests.support.factories import make_message
 from sandbox.smtp import recording_smtp
+from tests.support.factories import make_message
 
 CLEAN_HEADERS = {
     "from",

@@ -31,14 +31,14 @@ from broadcaster.db.migrate import upgrade
 from broadcaster.errors import InputError
 from broadcaster.logs import QUIET_LOGGERS, configure_logging, logging_config
 from broadcaster.runtime import Runtime
+from sandbox.providers.webhook_receiver import WebhookReceiver
+from sandbox.serve import serve_app
 from status_page.app import create_app
 from status_page.metrics import METHODS, OTHER_METHOD
 from tests.conftest import PG_ADMIN_DSN, backend, make_settings, run_worker
 from tests.integration.test_fanout_webhooks import open_incident, subscribe_webhook
 from tests.integration.test_metrics import by_name, scrape
 from tests.security.helpers import CSRF, login
-from sandbox.providers.webhook_receiver import WebhookReceiver
-from sandbox.serve import serve_app
 
 PARAM = re.compile(r"\{(\w+)(?::(\w+))?\}")
 NUL = "a%00b"  # in a URL

@@ -20,11 +20,11 @@ from asgi_lifespan import LifespanManager
 
 from broadcaster.ratelimit import client_bucket
 from broadcaster.runtime import Runtime
+from sandbox.serve import free_port
 from status_page.app import create_app
 from status_page.client_address import forwarded_chain, parse_address, real_client
 from tests.conftest import REDIS_URL, make_settings
 from tests.security.helpers import CSRF
-from sandbox.serve import free_port
 
 TRUSTED = [ip_network("10.0.0.0/8"), ip_network("fd00::/8")]
 PROXY = "10.0.0.2"

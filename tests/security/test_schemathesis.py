@@ -34,9 +34,9 @@ from sqlalchemy import delete
 from broadcaster.db import make_engine, metadata
 from broadcaster.domain.tokens import create_token
 from broadcaster.runtime import Runtime
+from sandbox.serve import free_port
 from status_page.app import create_app
 from tests.conftest import make_settings
-from sandbox.serve import free_port
 
 EXAMPLES = int(os.environ.get("BROADCASTER_SCHEMATHESIS_EXAMPLES", "25"))
 CHECKS = [

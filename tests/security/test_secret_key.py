@@ -18,8 +18,8 @@ from broadcaster.config import Settings
 from broadcaster.demo import SECRET_FILE_NAME, with_kept_secret
 from broadcaster.errors import ConfigError
 from broadcaster.security import DEFAULT_SECRET_KEY, check_secret_key
-from tests.conftest import REDIS_URL, make_settings
 from sandbox.serve import free_port
+from tests.conftest import REDIS_URL, make_settings
 from tests.support.worker_process import settings_env, stop_process
 
 CLI = [sys.executable, "-m", "broadcaster.cli"]

@@ -14,11 +14,11 @@ from broadcaster.delivery.registry import channel_classes
 from broadcaster.domain.tokens import create_token
 from broadcaster.domain.users import create_user
 from broadcaster.runtime import Runtime
-from status_page.app import create_app
-from tests.conftest import make_settings, run_worker
 from sandbox.providers.twilio import TwilioProvider
 from sandbox.providers.webhook_receiver import WebhookReceiver
 from sandbox.serve import serve_app
+from status_page.app import create_app
+from tests.conftest import make_settings, run_worker
 
 SECRET_KEY = "sk-very-secret-signing-key-0123456789"
 TWILIO_TOKEN = "twilio-auth-token-0123456789abcdef"

@@ -18,11 +18,11 @@ from sqlalchemy import func, select
 from broadcaster.config import Settings
 from broadcaster.db import subscribers
 from broadcaster.runtime import Runtime
-from status_page.app import create_app
-from tests.conftest import make_settings, run_worker
 from sandbox.providers.twilio import TwilioProvider
 from sandbox.serve import free_port, serve_app
 from sandbox.smtp import RecordingSMTP, recording_smtp
+from status_page.app import create_app
+from tests.conftest import make_settings, run_worker
 
 SENDER = "+15005550006"
 

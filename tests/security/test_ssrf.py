@@ -15,10 +15,10 @@ from broadcaster.db import deliveries, new_id, subscribers, utcnow
 from broadcaster.runtime import Runtime
 from broadcaster.security import new_webhook_secret
 from channels.webhook import is_public_ip
-from tests.conftest import run_worker
-from tests.support.dns import NXDOMAIN, flipping, use_resolver
 from sandbox.providers.webhook_receiver import WebhookReceiver
 from sandbox.serve import serve_app
+from tests.conftest import run_worker
+from tests.support.dns import NXDOMAIN, flipping, use_resolver
 
 PRIVATE_URLS = [
     "https://127.0.0.1/hook",

@@ -29,8 +29,6 @@ from broadcaster.db import make_engine, metadata
 from broadcaster.domain.tokens import create_token
 from broadcaster.runtime import Runtime
 from channels import bluesky, mastodon, sms, x
-from status_page.app import create_app
-from tests.conftest import make_settings
 from sandbox.providers.bluesky import BlueskyProvider
 from sandbox.providers.freshdesk import FakeFreshdesk
 from sandbox.providers.mastodon import MastodonProvider
@@ -40,6 +38,8 @@ from sandbox.providers.x import XProvider
 from sandbox.providers.zendesk import FakeZendesk
 from sandbox.serve import serve_app
 from sandbox.smtp import RecordingSMTP, recording_smtp
+from status_page.app import create_app
+from tests.conftest import make_settings
 
 ALL_CHANNELS = ("webhook", "email", "sms", "mastodon", "bluesky", "x", "zendesk", "freshdesk", "desk", "status_page")
 SMS_SENDER = "+15005550006"

@@ -24,9 +24,9 @@ from channels.base import BroadcastChannel, ChannelContext, ReplyTargetGone
 from channels.bluesky import BlueskyChannel, link_facets
 from channels.mastodon import MastodonChannel, idempotency_key
 from channels.x import XChannel, weighted_length
-from tests.support.factories import make_message
 from sandbox.providers import mastodon as fake_mastodon
 from sandbox.providers import x as fake_x
+from tests.support.factories import make_message
 
 Handler = Callable[[httpx.Request], httpx.Response]
 Social = MastodonChannel | BlueskyChannel | XChannel
