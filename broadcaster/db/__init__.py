@@ -377,6 +377,31 @@ incident_contacts = Table(
 )
 
 
+channel_credentials = Table(
+    "channel_credentials",
+    metadata,
+    # one provider account's rotating credential, e.g. "x:oauth2" or "bluesky:status.example.org"
+    Column("name", String(255), primary_key=True),
+    Column("ciphertext", Text, nullable=False),  # encrypted with the secret key; never stored in clear
+    Column("version", Integer, nullable=False, default=0),  # bumped on each rotation (compare-and-swap)
+    Column("expires_at", UTCDateTime),  # when the access part expires, if the provider says
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+channel_checks = Table(
+    "channel_checks",
+    metadata,
+    # the last pre-flight check of each configured channel
+    Column("channel", String(64), primary_key=True),
+    Column("ok", Boolean, nullable=False),
+    Column("reason", Text),  # the provider's reason when not ok
+    Column("detail", Text),  # what was verified when ok (the account, the section)
+    Column("checked_at", UTCDateTime, nullable=False),
+    Column("failing_since", UTCDateTime),  # first failed check of the current failure
+    Column("notified_at", UTCDateTime),  # commanders told of the current failure (once per failure)
+)
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
