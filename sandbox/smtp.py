@@ -21,7 +21,7 @@ import email
 import email.policy
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
@@ -60,6 +60,7 @@ class RecordingHandler:
         self.unavailable_until = 0.0
         self.hang_up_after_count: int | None = None
         self.connections = 0
+        self.on_accept: Callable[[Received], None] | None = None  # called (in the server's thread) per mail
 
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, mail_options: list[str]
@@ -85,9 +86,12 @@ class RecordingHandler:
             if rcpt.lower() in self.data_replies:
                 return self.data_replies[rcpt.lower()]
         content = envelope.original_content or b""
+        received = Received(str(envelope.mail_from), tuple(envelope.rcpt_tos), bytes(content))
         with self._lock:
-            self.received.append(Received(str(envelope.mail_from), tuple(envelope.rcpt_tos), bytes(content)))
+            self.received.append(received)
             number = len(self.received)
+        if self.on_accept is not None:
+            self.on_accept(received)
         return f"250 2.0.0 OK queued as Q{number}"
 
 
@@ -154,13 +158,15 @@ class RecordingSMTP:
 
 
 @contextlib.contextmanager
-def recording_smtp(**smtp_parameters: Any) -> Iterator[RecordingSMTP]:
-    """Run a recording SMTP server on a free loopback port for the ``with`` block."""
+def recording_smtp(
+    *, host: str = "127.0.0.1", port: int | None = None, **smtp_parameters: Any
+) -> Iterator[RecordingSMTP]:
+    """Run a recording SMTP server on ``host`` (a free port unless ``port``) for the ``with`` block."""
     handler = RecordingHandler()
-    port = free_port()
-    controller = _Controller(handler, hostname="127.0.0.1", port=port, server_hostname="smtp.test", **smtp_parameters)
+    port = port or free_port()
+    controller = _Controller(handler, hostname=host, port=port, server_hostname="smtp.test", **smtp_parameters)
     controller.start()
     try:
-        yield RecordingSMTP(handler, "127.0.0.1", port)
+        yield RecordingSMTP(handler, host, port)
     finally:
         controller.stop()

@@ -19,6 +19,7 @@ import hashlib
 import json
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -57,6 +58,7 @@ class BlueskyProvider:
     deleted: set[str] = field(default_factory=set)  # uris
     calls: list[str] = field(default_factory=list)  # every XRPC method called, in order
     stall_s: float = 1.0
+    on_accept: Callable[[dict[str, Any]], None] | None = None  # called with each new {uri, cid, value}
     _access: set[str] = field(default_factory=set)
     _expired: set[str] = field(default_factory=set)
     _refresh: set[str] = field(default_factory=set)
@@ -154,6 +156,8 @@ class BlueskyProvider:
         uri = f"at://{self.did}/{POST}/{rkey}"
         cid = make_cid(json.dumps(body["record"], sort_keys=True).encode())
         self.records[rkey] = {"uri": uri, "cid": cid, "value": body["record"]}
+        if self.on_accept is not None:
+            self.on_accept(self.records[rkey])
         if self._stalls:
             self._stalls -= 1
             await asyncio.sleep(self.stall_s)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import itertools
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +40,9 @@ class FakeFreshdesk:
         self.folder_ids = set(folder_ids)
         self.articles: dict[int, dict[str, Any]] = {}
         self.received: list[Received] = []
+        # Called with the article after each content write (its creation, an update of its title
+        # or description); a tags-only PUT is no new revision, so it is not reported.
+        self.on_accept: Callable[[dict[str, Any]], None] | None = None
         self._ids = itertools.count(73000100001)
         self._failures: deque[tuple[int, float | None]] = deque()
         self.app = Starlette(
@@ -81,6 +85,8 @@ class FakeFreshdesk:
             "created_at": NOW,
             "updated_at": NOW,
         }
+        if self.on_accept is not None:
+            self.on_accept(self.articles[article_id])
         return JSONResponse(self.articles[article_id], 201)
 
     async def article(self, request: Request) -> Response:
@@ -99,6 +105,8 @@ class FakeFreshdesk:
                 return _validation_failed(errors)
             article.update(payload)
             article["updated_at"] = NOW
+            if self.on_accept is not None and {"title", "description"} & payload.keys():
+                self.on_accept(article)
         return JSONResponse(article)
 
     async def _receive(self, request: Request) -> tuple[Any, Response | None]:

@@ -16,6 +16,7 @@ import asyncio
 import itertools
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -43,6 +44,7 @@ class MastodonProvider:
     requests: list[dict[str, Any]] = field(default_factory=list)  # every POST, as received
     deleted: set[str] = field(default_factory=set)
     stall_s: float = 1.0
+    on_accept: Callable[[dict[str, Any]], None] | None = None  # called with each new status
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(109_000_000_000_000_001))
     _idempotency: dict[str, str] = field(default_factory=dict)
     _failures: list[tuple[int, dict[str, str]]] = field(default_factory=list)
@@ -117,6 +119,8 @@ class MastodonProvider:
         }
         if key:
             self._idempotency[key] = status_id
+        if self.on_accept is not None:
+            self.on_accept(self.statuses[status_id])
         if self._stalls:
             self._stalls -= 1
             await asyncio.sleep(self.stall_s)

@@ -17,6 +17,7 @@ import binascii
 import re
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -29,6 +30,34 @@ from starlette.routing import Route
 
 E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
 MAX_BODY_CHARS = 1600
+
+
+# GSM 03.38: the default alphabet, and the extension table (ESC + code: two septets each).
+_GSM7 = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+_GSM7_EXTENSION = frozenset("\f^{}\\[~]|€")
+
+
+def encoding_and_segments(body: str) -> tuple[str, int]:
+    """How Twilio sends ``body``: ``("GSM-7" | "UCS-2", segments)`` (its ``num_segments``).
+
+    GSM-7 counts septets (160 alone, 153 a part once concatenated); anything else goes as
+    UCS-2 in UTF-16 code units (70, 67). An escape or surrogate pair never straddles parts.
+    """
+    if all(ch in _GSM7 or ch in _GSM7_EXTENSION for ch in body):
+        encoding, sizes, single, part = "GSM-7", [1 + (ch in _GSM7_EXTENSION) for ch in body], 160, 153
+    else:
+        encoding, sizes, single, part = "UCS-2", [1 + (ord(ch) > 0xFFFF) for ch in body], 70, 67
+    if sum(sizes) <= single:
+        return encoding, 1
+    segments, used = 1, 0
+    for size in sizes:
+        if used + size > part:
+            segments, used = segments + 1, 0
+        used += size
+    return encoding, segments
 
 
 def twilio_error(status: int, code: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -52,6 +81,7 @@ class TwilioProvider:
     unreachable: set[str] = field(default_factory=set)  # landlines and the like: 21614
     messages: list[dict[str, Any]] = field(default_factory=list)
     requests: int = 0  # every request to the Messages endpoint, accepted or not
+    on_accept: Callable[[dict[str, Any]], None] | None = None  # called with each accepted message's resource
     _throttle_times: int = 0
     _throttle_until: float = 0.0
     _retry_after_s: int = 1
@@ -167,4 +197,6 @@ class TwilioProvider:
             "uri": f"/2010-04-01/Accounts/{self.account_sid}/Messages/{sid}.json",
         }
         self.messages.append({**resource, "status_callback": callback})
+        if self.on_accept is not None:
+            self.on_accept(resource)
         return JSONResponse(resource, status_code=201)

@@ -14,6 +14,7 @@ import json
 import re
 import time
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +48,7 @@ class XProvider:
     requests: list[dict[str, Any]] = field(default_factory=list)
     deleted: set[str] = field(default_factory=set)
     stall_s: float = 1.0
+    on_accept: Callable[[dict[str, Any]], None] | None = None  # called with each new post
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1_860_000_000_000_000_001))
     _failures: list[tuple[int, dict[str, str]]] = field(default_factory=list)
     _stalls: int = 0
@@ -107,6 +109,8 @@ class XProvider:
             return _problem(403, "Forbidden", "You are not allowed to create a Tweet with duplicate content.")
         tweet_id = str(next(self._ids))
         self.tweets[tweet_id] = {"id": tweet_id, "text": text, "in_reply_to_tweet_id": reply_to}
+        if self.on_accept is not None:
+            self.on_accept(self.tweets[tweet_id])
         if self._stalls:
             self._stalls -= 1
             await asyncio.sleep(self.stall_s)

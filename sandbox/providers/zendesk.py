@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import itertools
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +59,9 @@ class FakeZendesk:
         self.articles: dict[int, Article] = {}
         self.received: list[Received] = []
         self.base_url = "http://zendesk.invalid"  # for html_url; set when served
+        # Called with the article's JSON after each content write (its creation, a translation
+        # written); a labels-only PUT is no new revision, so it is not reported.
+        self.on_accept: Callable[[dict[str, Any]], None] | None = None
         self._ids = itertools.count(4400000001)
         self._failures: deque[tuple[int, float | None]] = deque()
         self.app = Starlette(
@@ -117,7 +121,10 @@ class FakeZendesk:
             translations={article["locale"]: {"title": article["title"], "body": article.get("body", "")}},
         )
         self.articles[stored.id] = stored
-        return JSONResponse({"article": self._article_json(stored, stored.source_locale)}, 201)
+        answer = self._article_json(stored, stored.source_locale)
+        if self.on_accept is not None:
+            self.on_accept(answer)
+        return JSONResponse({"article": answer}, 201)
 
     async def update_translation(self, request: Request) -> Response:
         payload, problem = await self._receive(request)
@@ -134,6 +141,8 @@ class FakeZendesk:
             return _invalid("title", "Title: cannot be blank", "BlankValue")
         current = article.translations[locale]
         current.update({key: translation[key] for key in ("title", "body") if key in translation})
+        if self.on_accept is not None:
+            self.on_accept(self._article_json(article, locale))
         return JSONResponse(
             {
                 "translation": {
