@@ -6,14 +6,11 @@ import argparse
 import asyncio
 import logging
 import os
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from typing import Any
 
-from broadcaster import cli_accounts  # noqa: F401 (registers the token and user commands)
+from broadcaster import cli_accounts, cli_channels, cli_up  # noqa: F401 (register the account, channels and up commands)
 from broadcaster.actors import Actor
 from broadcaster.commands import COMMANDS, command
 from broadcaster.config import Settings, get_settings
@@ -22,12 +19,14 @@ from broadcaster.errors import InputError
 log = logging.getLogger("broadcaster")
 
 
-def _weak_secret_refused(settings: Settings) -> bool:
-    """Whether to refuse to start on a guessable ``BROADCASTER_SECRET_KEY`` (one warning line on loopback)."""
+def _refused_to_start(settings: Settings) -> bool:
+    """Whether to refuse to start: a guessable ``BROADCASTER_SECRET_KEY`` (one warning line on
+    loopback), or sandbox settings behind a page that is not loopback."""
     from broadcaster.errors import ConfigError
-    from broadcaster.security import check_secret_key
+    from broadcaster.security import check_sandbox, check_secret_key
 
     try:
+        check_sandbox(settings.sandbox_url, settings.public_url)
         warning = check_secret_key(settings.secret_key.get_secret_value(), settings.public_url)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -57,7 +56,7 @@ def _serve_args(parser: argparse.ArgumentParser) -> None:
 
 @command("serve", "run the web app (status page, APIs, console)", _serve_args)
 def serve(args: argparse.Namespace, settings: Settings) -> int:
-    if _weak_secret_refused(settings):
+    if _refused_to_start(settings):
         return 2
     if args.server == "granian":
         import json
@@ -66,7 +65,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
         from broadcaster.logs import logging_config
 
         with tempfile.NamedTemporaryFile("w", prefix="broadcaster-log-", suffix=".json", delete=False) as f:
-            json.dump(logging_config(settings.log_format), f)
+            json.dump(logging_config(settings.log_format, settings.log_level), f)
         # exec: granian takes this process's place, so a container's SIGTERM reaches it.
         os.execv(
             sys.executable,
@@ -100,9 +99,9 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
         host=args.host,
         port=args.port,
         workers=args.workers,
-        log_level="info",
+        log_level=None,  # the levels come from log_config
         proxy_headers=False,  # status_page.client_address decides
-        log_config=logging_config(settings.log_format),
+        log_config=logging_config(settings.log_format, settings.log_level),
         timeout_graceful_shutdown=WEB_STOP_S,
     )
     return 0
@@ -114,7 +113,7 @@ def _worker_args(parser: argparse.ArgumentParser) -> None:
 
 @command("worker", "run an arq worker (fan-out, delivery, relay, reminders)", _worker_args)
 def worker(args: argparse.Namespace, settings: Settings) -> int:
-    if _weak_secret_refused(settings):
+    if _refused_to_start(settings):
         return 2
     from broadcaster.jobs.worker import make_worker
 
@@ -312,48 +311,6 @@ def demo(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _up_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000)
-
-
-@command("up", "migrate, seed the demo, and run web + worker together (development)", _up_args)
-def up(args: argparse.Namespace, settings: Settings) -> int:
-    from broadcaster.demo import with_kept_secret
-
-    settings, secret_path = with_kept_secret(settings)  # no key set: a random one, kept for next time
-    env = {**os.environ, "BROADCASTER_SECRET_KEY": settings.secret_key.get_secret_value()}
-    migrate(args, settings)
-    demo(args, settings)
-    base = [sys.executable, "-m", "broadcaster.cli"]
-    worker_proc = subprocess.Popen([*base, "worker"], env=env)
-    web_proc = subprocess.Popen([*base, "serve", "--host", args.host, "--port", str(args.port)], env=env)
-    if secret_path is not None:
-        print(f"secret key   kept in {secret_path} (0600; set BROADCASTER_SECRET_KEY to use your own)")
-    print(f"status page  http://{args.host}:{args.port}/")
-    print(f"console      http://{args.host}:{args.port}/console")
-    print(f"agent desk   http://{args.host}:{args.port}/desk")
-    print(f"summary API  http://{args.host}:{args.port}/api/v2/summary.json")
-    print(f"health       http://{args.host}:{args.port}/healthz")
-    procs = [worker_proc, web_proc]
-
-    def stop(*_: Any) -> None:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    try:
-        while all(proc.poll() is None for proc in procs):
-            time.sleep(0.5)
-    finally:
-        stop()
-        for proc in procs:
-            proc.wait(timeout=20)
-    return max(proc.returncode or 0 for proc in procs)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="broadcaster", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -367,7 +324,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from broadcaster.logs import configure_logging
 
     settings = get_settings()
-    configure_logging(settings.log_format)
+    configure_logging(settings.log_format, settings.log_level)
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command][1](args, settings)

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Self
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Secret, SecretStr, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     secret_key: SecretStr = SecretStr("dev-secret-change-me")
     templates_dir: Path = PACKAGE_DIR / "templates"  # shipped in the wheel
     log_format: str = "text"
+    # DEBUG adds the periodic chatter (cron runs, per-job and per-batch lines)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # the local provider servers ``broadcaster up`` starts (``python -m sandbox``); loopback only
+    sandbox_url: str = ""  # empty: no sandbox
     max_body_bytes: int = 64 * 1024
     # the proxies in front (comma-separated CIDRs): only from them are X-Forwarded-For/Forwarded believed
     trusted_proxies: Annotated[tuple[IPv4Network | IPv6Network, ...] | None, NoDecode] = None
@@ -72,6 +76,8 @@ class Settings(BaseSettings):
     relay_interval_s: int = 5
     sending_lease_s: float = 130.0  # must outlast job_timeout_s, or a slow batch could be resent
     reminder_interval_s: int = 30  # how often the cadence-reminder cron looks for late updates
+    channel_check_interval_minutes: int = 15  # how often the worker runs the channels' pre-flight check (0: never)
+    channel_check_timeout_s: float = 30.0  # how long one channel's pre-flight check may take
     circuit_failure_threshold: int = 5  # failed batches in a row that pause a channel (0: off)
     circuit_cooldown_s: float = 30.0  # how long a paused channel waits before a probe batch
 
@@ -113,6 +119,11 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
@@ -271,6 +282,11 @@ class ChannelSettings(BaseModel):
         values = settings.extra_values(cls.model_fields)
         if cls.required and not configured(cls.title, {env_name(f): values.get(f) for f in cls.required}):
             return None
+        return cls.from_values(values)
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any]) -> Self:
+        """``values`` (field name -> value) validated; an invalid one is a ``ConfigError`` naming its variable."""
         try:
             return cls.model_validate(values)
         except ValidationError as exc:

@@ -17,12 +17,13 @@ from broadcaster.crisis.playbook_yaml import load_sample
 from broadcaster.db import components, users
 from broadcaster.domain.components import create_component
 from broadcaster.domain.incident_templates import seed_templates
+from broadcaster.domain.subscribers import upsert_subscriber
 from broadcaster.domain.tokens import create_token
 from broadcaster.domain.users import create_user
 from broadcaster.post_requests import request_from_body
 from broadcaster.posting import post
 from broadcaster.runtime import Runtime
-from broadcaster.schemas import ComponentIn
+from broadcaster.schemas import ComponentIn, SubscriberIn
 from broadcaster.security import DEFAULT_SECRET_KEY, MIN_SECRET_KEY_BYTES
 
 SECRET_FILE_NAME = ".broadcaster-secret"
@@ -39,6 +40,30 @@ DEMO_COMPONENTS = [
 
 
 DEMO_USERS = (("commander", "commander"), ("agent", "agent"))
+
+# With the sandbox, subscribers whose mail, texts and webhook calls land in its outbox. Sam
+# follows Payments only, so the demo incident (API, Dashboard) shows the filter at work.
+SANDBOX_SUBSCRIBERS = (
+    ("email", "dana@example.com", ()),
+    ("email", "sam@example.com", ("Payments",)),
+    ("sms", "+14155550100", ("API", "Dashboard")),
+    ("webhook", "{sandbox_url}/webhook/demo", ()),
+)
+
+
+async def _sandbox_subscribers(conn: AsyncConnection, settings: Settings, ids: dict[str, str]) -> int:
+    """The demo's confirmed subscribers at sandbox addresses (only when the sandbox is on)."""
+    if not settings.sandbox_url:
+        return 0
+    for channel, address, names in SANDBOX_SUBSCRIBERS:
+        data = SubscriberIn(
+            channel=channel,
+            address=address.format(sandbox_url=settings.sandbox_url),
+            components=[ids[name] for name in names],
+            confirmed=True,
+        )
+        await upsert_subscriber(conn, data, allow_private_webhooks=True)
+    return len(SANDBOX_SUBSCRIBERS)
 
 
 async def _demo_users(conn: AsyncConnection) -> list[tuple[str, str, str]]:
@@ -65,6 +90,7 @@ async def seed(settings: Settings) -> list[str]:
                 for name, group, description in DEMO_COMPONENTS:
                     row = await create_component(conn, ComponentIn(name=name, group=group, description=description))
                     ids[name] = row["id"]
+            subscribed = await _sandbox_subscribers(conn, settings, ids) if ids else 0
             token = await create_token(conn, "demo")
             logins = await _demo_users(conn)
             templates_added = await seed_templates(conn)
@@ -105,6 +131,8 @@ async def seed(settings: Settings) -> list[str]:
             )
             assert result.ref is not None
             lines.append(f"demo incident {result.ref['incident_id']} posted")
+            if subscribed:
+                lines.append(f"{subscribed} demo subscribers at sandbox addresses (email, SMS, webhook)")
         else:
             lines.append("demo data already present")
         if playbooks_loaded:

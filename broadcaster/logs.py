@@ -25,6 +25,15 @@ CONTEXT_FIELDS = ("update_id", "channel", "job_id", "incident_id")
 # httpx logs every request's full URL at INFO, and subscribers' webhook URLs are often secrets
 # (a token in the path or query): these loggers speak only from WARNING up.
 QUIET_LOGGERS = ("httpx", "httpcore")
+# Periodic or per-job chatter (arq's line per job run, the cron runs, alembic's plugin list, the
+# web server's start-up lines): from WARNING up, unless the level is DEBUG.
+CHATTY_LOGGERS = ("arq", "alembic", "_granian", "granian", "uvicorn.error")
+
+
+def chatty_level(level: int) -> int:
+    """The level of ``CHATTY_LOGGERS`` when the app logs at ``level``."""
+    return level if level <= logging.DEBUG else max(level, logging.WARNING)
+
 
 _context: ContextVar[Mapping[str, Any]] = ContextVar("broadcaster_log_context", default=MappingProxyType({}))
 
@@ -93,13 +102,26 @@ def make_handler(log_format: str = "text", stream: TextIO | None = None) -> logg
     return handler
 
 
-def configure_logging(log_format: str = "text", level: int = logging.INFO) -> None:
-    """Send every logger's lines to stderr in ``log_format``."""
+def configure_logging(log_format: str = "text", level: int | str = logging.INFO) -> None:
+    """Send every logger's lines to stderr in ``log_format``, from ``level`` up (chatter from WARNING up
+    unless ``level`` is DEBUG)."""
+    level = _level_number(level)
     root = logging.getLogger()
     root.handlers[:] = [make_handler(log_format)]
     root.setLevel(level)
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(max(level, logging.WARNING))
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(chatty_level(level))
+
+
+def _level_number(level: int | str) -> int:
+    if isinstance(level, int):
+        return level
+    number = logging.getLevelName(level.upper())
+    if not isinstance(number, int):
+        raise ValueError(f"BROADCASTER_LOG_LEVEL {level!r} is not a logging level (DEBUG, INFO, WARNING, ERROR)")
+    return number
 
 
 def logging_config(log_format: str = "text", level: str = "INFO") -> dict[str, Any]:
@@ -107,7 +129,10 @@ def logging_config(log_format: str = "text", level: str = "INFO") -> dict[str, A
     settings (uvicorn's ``log_config``, granian's ``--log-config``), which they apply in every
     web process they start."""
     formatter = "broadcaster.logs.JsonFormatter" if log_format == "json" else "broadcaster.logs.TextFormatter"
-    quiet = logging.getLevelName(max(logging.getLevelName(level), logging.WARNING))
+    number = _level_number(level)
+    level = logging.getLevelName(number)
+    quiet = logging.getLevelName(max(number, logging.WARNING))
+    chatty = logging.getLevelName(chatty_level(number))
     return {
         "version": 1,
         "disable_existing_loggers": False,
@@ -125,8 +150,9 @@ def logging_config(log_format: str = "text", level: str = "INFO") -> dict[str, A
         "loggers": {
             **{
                 name: {"handlers": [], "propagate": True, "level": level}
-                for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "_granian", "granian.access")
+                for name in ("uvicorn", "uvicorn.access", "granian.access")
             },
             **{name: {"handlers": [], "propagate": True, "level": quiet} for name in QUIET_LOGGERS},
+            **{name: {"handlers": [], "propagate": True, "level": chatty} for name in CHATTY_LOGGERS},
         },
     }

@@ -19,6 +19,7 @@ ones (default: all enabled), without the ones that notify people when
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, is_dataclass
 from typing import Any
@@ -38,6 +39,8 @@ from broadcaster.post_requests import ComponentNotice, FollowUp, NewIncident, Po
 from broadcaster.runtime import Runtime
 
 AfterWrite = Callable[[AsyncConnection, Posted], Awaitable[None]]
+
+log = logging.getLogger(__name__)
 
 
 class _DryRun(Exception):
@@ -175,6 +178,15 @@ async def post(rt: Runtime, request: PostRequest, *, actor: Actor, idempotency_k
         if isinstance(request, ComponentNotice):
             await rt.bus.publish("components", {"component_id": request.component_id})
         return PostResult()
+    log.info(
+        "posted %supdate %s of incident %s by %s, to %s",
+        "drill " if posted.drill else "",
+        posted.update_id,
+        posted.incident_id,
+        actor,
+        ", ".join(posted.channels) or "no channel",
+        extra={"update_id": posted.update_id, "incident_id": posted.incident_id},
+    )
     return PostResult(posted=posted, queued=await dispatch(rt, posted))
 
 

@@ -48,6 +48,23 @@ def check_secret_key(secret_key: str, public_url: str) -> str | None:
     )
 
 
+def check_sandbox(sandbox_url: str, public_url: str) -> None:
+    """Refuse sandbox settings on anything but a laptop: the sandbox swallows every message.
+
+    ``ConfigError`` naming ``BROADCASTER_SANDBOX_URL`` when it is set and the public URL is not
+    loopback http, or when the sandbox itself is not on loopback.
+    """
+    if not sandbox_url:
+        return
+    if not is_loopback_http(public_url):
+        raise ConfigError(
+            f"BROADCASTER_SANDBOX_URL is set but BROADCASTER_PUBLIC_URL {public_url} is not loopback http: "
+            "the sandbox catches every email, SMS and post, so it never runs behind a public page; unset it"
+        )
+    if not is_loopback_http(sandbox_url):
+        raise ConfigError(f"BROADCASTER_SANDBOX_URL {sandbox_url} must be loopback http")
+
+
 def is_loopback_http(url: str) -> bool:
     """``http://`` to ``localhost`` or a loopback address: a page nobody else can reach."""
     parts = urlsplit(url)

@@ -156,7 +156,7 @@ class Fanout:
                 batches += 1
         async with self.engine.begin() as conn:
             await outbox.mark_outbox(conn, update_id, channel_name, done=True)
-        log.info(
+        log.debug(
             "fanned out update %s to %s in %d batches",
             update_id,
             channel_name,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -213,3 +213,16 @@ async def list_subscribers(
         for row in rows:
             row["components"] = sorted(by_subscriber[row["id"]])
     return rows, total
+
+
+async def webhook_secrets(conn: AsyncConnection, addresses: Iterable[str]) -> dict[str, str]:
+    """{address: signing secret} of the real webhook subscribers at ``addresses``."""
+    wanted = sorted(set(addresses))
+    if not wanted:
+        return {}
+    result = await conn.execute(
+        select(subscribers.c.address, subscribers.c.secret).where(
+            subscribers.c.channel == "webhook", subscribers.c.address.in_(wanted), subscribers.c.drill.is_(False)
+        )
+    )
+    return {row.address: row.secret for row in result if row.secret}

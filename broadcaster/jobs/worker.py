@@ -24,6 +24,8 @@ from arq.typing import WorkerCoroutine
 from arq.worker import Function, Worker, func
 
 from broadcaster.config import Settings, get_settings
+from broadcaster.delivery.completion import announce_if_finished
+from broadcaster.delivery.preflight import preflight_job
 from broadcaster.errors import ConfigError, RetryableError
 from broadcaster.jobs import confirmations, contact_notices, heartbeat
 from broadcaster.jobs.queue import DELIVER_BATCH, FANOUT, Queue, redis_settings
@@ -63,7 +65,7 @@ async def deliver_batch_job(ctx: dict[str, Any], update_id: str, channel: str, f
     finally:
         if fanout.heartbeat is not None:
             await asyncio.shield(fanout.heartbeat.let_go(held))
-    log.info(
+    log.debug(
         "batch %d-%d: %d sent, %d failed, %d to retry, %d handed back",
         first_id,
         last_id,
@@ -74,6 +76,7 @@ async def deliver_batch_job(ctx: dict[str, Any], update_id: str, channel: str, f
     )
     if report.retry_in_s is not None:
         raise Retry(defer=report.retry_in_s)
+    await announce_if_finished(fanout, update_id, channel)
     return report.sent
 
 
@@ -137,7 +140,13 @@ def instrumented(job: WorkerCoroutine, name: str, queue_name: str) -> WorkerCoro
                 raise
             finally:
                 duration_s = time.monotonic() - started
-                log.info("job %s %s in %.3f s", name, outcome, duration_s)
+                log.log(
+                    logging.DEBUG if outcome == "complete" else logging.INFO,
+                    "job %s %s in %.3f s",
+                    name,
+                    outcome,
+                    duration_s,
+                )
                 if outcome != "cancelled" and "redis" in ctx:
                     await record_job(ctx["redis"], queue_name, name, outcome, duration_s, wait_s)
 
@@ -178,6 +187,24 @@ def _reminder_cron(settings: Settings) -> Any:
     return cron(
         reminders_job, name="reminders", keep_result=0, timeout=settings.job_timeout_s, run_at_startup=True, **when
     )
+
+
+def _preflight_crons(settings: Settings) -> list[CronJob]:
+    """The channels' pre-flight check every ``channel_check_interval_minutes`` (none when 0).
+
+    It runs at the minutes past the hour that the interval divides (every 15: :00, :15, :30,
+    :45); from 60 up, at the top of every ``interval // 60``-th hour.
+    """
+    minutes = settings.channel_check_interval_minutes
+    if minutes <= 0:
+        return []
+    if minutes < 60:
+        when: dict[str, Any] = {"minute": set(range(0, 60, minutes)), "second": 0}
+    else:
+        when = {"hour": set(range(0, 24, min(23, minutes // 60))), "minute": 0, "second": 0}
+    # The checks (each within channel_check_timeout_s, all at once), then the commanders' notices.
+    timeout_s = settings.channel_check_timeout_s + settings.job_timeout_s
+    return [cron(preflight_job, name="preflight", keep_result=0, timeout=timeout_s, **when)]
 
 
 class ResilientWorker(Worker):
@@ -228,6 +255,7 @@ def make_worker(settings: Settings | None = None, **overrides: Any) -> Worker:
                     timeout=settings.job_timeout_s,
                 ),
                 _reminder_cron(settings),
+                *_preflight_crons(settings),
             )
         ],
         redis_settings=redis_settings(settings.redis_url),

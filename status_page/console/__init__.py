@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from status_page.console import admin, dashboard, deliveries, drills, playbooks
+from status_page.console import admin, dashboard, deliveries, drills, playbooks, sandbox
 
-routes: list[BaseRoute] = [*dashboard.routes, *deliveries.routes, *admin.routes, *playbooks.routes, *drills.routes]
+routes: list[BaseRoute] = [
+    *dashboard.routes,
+    *deliveries.routes,
+    *admin.routes,
+    *playbooks.routes,
+    *drills.routes,
+    *sandbox.routes,
+]

@@ -102,6 +102,7 @@ def render(settings: Settings, template: str, *, live: bool = True, **context: A
             inline_js=inline_js(tdir),
             live_url=LIVE_URL if live else "",
             subscribe_url="/subscribe",
+            sandbox=bool(settings.sandbox_url),
             **context,
         )
     )

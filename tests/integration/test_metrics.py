@@ -112,7 +112,7 @@ async def test_json_log_lines_carry_update_and_channel(client, auth, settings) -
     root = logging.getLogger()
     previous = root.level
     root.addHandler(handler)
-    root.setLevel(logging.INFO)
+    root.setLevel(logging.DEBUG)  # the batch and fan-out lines are DEBUG chatter
     try:
         update_id = await fan_out(client, auth, settings, ok=3, gone=0)
     finally:
@@ -127,3 +127,7 @@ async def test_json_log_lines_carry_update_and_channel(client, auth, settings) -
     fanned = [line for line in ours if line["message"].startswith("fanned out")]
     assert {line["channel"] for line in fanned} == {"webhook", "status_page"}
     assert all(line["job_id"].startswith("fanout:") for line in fanned)
+    finished = [line for line in ours if line["level"] == "info" and " on webhook: " in line["message"]]
+    assert [line["message"] for line in finished] == [f"update {update_id} on webhook: 3 sent, 0 failed"], (
+        "one INFO line when the update has finished on a channel"
+    )

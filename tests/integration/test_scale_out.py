@@ -64,7 +64,7 @@ async def until(predicate: Any, timeout_s: float, interval_s: float = 0.05) -> f
 
 @pytest.mark.slow
 async def test_two_webs_two_workers(database_url: str, clean_database: None, tmp_path: Path) -> None:
-    settings = make_settings(database_url, batch_size=10, max_jobs=2, relay_interval_s=1)
+    settings = make_settings(database_url, batch_size=10, max_jobs=2, relay_interval_s=1, log_level="DEBUG")
     runtime = Runtime.build(settings)
     receiver = Receiver()
     webs = [WebProcess(settings, tmp_path / f"web{i}.log") for i in (1, 2)]

@@ -103,7 +103,7 @@ def test_loopback_http_starts_with_one_warning_line(settings: Settings, tmp_path
         process = subprocess.Popen([*CLI, "worker"], env=env, cwd=tmp_path, stdout=log, stderr=log)
         try:
             deadline = time.monotonic() + 30
-            while "Starting worker" not in log_path.read_text() and process.poll() is None:
+            while " started" not in log_path.read_text() and process.poll() is None:
                 assert time.monotonic() < deadline, log_path.read_text()[-2000:]
                 time.sleep(0.1)
             assert process.poll() is None, f"the worker exited: {log_path.read_text()[-2000:]}"
@@ -137,7 +137,9 @@ def test_up_on_a_fresh_directory_serves_with_a_kept_key(tmp_path: Path) -> None:
     )
     log_path = tmp_path / "up.log"
     log = log_path.open("wb")
-    process = subprocess.Popen([*CLI, "up", "--port", str(port)], env=env, cwd=tmp_path, stdout=log, stderr=log)
+    process = subprocess.Popen(
+        [*CLI, "up", "--no-sandbox", "--port", str(port)], env=env, cwd=tmp_path, stdout=log, stderr=log
+    )
     try:
         deadline = time.monotonic() + 90
         status = None

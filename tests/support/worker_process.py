@@ -27,6 +27,7 @@ SETTINGS_PASSED = (
     "sending_lease_s",
     "max_attempts",
     "webhook_allow_private",
+    "log_level",
 )
 
 

@@ -32,6 +32,7 @@ DEPLOYMENT = {
     "time_zone",
     "secret_key",
     "log_format",
+    "log_level",
     "webhook_allow_private",
     "smtp_port",
     "smtp_starttls",
@@ -44,6 +45,7 @@ DEPLOYMENT = {
 # Tuning knobs whose defaults suit a deployment; documented in docs/configuration.md.
 TUNING = {
     "queue_name",
+    "sandbox_url",
     "templates_dir",
     "max_body_bytes",
     "batch_size",
