@@ -64,6 +64,7 @@ class DeliveryKind(StrEnum):
     CONFIRMATION = "confirmation"  # the opt-in mail or SMS code of a new subscriber
     CONTACT_NOTICE = "contact_notice"  # an incident contact's internal view of an update
     REMINDER = "reminder"  # "the promised update is overdue", to the incident team
+    PREFLIGHT = "preflight"  # "a channel fails its pre-flight check", to the commanders
 
 
 class DeliveryState(StrEnum):

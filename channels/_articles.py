@@ -95,9 +95,10 @@ class ArticleErrors:
 
 
 async def call(
-    client: httpx.AsyncClient, method: str, path: str, payload: Mapping[str, Any], translate: ArticleErrors
+    client: httpx.AsyncClient, method: str, path: str, payload: Mapping[str, Any] | None, translate: ArticleErrors
 ) -> Mapping[str, Any]:
-    """Send one API call with a JSON ``payload``; every provider answer becomes a result or a ``DeliveryError``."""
+    """Send one API call with a JSON ``payload`` (``None``: no body, as for a ``GET``); every provider
+    answer becomes a result or a ``DeliveryError``."""
     return await request_json(
         client,
         method,

@@ -1,11 +1,13 @@
 """The SMTP side of the email channel: one mail over an open session, and what a failure means.
 
 ``transmit`` speaks ``MAIL``/``RCPT``/``DATA`` through aiosmtplib's ``execute_command`` with
-the mail already in wire form; ``deliver_error`` is the one place SMTP answers are read.
+the mail already in wire form; ``deliver_error`` is the one place SMTP answers are read;
+``verify_session`` is the pre-flight: a session opened as a send opens it, and closed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 from collections.abc import Awaitable
@@ -111,3 +113,26 @@ async def quit_session(smtp: aiosmtplib.SMTP) -> None:
             await smtp.quit()
         except SMTP_ERRORS:
             smtp.close()
+
+
+async def verify_session(smtp: aiosmtplib.SMTP) -> None:
+    """Open a session as a send would (connect, EHLO, STARTTLS and AUTH as configured), then QUIT.
+
+    Sends no mail. Raises ``deliver_error``'s reading of the failure, naming the stage.
+    """
+    try:
+        await smtp.connect()  # STARTTLS and AUTH happen here when the client is configured for them
+        if smtp.is_ehlo_or_helo_needed:
+            await smtp.ehlo()
+    except SMTP_ERRORS as exc:
+        smtp.close()
+        stage = "connect"
+        if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
+            stage = "auth"
+        elif isinstance(exc, aiosmtplib.SMTPHeloError):
+            stage = "ehlo"
+        raise deliver_error(exc, stage) from exc
+    except asyncio.CancelledError:
+        smtp.close()  # cut off mid-dialogue (a timeout): a QUIT now would only wait for nothing
+        raise
+    await quit_session(smtp)

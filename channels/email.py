@@ -41,7 +41,7 @@ from pydantic import Field, SecretStr, model_validator
 from broadcaster.delivery.progress import current_progress
 from broadcaster.render import environment
 from channels._mime import PLACEHOLDERS, CompiledMail, atom, printable, safe_url, smtp_address, smtp_data
-from channels._smtp import SMTP_ANSWERS, SMTP_ERRORS, deliver_error, quit_session, transmit
+from channels._smtp import SMTP_ANSWERS, SMTP_ERRORS, deliver_error, quit_session, transmit, verify_session
 from channels.base import (
     ChannelContext,
     ChannelKind,
@@ -316,6 +316,16 @@ class EmailChannel:
             finally:
                 await quit_session(smtp)
         return message_id
+
+    async def check(self) -> str:
+        """Pre-flight (``Checkable``): connect, EHLO, STARTTLS and AUTH as configured, then QUIT; no mail.
+
+        Outside the session slots: a batch holding every slot must not make the check time out.
+        """
+        await verify_session(self._client())
+        config = self.smtp
+        steps = "EHLO" + ("/STARTTLS" if config.smtp_starttls else "") + ("/AUTH" if config.smtp_username else "")
+        return f"{steps} ok at {config.smtp_host}:{config.smtp_port}"
 
     def _session_slot(self) -> asyncio.Semaphore:
         """Bounds the SMTP sessions open at once to ``smtp_max_connections``."""

@@ -137,6 +137,18 @@ class FreshdeskChannel:
 
         return await publish_article(message, thread, rewrite, create)
 
+    async def check(self) -> str:
+        """Pre-flight (``Checkable``): the API key's agent (``GET /api/v2/agents/me``) and the folder
+        articles go to (``GET /api/v2/solutions/folders/{id}``) exist; writes nothing."""
+        me = await self._request("GET", "/api/v2/agents/me", None)
+        contact = me.get("contact")
+        agent = (contact.get("email") if isinstance(contact, Mapping) else None) or f"agent {me.get('id')}"
+        path = f"/api/v2/solutions/folders/{self.folder_id}"
+        folder = await self._request("GET", path, None)
+        if "id" not in folder:
+            raise RetryableError(f"freshdesk: unexpected answer to GET {path}: no folder id")
+        return f"signed in as {agent}; folder {self.folder_id} exists ({folder.get('name')!r})"
+
     async def aclose(self) -> None:
         await self._client.aclose()
 
@@ -145,7 +157,7 @@ class FreshdeskChannel:
         state = {"article_id": article_id, "url": url, "update_number": message.update_number}
         return Published(provider_id=article_id, url=url, thread=state)
 
-    async def _request(self, method: str, path: str, payload: Mapping[str, Any]) -> Mapping[str, Any]:
+    async def _request(self, method: str, path: str, payload: Mapping[str, Any] | None) -> Mapping[str, Any]:
         return await call(self._client, method, path, payload, translate_error)
 
     def __repr__(self) -> str:

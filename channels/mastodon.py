@@ -128,6 +128,19 @@ class MastodonChannel:
         state = next_thread(thread, status["id"], replied)
         return Published(provider_id=status["id"], url=status.get("url"), thread=state)
 
+    async def check(self) -> str:
+        """Pre-flight (``Checkable``): ``GET /api/v1/accounts/verify_credentials``; posts nothing."""
+        path = "/api/v1/accounts/verify_credentials"
+        with map_transport_errors("mastodon", f"GET {path}"):
+            response = await self._client.get(path)
+        if response.is_error:
+            raise _translate(response)
+        try:
+            acct = str(response.json()["acct"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise RetryableError(f"mastodon answered {response.status_code} to GET {path} without an account") from exc
+        return f"logged in as @{acct} at {self._client.base_url.host}"
+
     async def aclose(self) -> None:
         await self._client.aclose()
 

@@ -267,6 +267,7 @@ class SmsChannel:
         self.timeout_s = settings.http_timeout_s
         self._account_sid = config.twilio_account_sid
         self._auth_token = config.twilio_auth_token
+        self._account_path = f"/2010-04-01/Accounts/{self._account_sid}.json"
         self._messages_path = f"/2010-04-01/Accounts/{self._account_sid}/Messages.json"
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
@@ -363,6 +364,22 @@ class SmsChannel:
             with map_transport_errors("twilio"):
                 response = await client.post(self._messages_path, data=form)
         return translate_response(response)
+
+    async def check(self) -> str:
+        """Pre-flight (``Checkable``): fetch the account (``GET /2010-04-01/Accounts/{sid}.json``); sends nothing."""
+        client, _ = self._connect()
+        with map_transport_errors("twilio", f"GET {self._account_path}"):
+            response = await client.get(self._account_path)
+        if not response.is_success:
+            translate_response(response)  # raises what Twilio's error answer amounts to
+        try:
+            account = response.json()
+        except ValueError:
+            account = None
+        status = account.get("status") if isinstance(account, dict) else None
+        if status != "active":  # Twilio: "active", "suspended" or "closed"; a closed account sends nothing
+            raise PermanentError(f"twilio account {self._account_sid} is {status or 'unreadable'}, not active")
+        return f"account {self._account_sid} is active"
 
     def _connect(self) -> tuple[httpx.AsyncClient, asyncio.Semaphore]:
         if self._client is None or self._slots is None:

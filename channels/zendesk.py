@@ -33,11 +33,13 @@ from channels.base import (
     RetryableError,
     Settings,
     Thread,
+    credentials_error,
     require_http_url,
 )
 
 BASE_LABELS = ("incident", "broadcaster")
 RESOLVED_LABEL = "resolved"
+AGENT_ROLES = ("agent", "admin")  # Zendesk user roles that may write Help Center articles
 
 
 class ZendeskSettings(ChannelSettings):
@@ -151,6 +153,20 @@ class ZendeskChannel:
 
         return await publish_article(message, thread, rewrite, create)
 
+    async def check(self) -> str:
+        """Pre-flight (``Checkable``): the API user is an agent (``GET /api/v2/users/me.json``) and the
+        section exists (``GET /api/v2/help_center/sections/{id}.json``, the section articles go to); writes nothing."""
+        me = (await self._request("GET", "/api/v2/users/me.json", None)).get("user")
+        role = me.get("role") if isinstance(me, Mapping) else None
+        # Zendesk answers an unauthenticated /users/me with its anonymous end user, not a 401.
+        if not isinstance(me, Mapping) or me.get("id") is None or role not in AGENT_ROLES:
+            raise credentials_error(f"zendesk: the API token signs in as {role or 'nobody'}, not an agent")
+        path = f"/api/v2/help_center/sections/{self.section_id}.json"
+        section = (await self._request("GET", path, None)).get("section")
+        if not isinstance(section, Mapping):
+            raise RetryableError(f"zendesk: unexpected answer to GET {path}: no section")
+        return f"signed in as {me.get('email')} ({role}); section {self.section_id} exists ({section.get('name')!r})"
+
     async def aclose(self) -> None:
         await self._client.aclose()
 
@@ -193,7 +209,7 @@ class ZendeskChannel:
         }
         return Published(provider_id=article_id, url=url, thread=state)
 
-    async def _request(self, method: str, path: str, payload: Mapping[str, Any]) -> Mapping[str, Any]:
+    async def _request(self, method: str, path: str, payload: Mapping[str, Any] | None) -> Mapping[str, Any]:
         return await call(self._client, method, path, payload, translate_error)
 
     def __repr__(self) -> str:

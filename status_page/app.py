@@ -20,9 +20,10 @@ from broadcaster.errors import InputError
 from broadcaster.runtime import Runtime
 from status_page import auth, console, desk, metrics
 from status_page.api import audit as api_audit
-from status_page.api import openapi, ops, tokens, twilio, v1, v2
+from status_page.api import channel_health, openapi, ops, tokens, twilio, v1, v2
 from status_page.api import playbooks as api_playbooks
 from status_page.body_limit import BodyLimitMiddleware
+from status_page.channel_alerts import ChannelAlertsMiddleware
 from status_page.client_address import ClientAddressMiddleware
 from status_page.console import playbooks as console_playbooks
 from status_page.http import HTTPError, handle_http_error, handle_input_error, handle_starlette_error
@@ -71,6 +72,7 @@ def route_modules() -> list[Any]:
         ops,
         api_playbooks,
         api_audit,
+        channel_health,
         tokens,
         auth,
         console,
@@ -132,6 +134,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
                 max_age=12 * 3600,
             ),
             Middleware(auth.SessionUserMiddleware),  # the session's user checked against the database
+            Middleware(ChannelAlertsMiddleware),  # failing pre-flight checks, for console and desk banners
         ],
         exception_handlers={
             HTTPError: handle_http_error,

@@ -34,6 +34,7 @@ from starlette.routing import Route
 from broadcaster.models import Role
 from broadcaster.render import environment, markdown_to_html
 from status_page.auth import csrf_token, require_role
+from status_page.channel_alerts import channel_alerts
 from status_page.desk_data import MAX_QUERY_CHARS, load_desk, search
 from status_page.http import HTTPError, runtime
 from status_page.live import live_events, sse_response
@@ -125,7 +126,14 @@ def _page(request: Request, template: str, user: dict[str, Any], **context: Any)
     root = _static_root(request)
     static = {name: f"/desk/static/{name}?v={_static_file(root, name)[1]}" for name in STATIC_TYPES}
     response = render_page(
-        request, template, user=user, static=static, csrf_token=csrf_token(request), md=markdown_to_html, **context
+        request,
+        template,
+        user=user,
+        static=static,
+        csrf_token=csrf_token(request),
+        md=markdown_to_html,
+        channel_alerts=channel_alerts(request),
+        **context,
     )
     return _secure(response)
 

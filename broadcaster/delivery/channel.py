@@ -15,7 +15,10 @@ Both get the incident's ``thread`` (what the channel stored on earlier updates o
 incident, such as a social post id) and may return a new one to store. A channel that can
 also reach one person at once (email, SMS) is a ``DirectSender`` too: opt-in confirmations,
 contact notices and reminders go through ``send_direct`` (``broadcaster.delivery.direct``
-records each in the ledger). Channels never touch the database, Starlette, or each other.
+records each in the ledger). A channel whose account can be verified without posting
+anything public is ``Checkable`` too: its ``check`` is the pre-flight
+(``broadcaster.delivery.preflight``, ``broadcaster channels check``). Channels never touch
+the database, Starlette, or each other.
 """
 
 from __future__ import annotations
@@ -168,4 +171,18 @@ class DirectSender(Protocol):
 
     async def send_direct(self, to: str, message: DirectMessage) -> Sent:
         """Send ``message`` to ``to`` now. Raise ``RetryableError`` / ``PermanentError`` on failure."""
+        ...
+
+
+@runtime_checkable
+class Checkable(Protocol):
+    """A channel with a pre-flight check. Optional: a channel without one is "skipped"
+    (a webhook or chat channel's endpoints belong to its subscribers, not to us)."""
+
+    async def check(self) -> str:
+        """Verify the channel's account and configuration without posting anything public.
+
+        Returns a short description of what was verified (``"EHLO/AUTH ok at smtp.example.org:587"``,
+        ``"section 360001 exists"``); raises ``DeliveryError`` with the provider's reason on failure.
+        """
         ...

@@ -10,17 +10,20 @@ through a channel that is a ``DirectSender``::
 Each attempt writes one ``deliveries`` row with no update (``update_id`` null) and the
 message's ``kind``: ``sent`` with the provider's id (so an SMS status callback finds it), or
 ``failed`` with the reason. A failed attempt is retried by its job (arq), never by the fan-out.
+``notify_users`` tells console users (reminders, pre-flight notices) by email and SMS.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broadcaster.db import deliveries, utcnow
-from broadcaster.delivery.channel import DirectMessage, DirectSender, Sent
+from broadcaster.delivery.channel import Channel, DirectMessage, DirectSender, Sent
 from broadcaster.errors import DeliveryError
 from broadcaster.models import DeliveryKind, DeliveryState
 
@@ -42,6 +45,31 @@ async def send(
         await _record(engine, channel.name, kind, recipient, to, None, exc.reason)
         raise
     await _record(engine, channel.name, kind, recipient, to, sent.provider_id, None)
+    return sent
+
+
+async def notify_users(
+    engine: AsyncEngine,
+    channels: Mapping[str, Channel],
+    kind: DeliveryKind,
+    users: Iterable[Mapping[str, Any]],
+    message: DirectMessage,
+) -> dict[str, int]:
+    """``message`` to each user (``username``, ``email``, ``phone``) by email and by SMS, through
+    whichever of ``channels`` (by name) is there; a failure is logged and counted, never raised.
+    Returns ``{"email": sent, "sms": sent, "failed": failed}``."""
+    sent = {"email": 0, "sms": 0, "failed": 0}
+    for user in users:
+        for name, address in (("email", user.get("email")), ("sms", user.get("phone"))):
+            channel = channels.get(name)
+            if not address or not isinstance(channel, DirectSender):
+                continue
+            try:
+                await send(engine, channel, kind, f"user:{user['username']}", address, message)
+                sent[name] += 1
+            except DeliveryError as exc:
+                sent["failed"] += 1
+                log.warning("%s %s to %s failed: %s", kind.value, name, user["username"], exc.reason)
     return sent
 
 

@@ -22,9 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from broadcaster.actors import Actor
 from broadcaster.db import incidents, users, utcnow
 from broadcaster.delivery import direct
-from broadcaster.delivery.channel import DirectMessage, DirectSender
+from broadcaster.delivery.channel import DirectMessage
 from broadcaster.domain import audit
-from broadcaster.errors import DeliveryError
 from broadcaster.models import CLOSED_STATUSES, DeliveryKind, Role
 from broadcaster.runtime import Runtime
 
@@ -90,21 +89,7 @@ async def team(conn: AsyncConnection) -> list[dict[str, Any]]:
 async def notify_team(rt: Runtime, members: list[dict[str, Any]], reminder: Reminder) -> dict[str, int]:
     """One email and one SMS per reachable member, through whichever of the two is enabled."""
     message = DirectMessage(subject=reminder.subject(), text=reminder.text(rt.settings.public_url))
-    sent = {"email": 0, "sms": 0, "failed": 0}
-    for member in members:
-        for name, address in (("email", member["email"]), ("sms", member["phone"])):
-            channel = rt.registry.enabled.get(name)
-            if not address or not isinstance(channel, DirectSender):
-                continue
-            try:
-                await direct.send(
-                    rt.engine, channel, DeliveryKind.REMINDER, f"user:{member['username']}", address, message
-                )
-                sent[name] += 1
-            except DeliveryError as exc:
-                sent["failed"] += 1
-                log.warning("reminder %s to %s failed: %s", name, member["username"], exc.reason)
-    return sent
+    return await direct.notify_users(rt.engine, rt.registry.enabled, DeliveryKind.REMINDER, members, message)
 
 
 async def send_reminders(rt: Runtime, now: datetime | None = None) -> list[Reminder]:

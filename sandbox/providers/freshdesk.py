@@ -3,7 +3,9 @@
 Checks basic auth ``{api_key}:X`` exactly, validates articles the way Freshdesk does
 (``title``, ``description`` and ``status`` required on create; unknown fields refused;
 status 1 or 2; tags an array of strings), stores articles and answers with Freshdesk's
-JSON and error shapes. ``fail(...)`` injects 5xx or 429 answers.
+JSON and error shapes. ``fail(...)`` injects 5xx or 429 answers. A pre-flight check's reads:
+``GET /api/v2/agents/me`` (the API key's agent) and ``GET /api/v2/solutions/folders/{id}``
+(an empty 404 for another id, as Freshdesk answers).
 
     freshdesk = FakeFreshdesk()
     async with serve_app(freshdesk.app) as base_url: ...
@@ -49,6 +51,8 @@ class FakeFreshdesk:
             routes=[
                 Route("/api/v2/solutions/folders/{folder_id}/articles", self.create, methods=["POST"]),
                 Route("/api/v2/solutions/articles/{article_id}", self.article, methods=["GET", "PUT", "DELETE"]),
+                Route("/api/v2/agents/me", self.me, methods=["GET"]),
+                Route("/api/v2/solutions/folders/{folder_id}", self.folder, methods=["GET"]),
             ]
         )
 
@@ -88,6 +92,55 @@ class FakeFreshdesk:
         if self.on_accept is not None:
             self.on_accept(self.articles[article_id])
         return JSONResponse(self.articles[article_id], 201)
+
+    async def me(self, request: Request) -> Response:
+        _, problem = await self._receive(request)
+        if problem is not None:
+            return problem
+        return JSONResponse(
+            {
+                "id": 73000000500,
+                "available": True,
+                "occasional": False,
+                "ticket_scope": 1,
+                "type": "support_agent",
+                "group_ids": [],
+                "role_ids": [73000000010],
+                "created_at": NOW,
+                "updated_at": NOW,
+                "contact": {
+                    "active": True,
+                    "email": "agent@example.com",
+                    "name": "Status Agent",
+                    "language": "en",
+                    "time_zone": "UTC",
+                    "created_at": NOW,
+                    "updated_at": NOW,
+                },
+            }
+        )
+
+    async def folder(self, request: Request) -> Response:
+        _, problem = await self._receive(request)
+        if problem is not None:
+            return problem
+        raw_id = request.path_params["folder_id"]
+        if not raw_id.isdigit() or int(raw_id) not in self.folder_ids:
+            return Response(status_code=404)
+        folder_id = int(raw_id)
+        return JSONResponse(
+            {
+                "id": folder_id,
+                "name": "Incidents",
+                "description": "Live incident guidance for agents",
+                "visibility": 3,  # agents only
+                "category_id": 73000000001,
+                "parent_folder_id": None,
+                "articles_count": sum(1 for a in self.articles.values() if a["folder_id"] == folder_id),
+                "created_at": NOW,
+                "updated_at": NOW,
+            }
+        )
 
     async def article(self, request: Request) -> Response:
         payload, problem = await self._receive(request)

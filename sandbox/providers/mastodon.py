@@ -3,7 +3,8 @@
 Checks the bearer token, the ``status`` field (500 graphemes, URLs counted as 23), the
 visibility and the reply target; honours ``Idempotency-Key`` (same key, same status, no
 new post). Tests can make it fail the next requests, stall after creating a status (so
-the client times out although the post exists), or delete a status.
+the client times out although the post exists), or delete a status. ``GET
+/api/v1/accounts/verify_credentials`` answers the token's account (a pre-flight check's read).
 
     provider = MastodonProvider()
     async with serve_app(provider.app) as base_url:
@@ -44,6 +45,7 @@ class MastodonProvider:
     requests: list[dict[str, Any]] = field(default_factory=list)  # every POST, as received
     deleted: set[str] = field(default_factory=set)
     stall_s: float = 1.0
+    credential_checks: int = 0  # GET /api/v1/accounts/verify_credentials, answered or not
     on_accept: Callable[[dict[str, Any]], None] | None = None  # called with each new status
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(109_000_000_000_000_001))
     _idempotency: dict[str, str] = field(default_factory=dict)
@@ -56,6 +58,7 @@ class MastodonProvider:
                 Route("/api/v1/statuses", self._create, methods=["POST"]),
                 Route("/api/v1/statuses/{id}", self._show, methods=["GET"]),
                 Route("/api/v1/statuses/{id}", self._delete, methods=["DELETE"]),
+                Route("/api/v1/accounts/verify_credentials", self._verify_credentials, methods=["GET"]),
             ]
         )
 
@@ -125,6 +128,25 @@ class MastodonProvider:
             self._stalls -= 1
             await asyncio.sleep(self.stall_s)
         return JSONResponse(self.statuses[status_id])
+
+    async def _verify_credentials(self, request: Request) -> Response:
+        self.credential_checks += 1
+        if request.headers.get("authorization") != f"Bearer {self.token}":
+            return _error(401, "The access token is invalid")
+        return JSONResponse(
+            {
+                "id": "109000000000000001",
+                "username": self.username,
+                "acct": self.username,  # a local account: no @domain
+                "display_name": "Status",
+                "locked": False,
+                "bot": True,
+                "created_at": "2024-01-15T00:00:00.000Z",
+                "url": f"{request.base_url}@{self.username}",
+                "statuses_count": len(self.statuses),
+                "source": {"privacy": "public", "sensitive": False, "language": "en", "note": ""},
+            }
+        )
 
     async def _show(self, request: Request) -> Response:
         status_id = request.path_params["id"]

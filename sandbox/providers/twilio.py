@@ -8,6 +8,9 @@ https://www.twilio.com/docs/messaging/api/message-resource#create-a-message-reso
     provider.messages  # every accepted message, as Twilio answered it
     provider.throttle(times=2, retry_after_s=1)  # next two requests get 429
     provider.fail(times=1)  # next request gets 500
+
+``GET /2010-04-01/Accounts/{AccountSid}.json`` answers the account resource (a pre-flight
+check's read): https://www.twilio.com/docs/iam/api/account#fetch-an-account-resource
 """
 
 from __future__ import annotations
@@ -69,6 +72,21 @@ def twilio_error(status: int, code: int, message: str, headers: dict[str, str] |
     )
 
 
+def _unauthenticated() -> JSONResponse:
+    """Twilio's answer to a wrong AccountSid or AuthToken (error 20003), on every endpoint."""
+    return JSONResponse(
+        {
+            "code": 20003,
+            "detail": "Your AccountSid or AuthToken was incorrect.",
+            "message": "Authenticate",
+            "more_info": "https://www.twilio.com/docs/errors/20003",
+            "status": 401,
+        },
+        status_code=401,
+        headers={"WWW-Authenticate": 'Basic realm="Twilio API"'},
+    )
+
+
 @dataclass
 class TwilioProvider:
     """The Messages API of one account; configure it, serve ``app``, inspect ``messages``."""
@@ -81,6 +99,8 @@ class TwilioProvider:
     unreachable: set[str] = field(default_factory=set)  # landlines and the like: 21614
     messages: list[dict[str, Any]] = field(default_factory=list)
     requests: int = 0  # every request to the Messages endpoint, accepted or not
+    account_status: str = "active"  # or "suspended", "closed"
+    account_fetches: int = 0  # every request to the Account endpoint, answered or not
     on_accept: Callable[[dict[str, Any]], None] | None = None  # called with each accepted message's resource
     _throttle_times: int = 0
     _throttle_until: float = 0.0
@@ -104,7 +124,10 @@ class TwilioProvider:
     @property
     def app(self) -> Starlette:
         return Starlette(
-            routes=[Route("/2010-04-01/Accounts/{account_sid}/Messages.json", self._create_message, methods=["POST"])]
+            routes=[
+                Route("/2010-04-01/Accounts/{account_sid}/Messages.json", self._create_message, methods=["POST"]),
+                Route("/2010-04-01/Accounts/{account_sid}.json", self._fetch_account, methods=["GET"]),
+            ]
         )
 
     def _authenticated(self, request: Request) -> bool:
@@ -117,20 +140,33 @@ class TwilioProvider:
             return False
         return secrets.compare_digest(user, self.account_sid) and secrets.compare_digest(password, self.auth_token)
 
+    async def _fetch_account(self, request: Request) -> JSONResponse:
+        self.account_fetches += 1
+        if not self._authenticated(request):
+            return _unauthenticated()
+        if request.path_params["account_sid"] != self.account_sid:
+            return twilio_error(404, 20404, f"The requested resource {request.url.path} was not found")
+        created = format_datetime(datetime(2024, 1, 15, 9, 30, tzinfo=UTC), usegmt=True)
+        uri = f"/2010-04-01/Accounts/{self.account_sid}"
+        return JSONResponse(
+            {
+                "auth_token": self.auth_token,  # Twilio returns it: a client must never log this answer
+                "date_created": created,
+                "date_updated": created,
+                "friendly_name": "broadcaster",
+                "owner_account_sid": self.account_sid,
+                "sid": self.account_sid,
+                "status": self.account_status,
+                "subresource_uris": {"messages": f"{uri}/Messages.json"},
+                "type": "Full",
+                "uri": f"{uri}.json",
+            }
+        )
+
     async def _create_message(self, request: Request) -> JSONResponse:
         self.requests += 1
         if not self._authenticated(request):
-            return JSONResponse(
-                {
-                    "code": 20003,
-                    "detail": "Your AccountSid or AuthToken was incorrect.",
-                    "message": "Authenticate",
-                    "more_info": "https://www.twilio.com/docs/errors/20003",
-                    "status": 401,
-                },
-                status_code=401,
-                headers={"WWW-Authenticate": 'Basic realm="Twilio API"'},
-            )
+            return _unauthenticated()
         path_sid = request.path_params["account_sid"]
         if path_sid != self.account_sid:
             return twilio_error(404, 20404, f"The requested resource {request.url.path} was not found")

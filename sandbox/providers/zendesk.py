@@ -4,6 +4,8 @@ Checks basic auth ``{email}/token:{api_token}`` exactly, validates articles the 
 does (``locale``, ``title``, ``permission_group_id`` and ``user_segment_id`` are required;
 ``user_segment_id`` may be null), stores articles with one translation per locale, and
 answers with Zendesk's JSON and error shapes. ``fail(...)`` injects 5xx or 429 answers.
+A pre-flight check's reads: ``GET /api/v2/users/me.json`` (the token's user, ``user_role``)
+and ``GET /api/v2/help_center/sections/{id}.json`` (404 ``RecordNotFound`` for another id).
 
     zendesk = FakeZendesk()
     async with serve_app(zendesk.app) as base_url: ...
@@ -59,6 +61,7 @@ class FakeZendesk:
         self.articles: dict[int, Article] = {}
         self.received: list[Received] = []
         self.base_url = "http://zendesk.invalid"  # for html_url; set when served
+        self.user_role = "admin"  # of the token's user: "admin", "agent" or "end-user"
         # Called with the article's JSON after each content write (its creation, a translation
         # written); a labels-only PUT is no new revision, so it is not reported.
         self.on_accept: Callable[[dict[str, Any]], None] | None = None
@@ -73,6 +76,8 @@ class FakeZendesk:
                     methods=["PUT"],
                 ),
                 Route("/api/v2/help_center/articles/{article_id}.json", self.article, methods=["GET", "PUT", "DELETE"]),
+                Route("/api/v2/users/me.json", self.me, methods=["GET"]),
+                Route("/api/v2/help_center/sections/{section_id}.json", self.section, methods=["GET"]),
             ]
         )
 
@@ -125,6 +130,50 @@ class FakeZendesk:
         if self.on_accept is not None:
             self.on_accept(answer)
         return JSONResponse({"article": answer}, 201)
+
+    async def me(self, request: Request) -> Response:
+        _, problem = await self._receive(request)
+        if problem is not None:
+            return problem
+        user = {
+            "id": 9000000001,
+            "url": f"{self.base_url}/api/v2/users/9000000001.json",
+            "name": "Status Agent",
+            "email": self.email,
+            "role": self.user_role,
+            "active": True,
+            "locale": "en-US",
+            "created_at": NOW,
+            "updated_at": NOW,
+        }
+        return JSONResponse({"user": user})
+
+    async def section(self, request: Request) -> Response:
+        _, problem = await self._receive(request)
+        if problem is not None:
+            return problem
+        raw_id = request.path_params["section_id"]
+        if not raw_id.isdigit() or int(raw_id) not in self.section_ids:
+            return _not_found()
+        section_id = int(raw_id)
+        section = {
+            "id": section_id,
+            "url": f"{self.base_url}/api/v2/help_center/en-us/sections/{section_id}.json",
+            "html_url": f"{self.base_url}/hc/en-us/sections/{section_id}",
+            "category_id": 360000000001,
+            "position": 0,
+            "sorting": "manual",
+            "name": "Incidents",
+            "description": "",
+            "locale": "en-us",
+            "source_locale": "en-us",
+            "outdated": False,
+            "parent_section_id": None,
+            "theme_template": "section_page",
+            "created_at": NOW,
+            "updated_at": NOW,
+        }
+        return JSONResponse({"section": section})
 
     async def update_translation(self, request: Request) -> Response:
         payload, problem = await self._receive(request)

@@ -192,6 +192,26 @@ OPERATIONS: tuple[Op, ...] = (
     Op("GET", "/api/v1/channels", "Channels: enabled or not, and which update each shows now", V1, {200: "Channels"}),
     Op(
         "GET",
+        "/api/v1/channels/health",
+        "Every channel's pre-flight check: its account verified, nothing posted (admin tokens only)",
+        V1,
+        {200: "ChannelHealth"},
+        params=(
+            Param(
+                "cached",
+                "query",
+                {"type": "string", "enum": ["1", "0", "true", "false"]},
+                "1: the last stored results, checking nothing (default 0: check now)",
+            ),
+        ),
+        errors=(400, 403),
+        description="Checks each enabled channel now (SMTP EHLO/AUTH, the Twilio account, Mastodon "
+        "``verify_credentials``, the Zendesk section, the Freshdesk folder, ...) and stores the results; "
+        "the commanders hear of a channel that starts failing once. Channels without a check (webhooks, "
+        "the desk, the status page) are ``skipped``.",
+    ),
+    Op(
+        "GET",
         "/api/v1/subscribers",
         "List subscribers",
         V1,

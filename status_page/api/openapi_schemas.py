@@ -1,6 +1,6 @@
 """JSON schemas of the API's answers (OpenAPI 3.1 ``components.schemas``), written against
-what ``status_page/api/v1.py``, ``ops.py``, ``audit.py``, ``tokens.py`` and ``broadcaster/views/statuspage_v2.py``
-return.
+what ``status_page/api/v1.py``, ``ops.py``, ``audit.py``, ``tokens.py``, ``channel_health.py`` and
+``broadcaster/views/statuspage_v2.py`` return.
 
 Objects list the keys every answer carries as ``required`` and leave ``additionalProperties``
 open, so adding a field never breaks a client (or this document).
@@ -235,6 +235,21 @@ RESPONSE_SCHEMAS: dict[str, Schema] = {
         description="An API token as listed: never its secret or hash.",
     ),
     "TokenList": array(ref("Token")),
+    "ChannelCheck": obj(
+        {
+            "channel": STRING,
+            "title": STRING,
+            "ok": {"type": ["boolean", "null"], "description": "null: skipped, or not checked yet"},
+            "skipped": {"type": "boolean", "description": "no check: the channel's endpoints are the subscribers'"},
+            "reason": {"type": ["string", "null"], "description": "the provider's reason, when failing"},
+            "detail": {"type": ["string", "null"], "description": "what was verified, when passing"},
+            **{name: TIME_OR_NULL for name in ("checked_at", "failing_since", "last_delivered_at")},
+        }
+    ),
+    "ChannelHealth": obj(
+        {"channels": array(ref("ChannelCheck")), "ok": BOOLEAN},
+        description="Every enabled channel's pre-flight check; ``ok``: every channel with a check passed it.",
+    ),
     # playbooks
     "PlaybookLevel": obj(
         {

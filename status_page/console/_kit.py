@@ -16,6 +16,7 @@ from broadcaster.domain.users import has_role
 from broadcaster.errors import InputError
 from broadcaster.models import CLOSED_STATUSES, Role, humanize
 from status_page.auth import check_csrf, csrf_token, require_role
+from status_page.channel_alerts import channel_alerts
 from status_page.pages import render_page
 
 CSP = (
@@ -25,7 +26,7 @@ CSP = (
 
 
 def page(request: Request, template: str, user: dict[str, Any], status_code: int = 200, **context: Any) -> Response:
-    """A console page with the user, CSRF token and security headers."""
+    """A console page with the user, CSRF token, the failing pre-flight checks' banner and security headers."""
     response = render_page(
         request,
         template,
@@ -35,6 +36,7 @@ def page(request: Request, template: str, user: dict[str, Any], status_code: int
         humanize=humanize,
         can_post=has_role(user, Role.COMMANDER),
         is_admin=has_role(user, Role.ADMIN),
+        channel_alerts=channel_alerts(request),
         **context,
     )
     response.headers["Content-Security-Policy"] = CSP

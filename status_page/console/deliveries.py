@@ -1,5 +1,6 @@
 """The console's delivery views: an incident's updates, each update's ledger live, retries, and
-which update every channel shows now (``/console/channels``).
+which update every channel shows now, with its last pre-flight check and last successful
+delivery (``/console/channels``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from broadcaster.delivery import deadletter, ledger
+from broadcaster.delivery import deadletter, ledger, preflight
 from broadcaster.domain import audit
 from broadcaster.domain import incidents as incident_store
 from broadcaster.errors import InputError
@@ -159,9 +160,11 @@ async def retry_failed(request: Request) -> Response:
 
 
 async def channels_page(request: Request) -> Response:
-    """Consistency: which update each channel shows now, and which channels lag the latest."""
+    """Consistency: which update each channel shows now, which channels lag the latest, and whether
+    each passed its last pre-flight check."""
     user = require_role(request, Role.VIEWER)
     rt = runtime(request)
+    checks = {check.channel: check for check in await preflight.stored(rt)}
     async with rt.engine.connect() as conn:
         shown = await ledger.current_updates(conn)
         recent = await incident_store.list_incidents(conn, limit=20, include_drills=True)
@@ -187,6 +190,7 @@ async def channels_page(request: Request) -> Response:
                 "behind": behind,
                 "current_title": titles.get(current["incident_id"], current["incident_id"]) if current else None,
                 "latest_title": titles.get(latest["incident_id"]) if latest else None,
+                "check": checks.get(name),
             }
         )
     return page(request, "console/channels.html", user, rows=rows)
