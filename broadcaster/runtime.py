@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from broadcaster.config import Settings
 from broadcaster.db import make_engine
 from broadcaster.delivery.channel import ChannelContext
+from broadcaster.delivery.credential_store import SharedCredentials
 from broadcaster.delivery.fanout import Fanout
 from broadcaster.delivery.registry import Registry
 from broadcaster.events import EventBus
@@ -28,7 +29,8 @@ class Runtime:
     def build(cls, settings: Settings, queue: Queue | None = None) -> Runtime:
         engine = make_engine(settings.database_url)
         bus = EventBus(settings.redis_url, stream=f"{settings.queue_name}:events")  # one stream per deployment
-        registry = Registry.build(settings, ChannelContext(publish_event=bus.publish))
+        credentials = SharedCredentials.from_settings(settings, engine)  # rotating tokens, shared by every worker
+        registry = Registry.build(settings, ChannelContext(publish_event=bus.publish, credentials=credentials))
         queue = queue or Queue(settings.redis_url, settings.queue_name)
         return cls(settings, engine, registry, queue, bus, Fanout(settings, engine, registry, queue, bus))
 

@@ -30,6 +30,7 @@ from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 import httpx
 
 from broadcaster.config import ChannelSettings, Settings
+from broadcaster.delivery.credentials import CredentialStore, LocalCredentials
 from broadcaster.errors import DeliveryError
 from broadcaster.message import Message
 from broadcaster.models import ChannelKind, LimitUnit
@@ -74,14 +75,17 @@ class Published:
 
 @dataclass(slots=True)
 class ChannelContext:
-    """What the core lends a channel: the live-event bus, an HTTP transport, a place for extras.
+    """What the core lends a channel: the live-event bus, an HTTP transport, a credential store, extras.
 
     ``http_transport`` (``None``: httpx's own) goes to every HTTP client a channel makes in
-    ``from_settings``: tests pass an ``httpx.MockTransport`` there.
+    ``from_settings``: tests pass an ``httpx.MockTransport`` there. ``credentials`` keeps the
+    tokens a provider rotates (``broadcaster.delivery.credentials``): a ``Runtime`` lends the
+    store every worker shares, the default is this process's memory.
     """
 
     publish_event: Callable[[str, Mapping[str, Any]], Awaitable[None]] | None = None
     http_transport: httpx.AsyncBaseTransport | None = None
+    credentials: CredentialStore = field(default_factory=LocalCredentials)
     extras: dict[str, Any] = field(default_factory=dict)
 
 
