@@ -57,6 +57,8 @@ TUNING = {
     "relay_interval_s",
     "sending_lease_s",
     "reminder_interval_s",
+    "channel_check_interval_minutes",
+    "channel_check_timeout_s",
     "circuit_failure_threshold",
     "circuit_cooldown_s",
     "smtp_timeout_s",
