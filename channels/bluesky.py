@@ -1,7 +1,13 @@
 """Bluesky: one ``app.bsky.feed.post`` record per update, later updates threaded as replies.
 
-Auth is an app password exchanged for a session (``createSession``), kept for the life of
-the channel and refreshed with ``refreshSession`` when a call answers ``ExpiredToken``.
+Auth is an app password exchanged for a session (``createSession``), which Bluesky limits
+per account (30 in 5 minutes, 300 a day). So the account has one session, shared by every
+worker through the credential store (``broadcaster.delivery.credentials``, as
+``bluesky:<handle>``) and kept across restarts: renewed with ``refreshSession`` when its
+access JWT is near its ``exp`` or is refused (``ExpiredToken``), and created again only when
+there is none or the refresh JWT is refused. A 429 to ``createSession`` is stored too, so that
+no worker signs in again before the limit resets.
+
 A post is limited to 300 graphemes (and 3000 UTF-8 bytes); links are not counted
 specially but are only clickable through a facet, whose offsets are UTF-8 *byte* offsets.
 
@@ -13,16 +19,19 @@ Thread state: ``{"root": {"uri", "cid"}, "last": {"uri", "cid"}}`` (strong refs)
 
 from __future__ import annotations
 
-import asyncio
+import base64
+import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Self
 
 import grapheme
 import httpx
 from pydantic import SecretStr
 
+from broadcaster.delivery.credentials import Credential, CredentialStore, LocalCredentials
 from broadcaster.render import iso
 from channels._social import render_post, reply_or_start
 from channels.base import (
@@ -54,6 +63,9 @@ LINK_FEATURE = "app.bsky.richtext.facet#link"
 _CREDENTIAL_ERRORS = frozenset(
     {"AuthenticationRequired", "InvalidToken", "ExpiredToken", "AccountTakedown", "AccountDeactivated"}
 )
+_SESSION_REFUSED = frozenset({"ExpiredToken", "InvalidToken", "AuthenticationRequired"})
+REFRESH_MARGIN_S = 60.0  # renew the session this long before its access JWT expires
+SIGN_IN_BACKOFF_S = 60.0  # wait after a 429 to createSession that names no reset time
 
 StrongRef = dict[str, str]
 
@@ -87,6 +99,14 @@ class _Session:
     access_jwt: str
     refresh_jwt: str
     did: str
+
+    @classmethod
+    def of(cls, stored: Credential | None, handle: str) -> _Session:
+        """The session in ``stored``; ``RateLimited`` when it records createSession's 429 instead."""
+        value = stored.value if stored else {}
+        if not value.get("access_jwt"):
+            raise _sign_in_refused(value, handle)
+        return cls(str(value["access_jwt"]), str(value["refresh_jwt"]), str(value["did"]))
 
 
 class BlueskySettings(ChannelSettings):
@@ -125,12 +145,14 @@ class BlueskyChannel:
         base_url: str = "https://bsky.social",
         timeout_s: float = 15.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        credentials: CredentialStore | None = None,
     ) -> None:
+        """``credentials``: where the session is kept (default: this process's memory)."""
         require_http_url(base_url, "bluesky base URL")
         self.handle = handle.removeprefix("@")
         self._password = app_password
-        self._session: _Session | None = None
-        self._session_lock = asyncio.Lock()
+        self._credentials = credentials or LocalCredentials()
+        self._credential_name = f"bluesky:{self.handle}"
         self._client = httpx.AsyncClient(
             base_url=base_url.rstrip("/"), headers={"User-Agent": "broadcaster"}, timeout=timeout_s, transport=transport
         )
@@ -147,6 +169,7 @@ class BlueskyChannel:
             base_url=config.bluesky_base_url,
             timeout_s=settings.http_timeout_s,
             transport=context.http_transport,
+            credentials=context.credentials,
         )
 
     def render(self, message: Message) -> Rendition:
@@ -179,13 +202,23 @@ class BlueskyChannel:
             thread={"root": (root or parent) if replied else ref, "last": ref},
         )
 
+    async def check(self) -> str:
+        """Whom the session belongs to (``getSession``, signing in only if no session is stored); posts nothing."""
+        response = await self._authed("GET", "com.atproto.server.getSession", await self._session())
+        if response.is_error:
+            raise _translate(response)
+        try:
+            return f"authenticated as @{response.json()['handle']}"
+        except (ValueError, KeyError, TypeError) as exc:
+            raise PermanentError(f"bluesky answered {response.status_code} to getSession without a handle") from exc
+
     async def aclose(self) -> None:
         await self._client.aclose()
 
     async def _create_record(self, record: dict[str, Any]) -> dict[str, Any]:
-        session = await self._current_session()
+        session = await self._session()
         body = {"repo": session.did, "collection": POST, "record": record}
-        response = await self._authed("com.atproto.repo.createRecord", body, session)
+        response = await self._authed("POST", "com.atproto.repo.createRecord", session, json=body)
         if response.is_error:
             raise _translate(response, replying="reply" in record)
         try:
@@ -207,39 +240,52 @@ class BlueskyChannel:
             raise _translate(response)
         return {"uri": ref["uri"], "cid": str(response.json().get("cid") or ref["cid"])}
 
-    async def _current_session(self) -> _Session:
-        async with self._session_lock:
-            if self._session is None:
-                self._session = await self._create_session()
-            return self._session
+    async def _session(self, rejected: str | None = None) -> _Session:
+        """The account's stored session; renewed first when near expiry or its access JWT was ``rejected``."""
+        stored = await self._credentials.load(self._credential_name)
+        if not _usable(stored, rejected) and not _blocked(stored):
 
-    async def _authed(self, nsid: str, body: dict[str, Any], session: _Session) -> httpx.Response:
-        """POST with the access token; on ``ExpiredToken`` refresh the session and try once more."""
-        response = await self._xrpc("POST", nsid, json=body, token=session.access_jwt)
-        if response.status_code in (400, 401) and _error_name(response) == "ExpiredToken":
-            session = await self._refreshed(session)
-            response = await self._xrpc("POST", nsid, json=body, token=session.access_jwt)
+            async def renew(current: Credential | None) -> Credential | None:
+                return None if _usable(current, rejected) else await self._renewed(current)
+
+            stored = await self._credentials.rotate(self._credential_name, renew)
+        return _Session.of(stored, self.handle)
+
+    async def _authed(
+        self, method: str, nsid: str, session: _Session, *, json: dict[str, Any] | None = None
+    ) -> httpx.Response:
+        """A call with the access JWT; when the PDS refuses it, renew the session and try once more.
+
+        Not only ``ExpiredToken``: a stored session the PDS no longer knows (revoked, or a PDS
+        restored from backup) is refused as ``InvalidToken`` or ``AuthenticationRequired``.
+        """
+        response = await self._xrpc(method, nsid, json=json, token=session.access_jwt)
+        if response.status_code in (400, 401) and _error_name(response) in _SESSION_REFUSED:
+            session = await self._session(rejected=session.access_jwt)
+            response = await self._xrpc(method, nsid, json=json, token=session.access_jwt)
         return response
 
-    async def _refreshed(self, stale: _Session) -> _Session:
-        async with self._session_lock:
-            if self._session is not None and self._session != stale:
-                return self._session  # another publish refreshed it meanwhile
-            response = await self._xrpc("POST", "com.atproto.server.refreshSession", token=stale.refresh_jwt)
+    async def _renewed(self, current: Credential | None) -> Credential:
+        """``refreshSession`` with the stored refresh JWT; ``createSession`` when there is none or it is refused."""
+        value = current.value if current else {}
+        if value.get("refresh_jwt"):
+            token = str(value["refresh_jwt"])
+            response = await self._xrpc("POST", "com.atproto.server.refreshSession", token=token)
             if response.is_success:
-                self._session = _session_from(response, stale.did)
-            elif response.status_code in (400, 401) and _error_name(response) in _CREDENTIAL_ERRORS:
-                self._session = await self._create_session()  # the refresh token expired too
-            else:
+                return _stored(response, str(value.get("did") or ""))
+            if not (response.status_code in (400, 401) and _error_name(response) in _CREDENTIAL_ERRORS):
                 raise _translate(response)
-            return self._session
-
-    async def _create_session(self) -> _Session:
+        if current is not None and _blocked(current):  # stored by another worker meanwhile
+            raise _sign_in_refused(current.value, self.handle)
         body = {"identifier": self.handle, "password": self._password}
         response = await self._xrpc("POST", "com.atproto.server.createSession", json=body)
-        if response.is_error:
-            raise _translate(response)
-        return _session_from(response, None)
+        if response.is_success:
+            return _stored(response, "")
+        error = _translate(response)
+        if not isinstance(error, RateLimited):
+            raise error
+        wait_s = SIGN_IN_BACKOFF_S if error.retry_after_s is None else error.retry_after_s
+        return Credential({"blocked_until": time.time() + wait_s, "reason": error.reason})
 
     async def _xrpc(
         self,
@@ -256,12 +302,42 @@ class BlueskyChannel:
             return await self._client.request(method, url, json=json, params=params, headers=headers)
 
 
-def _session_from(response: httpx.Response, did: str | None) -> _Session:
+def _stored(response: httpx.Response, did: str) -> Credential:
+    """A session answer as stored: the two JWTs and the did; it expires with the access JWT."""
     try:
         body = response.json()
-        return _Session(str(body["accessJwt"]), str(body["refreshJwt"]), str(body.get("did") or did))
+        value = {"access_jwt": str(body["accessJwt"]), "refresh_jwt": str(body["refreshJwt"])}
+        value["did"] = str(body.get("did") or did)
     except (ValueError, KeyError, TypeError) as exc:
         raise RetryableError(f"bluesky answered {response.status_code} without a session") from exc
+    return Credential(value, _jwt_expiry(value["access_jwt"]))
+
+
+def _jwt_expiry(token: str) -> datetime | None:
+    """The ``exp`` claim of a JWT, read without checking the signature (the PDS does that); None if unreadable."""
+    try:
+        claims = token.split(".")[1]
+        exp = json.loads(base64.urlsafe_b64decode(claims + "=" * (-len(claims) % 4)))["exp"]
+        return datetime.fromtimestamp(float(exp), UTC)
+    except (IndexError, ValueError, KeyError, TypeError, OverflowError):
+        return None
+
+
+def _usable(stored: Credential | None, rejected: str | None) -> bool:
+    if stored is None or not stored.value.get("access_jwt") or stored.value["access_jwt"] == rejected:
+        return False
+    return stored.expires_at is None or datetime.now(UTC) < stored.expires_at - timedelta(seconds=REFRESH_MARGIN_S)
+
+
+def _sign_in_refused(value: Mapping[str, Any], handle: str) -> RateLimited:
+    """No sign-in before createSession's limit resets: the stored 429 again, with the time left."""
+    wait_s = max(0.0, float(value.get("blocked_until") or 0) - time.time())
+    return RateLimited(f"{value.get('reason') or 'bluesky gave no session'} (for {handle})", wait_s)
+
+
+def _blocked(stored: Credential | None) -> bool:
+    """Whether ``stored`` is createSession's 429, not yet over."""
+    return stored is not None and float(stored.value.get("blocked_until") or 0) > time.time()
 
 
 def _strong_ref(value: Any) -> StrongRef | None:

@@ -8,6 +8,12 @@ linked by X too, so it is counted as at least 23 to stay on the safe side.
 
 X has no idempotency key; a retry after a timeout may be refused as duplicate content.
 
+Three ways to sign in, chosen by which settings are given (``XSettings.sign_in``): OAuth 1.0a
+user context (consumer key and secret + access token and secret, which do not expire; every
+request signed HMAC-SHA1 by oauthlib), OAuth 2.0 with a refresh token (the access token is
+refreshed before it expires and the rotated refresh token kept in the shared credential store,
+``broadcaster.delivery.credentials``), or a static OAuth 2.0 access token.
+
 Thread state: ``{"root_id": first post of the thread, "last_id": latest post}``.
 """
 
@@ -20,13 +26,16 @@ from typing import Any, ClassVar, Self
 
 import grapheme
 import httpx
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
+from broadcaster.delivery.credentials import CredentialStore
 from channels._social import URL, error_text, last_post_id, next_thread, render_post, reply_or_start
+from channels._x_auth import OAuth1Auth, OAuth1User, OAuth2Auth, OAuth2User
 from channels.base import (
     ChannelContext,
     ChannelKind,
     ChannelSettings,
+    ConfigError,
     DeliveryError,
     LimitUnit,
     Message,
@@ -36,6 +45,8 @@ from channels.base import (
     ReplyTargetGone,
     Settings,
     Thread,
+    configured,
+    env_name,
     http_error,
     map_transport_errors,
     require_http_url,
@@ -88,15 +99,76 @@ def weighted_length(text: str) -> int:
     return total + _weigh_words(text[position:])
 
 
+_OAUTH1 = ("x_consumer_key", "x_consumer_secret", "x_access_token", "x_access_token_secret")
+_OAUTH2 = ("x_client_id", "x_refresh_token")
+_SIGN_IN = (*_OAUTH1, *_OAUTH2, "x_client_secret")
+
+
 class XSettings(ChannelSettings):
-    """``BROADCASTER_X_ACCESS_TOKEN`` (an OAuth 2.0 user token) enables it; ``_BASE_URL``."""
+    """``BROADCASTER_X_*``: one of three ways to sign in (``sign_in``), ``_BASE_URL``, ``_REFRESH_MARGIN_S``."""
 
     title: ClassVar[str] = "X"
-    required: ClassVar[tuple[str, ...]] = ("x_access_token",)
+    required: ClassVar[tuple[str, ...]] = ("x_access_token",)  # the simplest way in; any sign-in setting enables X
     example: ClassVar[Mapping[str, Any]] = {"x_base_url": "https://api.x.example.test", "x_access_token": "token"}
 
     x_base_url: str = "https://api.x.com"
-    x_access_token: SecretStr | None = None
+    x_access_token: SecretStr | None = None  # alone: a static OAuth 2.0 token; with the three below: OAuth 1.0a
+    x_access_token_secret: SecretStr | None = None
+    x_consumer_key: SecretStr | None = None
+    x_consumer_secret: SecretStr | None = None
+    x_client_id: str | None = None
+    x_client_secret: SecretStr | None = None
+    x_refresh_token: SecretStr | None = None
+    x_refresh_margin_s: float = Field(60.0, ge=0)
+
+    @classmethod
+    def from_core(cls, settings: Settings) -> Self | None:
+        """``None`` when no sign-in setting is given; which way they sign in is ``sign_in``'s question."""
+        values = settings.extra_values(cls.model_fields)
+        return cls.from_values(values) if any(values.get(name) for name in _SIGN_IN) else None
+
+    def sign_in(self, credentials: CredentialStore) -> str | OAuth1User | OAuth2User:
+        """OAuth 1.0a, OAuth 2.0 with refresh, or a static token, by the settings given; else ``ConfigError``."""
+        oauth1 = [n for n in ("x_consumer_key", "x_consumer_secret", "x_access_token_secret") if _given(self, n)]
+        oauth2 = [n for n in ("x_client_id", "x_client_secret", "x_refresh_token") if _given(self, n)]
+        if oauth1 and oauth2:
+            names = ", ".join(env_name(n) for n in oauth1 + oauth2)
+            raise ConfigError(f"X settings mix OAuth 1.0a and OAuth 2.0 ({names}): set one of them")
+        if oauth1:
+            _require("X (OAuth 1.0a)", self, _OAUTH1)
+            return OAuth1User(*(_secret(self, name) for name in _OAUTH1))
+        if oauth2:
+            _require("X (OAuth 2.0 with a refresh token)", self, _OAUTH2)
+            if self.x_access_token:
+                raise ConfigError(
+                    "X: unset BROADCASTER_X_ACCESS_TOKEN or BROADCASTER_X_REFRESH_TOKEN "
+                    "(with a refresh token, access tokens are obtained from it)"
+                )
+            client_secret = self.x_client_secret.get_secret_value() if self.x_client_secret else None
+            return OAuth2User(
+                str(self.x_client_id),
+                _secret(self, "x_refresh_token"),
+                client_secret or None,
+                credentials,
+                self.x_refresh_margin_s,
+            )
+        return _secret(self, "x_access_token")
+
+
+def _given(config: XSettings, name: str) -> bool:
+    value = getattr(config, name)
+    return bool(value.get_secret_value() if isinstance(value, SecretStr) else value)
+
+
+def _secret(config: XSettings, name: str) -> str:
+    value = getattr(config, name)
+    return str(value.get_secret_value() if isinstance(value, SecretStr) else value)
+
+
+def _require(title: str, config: XSettings, names: tuple[str, ...]) -> None:
+    required = {env_name(name): getattr(config, name) for name in names}
+    if not configured(title, required):  # some other sign-in setting was given, none of these
+        raise ConfigError(f"{title} is half configured: set {', '.join(required)}")
 
 
 class XChannel:
@@ -113,28 +185,31 @@ class XChannel:
 
     def __init__(
         self,
-        access_token: str,
+        sign_in: str | OAuth1User | OAuth2User,
         *,
         base_url: str = "https://api.x.com",
         timeout_s: float = 15.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        """``sign_in``: a static access token, or ``OAuth1User`` / ``OAuth2User``."""
         require_http_url(base_url, "X base URL")
         self._client = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"),
-            headers={"Authorization": f"Bearer {access_token}", "User-Agent": "broadcaster"},
-            timeout=timeout_s,
-            transport=transport,
+            base_url=base_url.rstrip("/"), headers={"User-Agent": "broadcaster"}, timeout=timeout_s, transport=transport
         )
+        if isinstance(sign_in, OAuth1User):
+            self._client.auth = OAuth1Auth(sign_in)
+        elif isinstance(sign_in, OAuth2User):
+            self._client.auth = OAuth2Auth(sign_in, self._client)
+        else:
+            self._client.headers["Authorization"] = f"Bearer {sign_in}"
 
     @classmethod
     def from_settings(cls, settings: Settings, context: ChannelContext) -> Self | None:
         config = XSettings.from_core(settings)
         if config is None:
             return None
-        assert config.x_access_token  # required
         return cls(
-            config.x_access_token.get_secret_value(),
+            config.sign_in(context.credentials),
             base_url=config.x_base_url,
             timeout_s=settings.http_timeout_s,
             transport=context.http_transport,
@@ -151,6 +226,17 @@ class XChannel:
         post_id, replied = await reply_or_start(post, last_post_id(thread))
         url = f"https://x.com/i/status/{post_id}"
         return Published(provider_id=post_id, url=url, thread=next_thread(thread, post_id, replied))
+
+    async def check(self) -> str:
+        """Who the settings sign in as (``GET /2/users/me``); posts nothing."""
+        with map_transport_errors("X", "GET /2/users/me"):
+            response = await self._client.get("/2/users/me")
+        if response.is_error:
+            raise _translate(response)
+        try:
+            return f"authenticated as @{response.json()['data']['username']}"
+        except (ValueError, KeyError, TypeError) as exc:
+            raise PermanentError(f"X answered {response.status_code} without a user") from exc
 
     async def aclose(self) -> None:
         await self._client.aclose()

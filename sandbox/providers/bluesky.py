@@ -1,14 +1,18 @@
 """A local Bluesky PDS: the XRPC calls a poster makes, answered as a PDS does.
 
-- ``com.atproto.server.createSession`` {identifier, password} -> accessJwt, refreshJwt, did
-- ``com.atproto.server.refreshSession`` (bearer refreshJwt) -> a new pair
+- ``com.atproto.server.createSession`` {identifier, password} -> accessJwt, refreshJwt, did; rate
+  limited per account as Bluesky does (30 in 5 minutes: then 429 ``RateLimitExceeded`` with
+  ``ratelimit-*`` headers), failed sign-ins included
+- ``com.atproto.server.refreshSession`` (bearer refreshJwt) -> a new pair; the old refresh JWT is spent
+- ``com.atproto.server.getSession`` (bearer accessJwt) -> {handle, did, active}
 - ``com.atproto.repo.createRecord`` (bearer accessJwt) -> {uri, cid}; checks the repo and the
   ``app.bsky.feed.post`` record (300 graphemes, 3000 bytes, facets inside the text's bytes,
   reply refs well formed). Like a real PDS it does *not* check that a reply's parent exists.
 - ``com.atproto.repo.getRecord`` -> {uri, cid, value} or 400 ``RecordNotFound``
 
-Errors are XRPC's ``{"error": Name, "message": ...}``. Tests can expire access tokens,
-make the next createRecord calls fail or stall, and delete posts.
+Access JWTs carry an ``exp`` claim (``access_lifetime_s`` after issue) and answer
+``ExpiredToken`` after it. Errors are XRPC's ``{"error": Name, "message": ...}``. Tests can
+expire access tokens, make the next createRecord calls fail or stall, and delete posts.
 """
 
 from __future__ import annotations
@@ -58,19 +62,24 @@ class BlueskyProvider:
     deleted: set[str] = field(default_factory=set)  # uris
     calls: list[str] = field(default_factory=list)  # every XRPC method called, in order
     stall_s: float = 1.0
+    access_lifetime_s: float = 7200.0  # a PDS's access JWT lasts two hours
+    session_limit: int = 30  # createSession calls per account in session_window_s
+    session_window_s: float = 300.0
     on_accept: Callable[[dict[str, Any]], None] | None = None  # called with each new {uri, cid, value}
-    _access: set[str] = field(default_factory=set)
+    _access: dict[str, float] = field(default_factory=dict)  # access JWT -> its exp (epoch seconds)
     _expired: set[str] = field(default_factory=set)
     _refresh: set[str] = field(default_factory=set)
     _failures: list[tuple[int, str, dict[str, str]]] = field(default_factory=list)
     _stalls: int = 0
     _clock: int = 0
+    _sign_ins: list[float] = field(default_factory=list)  # when createSession was called (monotonic)
 
     def __post_init__(self) -> None:
         self.app = Starlette(
             routes=[
                 Route("/xrpc/com.atproto.server.createSession", self._create_session, methods=["POST"]),
                 Route("/xrpc/com.atproto.server.refreshSession", self._refresh_session, methods=["POST"]),
+                Route("/xrpc/com.atproto.server.getSession", self._get_session, methods=["GET"]),
                 Route("/xrpc/com.atproto.repo.createRecord", self._create_record, methods=["POST"]),
                 Route("/xrpc/com.atproto.repo.getRecord", self._get_record, methods=["GET"]),
             ]
@@ -81,9 +90,14 @@ class BlueskyProvider:
         """Posts made, oldest first: {uri, cid, value}."""
         return list(self.records.values())
 
+    @property
+    def create_session_calls(self) -> int:
+        """How many times anyone signed in with the password (what Bluesky rate-limits)."""
+        return self.calls.count("createSession")
+
     def expire_access_tokens(self) -> None:
         """Every access token issued so far now answers ``ExpiredToken``."""
-        self._expired |= self._access
+        self._expired |= set(self._access)
         self._access.clear()
 
     def revoke_refresh_tokens(self) -> None:
@@ -110,13 +124,44 @@ class BlueskyProvider:
         self.deleted.add(uri)
 
     def _issue(self) -> dict[str, Any]:
-        access, refresh = f"acc-{secrets.token_hex(8)}", f"ref-{secrets.token_hex(8)}"
-        self._access.add(access)
+        now = time.time()
+        exp = now + self.access_lifetime_s
+        access = _jwt({"scope": "com.atproto.appPass", "sub": self.did, "iat": int(now), "exp": exp})
+        refresh = _jwt({"scope": "com.atproto.refresh", "sub": self.did, "jti": secrets.token_hex(8)})
+        self._access[access] = exp
         self._refresh.add(refresh)
         return {"accessJwt": access, "refreshJwt": refresh, "handle": self.handle, "did": self.did, "active": True}
 
+    def _access_error(self, request: Request) -> Response | None:
+        """Why the request's access JWT is refused, or None."""
+        token = _bearer(request)
+        if token in self._expired or (token in self._access and time.time() >= self._access[token]):
+            return _error(400, "ExpiredToken", "Token has expired")
+        if token not in self._access:
+            return _error(401, "AuthenticationRequired", "Authentication Required")
+        return None
+
+    def _sign_in_limited(self) -> Response | None:
+        """Bluesky's per-account createSession limit: 429 once ``session_limit`` calls fill the window."""
+        now = time.monotonic()
+        self._sign_ins[:] = [t for t in self._sign_ins if now - t < self.session_window_s]
+        if len(self._sign_ins) >= self.session_limit:
+            reset = time.time() + self.session_window_s - (now - self._sign_ins[0])
+            headers = {
+                "ratelimit-limit": str(self.session_limit),
+                "ratelimit-remaining": "0",
+                "ratelimit-reset": str(int(reset) + 1),
+                "ratelimit-policy": f"{self.session_limit};w={int(self.session_window_s)}",
+            }
+            return _error(429, "RateLimitExceeded", "Rate Limit Exceeded", headers)
+        self._sign_ins.append(now)
+        return None
+
     async def _create_session(self, request: Request) -> Response:
         self.calls.append("createSession")
+        limited = self._sign_in_limited()
+        if limited is not None:
+            return limited
         body = await _json(request)
         if not isinstance(body, dict) or not body.get("identifier") or not body.get("password"):
             return _error(400, "InvalidRequest", "Input must have the properties identifier and password")
@@ -132,13 +177,18 @@ class BlueskyProvider:
         self._refresh.discard(token)
         return JSONResponse(self._issue())
 
+    async def _get_session(self, request: Request) -> Response:
+        self.calls.append("getSession")
+        refused = self._access_error(request)
+        if refused is not None:
+            return refused
+        return JSONResponse({"handle": self.handle, "did": self.did, "active": True})
+
     async def _create_record(self, request: Request) -> Response:
         self.calls.append("createRecord")
-        token = _bearer(request)
-        if token in self._expired:
-            return _error(400, "ExpiredToken", "Token has expired")
-        if token not in self._access:
-            return _error(401, "AuthenticationRequired", "Authentication Required")
+        refused = self._access_error(request)
+        if refused is not None:
+            return refused
         body = await _json(request)
         self.requests.append(body)
         if self._failures:
@@ -216,6 +266,15 @@ async def _json(request: Request) -> Any:
         return json.loads(await request.body())
     except ValueError:
         return None
+
+
+def _jwt(claims: dict[str, Any]) -> str:
+    """A JWT-shaped token (the claims readable, the signature random): what a client may decode."""
+
+    def part(data: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+    return f"{part({'typ': 'at+jwt', 'alg': 'ES256K'})}.{part(claims)}.{secrets.token_urlsafe(32)}"
 
 
 def _bearer(request: Request) -> str:

@@ -80,6 +80,7 @@ TUNING = {
     "login_per_username",
     "webhook_timeout_s",
     "http_timeout_s",
+    "x_refresh_margin_s",
     "sms_hourly_budget",
     "subscribe_confirmations_per_address",
     "subscribe_confirmations_window_s",
