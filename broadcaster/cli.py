@@ -62,7 +62,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
         import json
         import tempfile
 
-        from broadcaster.logs import logging_config
+        from broadcaster.logs import chatty_level, logging_config
 
         with tempfile.NamedTemporaryFile("w", prefix="broadcaster-log-", suffix=".json", delete=False) as f:
             json.dump(logging_config(settings.log_format, settings.log_level), f)
@@ -84,6 +84,8 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
                 str(args.workers),
                 "--log-config",
                 f.name,
+                "--log-level",  # granian applies it to its own loggers over the config's
+                logging.getLevelName(chatty_level(logging.getLevelName(settings.log_level))).lower(),
                 "--workers-kill-timeout",
                 str(WEB_STOP_S),
                 "status_page.app:create_app",

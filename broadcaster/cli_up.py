@@ -41,6 +41,7 @@ def _start_sandbox(port: int, env: dict[str, str]) -> tuple[subprocess.Popen[byt
     proc = subprocess.Popen(
         [sys.executable, "-m", "sandbox", "--host", "127.0.0.1", "--port", str(port), "--smtp-port", str(port + 1)],
         env=env,
+        process_group=0,
     )
     deadline = time.monotonic() + SANDBOX_READY_S
     while time.monotonic() < deadline:
@@ -82,8 +83,11 @@ def up(args: argparse.Namespace, settings: Settings) -> int:
     COMMANDS["migrate"][1](args, settings)
     COMMANDS["demo"][1](args, settings)
     base = [sys.executable, "-m", "broadcaster.cli"]
-    procs.append(subprocess.Popen([*base, "worker"], env=env))
-    procs.append(subprocess.Popen([*base, "serve", "--host", args.host, "--port", str(args.port)], env=env))
+    # Own process groups: a Ctrl-C in the terminal reaches only this process, which stops the
+    # children in order (a web server's workers hit directly would report an "unexpected exit").
+    procs.append(subprocess.Popen([*base, "worker"], env=env, process_group=0))
+    web = [*base, "serve", "--host", args.host, "--port", str(args.port)]
+    procs.append(subprocess.Popen(web, env=env, process_group=0))
     site = f"http://{args.host}:{args.port}"
     if secret_path is not None:
         print(f"secret key   kept in {secret_path} (0600; set BROADCASTER_SECRET_KEY to use your own)")

@@ -10,8 +10,12 @@ fi
 # shellcheck disable=SC1091
 . .venv/bin/activate
 if ! python -c "import broadcaster, pytest, aiosmtpd" 2>/dev/null || [ pyproject.toml -nt .venv/.installed ]; then
-  python -m pip install --quiet --upgrade pip
-  python -m pip install --quiet -e ".[dev]"
+  echo "installing broadcaster and its dependencies into .venv (log: .venv/install.log)" >&2
+  if ! { python -m pip install --quiet --upgrade pip && python -m pip install --quiet -e ".[dev]"; } \
+      >.venv/install.log 2>&1; then
+    tail -n 40 .venv/install.log >&2
+    exit 1
+  fi
   touch .venv/.installed
 fi
 

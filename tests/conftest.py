@@ -75,6 +75,7 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         job_timeout_s=10,
         sending_lease_s=10,
         batch_size=50,
+        channel_check_interval_minutes=0,  # no pre-flight cron inside tests unless one asks
     )
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -281,7 +281,7 @@ async def test_a_webhook_delivery_logs_no_url(
             await run_worker(settings)
             assert "hook-secret-0123456789" in before.getvalue(), "httpx alone logs the URL: the test can fail"
 
-            configure_logging("text")  # what every broadcaster process runs
+            configure_logging("text", "DEBUG")  # what every broadcaster process runs, at its most talkative
             root.addHandler(logging.StreamHandler(after := io.StringIO()))
             await open_incident(client, auth)
             await run_worker(settings)
@@ -290,7 +290,8 @@ async def test_a_webhook_delivery_logs_no_url(
         for name, level in saved[2].items():
             logging.getLogger(name).setLevel(level)
     assert len(receiver.received) == 2
-    assert "batch " in after.getvalue(), "the delivery was logged"
+    assert "batch " in after.getvalue(), "the delivery was logged (a DEBUG line)"
+    assert " on webhook: 1 sent, 0 failed" in after.getvalue(), "and its end (an INFO line)"
     assert "hook-secret-0123456789" not in after.getvalue() and base not in after.getvalue()
     servers = logging_config("json")["loggers"]  # what granian and uvicorn apply in each web process
     assert all(servers[name]["level"] == "WARNING" for name in QUIET_LOGGERS)

@@ -15,7 +15,7 @@ ROW = re.compile(r"^\| `BROADCASTER_([A-Z0-9_]+)` \| `([^`]*)` \|", re.M)
 
 
 def shown_default(value: object) -> str:
-    if value is None:
+    if value is None or value == "":  # unset either way
         return "—"
     if isinstance(value, SecretStr):
         return "(dev value)"

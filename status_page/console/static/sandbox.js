@@ -1,4 +1,4 @@
-// The sandbox outbox: ask for the fragment every second; swap it in when something new arrived.
+// The sandbox outbox: ask for the fragment twice a second; swap it in when something new arrived.
 (function () {
   "use strict";
   var box = document.getElementById("sandbox-outbox");
@@ -21,7 +21,7 @@
         }
       })
       .catch(function () { status.textContent = "Sandbox not answering; retrying…"; })
-      .then(function () { setTimeout(poll, 1000); });
+      .then(function () { setTimeout(poll, 500); });
   }
-  setTimeout(poll, 1000);
+  setTimeout(poll, 500);
 })();
