@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +21,7 @@ from status_page.console.sandbox import signature_verified
 from tests.conftest import make_settings, run_worker
 from tests.integration.test_console import login
 from tests.integration.test_sandbox_server import Running, start_sandbox
+from tests.support.worker_process import settings_env
 
 
 @pytest.fixture(scope="module")
@@ -80,3 +83,19 @@ def test_a_signature_is_checked_however_old_it_is() -> None:
     assert not signature_verified(secret, headers, body + " ")
     assert not signature_verified("whsec_" + "A" * 32, headers, body)
     assert not signature_verified(secret, {**headers, "webhook-timestamp": "x"}, body)
+
+
+def test_the_pre_flight_check_passes_for_every_channel_the_sandbox_plays(settings: Settings) -> None:
+    """``broadcaster channels check`` with every channel configured at the sandbox: exit 0, a line each."""
+    env = settings_env(settings)
+    done = subprocess.run(
+        [sys.executable, "-m", "broadcaster.cli", "channels", "check"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = {line.split()[0]: line.split()[1] for line in done.stdout.splitlines()[1:] if line.strip()}
+    checked = {"email", "sms", "mastodon", "bluesky", "x", "zendesk", "freshdesk"}
+    assert {name: rows.get(name) for name in checked} == dict.fromkeys(checked, "ok"), done.stdout
