@@ -20,6 +20,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -399,6 +400,35 @@ channel_checks = Table(
     Column("checked_at", UTCDateTime, nullable=False),
     Column("failing_since", UTCDateTime),  # first failed check of the current failure
     Column("notified_at", UTCDateTime),  # commanders told of the current failure (once per failure)
+)
+
+# The page's brand (one row, id "page"): what overrides BROADCASTER_PAGE_NAME and styles every public surface.
+page_brand = Table(
+    "page_brand",
+    metadata,
+    Column("id", String(16), primary_key=True),
+    Column("name", String(255)),
+    Column("description", Text),
+    Column("accent_color", String(7)),  # "#rrggbb", checked for contrast when set
+    Column("links", JSON, nullable=False, default=list),  # [{label, url}]
+    Column("custom_css", Text, nullable=False, default=""),
+    Column("logo", LargeBinary),  # PNG, or SVG as sanitized
+    Column("logo_type", String(32)),
+    Column("favicon", LargeBinary),
+    Column("favicon_type", String(32)),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# "How to reach us now": each contact channel and its state (models.ContactState), in page order.
+contact_channels = Table(
+    "contact_channels",
+    metadata,
+    Column("position", Integer, primary_key=True, autoincrement=False),
+    Column("name", String(64), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("note", String(255), nullable=False, default=""),
+    Column("url", String(2048)),
+    Column("updated_at", UTCDateTime, nullable=False),
 )
 
 
