@@ -63,6 +63,7 @@ def fault_settings(database_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = dict(
         # The lease equals the job timeout: a claim is taken back only once its job is surely dead.
         batch_size=25,
+        log_level="DEBUG",  # the scenarios read the workers' batch lines
         max_jobs=4,
         job_timeout_s=6,
         sending_lease_s=6,

@@ -88,7 +88,7 @@ async def test_no_account_secret_in_logs_reprs_or_the_database(
     }
     assert len(issued_x) == 2 and len(issued_pds) == 2
     logged = "\n".join(f"{r.getMessage()} {r.args!r} {r.__dict__!r}" for r in caplog.records)
-    assert len(caplog.records) > 5
+    assert caplog.records, "the capture works (the registry's start-up warnings at least)"
     for what, secret in secrets.items():
         assert secret not in logged, f"the {what} was logged"
         assert secret not in " ".join(reprs), f"the {what} is in a repr"

@@ -30,6 +30,7 @@ MINIMUM: dict[tuple[str, str], Role] = {
     ("POST", "/api/v1/updates/{update_id}/deliveries/retry"): Role.COMMANDER,
     ("GET", "/api/v1/deadletter"): Role.COMMANDER,
     ("GET", "/api/v1/channels"): Role.VIEWER,
+    ("GET", "/api/v1/channels/health"): Role.ADMIN,
     ("GET", "/api/v1/subscribers"): Role.ADMIN,
     ("POST", "/api/v1/subscribers"): Role.ADMIN,
     ("DELETE", "/api/v1/subscribers/{subscriber_id}"): Role.ADMIN,
