@@ -20,10 +20,9 @@ from playwright.async_api import async_playwright, expect
 from broadcaster.config import Settings
 from broadcaster.domain.users import create_user
 from broadcaster.runtime import Runtime
-from sandbox.config import WEBHOOK_DEMO_PATH, channel_environment
+from sandbox.config import WEBHOOK_DEMO_PATH
 from sandbox.serve import serve_app
-from tests.conftest import make_settings
-from tests.integration.test_sandbox_server import Running, start_sandbox
+from tests.support.sandbox_process import Running, sandbox_settings, start_sandbox
 from tests.support.worker_process import WorkerProcess
 
 pytestmark = pytest.mark.browser
@@ -50,9 +49,7 @@ def sandbox() -> Iterator[Running]:
 
 @pytest.fixture
 def settings(database_url: str, clean_database: None, sandbox: Running) -> Settings:
-    env = channel_environment(sandbox.base_url, sandbox.smtp_port)
-    values: dict[str, Any] = {name.removeprefix("BROADCASTER_").lower(): value for name, value in env.items()}
-    return make_settings(database_url, **values, sms_rate_per_s=100.0)
+    return sandbox_settings(database_url, sandbox, sms_rate_per_s=100.0)
 
 
 async def test_an_update_sent_from_the_console_reaches_every_channel_in_the_outbox(

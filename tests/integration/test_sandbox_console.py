@@ -16,11 +16,10 @@ from standardwebhooks.webhooks import Webhook
 from broadcaster.config import Settings
 from broadcaster.demo import seed
 from broadcaster.runtime import Runtime
-from sandbox.config import channel_environment
 from status_page.console.sandbox import signature_verified
-from tests.conftest import make_settings, run_worker
+from tests.conftest import run_worker
 from tests.integration.test_console import login
-from tests.integration.test_sandbox_server import Running, start_sandbox
+from tests.support.sandbox_process import Running, sandbox_settings, start_sandbox
 from tests.support.worker_process import settings_env
 
 
@@ -33,9 +32,7 @@ def sandbox() -> Iterator[Running]:
 
 @pytest.fixture
 def settings(database_url: str, clean_database: None, sandbox: Running) -> Settings:
-    env = channel_environment(sandbox.base_url, sandbox.smtp_port)
-    values: dict[str, Any] = {name.removeprefix("BROADCASTER_").lower(): value for name, value in env.items()}
-    return make_settings(database_url, **values, sms_rate_per_s=100.0)
+    return sandbox_settings(database_url, sandbox, sms_rate_per_s=100.0)
 
 
 async def test_the_demo_reaches_every_channel_and_the_page_shows_it(
@@ -48,7 +45,7 @@ async def test_the_demo_reaches_every_channel_and_the_page_shows_it(
     received: dict[str, list[dict[str, Any]]] = {}
     for event in events:
         received.setdefault(event["channel"], []).append(event["data"])
-    assert sorted(received) == ["bluesky", "email", "freshdesk", "mastodon", "sms", "webhook", "x", "zendesk"]
+    assert {"bluesky", "email", "freshdesk", "mastodon", "sms", "webhook", "x", "zendesk"} <= set(received)
     assert [mail["rcpt_tos"] for mail in received["email"]] == [["dana@example.com"]], "Sam follows Payments only"
 
     await login(client, runtime, "ic", "commander")

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -22,44 +20,11 @@ from channels import sms
 from sandbox import config
 from sandbox.outbox import Outbox
 from sandbox.serve import free_port
-from tests.conftest import make_settings, run_worker
+from tests.conftest import run_worker
 from tests.support.all_channels import EMAIL, PHONE, app_stack
+from tests.support.sandbox_process import Running, sandbox_settings, start_sandbox
 
 OUTBOX_CHANNELS = {"email", "sms", "mastodon", "bluesky", "x", "zendesk", "freshdesk", "webhook"}
-
-
-@dataclass
-class Running:
-    process: subprocess.Popen[bytes]
-    base_url: str
-    smtp_port: int
-
-    def outbox(self, after: int = 0) -> dict[str, Any]:
-        response = httpx.get(f"{self.base_url}/outbox", params={"after": after}, timeout=5)
-        assert response.status_code == 200, response.text
-        return dict(response.json())
-
-    def stop(self) -> tuple[int, bytes, bytes]:
-        self.process.terminate()  # SIGTERM
-        out, err = self.process.communicate(timeout=10)
-        return self.process.returncode, out, err
-
-
-def start_sandbox(*extra: str) -> Running:
-    port, smtp_port = free_port(), free_port()
-    args = ["--host", "127.0.0.1", "--port", str(port), "--smtp-port", str(smtp_port), *extra]
-    process = subprocess.Popen([sys.executable, "-m", "sandbox", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    running = Running(process, f"http://127.0.0.1:{port}", smtp_port)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.communicate()
-        try:
-            if httpx.get(f"{running.base_url}/healthz", timeout=1).text == "ok":
-                return running
-        except httpx.TransportError:
-            time.sleep(0.05)
-    process.kill()
-    raise AssertionError(f"the sandbox did not answer on {running.base_url} within 10 s")
 
 
 @pytest.fixture(scope="module")
@@ -78,9 +43,7 @@ def by_channel(events: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
 
 
 async def test_one_update_reaches_every_channel_and_a_follow_up_threads(sandbox: Running, database_url: str) -> None:
-    environment = config.channel_environment(sandbox.base_url, sandbox.smtp_port)
-    values = {name.removeprefix("BROADCASTER_").lower(): value for name, value in environment.items()}
-    settings = make_settings(database_url, **values, public_url="http://127.0.0.1:8000", http_timeout_s=5.0)
+    settings = sandbox_settings(database_url, sandbox, public_url="http://127.0.0.1:8000", http_timeout_s=5.0)
     start = sandbox.outbox()["last"]
     async with app_stack(settings) as stack:
         await stack.subscribe("email", EMAIL)
