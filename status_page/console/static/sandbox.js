@@ -1,4 +1,4 @@
-// The sandbox outbox: ask for the fragment twice a second; swap it in when something new arrived.
+// The sandbox outbox: ask for the fragment four times a second; swap it in when something new arrived.
 (function () {
   "use strict";
   var box = document.getElementById("sandbox-outbox");
@@ -21,7 +21,7 @@
         }
       })
       .catch(function () { status.textContent = "Sandbox not answering; retrying…"; })
-      .then(function () { setTimeout(poll, 500); });
+      .then(function () { setTimeout(poll, 250); });
   }
-  setTimeout(poll, 500);
+  setTimeout(poll, 250);
 })();
