@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     relay_interval_s: int = 5
     sending_lease_s: float = 130.0  # must outlast job_timeout_s, or a slow batch could be resent
     reminder_interval_s: int = 30  # how often the cadence-reminder cron looks for late updates
+    maintenance_interval_s: int = 1  # how often the maintenance cron starts, completes and reminds (1-59)
+    maintenance_remind_before_minutes: float = 60.0  # subscribers' reminder before a window (0: none)
     channel_check_interval_minutes: int = 15  # how often the worker runs the channels' pre-flight check (0: never)
     channel_check_timeout_s: float = 30.0  # how long one channel's pre-flight check may take
     circuit_failure_threshold: int = 5  # failed batches in a row that pause a channel (0: off)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from broadcaster.domain.idempotency import Stored
 from broadcaster.domain.incidents import Posted
 from broadcaster.models import ComponentStatus
-from broadcaster.schemas import IncidentIn, UpdateIn, validate
+from broadcaster.schemas import IncidentIn, MaintenancePatch, UpdateIn, validate
 
 if TYPE_CHECKING:
     from broadcaster.crisis.playbooks import OpenIn
@@ -55,7 +55,32 @@ class PlaybookOpening:
     data: OpenIn
 
 
-PostRequest = NewIncident | FollowUp | ComponentNotice | PlaybookOpening
+@dataclass(frozen=True)
+class MaintenanceStep:
+    """A maintenance moving on by itself (``broadcaster.domain.maintenance.Step``): remind, start, complete, recur.
+
+    ``window`` is the edge the step belongs to (ISO time), so a rescheduled window is a new step;
+    posted by the worker with the idempotency key ``key``, it happens once however many workers try.
+    """
+
+    incident_id: str
+    step: str
+    window: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"maintenance:{self.incident_id}:{self.step}:{self.window}"
+
+
+@dataclass(frozen=True)
+class MaintenanceEdit:
+    """A scheduled maintenance changed: a new window or components are posted as an update, the rest quietly."""
+
+    incident_id: str
+    data: MaintenancePatch
+
+
+PostRequest = NewIncident | FollowUp | ComponentNotice | PlaybookOpening | MaintenanceStep | MaintenanceEdit
 
 
 @dataclass(frozen=True)

@@ -31,11 +31,20 @@ from broadcaster.actors import Actor
 from broadcaster.crisis import contacts, playbooks
 from broadcaster.delivery.channel import Rendition
 from broadcaster.delivery.registry import Registry
-from broadcaster.domain import audit, component_changes, idempotency, incidents
+from broadcaster.domain import audit, component_changes, idempotency, incidents, maintenance, maintenance_edits
 from broadcaster.domain.incidents import Posted
 from broadcaster.errors import InputError
 from broadcaster.jobs import contact_notices
-from broadcaster.post_requests import ComponentNotice, FollowUp, NewIncident, PostRequest, PostResult
+from broadcaster.models import ChannelKind
+from broadcaster.post_requests import (
+    ComponentNotice,
+    FollowUp,
+    MaintenanceEdit,
+    MaintenanceStep,
+    NewIncident,
+    PostRequest,
+    PostResult,
+)
 from broadcaster.runtime import Runtime
 
 AfterWrite = Callable[[AsyncConnection, Posted], Awaitable[None]]
@@ -88,9 +97,20 @@ def choose_channels(
 async def _plan(conn: AsyncConnection, rt: Runtime, request: PostRequest, actor: Actor) -> _Plan:
     if isinstance(request, NewIncident):
         action = "maintenance.create" if request.data.kind == "maintenance" else "incident.create"
-        return _Plan("drill.open" if request.drill else action, None, request)
+        scheduled, record = await maintenance.plan_new(conn, request, rt.settings)
+        return _Plan("drill.open" if request.drill else action, None, scheduled, record)
     if isinstance(request, FollowUp):
         return _Plan("update.post", request.incident_id, request)
+    if isinstance(request, MaintenanceStep | MaintenanceEdit):
+        if isinstance(request, MaintenanceEdit):
+            step, action = await maintenance_edits.plan_edit(conn, request, rt.settings), "maintenance.edit"
+        else:
+            reached = [n for n, c in rt.registry.enabled.items() if c.kind is ChannelKind.SUBSCRIBER]
+            step, action = (
+                await maintenance.plan_step(conn, request, rt.settings, reached),
+                f"maintenance.{request.step}",
+            )
+        return _Plan(action, request.incident_id, step.update, step.after_write, step.details)
     if isinstance(request, ComponentNotice):
         before, update = await component_changes.plan(conn, request)
         return _Plan(

@@ -123,7 +123,31 @@ class UpdateIn(Strict):
         return value
 
 
-class IncidentIn(UpdateIn):
+MAX_REMIND_BEFORE_MINUTES = 30 * 24 * 60
+MAX_RRULE_CHARS = 500
+
+
+class MaintenanceOptions(Strict):
+    """How a maintenance runs itself (``broadcaster.domain.maintenance``); refused on an incident."""
+
+    auto_transition: bool = True  # start and complete at the window's edges; false: by hand
+    auto_start_message: str | None = Field(default=None, max_length=MAX_MESSAGE_CHARS)
+    auto_complete_message: str | None = Field(default=None, max_length=MAX_MESSAGE_CHARS)
+    rrule: str | None = Field(default=None, max_length=MAX_RRULE_CHARS, description="RFC 5545 RRULE")
+    # minutes before the start (fractions allowed: 0.5 is 30 s); None: the setting's default; 0: no reminder
+    remind_before_minutes: float | None = Field(default=None, ge=0, le=MAX_REMIND_BEFORE_MINUTES, allow_inf_nan=False)
+
+
+class MaintenancePatch(MaintenanceOptions):
+    """``PATCH /api/v1/incidents/{id}`` of a maintenance: only the fields sent change."""
+
+    scheduled_for: str | None = None
+    scheduled_until: str | None = None
+    components: dict[str, ComponentStatus] | None = Field(default=None, max_length=500)
+    message: str | None = Field(default=None, max_length=MAX_MESSAGE_CHARS, description="the notice of the edit")
+
+
+class IncidentIn(MaintenanceOptions, UpdateIn):
     """A new incident and its first update."""
 
     title: str = Field(min_length=1, max_length=255)

@@ -20,7 +20,7 @@ from broadcaster.errors import InputError
 from broadcaster.runtime import Runtime
 from status_page import auth, console, desk, metrics
 from status_page.api import audit as api_audit
-from status_page.api import channel_health, openapi, ops, tokens, twilio, v1, v2
+from status_page.api import channel_health, maintenance, openapi, ops, tokens, twilio, v1, v2
 from status_page.api import playbooks as api_playbooks
 from status_page.body_limit import BodyLimitMiddleware
 from status_page.channel_alerts import ChannelAlertsMiddleware
@@ -29,8 +29,8 @@ from status_page.console import playbooks as console_playbooks
 from status_page.http import HTTPError, handle_http_error, handle_input_error, handle_starlette_error
 from status_page.live import end_streams_on_signal, live_events
 from status_page.nul_guard import NulGuardMiddleware
+from status_page.public import calendar, preferences, subscribe
 from status_page.public import pages as public_pages
-from status_page.public import preferences, subscribe
 from status_page.security_headers import SecurityHeadersMiddleware
 
 
@@ -67,8 +67,10 @@ def route_modules() -> list[Any]:
     """Every module (or package) that contributes ``routes``, in matching order."""
     return [
         public_pages,
+        calendar,
         v2,
         v1,
+        maintenance,
         ops,
         api_playbooks,
         api_audit,

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -115,7 +116,28 @@ incidents = Table(
     Column("reminded_at", UTCDateTime),
     Column("template_id", Id),
     Column("meta", JSON, nullable=False, default=dict),
+    # a maintenance that runs itself (broadcaster/domain/maintenance.py, the worker's maintenance cron)
+    Column("auto_transition", Boolean, nullable=False, default=True, server_default=true()),
+    Column("auto_start_message", Text),  # None: the templated "in progress" text
+    Column("auto_complete_message", Text),
+    Column("remind_before_minutes", Float),  # None: the maintenance_remind_before_minutes setting; 0: none
+    Column("remind_at", UTCDateTime),  # when the subscribers' reminder is due; None once sent or not wanted
+    Column("rrule", String(500)),  # RFC 5545 RRULE: the next occurrence is scheduled when this one completes
+    Column("recurrence_start", UTCDateTime),  # the rule's DTSTART
+    Column("recurred_at", UTCDateTime),  # the next occurrence was scheduled (or the rule had none left)
+    Column("sequence", Integer, nullable=False, default=0, server_default="0"),  # iCalendar SEQUENCE: edits
     Index("ix_incidents_status_created", "status", "created_at"),
+    Index("ix_incidents_rrule_recurred", "rrule", "recurred_at"),
+)
+
+# A maintenance's components: the status each takes during the window, and the one it had before.
+maintenance_components = Table(
+    "maintenance_components",
+    metadata,
+    Column("incident_id", Id, ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True),
+    Column("component_id", Id, ForeignKey("components.id", ondelete="CASCADE"), primary_key=True),
+    Column("status", String(32), nullable=False),
+    Column("status_before", String(32)),  # recorded at the start; restored at the end unless changed meanwhile
 )
 
 incident_components = Table(

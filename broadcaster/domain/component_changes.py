@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from broadcaster.domain import components as component_store
 from broadcaster.domain import incidents as incident_store
+from broadcaster.domain import maintenance
 from broadcaster.errors import InputError
 from broadcaster.models import CLOSED_STATUSES, ComponentStatus, IncidentStatus, humanize
 from broadcaster.post_requests import ComponentNotice, FollowUp, NewIncident
@@ -35,13 +36,15 @@ async def open_incident_of(conn: AsyncConnection, component_id: str) -> str | No
 async def plan(conn: AsyncConnection, notice: ComponentNotice) -> tuple[dict[str, Any], NewIncident | FollowUp | None]:
     """(the component before the change, the update to post or None for a quiet change).
 
-    A quiet change is applied here, in the caller's transaction.
+    A quiet change (no ``notify``, or the component is in a maintenance under way) is applied
+    here, in the caller's transaction.
     """
     component = await component_store.get_component(conn, notice.component_id)
     if component["is_group"]:
         raise InputError("a group has no status of its own", {"status": "set its components instead"})
     status = notice.status.value
-    if not notice.notify:
+    # In a maintenance under way, a component's own changes tell no one (the maintenance's updates do).
+    if not notice.notify or await maintenance.under_way(conn, notice.component_id):
         await component_store.patch_component(conn, notice.component_id, ComponentPatch(status=notice.status))
         return component, None
     name = component["name"]

@@ -50,7 +50,8 @@ def derived_impact(statuses: Sequence[str]) -> str:
     return worst.value
 
 
-def _parse_time(value: str | None, field: str) -> datetime | None:
+def parse_time(value: str | None, field: str) -> datetime | None:
+    """An ISO 8601 time with a zone, or a 422 naming ``field``."""
     if value is None:
         return None
     try:
@@ -119,8 +120,8 @@ async def create_incident(
     """
     check_status(data.kind, data.status)
     await require_components(conn, data.components)
-    scheduled_for = _parse_time(data.scheduled_for, "scheduled_for")
-    scheduled_until = _parse_time(data.scheduled_until, "scheduled_until")
+    scheduled_for = parse_time(data.scheduled_for, "scheduled_for")
+    scheduled_until = parse_time(data.scheduled_until, "scheduled_until")
     if data.kind == "maintenance" and scheduled_for is None:
         raise InputError("a maintenance needs its window", {"scheduled_for": "required for a maintenance"})
     if scheduled_for and scheduled_until and scheduled_until <= scheduled_for:

@@ -28,6 +28,7 @@ from broadcaster.delivery.completion import announce_if_finished
 from broadcaster.delivery.preflight import preflight_job
 from broadcaster.errors import ConfigError, RetryableError
 from broadcaster.jobs import confirmations, contact_notices, heartbeat
+from broadcaster.jobs.maintenance import maintenance_job
 from broadcaster.jobs.queue import DELIVER_BATCH, FANOUT, Queue, redis_settings
 from broadcaster.jobs.reminders import reminders_job
 from broadcaster.logs import log_context
@@ -255,6 +256,14 @@ def make_worker(settings: Settings | None = None, **overrides: Any) -> Worker:
                     timeout=settings.job_timeout_s,
                 ),
                 _reminder_cron(settings),
+                cron(
+                    maintenance_job,
+                    name="maintenance",
+                    second=set(range(0, 60, max(1, min(59, settings.maintenance_interval_s)))),
+                    run_at_startup=True,  # catch up at once on what fell due while no worker ran
+                    keep_result=0,
+                    timeout=settings.job_timeout_s,
+                ),
                 *_preflight_crons(settings),
             )
         ],

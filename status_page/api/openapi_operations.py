@@ -12,7 +12,15 @@ from typing import Any
 from pydantic import BaseModel
 
 from broadcaster.domain import audit
-from broadcaster.schemas import ComponentIn, ComponentPatch, IncidentIn, PreviewIn, SubscriberIn, UpdateIn
+from broadcaster.schemas import (
+    ComponentIn,
+    ComponentPatch,
+    IncidentIn,
+    MaintenancePatch,
+    PreviewIn,
+    SubscriberIn,
+    UpdateIn,
+)
 from status_page.api.openapi_schemas import V2_ENDPOINTS, Schema
 from status_page.api.ops import RetryIn
 
@@ -127,6 +135,21 @@ OPERATIONS: tuple[Op, ...] = (
         {200: "Incident"},
         params=(path_param("incident_id"),),
         errors=(404,),
+    ),
+    Op(
+        "PATCH",
+        "/api/v1/incidents/{incident_id}",
+        "Edit a maintenance: its window, components, rule and automation",
+        V1,
+        {200: "MaintenanceEdited"},
+        MaintenancePatch,
+        (path_param("incident_id"),),
+        errors=(*BODY_ERRORS, 404, 409),
+        description="Only the fields sent change. A new window (``scheduled_for``, ``scheduled_until``) or new "
+        "``components`` ({component_id: status during the window}) is posted as an update to every enabled channel "
+        "(``message`` overrides its text) and bumps the event's SEQUENCE in ``/maintenance.ics``; "
+        "``auto_transition``, ``auto_start_message``, ``auto_complete_message``, ``rrule`` (RFC 5545) and "
+        "``remind_before_minutes`` change quietly. 409 for a completed maintenance; 422 naming the field otherwise.",
     ),
     Op(
         "POST",

@@ -112,10 +112,21 @@ RESPONSE_SCHEMAS: dict[str, Schema] = {
             "scheduled_until": TIME_OR_NULL,
             "next_update_at": TIME_OR_NULL,
             "components": array(STRING),
+            "auto_transition": BOOLEAN,
+            "auto_start_message": STRING_OR_NULL,
+            "auto_complete_message": STRING_OR_NULL,
+            "remind_before_minutes": {"type": ["number", "null"]},
+            "remind_at": TIME_OR_NULL,
+            "rrule": STRING_OR_NULL,
+            "sequence": INTEGER,
             "url": STRING,
             "updates": array(ref("Update")),
         }
     ),
+    "MaintenanceEdited": {
+        "allOf": [ref("Incident"), obj({"update": {"anyOf": [ref("Update"), {"type": "null"}]}})],
+        "description": "The maintenance after the edit; ``update``: the update that told of it (null: a quiet edit).",
+    },
     "IncidentCreated": {
         "allOf": [ref("Incident"), obj({"update": ref("Update")})],
         "description": "The incident, with its first update also under ``update``.",

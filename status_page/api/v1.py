@@ -12,7 +12,7 @@ from starlette.routing import Route
 
 from broadcaster import posting
 from broadcaster.delivery import ledger
-from broadcaster.domain import audit, idempotency
+from broadcaster.domain import audit, idempotency, maintenance
 from broadcaster.domain import components as component_store
 from broadcaster.domain import incidents as incident_store
 from broadcaster.domain import subscribers as subscriber_store
@@ -90,6 +90,7 @@ async def incident_json(rt: Runtime, incident_id: str) -> dict[str, Any]:
         "scheduled_until": iso(incident["scheduled_until"]),
         "next_update_at": iso(incident["next_update_at"]),
         "components": component_ids,
+        **maintenance.api_fields(incident),
         "url": f"{rt.settings.public_url}/incidents/{incident['id']}",
         "updates": [update_json(u, changes[u["id"]]) for u in update_rows],
     }

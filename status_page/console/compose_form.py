@@ -23,6 +23,18 @@ PREVIEW_PURPOSE = "console-preview"
 PREVIEW_MAX_AGE_S = 6 * 3600
 
 _TEXT_FIELDS = ("talking_points", "do_not_say", "escalation")
+# A maintenance's automation (broadcaster.domain.maintenance): sent only when filled in.
+MAINTENANCE_TEXT_FIELDS = ("rrule", "auto_start_message", "auto_complete_message")
+MAINTENANCE_FIELDS = (
+    "scheduled_for",
+    "scheduled_until",
+    "auto_transition",
+    "remind_before_minutes",
+    *MAINTENANCE_TEXT_FIELDS,
+)
+MAINTENANCE_DEFAULTS: dict[str, Any] = {"auto_transition": True, "remind_before_minutes": ""} | dict.fromkeys(
+    MAINTENANCE_TEXT_FIELDS, ""
+)
 
 
 def _minutes(form: FormData) -> int | None:
@@ -33,6 +45,20 @@ def _minutes(form: FormData) -> int | None:
         return int(raw)
     except ValueError:
         raise InputError("invalid input", {"next_update_in_minutes": "must be a whole number of minutes"}) from None
+
+
+def _maintenance_options(form: FormData) -> dict[str, Any]:
+    """The automation fields of the maintenance form; a box left unticked is ``auto_transition: false``."""
+    options: dict[str, Any] = {name: text(form, name) for name in MAINTENANCE_TEXT_FIELDS if text(form, name)}
+    if text(form, "auto_transition_shown"):
+        options["auto_transition"] = bool(text(form, "auto_transition"))
+    lead = text(form, "remind_before_minutes")
+    if lead:
+        try:
+            options["remind_before_minutes"] = float(lead)
+        except ValueError:
+            raise InputError("invalid input", {"remind_before_minutes": "must be a number of minutes"}) from None
+    return options
 
 
 def _utc_time(form: FormData, name: str) -> str | None:
@@ -79,6 +105,7 @@ def compose_body(form: FormData) -> dict[str, Any]:
         if body["kind"] == "maintenance":
             body["scheduled_for"] = _utc_time(form, "scheduled_for")
             body["scheduled_until"] = _utc_time(form, "scheduled_until")
+            body.update(_maintenance_options(form))
         template_id = text(form, "template_id")
         if template_id:
             body["template_id"] = template_id
@@ -110,11 +137,11 @@ def api_body(body: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
     data = dict(body)
     incident_id = data.pop("incident_id", None)
     if incident_id:
-        for key in ("title", "kind", "scheduled_for", "scheduled_until", "template_id"):
+        for key in ("title", "kind", "template_id", *MAINTENANCE_FIELDS):
             data.pop(key, None)
     elif data.get("kind") != "maintenance":
-        data.pop("scheduled_for", None)
-        data.pop("scheduled_until", None)
+        for key in MAINTENANCE_FIELDS:
+            data.pop(key, None)
     return data, incident_id
 
 

@@ -25,7 +25,13 @@ from broadcaster.models import CLOSED_STATUSES, ComponentStatus, Impact, Inciden
 from broadcaster.post_requests import ComponentNotice
 from status_page.auth import require_role, user_actor
 from status_page.console._kit import commander, late, page
-from status_page.console.compose_form import compose_body, compose_request, preview_matches, sign_preview
+from status_page.console.compose_form import (
+    MAINTENANCE_DEFAULTS,
+    compose_body,
+    compose_request,
+    preview_matches,
+    sign_preview,
+)
 from status_page.http import HTTPError, runtime
 from status_page.pages import render_page
 
@@ -119,6 +125,7 @@ def _defaults(query: dict[str, str], template: dict[str, Any] | None, enabled: l
         "template_id": "",
         "scheduled_for": "",
         "scheduled_until": "",
+        **MAINTENANCE_DEFAULTS,
     }
     if values["kind"] == "maintenance":
         values["next_update_in_minutes"] = ""
@@ -158,6 +165,8 @@ def _values_from_body(body: dict[str, Any], raw: dict[str, str]) -> dict[str, An
         "template_id": body.get("template_id", ""),
         "scheduled_for": raw.get("scheduled_for", ""),
         "scheduled_until": raw.get("scheduled_until", ""),
+        **{name: raw.get(name, "") for name in MAINTENANCE_DEFAULTS},
+        "auto_transition": body.get("auto_transition", True),
     }
 
 

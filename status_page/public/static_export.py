@@ -2,7 +2,7 @@
 
 Written: ``index.html``; ``incidents/<id>.html`` and ``incidents/<id>/index.html``;
 ``history.html``, ``history/index.html`` and ``history/<n>/index.html`` (+ ``history/<n>.html``);
-``history.atom``, ``history.rss``; ``api/v2/…json`` (the eight Statuspage paths); hashed
+``history.atom``, ``history.rss``, ``maintenance.ics``; ``api/v2/…json`` (the eight Statuspage paths); hashed
 assets. Links are root-relative, so serve the directory at a site's root. Every file is
 written to a temporary name and renamed into place, so a reader never sees half a file.
 The pages are the app's own renderings with the live script switched off.
@@ -18,6 +18,7 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broadcaster.config import Settings
+from broadcaster.views.calendar import calendar
 from broadcaster.views.public import all_incident_ids, load_history, load_incident, load_snapshot, recent_updates
 from broadcaster.views.statuspage_v2 import ENDPOINTS
 from status_page.public.html import (
@@ -59,6 +60,7 @@ async def export_site(settings: Settings, engine: AsyncEngine, directory: Path) 
         entries = await recent_updates(conn)
         files["history.atom"] = feed(settings, snapshot.page, entries, "atom")
         files["history.rss"] = feed(settings, snapshot.page, entries, "rss")
+        files["maintenance.ics"] = calendar(snapshot)
         number, pages = 1, 1
         while number <= pages:
             items, pages = await load_history(conn, number, HISTORY_PER_PAGE)

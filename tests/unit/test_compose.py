@@ -58,6 +58,8 @@ TUNING = {
     "sending_lease_s",
     "reminder_interval_s",
     "channel_check_interval_minutes",
+    "maintenance_interval_s",
+    "maintenance_remind_before_minutes",
     "channel_check_timeout_s",
     "circuit_failure_threshold",
     "circuit_cooldown_s",

@@ -1,0 +1,36 @@
+"""``GET /maintenance.ics``: the maintenance calendar, from the page cache like the page and its feeds.
+
+Calendar apps subscribe to it (webcal): each upcoming or active window is one event that an
+edit replaces (same UID, higher SEQUENCE). The bytes are ``broadcaster/views/calendar.py``'s.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from broadcaster.views.calendar import CONTENT_TYPE, calendar
+from status_page.api import v2 as api_v2
+from status_page.public.page_cache import Entry, make_entry, page_cache, send_entry
+
+PATH = "/maintenance.ics"
+
+
+async def calendar_entry(app: Any) -> Entry:
+    async def build() -> Entry:
+        snapshot = await api_v2.snapshot_of(app)
+        return make_entry(calendar(snapshot), CONTENT_TYPE, last_modified=snapshot.page["updated_at"])
+
+    return await page_cache(app).get("calendar", build)
+
+
+class CalendarEndpoint:
+    """ASGI endpoint: the cached bytes, with ETag and gzip, no request object."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send_entry(scope, send, await calendar_entry(scope["app"]))
+
+
+routes = [Route(PATH, CalendarEndpoint(), methods=["GET", "HEAD"])]
