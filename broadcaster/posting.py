@@ -31,7 +31,15 @@ from broadcaster.actors import Actor
 from broadcaster.crisis import contacts, playbooks
 from broadcaster.delivery.channel import Rendition
 from broadcaster.delivery.registry import Registry
-from broadcaster.domain import audit, component_changes, idempotency, incidents, maintenance, maintenance_edits
+from broadcaster.domain import (
+    audit,
+    component_changes,
+    idempotency,
+    incidents,
+    maintenance,
+    maintenance_edits,
+    maintenance_steps,
+)
 from broadcaster.domain.incidents import Posted
 from broadcaster.errors import InputError
 from broadcaster.jobs import contact_notices
@@ -107,7 +115,7 @@ async def _plan(conn: AsyncConnection, rt: Runtime, request: PostRequest, actor:
         else:
             reached = [n for n, c in rt.registry.enabled.items() if c.kind is ChannelKind.SUBSCRIBER]
             step, action = (
-                await maintenance.plan_step(conn, request, rt.settings, reached),
+                await maintenance_steps.plan_step(conn, request, rt.settings, reached),
                 f"maintenance.{request.step}",
             )
         return _Plan(action, request.incident_id, step.update, step.after_write, step.details)

@@ -29,10 +29,10 @@ from broadcaster.domain.maintenance import (
     locked_row,
     plan_rows,
     remind_at,
-    restored,
     set_plan,
     when,
 )
+from broadcaster.domain.maintenance_steps import restored
 from broadcaster.errors import Conflict, InputError
 from broadcaster.models import CLOSED_STATUSES, ComponentStatus
 from broadcaster.post_requests import FollowUp, MaintenanceEdit

@@ -19,7 +19,7 @@ from typing import Any
 from broadcaster import posting
 from broadcaster.actors import Actor
 from broadcaster.db import utcnow
-from broadcaster.domain import maintenance
+from broadcaster.domain import maintenance, maintenance_steps
 from broadcaster.errors import Conflict, InputError
 from broadcaster.post_requests import MaintenanceStep
 from broadcaster.runtime import Runtime
@@ -34,7 +34,7 @@ async def run_due(rt: Runtime) -> list[MaintenanceStep]:
     taken: list[MaintenanceStep] = []
     for phase in maintenance.Step:
         async with rt.engine.connect() as conn:
-            due = await maintenance.due(conn, phase, utcnow())
+            due = await maintenance_steps.due(conn, phase, utcnow())
         for step in due:
             try:
                 result = await posting.post(rt, step, actor=ACTOR, idempotency_key=step.key)

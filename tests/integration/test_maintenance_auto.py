@@ -107,7 +107,8 @@ async def test_window_starts_and_ends_by_itself(
             return any(m["id"] == maintenance["id"] and m["status"] == "in_progress" for m in listed)
 
         started = await until(active, START_IN_S + 10)
-        assert -0.1 <= started - start.timestamp() <= CRON_PERIOD_S + 1.0, started - start.timestamp()
+        print(f"in progress on active.json {started - start.timestamp():+.2f} s from scheduled_for")
+        assert -0.1 <= started - start.timestamp() <= CRON_PERIOD_S + 2.0, started - start.timestamp()
         assert await status_of(client, api) == "under_maintenance"
 
         async def completed() -> bool:
@@ -115,7 +116,8 @@ async def test_window_starts_and_ends_by_itself(
             return any(m["id"] == maintenance["id"] and m["status"] == "completed" for m in listed)
 
         ended = await until(completed, END_IN_S + 10)
-        assert -0.1 <= ended - end.timestamp() <= CRON_PERIOD_S + 1.0, ended - end.timestamp()
+        print(f"completed on scheduled-maintenances.json {ended - end.timestamp():+.2f} s from scheduled_until")
+        assert -0.1 <= ended - end.timestamp() <= CRON_PERIOD_S + 2.0, ended - end.timestamp()
         assert await status_of(client, api) == "operational"
         assert not (await v2(client, "scheduled-maintenances/active.json"))["scheduled_maintenances"]
 
@@ -123,6 +125,7 @@ async def test_window_starts_and_ends_by_itself(
             return all(n == 1 for n in audience.counts("completed").values())
 
         await until(everyone_told, 10)
+    print("told:", {name: [t.status for t in told] for name, told in audience.both().items()})
     assert audience.counts("scheduled") == {"webhook": 1, "email": 1}
     assert audience.counts("in_progress", "in progress") == {"webhook": 1, "email": 1}
     assert audience.counts("completed", "complete") == {"webhook": 1, "email": 1}
@@ -277,19 +280,27 @@ async def test_weekly_rule_schedules_the_next_window(
 
 
 async def test_a_window_long_past_is_started_and_completed(
-    client: httpx.AsyncClient, auth: dict[str, str], runtime: Runtime
+    client: httpx.AsyncClient, auth: dict[str, str], settings: Settings, runtime: Runtime, audience: Audience
 ) -> None:
-    """The window of the year 2000: started late and completed, in order, by the next run; manual ones wait."""
+    """The window of the year 2000: started late, then completed, heard in that order; manual ones wait."""
     api = await component(client, auth)
     old = datetime(2000, 1, 1, 2, tzinfo=UTC)
     ancient = await schedule(client, auth, maintenance_body(api, old, old + timedelta(hours=1)))
     manual = await schedule(client, auth, maintenance_body(api, old, old + timedelta(hours=1), auto_transition=False))
-    assert await cron_twice(runtime) == 2
+    assert await cron_twice(runtime) == 0  # late steps wait for the update before them to go out: the announcement
+    taken = 0
+    for _ in range(3):
+        await run_worker(settings)
+        taken += await cron_twice(runtime)
+    assert taken == 2  # the start, then (once it went out) the completion
     detail = (await client.get(f"/api/v1/incidents/{ancient['id']}", headers=auth)).json()
     assert [u["status"] for u in detail["updates"]] == ["completed", "in_progress", "scheduled"]
     assert "Started at" in detail["updates"][1]["body"] and "2000-01-01 02:00 UTC" in detail["updates"][1]["body"]
     assert (await client.get(f"/api/v1/incidents/{manual['id']}", headers=auth)).json()["status"] == "scheduled"
     assert await status_of(client, api) == "operational"
+    await run_worker(settings)
+    for told in audience.both().values():
+        assert [t.status for t in told] == ["scheduled", "scheduled", "in_progress", "completed"]
 
 
 async def test_cli_schedules_a_maintenance(client: httpx.AsyncClient, auth: dict[str, str], settings: Settings) -> None:

@@ -62,11 +62,11 @@ async def test_killed_before_the_start_then_restarted(
             audience = Audience(receiver, smtp)
             api = await component(client, auth)
             first.start()
+            await until_started(first)
             start, end = in_s(START_IN_S), in_s(END_IN_S)
             created = await client.post("/api/v1/incidents", headers=auth, json=maintenance_body(api, start, end))
             assert created.status_code == 201, created.text
             incident_id = created.json()["id"]
-            await until_started(first)
             await asyncio.sleep(max(0.0, (start - datetime.now(UTC)).total_seconds() - 0.5))
             first.kill()
             killed_at = datetime.now(UTC)
@@ -78,7 +78,7 @@ async def test_killed_before_the_start_then_restarted(
             async def everyone_told() -> bool:
                 return all(n == 1 for n in audience.counts("completed").values())
 
-            await until(everyone_told, 30)
+            await until(everyone_told, 60)  # two worker processes starting on a busy machine
             await asyncio.sleep(1.5)  # more cron periods of both workers: nothing more comes
     finally:
         for worker in (first, again, second):
@@ -90,11 +90,14 @@ async def test_killed_before_the_start_then_restarted(
     assert [u["status"] for u in detail["updates"]] == ["completed", "in_progress", "scheduled"]
     began = datetime.fromisoformat(steps["in_progress"]["created_at"].replace("Z", "+00:00"))
     ended = datetime.fromisoformat(steps["completed"]["created_at"].replace("Z", "+00:00"))
-    assert restarted_at <= began < restarted_at + timedelta(seconds=15)  # when it really started, not back-dated
+    print(f"killed {(start - killed_at).total_seconds():.2f} s before the start, restarted {DOWN_S} s later;")
+    print(f"in_progress {(began - start).total_seconds():+.2f} s from scheduled_for:", steps["in_progress"]["body"])
+    print(f"completed at {ended:%H:%M:%S.%f} ({(ended - end).total_seconds():+.2f} s from scheduled_until)")
+    print("told:", {name: [t.status for t in told] for name, told in audience.both().items()})
+    assert restarted_at <= began < restarted_at + timedelta(seconds=30)  # when it really started, not back-dated
     assert "Started at" in steps["in_progress"]["body"]  # and it says so
     assert ended >= max(began, end)
-    assert audience.counts("scheduled") == {"webhook": 1, "email": 1}
-    assert audience.counts("in_progress") == {"webhook": 1, "email": 1}
-    assert audience.counts("completed") == {"webhook": 1, "email": 1}
+    for told in audience.both().values():  # once each, and the end never heard before the start
+        assert [t.status for t in told] == ["scheduled", "in_progress", "completed"]
     summary = (await client.get("/api/v2/summary.json")).json()
     assert next(c["status"] for c in summary["components"] if c["id"] == api) == "operational"
