@@ -41,13 +41,18 @@ DEMO_COMPONENTS = [
 
 DEMO_USERS = (("commander", "commander"), ("agent", "agent"))
 
-# With the sandbox, subscribers whose mail, texts and webhook calls land in its outbox. Sam
-# follows Payments only, so the demo incident (API, Dashboard) shows the filter at work.
+# With the sandbox, subscribers whose mail, texts, webhook calls and chat messages land in its
+# outbox (the chat URLs are sandbox.config's *_DEMO_PATH). Sam follows Payments only, so the
+# demo incident (API, Dashboard) shows the filter at work.
 SANDBOX_SUBSCRIBERS = (
     ("email", "dana@example.com", ()),
     ("email", "sam@example.com", ("Payments",)),
     ("sms", "+14155550100", ("API", "Dashboard")),
     ("webhook", "{sandbox_url}/webhook/demo", ()),
+    ("slack", "{sandbox_url}/slack/services/T0SANDBOX/B0DEMO/sandbox-demo-secret", ()),
+    ("teams", "{sandbox_url}/teams/workflows/demo/triggers/manual/paths/invoke?api-version=2016-06-01&sig=sandbox", ()),
+    ("discord", "{sandbox_url}/discord/api/webhooks/1300000000000000002/sandbox-demo-token", ()),
+    ("google_chat", "{sandbox_url}/google-chat/v1/spaces/DEMO/messages?key=sandbox-key&token=sandbox-token", ()),
 )
 
 

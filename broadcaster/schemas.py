@@ -169,7 +169,7 @@ class PreviewIn(IncidentIn):
 
 
 class SubscriberIn(Strict):
-    channel: str = Field(pattern="^(email|sms|webhook)$")
+    channel: str = Field(pattern="^(email|sms|webhook|slack|teams|discord|google_chat)$")
     address: str = Field(min_length=3, max_length=512)
     components: list[str] = Field(default_factory=list, max_length=500)
     confirmed: bool = False

@@ -112,6 +112,23 @@ def new_numeric_code(digits: int = 6) -> str:
     return f"{secrets.randbelow(10**digits):0{digits}d}"
 
 
+def mask_url(url: str) -> str:
+    """A URL that holds a secret (a chat or webhook URL), shown safely: scheme, host and first path segment.
+
+    ``https://hooks.slack.com/services/T0/B0/XXXX`` -> ``https://hooks.slack.com/services/…``.
+    """
+    try:
+        parts = urlsplit(url)
+        name = f"[{parts.hostname}]" if parts.hostname and ":" in parts.hostname else parts.hostname
+        host = f"{name}:{parts.port}" if parts.port else name
+    except ValueError:
+        return "…"
+    if not parts.scheme or not host:
+        return "…"
+    first = parts.path.strip("/").split("/", 1)[0]
+    return f"{parts.scheme}://{host}/{first}/…" if first else f"{parts.scheme}://{host}/…"
+
+
 def new_webhook_secret() -> str:
     """A Standard Webhooks secret: ``whsec_`` and 24 random bytes in base64."""
     return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()

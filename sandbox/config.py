@@ -33,6 +33,16 @@ FRESHDESK_FOLDER_ID = 73000012
 WEBHOOK_DEMO_PATH = "/webhook/demo"
 """Where the demo's webhook subscriber points, under the sandbox's base URL."""
 
+SLACK_BOT_TOKEN = "xoxb-sandbox-bot-token"
+SLACK_CHANNEL = "C0STATUS"  # the bot's channel, "#status"
+DISCORD_FORUM_WEBHOOK = "/api/webhooks/1300000000000000001/sandbox-forum-token"
+DISCORD_FORUM_ID = "1300000000000000001"
+# Where the demo's chat subscribers point, under the sandbox's base URL (broadcaster.demo spells them too).
+SLACK_DEMO_PATH = "/slack/services/T0SANDBOX/B0DEMO/sandbox-demo-secret"
+TEAMS_DEMO_PATH = "/teams/workflows/demo/triggers/manual/paths/invoke?api-version=2016-06-01&sig=sandbox"
+DISCORD_DEMO_PATH = "/discord/api/webhooks/1300000000000000002/sandbox-demo-token"
+GOOGLE_CHAT_DEMO_PATH = "/google-chat/v1/spaces/DEMO/messages?key=sandbox-key&token=sandbox-token"
+
 # Each HTTP provider's path prefix on the sandbox server.
 PREFIXES = {
     "twilio": "/twilio",
@@ -42,6 +52,10 @@ PREFIXES = {
     "zendesk": "/zendesk",
     "freshdesk": "/freshdesk",
     "webhook": "/webhook",
+    "slack": "/slack",
+    "teams": "/teams",
+    "discord": "/discord",
+    "google_chat": "/google-chat",
 }
 
 
@@ -76,6 +90,10 @@ def channel_environment(base_url: str, smtp_port: int) -> dict[str, str]:
         "BROADCASTER_FRESHDESK_BASE_URL": at["freshdesk"],
         "BROADCASTER_FRESHDESK_API_KEY": FRESHDESK_API_KEY,
         "BROADCASTER_FRESHDESK_FOLDER_ID": str(FRESHDESK_FOLDER_ID),
-        # The demo's webhook subscriber is the sandbox itself, on loopback.
+        "BROADCASTER_SLACK_BASE_URL": at["slack"] + "/api",
+        "BROADCASTER_SLACK_BOT_TOKEN": SLACK_BOT_TOKEN,
+        "BROADCASTER_SLACK_CHANNEL": SLACK_CHANNEL,
+        "BROADCASTER_DISCORD_FORUM_WEBHOOK_URL": at["discord"] + DISCORD_FORUM_WEBHOOK,
+        # The demo's webhook and chat subscribers are the sandbox itself, on loopback.
         "BROADCASTER_WEBHOOK_ALLOW_PRIVATE": "true",
     }

@@ -19,7 +19,22 @@ from typing import Any
 from sandbox.providers.twilio import encoding_and_segments
 from sandbox.smtp import Received
 
-CHANNELS = ("email", "sms", "mastodon", "bluesky", "x", "zendesk", "freshdesk", "webhook")
+CHANNELS = (
+    "email",
+    "sms",
+    "mastodon",
+    "bluesky",
+    "x",
+    "zendesk",
+    "freshdesk",
+    "webhook",
+    "slack",
+    "slack_bot",
+    "teams",
+    "discord",
+    "discord_forum",
+    "google_chat",
+)
 KEEP = 2000  # events kept; older ones are dropped
 PAGE = 500  # events per answer at most
 
@@ -131,3 +146,35 @@ def x_data(tweet: dict[str, Any]) -> dict[str, Any]:
 
 def webhook_data(path: str, headers: dict[str, str], body: bytes) -> dict[str, Any]:
     return {"path": path, "headers": headers, "body": body.decode(errors="replace")}
+
+
+def slack_data(entry: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """(outbox channel, data) of a Slack post: ``slack`` a webhook's, ``slack_bot`` the bot's posts and edits."""
+    content = {"text": entry["text"], "blocks": entry["blocks"]}
+    if entry["via"] == "webhook":
+        return "slack", {"hook": entry["hook"], **content}
+    keys = ("channel", "ts", "thread_ts")
+    return "slack_bot", {**{key: entry[key] for key in keys}, "edited": entry["action"] == "update", **content}
+
+
+def teams_data(entry: dict[str, Any]) -> dict[str, Any]:
+    """A workflow run: the Adaptive Card it carried."""
+    attachments = entry["message"].get("attachments") or [{}]
+    return {"workflow": entry["workflow"], "run_id": entry["run_id"], "card": attachments[0].get("content") or {}}
+
+
+def discord_data(message: dict[str, Any]) -> dict[str, Any]:
+    keys = ("id", "channel_id", "webhook_id", "thread_name", "content", "embeds")
+    return {key: message.get(key) for key in keys}
+
+
+def google_chat_data(message: dict[str, Any]) -> dict[str, Any]:
+    thread = message["thread"]
+    return {
+        "name": message["name"],
+        "space": message["space"]["name"],
+        "thread": thread["name"],
+        "thread_key": thread.get("threadKey"),
+        "reply": message["threadReply"],
+        "cards": [item["card"] for item in message["cardsV2"]],
+    }

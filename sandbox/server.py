@@ -4,7 +4,8 @@
     with sandbox.smtp("127.0.0.1", 8026):
         await make_server(sandbox, "127.0.0.1", 8025).serve()
 
-Paths: ``/twilio``, ``/mastodon``, ``/bluesky``, ``/x``, ``/zendesk``, ``/freshdesk`` (each
+Paths: ``/twilio``, ``/mastodon``, ``/bluesky``, ``/x``, ``/zendesk``, ``/freshdesk``, and the
+chats ``/slack`` (webhooks and the bot's Web API), ``/teams``, ``/discord``, ``/google-chat`` (each
 provider's own API below it), ``POST /webhook/{name}`` (any name: recorded, answered 204),
 ``GET /outbox?after=<seq>`` and ``GET /healthz``. The providers use the credentials of
 ``sandbox.config``; every request one of them accepts becomes an outbox event.
@@ -25,10 +26,26 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sandbox import config
-from sandbox.outbox import Outbox, bluesky_data, email_data, mastodon_data, sms_data, webhook_data, x_data
+from sandbox.outbox import (
+    Outbox,
+    bluesky_data,
+    discord_data,
+    email_data,
+    google_chat_data,
+    mastodon_data,
+    slack_data,
+    sms_data,
+    teams_data,
+    webhook_data,
+    x_data,
+)
 from sandbox.providers.bluesky import BlueskyProvider
+from sandbox.providers.discord import DiscordProvider
 from sandbox.providers.freshdesk import FakeFreshdesk
+from sandbox.providers.google_chat import GoogleChatProvider
 from sandbox.providers.mastodon import MastodonProvider
+from sandbox.providers.slack import SlackProvider
+from sandbox.providers.teams import TeamsProvider
 from sandbox.providers.twilio import TwilioProvider
 from sandbox.providers.x import XProvider
 from sandbox.providers.zendesk import FakeZendesk
@@ -59,6 +76,10 @@ class Sandbox:
         )
         self.zendesk.base_url = self.base_url + config.PREFIXES["zendesk"]  # the article URLs it answers
         self.freshdesk = FakeFreshdesk(api_key=config.FRESHDESK_API_KEY, folder_ids=(config.FRESHDESK_FOLDER_ID,))
+        self.slack = SlackProvider(token=config.SLACK_BOT_TOKEN, channels={config.SLACK_CHANNEL: "status"})
+        self.teams = TeamsProvider()
+        self.discord = DiscordProvider(forums={config.DISCORD_FORUM_ID})
+        self.google_chat = GoogleChatProvider()
 
         outbox = self.outbox
         self.twilio.on_accept = _guarded(lambda resource: outbox.record("sms", sms_data(resource)))
@@ -71,6 +92,14 @@ class Sandbox:
         self.freshdesk.on_accept = _guarded(
             lambda article: outbox.article("freshdesk", str(article["id"]), article["title"], article["description"])
         )
+        self.slack.on_accept = _guarded(lambda entry: outbox.record(*slack_data(entry)))
+        self.teams.on_accept = _guarded(lambda entry: outbox.record("teams", teams_data(entry)))
+        self.discord.on_accept = _guarded(
+            lambda message: outbox.record(
+                "discord_forum" if message["webhook_id"] in self.discord.forums else "discord", discord_data(message)
+            )
+        )
+        self.google_chat.on_accept = _guarded(lambda message: outbox.record("google_chat", google_chat_data(message)))
 
         apps: dict[str, ASGIApp] = {
             "twilio": self.twilio.app,
@@ -79,6 +108,10 @@ class Sandbox:
             "x": self.x.app,
             "zendesk": self.zendesk.app,
             "freshdesk": self.freshdesk.app,
+            "slack": self.slack.app,
+            "teams": self.teams.app,
+            "discord": self.discord.app,
+            "google_chat": self.google_chat.app,
             "webhook": Starlette(routes=[Route("/{name:path}", self._webhook, methods=["POST"])]),
         }
         routes = [
@@ -123,6 +156,14 @@ class Sandbox:
             self.twilio.messages,
             self.zendesk.received,
             self.freshdesk.received,
+            self.slack.posts,
+            self.slack.requests,
+            self.teams.received,
+            self.teams.requests,
+            self.discord.messages,
+            self.discord.requests,
+            self.google_chat.messages,
+            self.google_chat.requests,
         ):
             del requests[:-LOG_KEEP]
 

@@ -31,6 +31,12 @@ BUILTIN_CHANNELS: tuple[str, ...] = (
     "channels.mastodon:MastodonChannel",
     "channels.bluesky:BlueskyChannel",
     "channels.x:XChannel",
+    "channels.slack:SlackChannel",
+    "channels.slack:SlackBotChannel",
+    "channels.teams:TeamsChannel",
+    "channels.discord:DiscordChannel",
+    "channels.discord:DiscordForumChannel",
+    "channels.google_chat:GoogleChatChannel",
 )
 ENTRY_POINT_GROUP = "broadcaster.channels"
 

@@ -6,8 +6,9 @@ here, where nothing reaches an address before its owner proved it is theirs:
 - email: a signed, expiring link (``LinkSigner`` purpose ``"confirm"``) mailed to it;
 - SMS: a 6-digit code texted to it, stored only as a keyed hash, with an expiry and a
   limited number of attempts;
-- webhook: stored unconfirmed until an admin confirms it (``POST /api/v1/subscribers``
-  with ``confirmed: true``); the public cannot make us POST to an arbitrary URL.
+- webhook, and a chat webhook (Slack, Teams, Discord, Google Chat): stored unconfirmed until
+  an admin confirms it (``POST /api/v1/subscribers`` with ``confirmed: true``); the public
+  cannot make us POST to an arbitrary URL.
 
 A sign-up for an address that is already confirmed changes nothing (its component filter
 is changed from the preferences page, reached through a link only its owner received), and
@@ -75,7 +76,7 @@ async def sign_up(
 
 
 def _field_of(channel: str) -> str:
-    return {"email": "email", "sms": "phone", "webhook": "webhook"}.get(channel, "address")
+    return "phone" if channel == "sms" else channel  # the sign-up form's field for the channel
 
 
 # --- abuse limits -------------------------------------------------------------------------------

@@ -1,4 +1,9 @@
-"""Subscribers: who gets email, SMS and webhook notifications, for which components."""
+"""Subscribers: who gets email, SMS, webhook and chat notifications, for which components.
+
+A chat subscriber (``CHAT_CHANNELS``: Slack, Microsoft Teams, Discord, Google Chat) is a
+webhook URL of that service: the same URL policy as a webhook's applies (https, no
+credentials, public addresses only, checked again at every delivery).
+"""
 
 from __future__ import annotations
 
@@ -40,6 +45,9 @@ def normalize_phone(number: str, field: str = "address", default_region: str | N
 
 
 PRIVATE_TARGET = "must not point at a private or loopback address"
+CHAT_CHANNELS = ("slack", "teams", "discord", "google_chat")
+URL_CHANNELS = ("webhook", *CHAT_CHANNELS)
+"""Channels whose subscribers are URLs someone else chose (SSRF policy; the URL is a secret)."""
 
 
 def normalize_webhook_url(url: str, allow_private: bool, field: str = "address") -> str:
@@ -81,9 +89,9 @@ def normalize_address(channel: str, address: str, allow_private_webhooks: bool, 
         return normalize_email(address, field)
     if channel == "sms":
         return normalize_phone(address, field)
-    if channel == "webhook":
+    if channel in URL_CHANNELS:
         return normalize_webhook_url(address, allow_private_webhooks, field)
-    raise InputError("unknown channel", {"channel": "must be email, sms or webhook"})
+    raise InputError("unknown channel", {"channel": f"must be email, sms or one of {', '.join(URL_CHANNELS)}"})
 
 
 async def subscriber_component_ids(conn: AsyncConnection, subscriber_id: str) -> list[str]:
@@ -138,7 +146,7 @@ async def upsert_subscriber(
     A refused address is an ``InputError`` naming ``field``.
     """
     address = normalize_address(data.channel, data.address, allow_private_webhooks, field=field)
-    if data.channel == "webhook":
+    if data.channel in URL_CHANNELS:
         await check_webhook_target(address, allow_private_webhooks, field=field)
     await require_components(conn, data.components)
     now = utcnow()

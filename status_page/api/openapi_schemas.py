@@ -163,7 +163,10 @@ RESPONSE_SCHEMAS: dict[str, Schema] = {
     "Subscriber": obj(
         {
             "id": STRING,
-            "channel": {"type": "string", "enum": ["email", "sms", "webhook"]},
+            "channel": {
+                "type": "string",
+                "enum": ["email", "sms", "webhook", "slack", "teams", "discord", "google_chat"],
+            },
             "address": STRING,
             "components": array(STRING),
             "confirmed": BOOLEAN,

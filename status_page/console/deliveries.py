@@ -17,9 +17,11 @@ from starlette.routing import Route
 from broadcaster.delivery import deadletter, ledger, preflight
 from broadcaster.domain import audit
 from broadcaster.domain import incidents as incident_store
+from broadcaster.domain.subscribers import URL_CHANNELS
 from broadcaster.errors import InputError
 from broadcaster.models import CLOSED_STATUSES, Role
 from broadcaster.runtime import Runtime
+from broadcaster.security import mask_url
 from status_page.auth import require_role, user_actor
 from status_page.console._kit import commander, late, page
 from status_page.http import runtime
@@ -61,7 +63,14 @@ async def _delivery_state(rt: Runtime, update_id: str) -> dict[str, Any]:
     return {
         "update_id": update_id,
         "counts": counts,
-        "failures": [{**f, "updated_at": f["updated_at"].isoformat() if f["updated_at"] else None} for f in failures],
+        "failures": [
+            {
+                **f,
+                "address": mask_url(f["address"]) if f["channel"] in URL_CHANNELS and f["address"] else f["address"],
+                "updated_at": f["updated_at"].isoformat() if f["updated_at"] else None,
+            }
+            for f in failures
+        ],
     }
 
 

@@ -23,6 +23,7 @@ from starlette.routing import BaseRoute, Route
 
 from broadcaster.domain.subscribers import webhook_secrets
 from broadcaster.render import environment
+from status_page.console import sandbox_chat
 from status_page.console._kit import page, viewer
 from status_page.http import HTTPError, runtime
 
@@ -35,6 +36,12 @@ CHANNELS = {
     "zendesk": "Zendesk Guide",
     "freshdesk": "Freshdesk Solutions",
     "webhook": "Webhooks",
+    "slack": "Slack (webhooks)",
+    "slack_bot": "Slack bot",
+    "teams": "Microsoft Teams",
+    "discord": "Discord (webhooks)",
+    "discord_forum": "Discord forum",
+    "google_chat": "Google Chat",
 }
 PAGE_SIZE = 500  # the sandbox's most events per answer
 MAX_EVENTS = 2000  # what the sandbox keeps
@@ -141,6 +148,12 @@ async def outbox_view(request: Request, sandbox_url: str) -> dict[str, Any]:
         "zendesk": _articles(by_channel["zendesk"])[:SHOWN_PER_CHANNEL],
         "freshdesk": _articles(by_channel["freshdesk"])[:SHOWN_PER_CHANNEL],
         "webhook": await _webhooks(request, by_channel["webhook"], sandbox_url),
+        "slack": sandbox_chat.slack_posts(by_channel["slack"], sandbox_url),
+        "slack_bot": sandbox_chat.slack_threads(by_channel["slack_bot"]),
+        "teams": sandbox_chat.teams_cards(by_channel["teams"]),
+        "discord": sandbox_chat.discord_messages(by_channel["discord"]),
+        "discord_forum": sandbox_chat.discord_posts(by_channel["discord_forum"]),
+        "google_chat": sandbox_chat.google_chat_threads(by_channel["google_chat"]),
     }
 
 

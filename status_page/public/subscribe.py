@@ -1,12 +1,13 @@
-"""Public sign-up: ``/subscribe`` (email, SMS, webhook), SMS codes, email confirmation links.
+"""Public sign-up: ``/subscribe`` (email, SMS, webhook, chat webhooks), SMS codes, email confirmation links.
 
-``POST /subscribe`` takes a form or JSON ``{email | phone | webhook, components?}`` and
+``POST /subscribe`` takes a form or JSON ``{email | phone | webhook | slack | teams | discord |
+google_chat, components?}`` (a chat field holds that service's incoming-webhook URL) and
 answers HTML to a form, JSON to JSON (202 with ``status``). Email and SMS sign-ups get a
 confirmation (a signed link valid ``confirm_link_max_age_s``, a 6-digit code valid
 ``sms_code_ttl_s``) sent by the worker's ``send_confirmation`` job (inline, with a timeout,
-when Redis cannot take the job). A public webhook sign-up is stored unconfirmed and waits
-for an admin (``POST /api/v1/subscribers`` with ``confirmed: true``); its answer carries the
-signing secret once.
+when Redis cannot take the job). A public webhook or chat sign-up is stored unconfirmed and
+waits for an admin (``POST /api/v1/subscribers`` with ``confirmed: true``); a webhook's answer
+carries the signing secret once.
 
 Abuse limits (fixed windows in Redis, 429 with ``Retry-After``): per client IP for every
 channel, and for phones also per number and per number prefix, against SMS pumping; then,
@@ -37,7 +38,7 @@ from broadcaster.domain.signups import (
     find_sms_subscriber,
     sign_up,
 )
-from broadcaster.domain.subscribers import normalize_phone
+from broadcaster.domain.subscribers import CHAT_CHANNELS, URL_CHANNELS, normalize_phone
 from broadcaster.errors import DeliveryError, InputError
 from broadcaster.jobs import confirmations
 from broadcaster.ratelimit import Limit, LimiterUnavailable, RateLimiter
@@ -50,7 +51,8 @@ from status_page.pages import render_page
 log = logging.getLogger(__name__)
 
 INLINE_SEND_TIMEOUT_S = 10.0
-CHANNEL_OF_FIELD = {"email": "email", "phone": "sms", "webhook": "webhook"}
+CHANNEL_OF_FIELD = {"email": "email", "phone": "sms", "webhook": "webhook", **{name: name for name in CHAT_CHANNELS}}
+ONE_OF = "give exactly one of email, phone, webhook or a chat webhook URL (slack, teams, discord, google_chat)"
 _CODE = re.compile(r"^[0-9]{6}$")
 
 
@@ -145,8 +147,8 @@ def parse_sign_up(rt: Runtime, data: dict[str, Any]) -> tuple[str, str, list[str
         if isinstance(data.get(field), str) and data[field].strip()
     }
     if len(given) != 1:
-        fields = {f: "give exactly one of email, phone or webhook" for f in (given or {"email": ""})}
-        raise InputError("give exactly one of email, phone or webhook", fields)
+        fields = {f: ONE_OF for f in (given or {"email": ""})}
+        raise InputError(ONE_OF, fields)
     field, address = next(iter(given.items()))
     if len(address) > 512:
         raise InputError("too long", {field: "at most 512 characters"})
@@ -267,6 +269,7 @@ async def _form(
         message=message,
         email_enabled="email" in rt.registry.enabled,
         sms_enabled="sms" in rt.registry.enabled,
+        chats=[(name, rt.registry.enabled[name].title) for name in CHAT_CHANNELS if name in rt.registry.enabled],
     )
 
 
@@ -297,13 +300,13 @@ async def subscribe(request: Request) -> Response:
     answer: dict[str, Any] = {"channel": channel, "address": subscriber["address"]}
     if result.needs_confirmation:
         await dispatch_confirmation(rt, subscriber["id"])
-    if channel == "webhook":
+    if channel in URL_CHANNELS:
         body = {
             **answer,
             "status": "pending_approval",
             "message": "stored; an administrator confirms webhook subscriptions",
         }
-        if result.created:
+        if channel == "webhook" and result.created:
             body["secret"] = subscriber["secret"]  # shown once, to verify our signatures
         if as_json:
             return JSONResponse(body, status_code=202)

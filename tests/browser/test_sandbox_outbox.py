@@ -20,6 +20,7 @@ from playwright.async_api import async_playwright, expect
 from broadcaster.config import Settings
 from broadcaster.domain.users import create_user
 from broadcaster.runtime import Runtime
+from sandbox import config
 from sandbox.config import WEBHOOK_DEMO_PATH
 from sandbox.serve import serve_app
 from tests.support.sandbox_process import Running, sandbox_settings, start_sandbox
@@ -31,6 +32,7 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 PASSWORD = "correct horse battery"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 OUTBOX_CHANNELS = ("email", "sms", "mastodon", "bluesky", "x", "zendesk", "freshdesk", "webhook")
+CHAT_CHANNELS = ("slack", "slack_bot", "teams", "discord", "discord_forum", "google_chat")
 
 
 async def until_started(worker: WorkerProcess, timeout_s: float = 20.0) -> None:
@@ -58,7 +60,7 @@ async def test_an_update_sent_from_the_console_reaches_every_channel_in_the_outb
     ARTIFACTS.mkdir(exist_ok=True)
     async with runtime.engine.begin() as conn:
         await create_user(conn, "ic", PASSWORD, "commander")
-    assert set(OUTBOX_CHANNELS) <= set(runtime.registry.enabled)
+    assert {*OUTBOX_CHANNELS, *CHAT_CHANNELS} <= set(runtime.registry.enabled)
     errors: list[str] = []
     async with (
         serve_app(app) as base,
@@ -69,6 +71,10 @@ async def test_an_update_sent_from_the_console_reaches_every_channel_in_the_outb
             ("email", "dana@example.com"),
             ("sms", "+14155550100"),
             ("webhook", sandbox.base_url + WEBHOOK_DEMO_PATH),
+            ("slack", sandbox.base_url + config.SLACK_DEMO_PATH),
+            ("teams", sandbox.base_url + config.TEAMS_DEMO_PATH),
+            ("discord", sandbox.base_url + config.DISCORD_DEMO_PATH),
+            ("google_chat", sandbox.base_url + config.GOOGLE_CHAT_DEMO_PATH),
         ):
             response = await api.post(
                 "/api/v1/subscribers", json={"channel": channel, "address": address, "confirmed": True}
@@ -86,7 +92,7 @@ async def test_an_update_sent_from_the_console_reaches_every_channel_in_the_outb
             await outbox.press("#password", "Enter")
             await outbox.wait_for_url(f"{base}/console/sandbox")
             await expect(outbox.locator(".sandbox-banner")).to_contain_text("nothing leaves this machine")
-            for name in OUTBOX_CHANNELS:
+            for name in (*OUTBOX_CHANNELS, *CHAT_CHANNELS):
                 await expect(outbox.locator(f'.count[data-channel="{name}"]')).to_have_text("0")
 
             await console.goto(f"{base}/console/compose")
@@ -99,7 +105,7 @@ async def test_an_update_sent_from_the_console_reaches_every_channel_in_the_outb
                 await until_started(worker)
                 sent_at = time.monotonic()
                 await console.click("#send")
-                for name in OUTBOX_CHANNELS:
+                for name in (*OUTBOX_CHANNELS, *CHAT_CHANNELS):
                     await expect(outbox.locator(f'.count[data-channel="{name}"]')).to_have_text("1", timeout=2_000)
                 shown_s = time.monotonic() - sent_at
             finally:
@@ -115,6 +121,8 @@ async def test_an_update_sent_from_the_console_reaches_every_channel_in_the_outb
                 await expect(outbox.locator(f"#sandbox-{name} .post-text")).to_contain_text("Card payments fail")
             for name in ("zendesk", "freshdesk"):
                 await expect(outbox.locator(f"#sandbox-{name}")).to_contain_text("revision 1")
+            for name in CHAT_CHANNELS:
+                await expect(outbox.locator(f"#sandbox-{name} .sandbox-item").first).to_contain_text("Card payments")
             await outbox.set_viewport_size({"width": 1400, "height": 3400})  # iframes paint only in the viewport
             await outbox.screenshot(path=str(ARTIFACTS / "sandbox-outbox.png"), full_page=True)
         finally:

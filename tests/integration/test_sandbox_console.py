@@ -22,6 +22,8 @@ from tests.integration.test_console import login
 from tests.support.sandbox_process import Running, sandbox_settings, start_sandbox
 from tests.support.worker_process import settings_env
 
+CHATS = ("slack", "slack_bot", "teams", "discord", "discord_forum", "google_chat")
+
 
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[Running]:
@@ -45,15 +47,20 @@ async def test_the_demo_reaches_every_channel_and_the_page_shows_it(
     received: dict[str, list[dict[str, Any]]] = {}
     for event in events:
         received.setdefault(event["channel"], []).append(event["data"])
-    assert {"bluesky", "email", "freshdesk", "mastodon", "sms", "webhook", "x", "zendesk"} <= set(received)
+    assert {"bluesky", "email", "freshdesk", "mastodon", "sms", "webhook", "x", "zendesk", *CHATS} <= set(received)
     assert [mail["rcpt_tos"] for mail in received["email"]] == [["dana@example.com"]], "Sam follows Payments only"
 
     await login(client, runtime, "ic", "commander")
     page = await client.get("/console/sandbox")
     assert page.status_code == 200, page.text
     assert "nothing leaves this machine" in page.text
-    for section in ("email", "sms", "mastodon", "bluesky", "x", "zendesk", "freshdesk", "webhook"):
+    for section in ("email", "sms", "mastodon", "bluesky", "x", "zendesk", "freshdesk", "webhook", *CHATS):
         assert f'id="sandbox-{section}"' in page.text
+    bot = page.text.split('id="sandbox-slack_bot"')[1].split("</section>")[0]
+    assert "Elevated error rates on the API" in bot and "edited" not in bot  # one update: a root, no edit yet
+    assert "Forum post: Elevated error rates on the API" in page.text
+    assert "sandbox-demo-secret" not in page.text, "a chat webhook URL is a secret: shown masked"
+    assert "/slack/…" in page.text
     assert "signature verified" in page.text and "List-Unsubscribe" in page.text
     assert "Elevated error rates on the API" in page.text
 
@@ -94,5 +101,5 @@ def test_the_pre_flight_check_passes_for_every_channel_the_sandbox_plays(setting
     )
     assert done.returncode == 0, done.stdout + done.stderr
     rows = {line.split()[0]: line.split()[1] for line in done.stdout.splitlines()[1:] if line.strip()}
-    checked = {"email", "sms", "mastodon", "bluesky", "x", "zendesk", "freshdesk"}
+    checked = {"email", "sms", "mastodon", "bluesky", "x", "zendesk", "freshdesk", "slack_bot"}
     assert {name: rows.get(name) for name in checked} == dict.fromkeys(checked, "ok"), done.stdout

@@ -25,6 +25,13 @@ from tests.support.all_channels import EMAIL, PHONE, app_stack
 from tests.support.sandbox_process import Running, sandbox_settings, start_sandbox
 
 OUTBOX_CHANNELS = {"email", "sms", "mastodon", "bluesky", "x", "zendesk", "freshdesk", "webhook"}
+CHAT_CHANNELS = {"slack", "slack_bot", "teams", "discord", "discord_forum", "google_chat"}
+CHAT_DEMO_PATHS = {
+    "slack": config.SLACK_DEMO_PATH,
+    "teams": config.TEAMS_DEMO_PATH,
+    "discord": config.DISCORD_DEMO_PATH,
+    "google_chat": config.GOOGLE_CHAT_DEMO_PATH,
+}
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +56,8 @@ async def test_one_update_reaches_every_channel_and_a_follow_up_threads(sandbox:
         await stack.subscribe("email", EMAIL)
         await stack.subscribe("sms", PHONE)
         webhook = await stack.subscribe("webhook", sandbox.base_url + config.WEBHOOK_DEMO_PATH)
+        for chat, path in CHAT_DEMO_PATHS.items():
+            await stack.subscribe(chat, sandbox.base_url + path)
         opened = await stack.client.post(
             "/api/v1/incidents",
             headers=stack.auth,
@@ -58,7 +67,7 @@ async def test_one_update_reaches_every_channel_and_a_follow_up_threads(sandbox:
         await run_worker(settings)
         first = sandbox.outbox(start)
         seen = by_channel(first["events"])
-        assert {name: len(items) for name, items in seen.items()} == dict.fromkeys(OUTBOX_CHANNELS, 1)
+        assert {name: len(items) for name, items in seen.items()} == dict.fromkeys(OUTBOX_CHANNELS | CHAT_CHANNELS, 1)
         assert [event["seq"] for event in first["events"]] == list(range(start + 1, first["last"] + 1))
 
         mail = seen["email"][0]
@@ -91,10 +100,22 @@ async def test_one_update_reaches_every_channel_and_a_follow_up_threads(sandbox:
         assert follow_up.status_code == 201, follow_up.text
         await run_worker(settings)
         again = by_channel(sandbox.outbox(first["last"])["events"])
-        assert {name: len(items) for name, items in again.items()} == dict.fromkeys(OUTBOX_CHANNELS, 1)
+        expected = dict.fromkeys(OUTBOX_CHANNELS | CHAT_CHANNELS, 1) | {"slack_bot": 2}  # the root edited, a reply
+        assert {name: len(items) for name, items in again.items()} == expected
         assert again["mastodon"][0]["in_reply_to_id"] == toot["id"]
         assert again["x"][0]["in_reply_to_tweet_id"] == tweet["id"]
         assert again["bluesky"][0]["reply_parent"] == post["uri"] == again["bluesky"][0]["reply_root"]
+        root = seen["slack_bot"][0]
+        assert (root["channel"], root["thread_ts"], root["edited"]) == (config.SLACK_CHANNEL, None, False)
+        edit, reply = again["slack_bot"]
+        assert (edit["ts"], edit["edited"], reply["thread_ts"]) == (root["ts"], True, root["ts"])
+        assert "Identified" in edit["blocks"][0]["text"]["text"]
+        assert "rolling back" in reply["blocks"][1]["text"]["text"]
+        assert again["discord_forum"][0]["channel_id"] == seen["discord_forum"][0]["channel_id"]
+        assert seen["discord_forum"][0]["thread_name"] == "Checkout errors"
+        assert again["google_chat"][0]["thread"] == seen["google_chat"][0]["thread"]
+        assert again["google_chat"][0]["reply"] and not seen["google_chat"][0]["reply"]
+        assert seen["teams"][0]["card"]["version"] == "1.5" and seen["discord"][0]["embeds"][0]["title"]
         for kb in ("zendesk", "freshdesk"):
             article = again[kb][0]
             assert (article["article_id"], article["revision"], article["action"]) == (

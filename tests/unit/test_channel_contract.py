@@ -45,7 +45,15 @@ MESSAGES = {
     "maintenance": make_message(kind="maintenance", status="scheduled", impact="maintenance", components=()),
     "drill": make_message(drill=True),
 }
-ADDRESSES = {"email": "user@example.test", "sms": "+15551230001", "webhook": "https://hook.example.test/in"}
+ADDRESSES = {
+    "email": "user@example.test",
+    "sms": "+15551230001",
+    "webhook": "https://hook.example.test/in",
+    "slack": "https://hooks.slack.example.test/services/T0/B0/secret",
+    "teams": "https://flow.example.test/workflows/1/triggers/manual/paths/invoke?sig=s",
+    "discord": "https://discord.example.test/api/webhooks/1/token",
+    "google_chat": "https://chat.example.test/v1/spaces/S/messages?key=k&token=t",
+}
 
 
 def _raise(exc: type[httpx.TransportError]) -> Handler:

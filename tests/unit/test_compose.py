@@ -41,6 +41,7 @@ DEPLOYMENT = {
     "bluesky_base_url",
     "x_base_url",
     "zendesk_locale",
+    "slack_base_url",
 }
 # Tuning knobs whose defaults suit a deployment; documented in docs/configuration.md.
 TUNING = {
@@ -83,6 +84,7 @@ TUNING = {
     "webhook_timeout_s",
     "http_timeout_s",
     "x_refresh_margin_s",
+    "slack_post_interval_s",
     "sms_hourly_budget",
     "subscribe_confirmations_per_address",
     "subscribe_confirmations_window_s",
