@@ -72,6 +72,9 @@ class Message:
     scheduled_until: datetime | None = None
     drill: bool = False
     agent: AgentNotes = field(default_factory=AgentNotes)
+    logo_url: str | None = None  # the page's logo (absolute URL), for channels that show one
+    accent_color: str | None = None  # the page's accent (#rrggbb), contrast-checked against white
+    contact_notice: str | None = None  # "How to reach us now: …", while some contact channel is not open
 
     @property
     def status_label(self) -> str:

@@ -82,6 +82,14 @@ class Role(StrEnum):
     VIEWER = "viewer"
 
 
+class ContactState(StrEnum):
+    """How a contact channel (phone, chat, email, stores) answers customers right now."""
+
+    OPEN = "open"
+    BUSY = "busy"
+    CLOSED = "closed"
+
+
 ROLE_RANK = {Role.VIEWER: 0, Role.AGENT: 1, Role.COMMANDER: 2, Role.ADMIN: 3}
 
 OPEN_INCIDENT_STATUSES = (IncidentStatus.INVESTIGATING, IncidentStatus.IDENTIFIED, IncidentStatus.MONITORING)

@@ -17,6 +17,7 @@ from broadcaster.schemas import IncidentIn, MaintenancePatch, UpdateIn, validate
 
 if TYPE_CHECKING:
     from broadcaster.crisis.playbooks import OpenIn
+    from broadcaster.domain.contact_channels import ContactChannelsIn
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,16 @@ class MaintenanceEdit:
     data: MaintenancePatch
 
 
-PostRequest = NewIncident | FollowUp | ComponentNotice | PlaybookOpening | MaintenanceStep | MaintenanceEdit
+@dataclass(frozen=True)
+class ContactNotice:
+    """The contact channels changed (how to reach us now). With ``data.notify`` it is posted as an update."""
+
+    data: ContactChannelsIn
+
+
+PostRequest = (
+    NewIncident | FollowUp | ComponentNotice | PlaybookOpening | MaintenanceStep | MaintenanceEdit | ContactNotice
+)
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,8 @@ from broadcaster.delivery.registry import Registry
 from broadcaster.domain import (
     audit,
     component_changes,
+    contact_changes,
+    contact_channels,
     idempotency,
     incidents,
     maintenance,
@@ -46,6 +48,7 @@ from broadcaster.jobs import contact_notices
 from broadcaster.models import ChannelKind
 from broadcaster.post_requests import (
     ComponentNotice,
+    ContactNotice,
     FollowUp,
     MaintenanceEdit,
     MaintenanceStep,
@@ -127,6 +130,14 @@ async def _plan(conn: AsyncConnection, rt: Runtime, request: PostRequest, actor:
             update,
             details={"old": before["status"], "new": request.status.value, "notify": request.notify},
         )
+    if isinstance(request, ContactNotice):
+        was, now, notice = await contact_changes.plan(conn, request)
+        details = {
+            "before": [contact_channels.as_json(c) for c in was],
+            "channels": [contact_channels.as_json(c) for c in now],
+            "notify": request.data.notify,
+        }
+        return _Plan("page.contact_channels", "page", notice, details=details)
     opening = await playbooks.plan_opening(
         conn, request.playbook_id, request.data, list(rt.registry.enabled), actor.name
     )
@@ -202,6 +213,8 @@ async def post(rt: Runtime, request: PostRequest, *, actor: Actor, idempotency_k
         posted = await _write(conn, rt, plan, actor)
         if idempotency_key is not None and posted is not None:
             await idempotency.store_ref(conn, idempotency_key, actor.scope, posted)
+    if isinstance(request, ContactNotice):
+        await rt.bus.publish("page", {"changed": "contact_channels"})
     if posted is None:
         if isinstance(request, ComponentNotice):
             await rt.bus.publish("components", {"component_id": request.component_id})

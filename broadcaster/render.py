@@ -104,8 +104,12 @@ def make_message(
     components: list[ComponentChange],
     page_name: str,
     public_url: str,
+    logo_url: str | None = None,
+    accent_color: str | None = None,
+    contact_notice: str | None = None,
 ) -> Message:
-    """Build the ``Message`` for ``update`` of ``incident`` (rows as mappings)."""
+    """Build the ``Message`` for ``update`` of ``incident`` (rows as mappings); the page's brand and
+    "how to reach us" line as the caller read them."""
     body_html = markdown_to_html(update["body"])
     return Message(
         update_id=update["id"],
@@ -128,6 +132,9 @@ def make_message(
         scheduled_until=incident.get("scheduled_until"),
         drill=bool(incident.get("drill")),
         agent=agent_notes(update.get("agent")),
+        logo_url=logo_url,
+        accent_color=accent_color,
+        contact_notice=contact_notice,
     )
 
 

@@ -9,6 +9,15 @@ if ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ]; then
   echo "installing chromium" >&2
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null || true
 fi
+# ...and inject axe-core (npm, pinned by tests/browser/package-lock.json) to check accessibility.
+if [ ! -f tests/browser/node_modules/axe-core/axe.min.js ]; then
+  if ! command -v npm >/dev/null && [ "$(id -u)" = 0 ]; then
+    echo "installing npm" >&2
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm) >/dev/null || true
+  fi
+  echo "installing axe-core into tests/browser/node_modules" >&2
+  npm ci --prefix tests/browser --no-audit --no-fund --silent || true
+fi
 
 pg_up() { python -c "
 import asyncio, asyncpg, os, sys

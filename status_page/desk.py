@@ -31,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from broadcaster.domain.contact_channels import load_channels, needs_banner
 from broadcaster.models import Role
 from broadcaster.render import environment, markdown_to_html
 from status_page.auth import csrf_token, require_role
@@ -40,7 +41,7 @@ from status_page.http import HTTPError, runtime
 from status_page.live import live_events, sse_response
 from status_page.pages import render_page
 
-DESK_EVENTS = ("update", "published")
+DESK_EVENTS = ("update", "published", "page")  # page: the contact channels or the brand changed
 CACHE_TTL_S = 10.0
 STREAM_MAX_AGE_S = 600.0  # reconnecting re-checks the agent's session and role
 STATIC_TYPES = {"desk.js": "text/javascript; charset=utf-8", "desk.css": "text/css; charset=utf-8"}
@@ -116,8 +117,11 @@ async def _fragment(request: Request) -> str:
     async def build() -> str:
         async with rt.engine.connect() as conn:
             desk = await load_desk(conn, settings.page_name, settings.public_url)
+            contact = await load_channels(conn)
         template = environment().get_template("desk/fragment.html")
-        return template.render(desk=desk, md=markdown_to_html, page_name=settings.page_name)
+        return template.render(
+            desk=desk, md=markdown_to_html, page_name=settings.page_name, contact=contact, banner=needs_banner(contact)
+        )
 
     return await desk_cache(request.app).get(build)
 

@@ -100,13 +100,14 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")  # NaN/Infinity: Python reads them, no JSON answer can carry them
 
 
-async def read_json(request: Request) -> Any:
+async def read_json(request: Request, max_bytes: int | None = None) -> Any:
     """The JSON body (an object), or a 400/413/422 naming what is wrong.
 
-    Refused: malformed or non-UTF-8 JSON, NaN/Infinity, nesting deeper than ``MAX_JSON_DEPTH``
-    (400), and a NUL in any string or key (422 naming where: PostgreSQL cannot store it).
+    Refused: a body over ``max_bytes`` (default ``max_body_bytes``; 413), malformed or non-UTF-8
+    JSON, NaN/Infinity, nesting deeper than ``MAX_JSON_DEPTH`` (400), and a NUL in any string or
+    key (422 naming where: PostgreSQL cannot store it).
     """
-    raw = await read_body(request, runtime(request).settings.max_body_bytes)
+    raw = await read_body(request, max_bytes or runtime(request).settings.max_body_bytes)
     if not raw.strip():
         raise HTTPError(400, "bad_request", "the body is empty; send a JSON object", {"body": "required"})
     try:

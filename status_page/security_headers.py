@@ -2,7 +2,9 @@
 
 A pure ASGI middleware (no per-request objects): the header list is built once. A response
 that sets its own ``Content-Security-Policy`` (or any of these headers) keeps it. The
-public page's only inline script is allowed by its hash; pages under
+public page's only inline script is allowed by its hash; its styles are files of this origin
+only (the brand's accent and custom CSS are a hashed stylesheet, ``/assets/brand.<hash>.css``,
+and its logo and favicon ``data:`` images), so ``style-src 'self'`` holds; pages under
 ``RELAXED_STYLE_PREFIXES`` (console, desk, login) may also use inline ``<style>``.
 """
 

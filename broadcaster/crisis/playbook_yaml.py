@@ -1,7 +1,8 @@
 """Playbooks as YAML, so an organisation keeps its crisis plan in version control.
 
 The document (``version: 1``) lists ``contacts`` (name, role, email, phone, groups) and
-``playbooks`` (name, crisis_type, description, levels); a level names its contacts. Export
+``playbooks`` (name, crisis_type, description, levels); a level names its contacts; ``page``,
+once a brand is set, is the page's brand (``PATCH /api/v1/page``'s body, images as data: URLs). Export
 is deterministic (sorted by name, levels by number, every key present), so export → import
 → export gives the same text. Import is one transaction: contacts and playbooks are matched
 by name and overwritten; a playbook's levels and contact lists are replaced by the file's.
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from broadcaster.crisis import contacts, playbooks
 from broadcaster.db import contact_assignments, playbook_levels
+from broadcaster.domain.page_brand import BrandPatch, brand_doc, load_brand, save_brand
 from broadcaster.errors import InputError
 from broadcaster.schemas import validate
 
@@ -70,11 +72,15 @@ async def export_data(conn: AsyncConnection) -> dict[str, Any]:
                 "levels": [_level_doc(level) for level in book["levels"]],
             }
         )
-    return {
+    data: dict[str, Any] = {
         "version": VERSION,
         "contacts": [_contact_doc(c) for c in await contacts.list_contacts(conn)],
         "playbooks": books,
     }
+    brand = await load_brand(conn)
+    if brand.updated_at is not None:
+        data["page"] = brand_doc(brand)
+    return data
 
 
 def dump(data: dict[str, Any]) -> str:
@@ -101,6 +107,8 @@ def parse(text: str) -> dict[str, Any]:
     for key in ("contacts", "playbooks"):
         if not isinstance(data.get(key) or [], list):
             raise InputError("not a playbook file", {key: "must be a list"})
+    if not isinstance(data.get("page") or {}, dict):
+        raise InputError("not a playbook file", {"page": "must be a mapping (the page's brand)"})
     return data
 
 
@@ -116,7 +124,7 @@ def _level_in(doc: dict[str, Any]) -> tuple[playbooks.LevelIn, list[str]]:
 
 
 async def import_data(conn: AsyncConnection, data: dict[str, Any]) -> dict[str, int]:
-    """Write the document's contacts and playbooks (call inside one transaction); returns counts."""
+    """Write the document's contacts, playbooks and brand (call inside one transaction); returns counts."""
     ids: dict[str, str] = {}
     for i, doc in enumerate(data.get("contacts") or []):
         try:
@@ -153,7 +161,13 @@ async def import_data(conn: AsyncConnection, data: dict[str, Any]) -> dict[str, 
                 levels += 1
         except InputError as exc:
             raise _prefixed(exc, where) from None
-    return {"contacts": len(ids), "playbooks": len(data.get("playbooks") or []), "levels": levels}
+    if data.get("page"):
+        try:
+            await save_brand(conn, validate(BrandPatch, data["page"]))
+        except InputError as exc:
+            raise _prefixed(exc, "page") from None
+    counts = {"contacts": len(ids), "playbooks": len(data.get("playbooks") or []), "levels": levels}
+    return counts | {"page": 1 if data.get("page") else 0}
 
 
 async def import_yaml(conn: AsyncConnection, text: str) -> dict[str, int]:

@@ -12,6 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from broadcaster.db import components, incident_components, incidents, new_id, outbox, status_changes, updates, utcnow
 from broadcaster.domain.components import components_by_id, display_name, require_components, set_status
+from broadcaster.domain.contact_channels import load_channels, notice_line
+from broadcaster.domain.page_brand import load_brand
 from broadcaster.errors import InputError, NotFound
 from broadcaster.message import ComponentChange, Message
 from broadcaster.models import (
@@ -335,10 +337,19 @@ async def components_as_of(conn: AsyncConnection, incident_id: str, number: int)
 
 
 async def load_message(conn: AsyncConnection, update_id: str, page_name: str, public_url: str) -> Message:
-    """The ``Message`` every channel renders for ``update_id``."""
+    """The ``Message`` every channel renders for ``update_id``, with the page's brand and contact line now."""
     update = await get_update_row(conn, update_id)
     incident = await get_incident_row(conn, update["incident_id"])
     changes = await components_as_of(conn, incident["id"], update["number"])
+    brand = await load_brand(conn)
+    logo = brand.image_url("logo")
     return make_message(
-        incident=incident, update=update, components=changes, page_name=page_name, public_url=public_url
+        incident=incident,
+        update=update,
+        components=changes,
+        page_name=brand.page_name(page_name),
+        public_url=public_url,
+        logo_url=f"{public_url}{logo}" if logo else None,
+        accent_color=brand.accent_color,
+        contact_notice=notice_line(await load_channels(conn)),
     )

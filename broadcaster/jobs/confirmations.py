@@ -18,6 +18,7 @@ from arq.worker import Function, func
 from broadcaster.config import Settings
 from broadcaster.delivery import direct
 from broadcaster.delivery.channel import DirectMessage, DirectSender
+from broadcaster.domain.page_brand import Brand, load_brand
 from broadcaster.domain.signups import component_names, is_active, new_code
 from broadcaster.domain.subscribers import get_subscriber
 from broadcaster.errors import NotFound, PermanentError, RetryableError
@@ -44,17 +45,24 @@ def confirm_url(settings: Settings, subscriber_id: str) -> str:
     return f"{settings.public_url}/subscriptions/confirm?token={token}"
 
 
-def confirmation_mail(settings: Settings, link: str, components: Sequence[str] = ()) -> DirectMessage:
-    """The double opt-in mail: the signed ``link`` (``confirm_url``) in both parts."""
+def confirmation_mail(
+    settings: Settings, link: str, components: Sequence[str] = (), brand: Brand | None = None
+) -> DirectMessage:
+    """The double opt-in mail: the signed ``link`` (``confirm_url``) in both parts, in the page's ``brand``."""
     env = environment(settings.templates_dir)
+    brand = brand or Brand()
+    logo = brand.image_url("logo")
+    page_name = brand.page_name(settings.page_name)
     context = {
-        "page_name": settings.page_name,
+        "page_name": page_name,
         "page_url": settings.public_url,
         "confirm_url": link,
         "components": list(components),
+        "logo_url": f"{settings.public_url}{logo}" if logo else None,
+        "accent_color": brand.accent_color,
     }
     return DirectMessage(
-        subject=f"Confirm your subscription to {settings.page_name}",
+        subject=f"Confirm your subscription to {page_name}",
         text=env.get_template("email/confirm.txt").render(context) + "\n",
         html=env.get_template("email/confirm.html").render(context) + "\n",
     )
@@ -81,11 +89,12 @@ async def send_confirmation(rt: Runtime, subscriber_id: str) -> str:
         if is_active(subscriber):
             return "skipped: already confirmed"
         names = await component_names(conn, subscriber["components"])
+        brand = await load_brand(conn)
     channel = rt.registry.enabled.get(subscriber["channel"])
     if subscriber["channel"] == "email":
         if not isinstance(channel, DirectSender):
             return "skipped: email is not enabled"
-        message = confirmation_mail(settings, confirm_url(settings, subscriber_id), names)
+        message = confirmation_mail(settings, confirm_url(settings, subscriber_id), names, brand)
     elif subscriber["channel"] == "sms":
         if not isinstance(channel, DirectSender):
             return "skipped: sms is not enabled"

@@ -17,7 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from broadcaster.config import Settings
 from broadcaster.db import incident_components, incidents, updates, utcnow
 from broadcaster.domain.components import list_components
+from broadcaster.domain.contact_channels import ContactChannel, load_channels, needs_banner
 from broadcaster.domain.incidents import derived_impact, list_updates, update_changes
+from broadcaster.domain.page_brand import Brand, load_brand
 from broadcaster.models import CLOSED_STATUSES, IMPACT_RANK, OPEN_INCIDENT_STATUSES, Impact, IncidentKind
 from broadcaster.render import html_to_text, markdown_to_html
 from broadcaster.views.uptime import Uptime, uptime_by_component
@@ -79,7 +81,7 @@ class IncidentView:
 class Snapshot:
     """Everything the front page and the v2 API need, read in one go."""
 
-    page: Row  # id, name, url, time_zone, updated_at
+    page: Row  # id, name, url, time_zone, updated_at; brand, contact, contact_banner (page_info)
     components: tuple[Row, ...]
     incidents: tuple[IncidentView, ...]  # unresolved, then the most recent (resolved included)
     maintenances: tuple[IncidentView, ...]
@@ -242,13 +244,23 @@ async def _recent_and_open(conn: AsyncConnection, kind: str, open_statuses: Sequ
     return merged
 
 
-def page_info(settings: Settings, updated_at: datetime | None) -> Row:
+def page_info(
+    settings: Settings,
+    updated_at: datetime | None,
+    brand: Brand | None = None,
+    contact: Sequence[ContactChannel] = (),
+) -> Row:
+    """The page row: Statuspage's page fields, then the brand and the contact channels (``None``/empty: unset)."""
+    brand = brand or Brand()
     return {
         "id": settings.page_id,
-        "name": settings.page_name,
+        "name": brand.page_name(settings.page_name),
         "url": settings.public_url,
         "time_zone": settings.time_zone,
         "updated_at": updated_at,
+        "brand": brand,
+        "contact": tuple(contact),
+        "contact_banner": needs_banner(list(contact)),
     }
 
 
@@ -264,8 +276,11 @@ async def load_snapshot(conn: AsyncConnection, settings: Settings, now: datetime
     maintenance_list = await incident_views(conn, maintenance_rows, public_only=True)
     times = [c["updated_at"] for c in component_rows] + [v.row["updated_at"] for v in incident_list + maintenance_list]
     uptime = await uptime_by_component(conn, [c["id"] for c in component_rows if not c["is_group"]], now)
+    brand, contact = await load_brand(conn), await load_channels(conn)
+    if brand.updated_at is not None:
+        times.append(brand.updated_at)
     return Snapshot(
-        page=page_info(settings, max(times) if times else None),
+        page=page_info(settings, max(times) if times else None, brand, contact),
         components=tuple(component_rows),
         incidents=tuple(incident_list),
         maintenances=tuple(maintenance_list),

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from broadcaster.domain.contact_channels import as_json
 from broadcaster.models import ComponentStatus, Impact
 from broadcaster.render import iso
 from broadcaster.views.public import IncidentView, Row, Snapshot, UpdateView
@@ -78,13 +79,18 @@ def status_json(snapshot: Snapshot) -> Json:
 
 
 def page_json(page: Row) -> Json:
-    return {
+    """Statuspage's page object; then, when any are listed, our extension ``contact_channels``
+    (how to reach us now: ``[{name, state, note, url}]``), which Statuspage clients ignore."""
+    body: Json = {
         "id": page["id"],
         "name": page["name"],
         "url": page["url"],
         "time_zone": page["time_zone"],
         "updated_at": iso(page["updated_at"]),
     }
+    if page.get("contact"):
+        body["contact_channels"] = [as_json(c) for c in page["contact"]]
+    return body
 
 
 def component_json(row: Row, page_id: str, children: Sequence[str] | None = None) -> Json:

@@ -22,6 +22,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from status_page.api.openapi_operations import OPERATIONS, PLAYBOOKS, V1, V2, Op
+from status_page.api.openapi_page import PAGE_SCHEMAS
 from status_page.api.openapi_schemas import RESPONSE_SCHEMAS, Schema, ref
 
 ERROR_TEXT = {
@@ -134,7 +135,7 @@ def document() -> dict[str, Any]:
                     "description": "a token from `broadcaster create-token --name NAME`",
                 }
             },
-            "schemas": {**RESPONSE_SCHEMAS, **LIST_SCHEMAS, **_request_schemas()},
+            "schemas": {**RESPONSE_SCHEMAS, **PAGE_SCHEMAS, **LIST_SCHEMAS, **_request_schemas()},
         },
     }
 

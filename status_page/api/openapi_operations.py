@@ -12,6 +12,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from broadcaster.domain import audit
+from broadcaster.domain.contact_channels import ContactChannelsIn
+from broadcaster.domain.page_brand import BrandPatch
 from broadcaster.schemas import (
     ComponentIn,
     ComponentPatch,
@@ -341,6 +343,29 @@ OPERATIONS: tuple[Op, ...] = (
         {200: "DrillReport"},
         params=(path_param("incident_id"),),
         errors=(404, 422),
+    ),
+    Op("GET", "/api/v1/page", "The page's brand and its contact channels", V1, {200: "Page"}),
+    Op(
+        "PATCH",
+        "/api/v1/page",
+        "Brand the page: name, description, logo, favicon, accent colour, links, custom CSS (admin tokens only)",
+        V1,
+        {200: "Page"},
+        BrandPatch,
+        errors=(*BODY_ERRORS, 403),
+        description="Only the fields sent change; null clears one. An accent colour under 4.5:1 against the "
+        "page background is refused (422 on ``accent_color`` with the ratio); an SVG is stored sanitized.",
+    ),
+    Op(
+        "PUT",
+        "/api/v1/page/contact-channels",
+        "How to reach us now: replace the contact channels (open, busy, closed)",
+        V1,
+        {200: "ContactChannelsSaved"},
+        ContactChannelsIn,
+        errors=(*BODY_ERRORS, 403),
+        description="While any is not open, the page, the mirror and the desk show a banner and email updates "
+        "carry one line. ``notify: true`` also posts the change as an update, through the posting service.",
     ),
     *(
         Op("GET", f"/api/v2/{path}", summary, V2, {200: schema, 304: None}, auth=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from status_page.console import admin, dashboard, deliveries, drills, playbooks, sandbox
+from status_page.console import admin, dashboard, deliveries, drills, page_settings, playbooks, sandbox
 
 routes: list[BaseRoute] = [
     *dashboard.routes,
@@ -13,4 +13,5 @@ routes: list[BaseRoute] = [
     *playbooks.routes,
     *drills.routes,
     *sandbox.routes,
+    *page_settings.routes,
 ]

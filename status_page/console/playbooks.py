@@ -285,6 +285,8 @@ async def import_yaml(request: Request) -> Response:
     async with runtime(request).engine.begin() as conn:
         counts = await playbook_yaml.import_yaml(conn, content)
         await audit.record(conn, str(user_actor(user)), "playbooks.import", filename=upload.filename, counts=counts)
+    if counts["page"]:
+        await runtime(request).bus.publish("page", {"changed": "brand"})
     notice = f"Imported {counts['playbooks']} playbooks, {counts['levels']} levels, {counts['contacts']} contacts."
     return RedirectResponse(f"/console/playbooks?notice={notice.replace(' ', '+')}", status_code=303)
 

@@ -24,7 +24,7 @@ from broadcaster.db import utcnow
 from broadcaster.models import COMPONENT_SEVERITY, ComponentStatus
 from broadcaster.render import environment, iso
 from broadcaster.views import statuspage_v2
-from broadcaster.views.public import IncidentView, Row, Snapshot, UpdateView
+from broadcaster.views.public import IncidentView, Row, Snapshot, UpdateView, page_info
 from broadcaster.views.uptime import Uptime
 
 HTML = "text/html; charset=utf-8"
@@ -91,7 +91,7 @@ def _env(templates_dir: Path) -> jinja2.Environment:
 def render(settings: Settings, template: str, *, live: bool = True, **context: Any) -> bytes:
     """Render ``templates/status_page/<template>`` with the page's common context."""
     tdir = settings.templates_dir
-    page = context.pop("page", None) or {"name": settings.page_name, "url": settings.public_url}
+    page = context.pop("page", None) or page_info(settings, None)
     html = (
         _env(tdir)
         .get_template(f"status_page/{template}")

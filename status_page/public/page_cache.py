@@ -2,9 +2,10 @@
 
 The read path is a dict lookup and an ETag compare. Every web process keeps its own cache
 and drops it when the event stream says something changed (``update``, ``published``,
-``components``, or ``resync`` after an outage), so several processes behind one address
-stay in step; a short time-to-live refreshes in the background (never on the reader's time)
-in case an event could not be published. A build that fails keeps serving the last good bytes.
+``components``, ``page`` for the brand and contact channels, or ``resync`` after an outage),
+so several processes behind one address stay in step; a short time-to-live refreshes in the
+background (never on the reader's time) in case an event could not be published. A build
+that fails keeps serving the last good bytes.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 Headers = list[tuple[bytes, bytes]]
 
-INVALIDATING_EVENTS = frozenset({"update", "published", "components", RESYNC})
+INVALIDATING_EVENTS = frozenset({"update", "published", "components", "page", RESYNC})  # page: brand, contacts
 PAGE_CACHE_CONTROL = "public, max-age=5, stale-while-revalidate=30, stale-if-error=86400"
 DEFAULT_TTL_S = 15.0
 GZIP_MIN_BYTES = 512

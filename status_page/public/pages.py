@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 ASSET_CACHE_CONTROL = "public, max-age=31536000, immutable"
 MAX_HISTORY_PAGE = 100_000
 _ID = re.compile(r"^[a-z0-9]{1,32}$")
-LIVE_KINDS = ("update", "published")
+LIVE_KINDS = ("update", "published", "page")  # page: the brand or the contact channels changed
 
 
 class NotFoundPage(Missing):
@@ -170,12 +170,18 @@ class PageEndpoint:
 
 
 async def asset_entry(app: Any, path: str) -> Entry:
+    """A hashed asset: the page's own, or one the brand adds (its stylesheet, logo, favicon)."""
     asset = assets(_rt(app).settings.templates_dir).get(path)
-    if asset is None:
-        raise NotFoundPage
+    if asset is not None:
+        body, content_type = asset.body, asset.content_type
+    else:
+        found = (await api_v2.snapshot_of(app)).page["brand"].assets().get(path)
+        if found is None:
+            raise NotFoundPage
+        body, content_type = found
 
     async def build() -> Entry:
-        return make_entry(asset.body, asset.content_type, cache_control=ASSET_CACHE_CONTROL)
+        return make_entry(body, content_type, cache_control=ASSET_CACHE_CONTROL)
 
     return await page_cache(app).get(f"asset:{path}", build)
 
@@ -189,7 +195,7 @@ def public_event(event: dict[str, Any]) -> bool:
 
 
 async def events(request: Request) -> Response:
-    """Server-sent events: ``update`` and ``published`` whenever the public page changes."""
+    """Server-sent events: ``update``, ``published`` and ``page`` whenever the public page changes."""
     return sse_response(request, LIVE_KINDS, accept=public_event)
 
 

@@ -3,8 +3,9 @@
 Written: ``index.html``; ``incidents/<id>.html`` and ``incidents/<id>/index.html``;
 ``history.html``, ``history/index.html`` and ``history/<n>/index.html`` (+ ``history/<n>.html``);
 ``history.atom``, ``history.rss``, ``maintenance.ics``; ``api/v2/…json`` (the eight Statuspage paths); hashed
-assets. Links are root-relative, so serve the directory at a site's root. Every file is
-written to a temporary name and renamed into place, so a reader never sees half a file.
+assets, the brand's included (stylesheet, logo, favicon). Links are root-relative, so serve
+the directory at a site's root. Every file is written to a temporary name and renamed into
+place, so a reader never sees half a file.
 The pages are the app's own renderings with the live script switched off.
 """
 
@@ -79,6 +80,8 @@ async def export_site(settings: Settings, engine: AsyncEngine, directory: Path) 
             files[f"incidents/{incident_id}.html"] = files[f"incidents/{incident_id}/index.html"] = body
     for asset in assets(settings.templates_dir).values():
         files[asset.url.lstrip("/")] = asset.body
+    for url, (body, _) in snapshot.page["brand"].assets().items():
+        files[url.lstrip("/")] = body
     files["404.html"] = not_found_html(settings)
     for relative, body in files.items():
         write_atomic(root / relative, body)

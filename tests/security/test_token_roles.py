@@ -42,6 +42,9 @@ MINIMUM: dict[tuple[str, str], Role] = {
     ("GET", "/api/v1/audit"): Role.ADMIN,
     ("GET", "/api/v1/tokens"): Role.ADMIN,
     ("DELETE", "/api/v1/tokens/{token_id}"): Role.ADMIN,
+    ("GET", "/api/v1/page"): Role.VIEWER,
+    ("PATCH", "/api/v1/page"): Role.ADMIN,
+    ("PUT", "/api/v1/page/contact-channels"): Role.COMMANDER,
 }
 
 
