@@ -454,6 +454,21 @@ contact_channels = Table(
 )
 
 
+# What an import brought in (broadcaster.importing): each object keeps its id at the source, so a
+# second run updates or leaves it instead of adding it again.
+import_sources = Table(
+    "import_sources",
+    metadata,
+    Column("source", String(255), primary_key=True),  # "statuspage:PAGE_ID", "cachet:https://host"
+    Column("kind", String(32), primary_key=True),  # component, incident, update, subscriber, page
+    Column("source_id", String(255), primary_key=True),
+    Column("local_id", Id, nullable=False),
+    Column("fingerprint", String(64), nullable=False),  # SHA-256 of what the source said last time
+    Column("imported_at", UTCDateTime, nullable=False),
+    Index("ix_import_sources_kind_local", "kind", "local_id"),
+)
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")

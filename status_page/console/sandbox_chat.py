@@ -69,7 +69,8 @@ def teams_cards(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         shown.append(
             {
                 **event,
-                "texts": [element["text"] for element in body if element.get("type") == "TextBlock"],
+                "texts": [e["text"] for e in body if e.get("type") == "TextBlock" and not e.get("isSubtle")],
+                "small": [e["text"] for e in body if e.get("type") == "TextBlock" and e.get("isSubtle")],
                 "facts": [(f["title"], f["value"]) for e in body if e.get("type") == "FactSet" for f in e["facts"]],
                 "actions": [(a.get("title", ""), a.get("url", "")) for a in card.get("actions", [])],
                 "version": card.get("version"),

@@ -180,3 +180,18 @@ async def test_chat_urls_are_masked_in_the_console_and_never_logged(
     assert mask_url(url) == f"{base}/services/…"
     assert mask_url("https://[::1]:8443/api/webhooks/1/t") == "https://[::1]:8443/api/…"
     assert mask_url("not a url") == "…"
+
+
+async def test_the_sign_up_form_takes_a_chat_webhook(
+    strict_client: httpx.AsyncClient,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    use_resolver(monkeypatch, {"hooks.public.example": ["93.184.216.34"]})
+    form = await strict_client.get("/subscribe")
+    assert form.status_code == 200
+    for channel in CHATS:
+        assert f'name="{channel}" type="url"' in form.text
+    sent = await strict_client.post("/subscribe", data={"discord": "https://hooks.public.example" + PATHS["discord"]})
+    assert sent.status_code == 202 and "An administrator will confirm this webhook" in sent.text
+    refused = await strict_client.post("/subscribe", data={"teams": "https://10.0.0.5" + PATHS["teams"]})
+    assert refused.status_code == 422 and "must not point at a private or loopback address" in refused.text
