@@ -4,9 +4,9 @@ Every step is a ``MaintenanceStep`` posted through ``broadcaster.posting`` by th
 (``broadcaster.jobs.maintenance``) with one idempotency key per maintenance, step and window:
 ``plan_step`` runs inside the posting transaction, re-reads the row and refuses a step that is
 no longer due (``StepNotDue``: another worker, an edit or a commander got there first), so the
-update, the component changes and this bookkeeping commit together, exactly once. A step that
-is late (a worker catching up) also waits for the update before it to go out, so that nobody
-hears of the end before the start.
+update, the component changes and this bookkeeping commit together, exactly once. A step
+also waits (``ORDER_WAIT_S`` at most) while the update just before it is still going out, so
+that nobody hears of the end before the start: a worker catching up posts both at once.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from broadcaster.config import Settings
 from broadcaster.db import deliveries, incidents, maintenance_components, outbox, updates, utcnow
-from broadcaster.delivery.ledger import UNFINISHED_STATES
 from broadcaster.domain import recurrence
 from broadcaster.domain.incidents import Posted, incident_component_ids
 from broadcaster.domain.maintenance import (
@@ -38,13 +37,15 @@ from broadcaster.domain.maintenance import (
     plan_rows,
     when,
 )
-from broadcaster.models import ComponentStatus, MaintenanceStatus
+from broadcaster.models import ComponentStatus, DeliveryState, MaintenanceStatus
 from broadcaster.post_requests import FollowUp, MaintenanceStep, NewIncident
 from broadcaster.schemas import IncidentIn, UpdateIn
 
-# A late step (a worker catching up) waits, this long at most, for the update just before it to
-# go out, so that nobody hears "completed" before "in progress".
+# How long after an update of the maintenance its next step may wait for that update's first
+# sends: a subscriber whose provider is slow or down holds the step back this long at most.
 ORDER_WAIT_S = 30.0
+# A first attempt not made or not finished; a row waiting for a retry does not hold the step back.
+NOT_SENT_YET = (DeliveryState.PENDING.value, DeliveryState.SENDING.value)
 
 
 async def due(conn: AsyncConnection, step: Step, now: datetime) -> list[MaintenanceStep]:
@@ -78,7 +79,7 @@ async def _still_going_out(conn: AsyncConnection, incident_id: str, now: datetim
     )
     pending = or_(
         exists().where(outbox.c.update_id.in_(recent), outbox.c.done_at.is_(None)),
-        exists().where(deliveries.c.update_id.in_(recent), deliveries.c.state.in_(UNFINISHED_STATES)),
+        exists().where(deliveries.c.update_id.in_(recent), deliveries.c.state.in_(NOT_SENT_YET)),
     )
     return bool((await conn.execute(select(pending))).scalar())
 
@@ -216,9 +217,7 @@ async def plan_step(
     status = row["status"]
     if row["kind"] != MAINTENANCE:
         raise StepNotDue("not a maintenance", {"incident_id": "is an incident"})
-    edge_at = {Step.REMIND: row["remind_at"], Step.START: row["scheduled_for"], Step.COMPLETE: row["scheduled_until"]}
-    late = kind in edge_at and edge_at[kind] is not None and _late(edge_at[kind], now, settings)
-    if late and await _still_going_out(conn, row["id"], now):
+    if kind is not Step.RECUR and await _still_going_out(conn, row["id"], now):
         raise StepNotDue("the update before is still going out", {"step": step.step})
     if kind is Step.REMIND and status == SCHEDULED and row["remind_at"] and row["remind_at"] <= now:
         if edge(row["scheduled_for"]) == step.window and row["scheduled_for"] > now:
