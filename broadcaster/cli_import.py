@@ -76,8 +76,9 @@ def import_command(args: argparse.Namespace, settings: Settings) -> int:
         try:
             actor, dry_run = str(Actor.cli()), args.dry_run
             report = await write_bundle(rt.engine, bundle, settings, actor=actor, dry_run=dry_run, progress=progress)
-            if not args.dry_run:
-                await rt.bus.publish("components", {"import": bundle.source})  # live pages re-read
+            if not args.dry_run:  # live pages re-read: components and history, and the page's name
+                await rt.bus.publish("components", {"import": bundle.source})
+                await rt.bus.publish("page", {"import": bundle.source})
         finally:
             await rt.aclose()
         return report.lines()

@@ -23,11 +23,13 @@ from status_page.api import audit as api_audit
 from status_page.api import channel_health, maintenance, openapi, ops, tokens, twilio, v1, v2
 from status_page.api import page as api_page
 from status_page.api import playbooks as api_playbooks
+from status_page.api import subscribers_csv as api_subscribers_csv
 from status_page.body_limit import BodyLimitMiddleware
 from status_page.channel_alerts import ChannelAlertsMiddleware
 from status_page.client_address import ClientAddressMiddleware
 from status_page.console import page_settings as console_page
 from status_page.console import playbooks as console_playbooks
+from status_page.console import subscribers_io as console_subscribers
 from status_page.http import HTTPError, handle_http_error, handle_input_error, handle_starlette_error
 from status_page.live import end_streams_on_signal, live_events
 from status_page.nul_guard import NulGuardMiddleware
@@ -72,6 +74,7 @@ def route_modules() -> list[Any]:
         calendar,
         v2,
         v1,
+        api_subscribers_csv,
         api_page,
         maintenance,
         ops,
@@ -128,6 +131,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
                 max_bytes=settings.max_body_bytes,
                 uploads={  # the file, plus the form
                     "/console/playbooks/import": console_playbooks.MAX_UPLOAD_BYTES + settings.max_body_bytes,
+                    console_subscribers.IMPORT_PATH: console_subscribers.MAX_UPLOAD_BYTES + settings.max_body_bytes,
                     "/api/v1/page": api_page.PAGE_BODY_MAX_BYTES,  # logo, favicon and CSS inline
                     console_page.BRAND_PATH: console_page.UPLOAD_MAX_BYTES,
                 },

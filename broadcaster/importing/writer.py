@@ -9,7 +9,6 @@ back, so its report is the real one.
 
 from __future__ import annotations
 
-import shlex
 from typing import Any
 
 from sqlalchemy import select
@@ -18,11 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from broadcaster.config import Settings
 from broadcaster.db import subscribers
 from broadcaster.domain import audit
+from broadcaster.domain.page_brand import BRAND_ID, BrandPatch, load_brand, save_brand
 from broadcaster.domain.subscribers import normalize_address, upsert_subscriber
 from broadcaster.errors import InputError
 from broadcaster.importing.components import write_components
 from broadcaster.importing.history import write_history
-from broadcaster.importing.mapping import SUBSCRIBER, SourceMap
+from broadcaster.importing.mapping import PAGE, SUBSCRIBER, SourceMap
 from broadcaster.importing.model import Bundle, Kind, SourceSubscriber, fingerprint
 from broadcaster.importing.progress import Progress, Silent
 from broadcaster.importing.report import Report
@@ -57,7 +57,7 @@ async def write_bundle(
     try:
         async with engine.begin() as conn:
             known = await SourceMap.load(conn, bundle.source)
-            _page(bundle, settings, report)
+            await _page(conn, bundle, known, report)
             timeline = Timeline()
             ids = await write_components(conn, bundle, known, timeline, report, progress)
             await write_history(conn, bundle, known, ids, timeline, report, progress)
@@ -73,15 +73,26 @@ async def write_bundle(
     return report
 
 
-def _page(bundle: Bundle, settings: Settings, report: Report) -> None:
-    name = bundle.page_name
+async def _page(conn: AsyncConnection, bundle: Bundle, known: SourceMap, report: Report) -> None:
+    """The source's page name becomes the brand's, unless this page was named here (then that stays)."""
+    name = (bundle.page_name or "").strip()
     if not name:
         return
-    if name == settings.page_name:
-        report.unchanged(Kind.PAGE)
+    digest = fingerprint(name)
+    entry = known.get(PAGE, "name")
+    current = (await load_brand(conn)).name
+    if current == name or (entry is not None and entry.fingerprint == digest):
+        report.unchanged(Kind.PAGE)  # the same, or renamed here since: the name chosen here stays
+    elif entry is None and current:
+        report.skipped(Kind.PAGE, repr(name), f"this page is already named {current!r} here: kept")
     else:
-        why = f"the page's name is a setting here: BROADCASTER_PAGE_NAME={shlex.quote(name)}"
-        report.skipped(Kind.PAGE, repr(name), why)
+        try:
+            await save_brand(conn, BrandPatch(name=name[:255]))
+        except InputError as exc:
+            report.skipped(Kind.PAGE, repr(name), _reason(exc))
+            return
+        (report.created if current is None else report.updated)(Kind.PAGE)
+    known.remember(PAGE, "name", BRAND_ID, digest)
 
 
 async def _write_subscribers(

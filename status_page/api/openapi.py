@@ -69,7 +69,7 @@ def _operation(op: Op) -> Schema:
             else "OK"
         }
         if schema is not None:
-            answer["content"] = {"application/json": {"schema": ref(schema)}}
+            answer["content"] = {op.media_type: {"schema": ref(schema)}}
         responses[str(status)] = answer
     for status in sorted({*op.errors, *((401,) if op.auth else ())}):
         responses[str(status)] = _error_response(status)

@@ -50,6 +50,7 @@ class Op:
     errors: tuple[int, ...] = ()
     description: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    media_type: str = "application/json"  # of the answers with a body (errors are always JSON)
 
 
 LIMIT = Param("limit", "query", {"type": "integer"}, "page size (clamped to the allowed range)")
@@ -254,6 +255,18 @@ OPERATIONS: tuple[Op, ...] = (
         errors=(*BODY_ERRORS, 404),
         description="201 for a new subscriber (a webhook's ``secret`` is shown only then); 200 when the "
         "address was already subscribed.",
+    ),
+    Op(
+        "GET",
+        "/api/v1/subscribers.csv",
+        "Every active subscriber as CSV (admin tokens only)",
+        V1,
+        {200: "SubscribersCsv"},
+        errors=(403,),
+        description="The file ``broadcaster subscribers import`` and the console read: components by name "
+        "(``;``-separated, empty for every component), ``language`` empty, no webhook secrets. The drill "
+        "audience and those who unsubscribed or bounced are left out.",
+        media_type="text/csv",
     ),
     Op(
         "DELETE",

@@ -192,6 +192,10 @@ RESPONSE_SCHEMAS: dict[str, Schema] = {
         ]
     },
     "SubscriberList": obj({"subscribers": array(ref("Subscriber")), "total": INTEGER}),
+    "SubscribersCsv": {
+        "type": "string",
+        "description": "CSV with the header channel,address,components,language,confirmed,created_at",
+    },
     "DeadLetters": obj(
         {
             "total": INTEGER,

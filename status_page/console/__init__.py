@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from status_page.console import admin, dashboard, deliveries, drills, page_settings, playbooks, sandbox
+from status_page.console import admin, dashboard, deliveries, drills, page_settings, playbooks, sandbox, subscribers_io
 
 routes: list[BaseRoute] = [
     *dashboard.routes,
@@ -14,4 +14,5 @@ routes: list[BaseRoute] = [
     *drills.routes,
     *sandbox.routes,
     *page_settings.routes,
+    *subscribers_io.routes,
 ]

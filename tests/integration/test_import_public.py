@@ -78,10 +78,11 @@ async def test_from_public_copies_another_instances_components_and_incidents(
     counts = report_counts(result.stdout)
     assert counts["groups"][0] == 1 and counts["components"][0] == 3
     assert counts["incidents"][0] == 2 and counts["maintenances"][0] == 1 and counts["updates"][0] == 5
-    assert "BROADCASTER_PAGE_NAME='Other Status'" in result.stdout
+    assert counts["page"] == (1, 0, 0, 0)
     assert {k: c[0] for k, c in report_counts(again.stdout).items()} == dict.fromkeys(counts, 0)
 
     ours = {p: (await client.get(f"/api/v2/{p}.json")).json() for p in PATHS}
+    assert ours["components"]["page"]["name"] == "Other Status"  # the page's name came along
     assert shape(ours["components"]["components"]) == shape(theirs["components"]["components"])
     for key, name in (("incidents", "incidents"), ("scheduled-maintenances", "scheduled_maintenances")):
         mine = {i["name"]: i for i in ours[key][name]}

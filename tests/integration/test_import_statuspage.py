@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from broadcaster.db import deliveries, subscribers
+from broadcaster.domain.page_brand import BrandPatch, load_brand, save_brand
 from broadcaster.importing.progress import Silent
 from broadcaster.importing.sources import from_statuspage
 from broadcaster.importing.writer import write_bundle
@@ -52,7 +53,7 @@ async def check_page(r: Receivers, fake: FakeStatuspage) -> dict[str, str]:
         else:
             assert c["group_id"] == (local_of[source["group_id"]] if source["group_id"] else None)
     front = (await client.get("/")).text
-    assert all(name in front for name in source_components)
+    assert all(name in front for name in [*source_components, fake.page["name"]])
 
     incidents = (await client.get("/api/v2/incidents.json")).json()["incidents"]
     maintenances = (await client.get("/api/v2/scheduled-maintenances.json")).json()["scheduled_maintenances"]
@@ -120,7 +121,7 @@ async def test_a_statuspage_page_moves_in_and_its_subscribers_hear_the_next_inci
             assert counts["groups"][0] == 2 and counts["components"][0] == 7
             assert counts["incidents"][0] == 28 and counts["maintenances"][0] == 2
             assert counts["updates"][0] == sum(len(i["incident_updates"]) for i in fake.incidents)
-            assert counts["subscribers"] == (500, 0, 0, 0)
+            assert counts["subscribers"] == (500, 0, 0, 0) and counts["page"] == (1, 0, 0, 0)
             assert fake.api_key not in result.stdout + result.stderr
             assert all(authorized for _, _, authorized in fake.requests)
 
@@ -210,6 +211,11 @@ async def test_a_second_run_takes_what_changed_at_the_source_and_a_dry_run_write
             assert "Corrected wording." in bodies and "Reworded, weeks later." in bodies
             # new words on old updates leave the component history and today's statuses alone
             assert (await table_counts(r.stack.runtime.engine))["status_changes"] == history
+            async with r.stack.runtime.engine.begin() as conn:  # renamed here: a later import keeps that
+                await save_brand(conn, BrandPatch(name="Renamed here"))
+            assert (await _import(r, fake, api))["page"] == (0, 0, 1, 0)
+            async with r.stack.runtime.engine.connect() as conn:
+                assert (await load_brand(conn)).name == "Renamed here"
             now = {
                 c["name"]: c["status"]
                 for c in (await r.stack.client.get("/api/v2/components.json")).json()["components"]

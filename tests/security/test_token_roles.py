@@ -34,6 +34,7 @@ MINIMUM: dict[tuple[str, str], Role] = {
     ("GET", "/api/v1/subscribers"): Role.ADMIN,
     ("POST", "/api/v1/subscribers"): Role.ADMIN,
     ("DELETE", "/api/v1/subscribers/{subscriber_id}"): Role.ADMIN,
+    ("GET", "/api/v1/subscribers.csv"): Role.ADMIN,
     ("GET", "/api/v1/playbooks"): Role.VIEWER,
     ("POST", "/api/v1/playbooks/{playbook_id}/open"): Role.COMMANDER,
     ("POST", "/api/v1/incidents/{incident_id}/level"): Role.COMMANDER,
