@@ -18,6 +18,7 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Self
+from urllib.parse import urlencode
 
 import httpx
 
@@ -159,6 +160,7 @@ class ChatWebhookChannel:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._concurrency = concurrency
+        self._query = urlencode(self.params)
         self._slots: asyncio.Semaphore | None = None
         # Each host is looked up once, vetted and pinned where the connection is made (broadcaster.ssrf);
         # a transport lent through the context (tests) replaces that.
@@ -214,12 +216,12 @@ class ChatWebhookChannel:
         try:
             # The URL stays out of the reason: a chat webhook's URL is its secret.
             # The URL's own query (Google's key and token, a workflow's sig) stays: httpx's params= would drop it.
-            target = httpx.URL(url).copy_merge_params(self.params) if self.params else url
+            target = f"{url}{'&' if '?' in url else '?'}{self._query}" if self._query else url
             with map_transport_errors(self.provider):
                 response = await self._client.post(target, content=body, headers=headers)
         except DeliveryError as exc:  # RetryableError, or the pinned transport's refusal (permanent)
             return exc
-        except httpx.InvalidURL:
+        except (httpx.InvalidURL, ValueError):
             return PermanentError(f"{self.provider}: the subscriber's URL is not a valid URL")
         return self.outcome(response)
 

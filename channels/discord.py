@@ -128,8 +128,10 @@ class DiscordChannel(ChatWebhookChannel):
         return {"embeds": [render_embed(message)], "allowed_mentions": {"parse": []}}
 
     def outcome(self, response: httpx.Response) -> Outcome:
+        if response.is_success:
+            return Sent(provider_id=_message_id(response) or str(response.status_code))
         detail, wait_s, _ = translate(response)
-        return webhook_outcome(response, self.provider, detail, provider_id=_message_id(response), retry_after_s=wait_s)
+        return webhook_outcome(response, self.provider, detail, retry_after_s=wait_s)
 
 
 class DiscordForumSettings(ChannelSettings):
@@ -192,6 +194,15 @@ class DiscordForumChannel:
         posted = await self._send({**body, "thread_name": rendition["thread_name"]}, None)
         return Published(provider_id=posted["id"], thread={"thread_id": str(posted["channel_id"])})
 
+    async def check(self) -> str:
+        """Pre-flight (``Checkable``): ``GET`` the webhook (Discord answers what it is); posts nothing."""
+        with map_transport_errors("discord forum"):
+            response = await self._client.get(self._url)
+        hook = read_json(response)
+        if not response.is_success or not isinstance(hook, dict):
+            raise self._error(response, replying=False)
+        return f"webhook {hook.get('name', '?')!r} of channel {hook.get('channel_id', '?')}"
+
     async def aclose(self) -> None:
         await self._client.aclose()
 
@@ -210,11 +221,12 @@ class DiscordForumChannel:
     def _error(self, response: httpx.Response, *, replying: bool) -> DeliveryError:
         provider = "discord forum webhook"
         detail, wait_s, code = translate(response)
+        status = response.status_code
         if replying and code == UNKNOWN_CHANNEL:
             return ReplyTargetGone(f"{provider}: the incident's forum post is gone ({detail})")
+        if status in (401, 403, 404):  # our own webhook: the setting needs a new URL
+            return credentials_error(f"{provider} answered {status}: {detail[:200] or response.reason_phrase}")
         outcome = webhook_outcome(response, provider, detail, retry_after_s=wait_s)
         if isinstance(outcome, Sent):  # a 2xx without the message: Discord did not say what it made
-            return PermanentError(f"{provider} answered {response.status_code} without the message it posted")
-        if response.status_code in (401, 403, 404):
-            return credentials_error(outcome.reason)  # our own webhook: the setting needs a new URL
+            return PermanentError(f"{provider} answered {status} without the message it posted")
         return outcome

@@ -8,7 +8,8 @@ the message made (``id``, ``channel_id``), else ``204``. A forum webhook (``foru
 ``thread_name`` (a new post) or ``?thread_id=`` (an existing one; ``404 Unknown Channel`` when
 gone); elsewhere ``thread_name`` is refused. A webhook marked gone answers ``404 Unknown
 Webhook`` (code 10015). ``fail_next(429, retry_after_s=2)`` answers Discord's 429: JSON
-``{"message", "retry_after", "global"}`` and a ``Retry-After`` header.
+``{"message", "retry_after", "global"}`` and a ``Retry-After`` header. ``GET`` on a webhook's URL
+answers the webhook (a pre-flight check's read).
 """
 
 from __future__ import annotations
@@ -93,7 +94,12 @@ class DiscordProvider:
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1_310_000_000_000_000_001))
 
     def __post_init__(self) -> None:
-        self.app = Starlette(routes=[Route("/api/webhooks/{webhook}/{token}", self._execute, methods=["POST"])])
+        self.app = Starlette(
+            routes=[
+                Route("/api/webhooks/{webhook}/{token}", self._execute, methods=["POST"]),
+                Route("/api/webhooks/{webhook}/{token}", self._show, methods=["GET"]),
+            ]
+        )
 
     def fail_next(self, status: int = 429, times: int = 1, retry_after_s: float = 2.0) -> None:
         assert status == 429, "the local Discord scripts rate limits only"
@@ -101,6 +107,16 @@ class DiscordProvider:
 
     def delete_thread(self, thread_id: str) -> None:
         self.threads.pop(thread_id, None)
+
+    async def _show(self, request: Request) -> Response:
+        """Get Webhook with Token: what the webhook is (no user: a token-authenticated read)."""
+        webhook = request.path_params["webhook"]
+        if webhook in self.gone or not webhook.isdigit():
+            return _refuse(404, 10015, "Unknown Webhook")
+        kind = "forum" if webhook in self.forums else "text"
+        return JSONResponse(
+            {"id": webhook, "type": 1, "name": f"Status ({kind})", "channel_id": f"{webhook}0", "guild_id": "1"}
+        )
 
     async def _execute(self, request: Request) -> Response:
         webhook = request.path_params["webhook"]

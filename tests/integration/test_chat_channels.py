@@ -18,6 +18,9 @@ import pytest
 from sqlalchemy import select
 
 from broadcaster.db import deliveries, subscribers
+from broadcaster.errors import PermanentError
+from channels.discord import DiscordForumChannel
+from channels.slack import SlackBotChannel
 from sandbox.providers.discord import DiscordProvider
 from sandbox.providers.google_chat import GoogleChatProvider
 from sandbox.providers.slack import SlackProvider
@@ -26,6 +29,7 @@ from sandbox.serve import serve_app
 from tests.conftest import make_settings, run_worker
 from tests.support.all_channels import Stack, app_stack
 from tests.support.chat import adaptive_card_problems, discord_embed_problems, slack_blocks_problems
+from tests.support.factories import make_message
 
 CHATS = ["slack", "slack_bot", "teams", "discord", "discord_forum", "google_chat"]
 FORUM = "900"
@@ -236,3 +240,36 @@ async def test_a_webhook_answering_404_or_410_fails_once_and_disables_the_subscr
 
 def states_error(states: dict[tuple[str, str | None], tuple[str, int, str | None]], url: str) -> str | None:
     return next(error for (_, address), (_, _, error) in states.items() if address == url)
+
+
+async def test_the_slack_bot_checks_its_token_and_names_what_slack_refused(chats: Chats) -> None:
+    """The pre-flight (auth.test) and the bot's permanent refusals, against the local Slack."""
+    base = chats.urls["bot"] + "/api"
+    good = SlackBotChannel(chats.bot.token, "#status", base_url=base)
+    bad_token = SlackBotChannel("xoxb-revoked", "#status", base_url=base)
+    no_channel = SlackBotChannel(chats.bot.token, "#nowhere", base_url=base)
+    message = make_message()
+    try:
+        assert await good.check() == "auth.test: @statusbot in Local workspace"
+        with pytest.raises(PermanentError, match=r"^credentials need attention: slack refused auth.test: invalid_auth"):
+            await bad_token.check()
+        with pytest.raises(PermanentError, match=r"slack refused chat.postMessage: channel_not_found$"):
+            await no_channel.publish(message, no_channel.render(message), {})
+    finally:
+        for channel in (good, bad_token, no_channel):
+            await channel.aclose()
+    assert chats.bot.posts == []
+
+
+async def test_the_discord_forum_checks_its_webhook_without_posting(chats: Chats) -> None:
+    forum = DiscordForumChannel(f"{chats.urls['forum']}/api/webhooks/{FORUM}/forum-token")
+    chats.forum.gone.add("901")
+    gone = DiscordForumChannel(f"{chats.urls['forum']}/api/webhooks/901/forum-token")
+    try:
+        assert await forum.check() == f"webhook 'Status (forum)' of channel {FORUM}0"
+        with pytest.raises(PermanentError, match=r"^credentials need attention: discord forum webhook answered 404"):
+            await gone.check()
+    finally:
+        await forum.aclose()
+        await gone.aclose()
+    assert chats.forum.messages == []

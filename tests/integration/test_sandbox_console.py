@@ -101,5 +101,5 @@ def test_the_pre_flight_check_passes_for_every_channel_the_sandbox_plays(setting
     )
     assert done.returncode == 0, done.stdout + done.stderr
     rows = {line.split()[0]: line.split()[1] for line in done.stdout.splitlines()[1:] if line.strip()}
-    checked = {"email", "sms", "mastodon", "bluesky", "x", "zendesk", "freshdesk", "slack_bot"}
+    checked = {"email", "sms", "mastodon", "bluesky", "x", "zendesk", "freshdesk", "slack_bot", "discord_forum"}
     assert {name: rows.get(name) for name in checked} == dict.fromkeys(checked, "ok"), done.stdout
