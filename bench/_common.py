@@ -267,7 +267,7 @@ class Stack:
         """``count`` ``broadcaster worker`` processes, returned once each has started."""
         started = [self.spawn(f"worker-{tag}-{i}", project_command("worker")) for i in range(count)]
         for process in started:
-            process.wait_log("Starting worker")
+            process.wait_log(" started")  # "worker <id> started" (arq's own "Starting worker" is DEBUG now)
         return started
 
     def stop(self, processes: Sequence[Process] | None = None) -> None:
