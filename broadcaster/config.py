@@ -83,6 +83,12 @@ class Settings(BaseSettings):
     circuit_failure_threshold: int = 5  # failed batches in a row that pause a channel (0: off)
     circuit_cooldown_s: float = 30.0  # how long a paused channel waits before a probe batch
 
+    # inbound alerts (broadcaster.alerts) and what people answer to our posts (broadcaster.jobs.listening)
+    pagerduty_webhook_secret: SecretStr | None = None  # the PagerDuty v3 webhook subscription's signing secret
+    alerts_interval_s: int = 1  # how often the worker publishes the drafts due to publish themselves (1-59)
+    listening_interval_s: int = 120  # how often each social channel is asked for replies (rate limits push it back)
+    listening_window_hours: float = 24.0  # how long after an incident closes its replies are still fetched
+
     # static mirror
     static_export_dir: Path | None = None
 

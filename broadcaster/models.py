@@ -65,6 +65,7 @@ class DeliveryKind(StrEnum):
     CONTACT_NOTICE = "contact_notice"  # an incident contact's internal view of an update
     REMINDER = "reminder"  # "the promised update is overdue", to the incident team
     PREFLIGHT = "preflight"  # "a channel fails its pre-flight check", to the commanders
+    ALERT = "alert"  # "an alert proposes a draft", to the playbook level's contacts or the commanders
 
 
 class DeliveryState(StrEnum):
@@ -88,6 +89,35 @@ class ContactState(StrEnum):
     OPEN = "open"
     BUSY = "busy"
     CLOSED = "closed"
+
+
+class AlertSource(StrEnum):
+    """Who may send alerts to ``POST /api/v1/alerts/{source}`` (``broadcaster.alerts.sources``)."""
+
+    ALERTMANAGER = "alertmanager"
+    GRAFANA = "grafana"
+    PAGERDUTY = "pagerduty"
+    OPSGENIE = "opsgenie"
+    UPTIME_KUMA = "uptime_kuma"
+    GATUS = "gatus"
+
+
+class DraftKind(StrEnum):
+    OPEN = "open"  # a firing alert's new incident
+    RESOLVE = "resolve"  # the resolved alert's closing update
+
+
+class ReplyKind(StrEnum):
+    """What the listening cron found under one of our social posts (``broadcaster.delivery.channel.Reply``)."""
+
+    REPLY = "reply"  # an answer in the thread of one of our posts
+    MENTION = "mention"  # a post naming our account in answer to one of ours
+
+
+class DraftState(StrEnum):
+    PENDING = "pending"
+    PUBLISHED = "published"
+    DISCARDED = "discarded"
 
 
 ROLE_RANK = {Role.VIEWER: 0, Role.AGENT: 1, Role.COMMANDER: 2, Role.ADMIN: 3}

@@ -88,8 +88,31 @@ class ContactNotice:
     data: ContactChannelsIn
 
 
+@dataclass(frozen=True)
+class DraftPublication:
+    """A draft an alert proposed (``broadcaster.alerts``), published as it stands or with a new title or message.
+
+    The auto-publish cron posts it with the idempotency key ``key``: once, however many workers try.
+    """
+
+    draft_id: str
+    title: str | None = None
+    message: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"draft:{self.draft_id}"
+
+
 PostRequest = (
-    NewIncident | FollowUp | ComponentNotice | PlaybookOpening | MaintenanceStep | MaintenanceEdit | ContactNotice
+    NewIncident
+    | FollowUp
+    | ComponentNotice
+    | PlaybookOpening
+    | MaintenanceStep
+    | MaintenanceEdit
+    | ContactNotice
+    | DraftPublication
 )
 
 

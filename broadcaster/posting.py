@@ -28,6 +28,7 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from broadcaster.actors import Actor
+from broadcaster.alerts import publication
 from broadcaster.crisis import contacts, playbooks
 from broadcaster.delivery.channel import Rendition
 from broadcaster.delivery.registry import Registry
@@ -49,6 +50,7 @@ from broadcaster.models import ChannelKind
 from broadcaster.post_requests import (
     ComponentNotice,
     ContactNotice,
+    DraftPublication,
     FollowUp,
     MaintenanceEdit,
     MaintenanceStep,
@@ -138,6 +140,19 @@ async def _plan(conn: AsyncConnection, rt: Runtime, request: PostRequest, actor:
             "notify": request.data.notify,
         }
         return _Plan("page.contact_channels", "page", notice, details=details)
+    if isinstance(request, DraftPublication):
+        inner, mark = await publication.plan(conn, request, list(rt.registry.enabled))
+        plan = await _plan(conn, rt, inner, actor)
+        inner_after = plan.after_write
+
+        async def published(conn: AsyncConnection, posted: Posted) -> None:
+            if inner_after is not None:
+                await inner_after(conn, posted)
+            await mark(conn, posted, str(actor))
+
+        plan.action, plan.after_write = "draft.publish", published
+        plan.details = {**(plan.details or {}), "draft_id": request.draft_id}
+        return plan
     opening = await playbooks.plan_opening(
         conn, request.playbook_id, request.data, list(rt.registry.enabled), actor.name
     )

@@ -23,17 +23,19 @@ from broadcaster.delivery.channel import (
     Checkable,
     DirectMessage,
     DirectSender,
+    Listening,
     Outcome,
     Published,
     Recipient,
     Rendition,
+    Reply,
     Sent,
     SubscriberChannel,
     Thread,
 )
 from broadcaster.errors import ConfigError, DeliveryError, PermanentError, RateLimited, RetryableError
 from broadcaster.message import AgentNotes, ApprovedAnswer, ComponentChange, Message, short_text
-from broadcaster.models import ChannelKind, LimitUnit
+from broadcaster.models import ChannelKind, LimitUnit, ReplyKind
 from broadcaster.render import render_template
 
 __all__ = [
@@ -51,6 +53,7 @@ __all__ = [
     "DirectMessage",
     "DirectSender",
     "LimitUnit",
+    "Listening",
     "Message",
     "Outcome",
     "PermanentError",
@@ -58,6 +61,8 @@ __all__ = [
     "RateLimited",
     "Recipient",
     "Rendition",
+    "Reply",
+    "ReplyKind",
     "ReplyTargetGone",
     "ResetHeader",
     "RetryableError",

@@ -33,6 +33,7 @@ from pydantic import SecretStr
 
 from broadcaster.delivery.credentials import Credential, CredentialStore, LocalCredentials
 from broadcaster.render import iso
+from channels._replies import bluesky_replies
 from channels._social import render_post, reply_or_start
 from channels.base import (
     ChannelContext,
@@ -45,6 +46,7 @@ from channels.base import (
     Published,
     RateLimited,
     Rendition,
+    Reply,
     ReplyTargetGone,
     RetryableError,
     Settings,
@@ -212,6 +214,24 @@ class BlueskyChannel:
         except (ValueError, KeyError, TypeError) as exc:
             raise PermanentError(f"bluesky answered {response.status_code} to getSession without a handle") from exc
 
+    async def replies(self, thread: Thread) -> list[Reply]:
+        """``Listening``: ``app.bsky.feed.getPostThread`` of the root through the PDS (which proxies it to the
+        AppView): the replies by other accounts (a deleted root has none)."""
+        root = _strong_ref(thread.get("root")) or _strong_ref(thread.get("last"))
+        if root is None:
+            return []
+        session = await self._session()
+        params = {"uri": root["uri"], "depth": "20", "parentHeight": "0"}  # 20 levels of replies under the root
+        response = await self._authed("GET", "app.bsky.feed.getPostThread", session, params=params)
+        if response.status_code in (400, 404) and _error_name(response) == "NotFound":
+            return []
+        if response.is_error:
+            raise _translate(response)
+        try:
+            return bluesky_replies(response.json(), session.did)
+        except ValueError as exc:
+            raise RetryableError(f"bluesky answered {response.status_code} to getPostThread without JSON") from exc
+
     async def aclose(self) -> None:
         await self._client.aclose()
 
@@ -252,17 +272,23 @@ class BlueskyChannel:
         return _Session.of(stored, self.handle)
 
     async def _authed(
-        self, method: str, nsid: str, session: _Session, *, json: dict[str, Any] | None = None
+        self,
+        method: str,
+        nsid: str,
+        session: _Session,
+        *,
+        json: dict[str, Any] | None = None,
+        params: dict[str, str] | None = None,
     ) -> httpx.Response:
         """A call with the access JWT; when the PDS refuses it, renew the session and try once more.
 
         Not only ``ExpiredToken``: a stored session the PDS no longer knows (revoked, or a PDS
         restored from backup) is refused as ``InvalidToken`` or ``AuthenticationRequired``.
         """
-        response = await self._xrpc(method, nsid, json=json, token=session.access_jwt)
+        response = await self._xrpc(method, nsid, json=json, params=params, token=session.access_jwt)
         if response.status_code in (400, 401) and _error_name(response) in _SESSION_REFUSED:
             session = await self._session(rejected=session.access_jwt)
-            response = await self._xrpc(method, nsid, json=json, token=session.access_jwt)
+            response = await self._xrpc(method, nsid, json=json, params=params, token=session.access_jwt)
         return response
 
     async def _renewed(self, current: Credential | None) -> Credential:

@@ -6,6 +6,10 @@ one update carries the same ``Idempotency-Key``: Mastodon answers a repeated key
 status it already made, so a retry after a timeout never posts twice.
 
 Thread state: ``{"root_id": first status of the thread, "last_id": latest status}``.
+
+Listening (``replies``): the thread's descendants by other accounts (``GET /api/v1/statuses/{root}/context``)
+and the mentions that answer one of our statuses (``GET /api/v1/notifications?types[]=mention``); the
+token needs the ``read:statuses`` and ``read:notifications`` scopes besides ``write:statuses``.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import grapheme
 import httpx
 from pydantic import SecretStr
 
+from channels._replies import mastodon_account_id, mastodon_reply
 from channels._social import URL, error_text, last_post_id, next_thread, render_post, reply_or_start
 from channels.base import (
     ChannelContext,
@@ -26,8 +31,11 @@ from channels.base import (
     DeliveryError,
     LimitUnit,
     Message,
+    PermanentError,
     Published,
     Rendition,
+    Reply,
+    ReplyKind,
     ReplyTargetGone,
     RetryableError,
     Settings,
@@ -93,6 +101,7 @@ class MastodonChannel:
             allowed = ", ".join(sorted(VISIBILITIES))
             raise ConfigError(f"mastodon visibility must be one of {allowed}, not {visibility!r}")
         self.visibility = visibility
+        self._account_id: str | None = None  # ours, read once (verify_credentials) to tell our statuses apart
         self._client = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             headers={"Authorization": f"Bearer {access_token}", "User-Agent": "broadcaster"},
@@ -141,8 +150,53 @@ class MastodonChannel:
             raise RetryableError(f"mastodon answered {response.status_code} to GET {path} without an account") from exc
         return f"logged in as @{acct} at {self._client.base_url.host}"
 
+    async def replies(self, thread: Thread) -> list[Reply]:
+        """``Listening``: others' statuses in the thread and mentions answering one of ours (module docstring).
+
+        A thread whose first status is gone has none; a token without ``read:notifications`` still reads the thread.
+        """
+        root = thread.get("root_id") or thread.get("last_id")
+        if not root:
+            return []
+        if self._account_id is None:
+            account = await self._get("/api/v1/accounts/verify_credentials")
+            self._account_id = str(account.get("id") or "") if isinstance(account, dict) else ""
+        context = await self._get(f"/api/v1/statuses/{root}/context", missing_ok=True)
+        descendants = context.get("descendants") if isinstance(context, dict) else None
+        statuses = [s for s in descendants or [] if isinstance(s, dict)]
+        ours = {str(root)} | {str(s.get("id")) for s in statuses if mastodon_account_id(s) == self._account_id}
+        found = {
+            reply.provider_id: reply
+            for s in statuses
+            if mastodon_account_id(s) != self._account_id and (reply := mastodon_reply(s, ReplyKind.REPLY))
+        }
+        try:
+            mentions = await self._get("/api/v1/notifications", {"types[]": "mention", "limit": "40"})
+        except PermanentError:  # the token lacks read:notifications: the thread's replies are still there
+            mentions = []
+        for item in mentions if isinstance(mentions, list) else []:
+            status = item.get("status") if isinstance(item, dict) else None
+            if isinstance(status, dict) and str(status.get("in_reply_to_id")) in ours:
+                reply = mastodon_reply(status, ReplyKind.MENTION)
+                if reply is not None and reply.provider_id not in found:
+                    found[reply.provider_id] = reply
+        return list(found.values())
+
     async def aclose(self) -> None:
         await self._client.aclose()
+
+    async def _get(self, path: str, params: dict[str, str] | None = None, *, missing_ok: bool = False) -> Any:
+        """The JSON answer to ``GET path``; None for a 404 when ``missing_ok``."""
+        with map_transport_errors("mastodon", f"GET {path}"):
+            response = await self._client.get(path, params=params)
+        if missing_ok and response.status_code == 404:
+            return None
+        if response.is_error:
+            raise _translate(response)
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise RetryableError(f"mastodon answered {response.status_code} to GET {path} without JSON") from exc
 
     async def _post_status(self, text: str, key: str, in_reply_to_id: str | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {"status": text, "visibility": self.visibility}

@@ -19,6 +19,7 @@ from broadcaster.config import Settings, get_settings
 from broadcaster.errors import InputError
 from broadcaster.runtime import Runtime
 from status_page import auth, console, desk, metrics
+from status_page.api import alerts as api_alerts
 from status_page.api import audit as api_audit
 from status_page.api import channel_health, maintenance, openapi, ops, tokens, twilio, v1, v2
 from status_page.api import page as api_page
@@ -79,6 +80,7 @@ def route_modules() -> list[Any]:
         maintenance,
         ops,
         api_playbooks,
+        api_alerts,
         api_audit,
         channel_health,
         tokens,
@@ -130,6 +132,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
                 BodyLimitMiddleware,
                 max_bytes=settings.max_body_bytes,
                 uploads={  # the file, plus the form
+                    **dict.fromkeys(api_alerts.ALERT_PATHS, api_alerts.ALERT_BODY_MAX_BYTES),  # grouped alerts
                     "/console/playbooks/import": console_playbooks.MAX_UPLOAD_BYTES + settings.max_body_bytes,
                     console_subscribers.IMPORT_PATH: console_subscribers.MAX_UPLOAD_BYTES + settings.max_body_bytes,
                     "/api/v1/page": api_page.PAGE_BODY_MAX_BYTES,  # logo, favicon and CSS inline

@@ -31,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from broadcaster.domain import replies
 from broadcaster.domain.contact_channels import load_channels, needs_banner
 from broadcaster.models import Role
 from broadcaster.render import environment, markdown_to_html
@@ -41,7 +42,7 @@ from status_page.http import HTTPError, runtime
 from status_page.live import live_events, sse_response
 from status_page.pages import render_page
 
-DESK_EVENTS = ("update", "published", "page")  # page: the contact channels or the brand changed
+DESK_EVENTS = ("update", "published", "replies", "page")  # page: the contact channels or the brand changed
 CACHE_TTL_S = 10.0
 STREAM_MAX_AGE_S = 600.0  # reconnecting re-checks the agent's session and role
 STATIC_TYPES = {"desk.js": "text/javascript; charset=utf-8", "desk.css": "text/css; charset=utf-8"}
@@ -117,10 +118,16 @@ async def _fragment(request: Request) -> str:
     async def build() -> str:
         async with rt.engine.connect() as conn:
             desk = await load_desk(conn, settings.page_name, settings.public_url)
+            heard = await replies.listened(conn, [m.incident_id for m in [*desk.active, *desk.resolved]], shown=10)
             contact = await load_channels(conn)
         template = environment().get_template("desk/fragment.html")
         return template.render(
-            desk=desk, md=markdown_to_html, page_name=settings.page_name, contact=contact, banner=needs_banner(contact)
+            desk=desk,
+            listened=heard,
+            md=markdown_to_html,
+            page_name=settings.page_name,
+            contact=contact,
+            banner=needs_banner(contact),
         )
 
     return await desk_cache(request.app).get(build)

@@ -6,6 +6,8 @@ once a brand is set, is the page's brand (``PATCH /api/v1/page``'s body, images 
 is deterministic (sorted by name, levels by number, every key present), so export → import
 → export gives the same text. Import is one transaction: contacts and playbooks are matched
 by name and overwritten; a playbook's levels and contact lists are replaced by the file's.
+``alert_rules``, once there is one, are the alert rules (``broadcaster.alerts.rules_yaml``): what each
+alert means, naming components, templates and playbooks by name; a file with the key replaces them.
 A sample set ships as ``broadcaster/data/playbooks.yaml``.
 """
 
@@ -17,6 +19,7 @@ from typing import Any
 import yaml
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from broadcaster.alerts import rules_yaml
 from broadcaster.crisis import contacts, playbooks
 from broadcaster.db import contact_assignments, playbook_levels
 from broadcaster.domain.page_brand import BrandPatch, brand_doc, load_brand, save_brand
@@ -80,6 +83,9 @@ async def export_data(conn: AsyncConnection) -> dict[str, Any]:
     brand = await load_brand(conn)
     if brand.updated_at is not None:
         data["page"] = brand_doc(brand)
+    alert_rules = await rules_yaml.export_rules(conn)
+    if alert_rules:
+        data["alert_rules"] = alert_rules
     return data
 
 
@@ -104,7 +110,7 @@ def parse(text: str) -> dict[str, Any]:
         raise InputError("not valid YAML", {"file": str(exc)[:500]}) from None
     if not isinstance(data, dict) or data.get("version") != VERSION:
         raise InputError("not a playbook file", {"version": f"expected version: {VERSION}"})
-    for key in ("contacts", "playbooks"):
+    for key in ("contacts", "playbooks", "alert_rules"):
         if not isinstance(data.get(key) or [], list):
             raise InputError("not a playbook file", {key: "must be a list"})
     if not isinstance(data.get("page") or {}, dict):
@@ -167,6 +173,8 @@ async def import_data(conn: AsyncConnection, data: dict[str, Any]) -> dict[str, 
         except InputError as exc:
             raise _prefixed(exc, "page") from None
     counts = {"contacts": len(ids), "playbooks": len(data.get("playbooks") or []), "levels": levels}
+    if "alert_rules" in data:  # after the playbooks: a rule names one
+        counts["alert_rules"] = await rules_yaml.import_rules(conn, data["alert_rules"] or [])
     return counts | {"page": 1 if data.get("page") else 0}
 
 

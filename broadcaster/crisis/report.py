@@ -1,4 +1,6 @@
-"""Post-incident report: timeline, time to first public update, cadence against promises, reach.
+"""Post-incident report: timeline, time to first public update, cadence against promises, reach;
+for an incident an alert opened, the time from that alert to the first public update; and the replies
+people posted to its social posts, in all and over time.
 
 ``compute`` is pure (rows in, figures out) so it can be checked against known timestamps;
 ``load_report`` gathers the rows for one incident; ``to_markdown`` renders the download.
@@ -15,7 +17,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from broadcaster.db import deliveries, incident_components, status_changes, updates
+from broadcaster.db import alert_groups, deliveries, incident_components, status_changes, updates
+from broadcaster.domain import replies
 from broadcaster.domain.incidents import get_incident_row
 from broadcaster.models import DeliveryState, humanize
 from broadcaster.render import environment
@@ -74,6 +77,12 @@ class Report:
     timeline: tuple[TimelineEntry, ...]
     intervals: tuple[Interval, ...]
     reach: tuple[ChannelReach, ...] = field(default_factory=tuple)
+    alert_at: datetime | None = None  # the first alert of the alert group that proposed it (broadcaster.alerts)
+    alert_to_first_update_s: float | None = None  # from that alert to the first public update
+    replies_total: int = 0
+    replies_by_channel: tuple[tuple[str, int], ...] = ()
+    reply_bucket_s: int = 0  # the width of each ``reply_volume`` bucket
+    reply_volume: tuple[tuple[datetime, int], ...] = ()  # (bucket start, replies posted in it)
 
     @property
     def promises_kept(self) -> int:
@@ -113,8 +122,13 @@ def compute(
     changes: Sequence[Row] = (),
     reach: Mapping[str, Mapping[str, int]] | None = None,
     failure_reasons: Mapping[str, Mapping[str, int]] | None = None,
+    *,
+    alert_at: datetime | None = None,
+    reply_times: Sequence[datetime] = (),
+    replies_by_channel: Mapping[str, int] | None = None,
 ) -> Report:
-    """The report's figures from stored rows (any order of ``update_rows``)."""
+    """The report's figures from stored rows (any order of ``update_rows``); ``alert_at`` is the first alert's
+    time, ``reply_times`` when each reply was posted."""
     ordered = sorted(update_rows, key=lambda u: u["number"])
     timeline = tuple(
         TimelineEntry(u["number"], u["status"], u["created_at"], u.get("next_update_at"), u.get("author"), u["body"])
@@ -134,6 +148,12 @@ def compute(
         intervals.append(Interval(earlier.number, later.number, elapsed, promised, late or 0.0))
     resolved_at = incident.get("resolved_at")
     reasons = failure_reasons or {}
+    first_public = next((u for u in ordered if u.get("public", True)), None)
+    bucket_s: int = 0
+    volume: list[tuple[datetime, int]] = []
+    if timeline and reply_times:
+        end = max([*reply_times, timeline[-1].created_at, *([resolved_at] if resolved_at else [])])
+        bucket_s, volume = replies.volume(reply_times, timeline[0].created_at, end)
     channel_reach = tuple(
         ChannelReach(
             channel=name,
@@ -160,6 +180,14 @@ def compute(
         timeline=timeline,
         intervals=tuple(intervals),
         reach=channel_reach,
+        alert_at=alert_at,
+        alert_to_first_update_s=(first_public["created_at"] - alert_at).total_seconds()
+        if alert_at and first_public
+        else None,
+        replies_total=len(reply_times),
+        replies_by_channel=tuple(sorted((replies_by_channel or {}).items())),
+        reply_bucket_s=bucket_s,
+        reply_volume=tuple(volume),
     )
 
 
@@ -223,7 +251,22 @@ async def load_report(conn: AsyncConnection, incident_id: str) -> Report:
     )
     for channel, error, count in failed.all():
         reasons.setdefault(channel, {})[str(error or "unknown")] = int(count)
-    return compute(incident, update_rows, changes, reach, reasons)
+    alert_at = (
+        await conn.execute(
+            select(func.min(alert_groups.c.first_alert_at)).where(alert_groups.c.incident_id == incident_id)
+        )
+    ).scalar()
+    listened = (await replies.listened(conn, [incident_id], shown=0)).get(incident_id)
+    return compute(
+        incident,
+        update_rows,
+        changes,
+        reach,
+        reasons,
+        alert_at=alert_at,
+        reply_times=await replies.posted_times(conn, incident_id),
+        replies_by_channel=listened.by_channel if listened else None,
+    )
 
 
 def to_markdown(report: Report) -> str:

@@ -1,28 +1,23 @@
 """Tables (SQLAlchemy Core) and the async engine. SQLite by default, PostgreSQL in production.
 
 Ids the public sees (components, incidents, updates, subscribers) are short random strings
-like Statuspage's; the ledger uses integer ids because it is the big, append-mostly table.
+like Statuspage's; the ledger uses integer ids because it is the big, append-mostly table. The shared
+types and ``metadata`` live in ``_base``; the alert and listening tables in ``alerting`` (re-exported here).
 """
 
 from __future__ import annotations
 
-import secrets
-import string
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
-    BigInteger,
     Boolean,
     Column,
-    DateTime,
     Float,
     ForeignKey,
     Index,
     Integer,
     LargeBinary,
-    MetaData,
     String,
     Table,
     Text,
@@ -33,50 +28,18 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
-from sqlalchemy.types import TypeDecorator
 
-_ALPHABET = string.ascii_lowercase + string.digits
-
-
-def new_id() -> str:
-    """A 12-character public id, the shape Statuspage uses."""
-    return "".join(secrets.choice(_ALPHABET) for _ in range(12))
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Timezone-aware UTC datetimes on every backend (SQLite stores naive)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column")
-        return value.astimezone(UTC)
-
-    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-Id = String(32)
-BigId = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements only INTEGER PRIMARY KEY
-
-metadata = MetaData(
-    naming_convention={
-        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-        "pk": "pk_%(table_name)s",
-    }
-)
+from broadcaster.db._base import BigId as BigId
+from broadcaster.db._base import Id as Id
+from broadcaster.db._base import UTCDateTime as UTCDateTime
+from broadcaster.db._base import metadata as metadata
+from broadcaster.db._base import new_id as new_id
+from broadcaster.db._base import utcnow as utcnow
+from broadcaster.db.alerting import alert_groups as alert_groups
+from broadcaster.db.alerting import alert_rules as alert_rules
+from broadcaster.db.alerting import drafts as drafts
+from broadcaster.db.alerting import incident_replies as incident_replies
+from broadcaster.db.alerting import listening_polls as listening_polls
 
 components = Table(
     "components",

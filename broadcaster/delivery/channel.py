@@ -17,14 +17,17 @@ also reach one person at once (email, SMS) is a ``DirectSender`` too: opt-in con
 contact notices and reminders go through ``send_direct`` (``broadcaster.delivery.direct``
 records each in the ledger). A channel whose account can be verified without posting
 anything public is ``Checkable`` too: its ``check`` is the pre-flight
-(``broadcaster.delivery.preflight``, ``broadcaster channels check``). Channels never touch
-the database, Starlette, or each other.
+(``broadcaster.delivery.preflight``, ``broadcaster channels check``). A social channel that can
+read what people answer to its posts is ``Listening`` too: its ``replies(thread)`` feeds the
+listening cron (``broadcaster.jobs.listening``). Channels never touch the database, Starlette, or
+each other.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 
 import httpx
@@ -33,7 +36,7 @@ from broadcaster.config import ChannelSettings, Settings
 from broadcaster.delivery.credentials import CredentialStore, LocalCredentials
 from broadcaster.errors import DeliveryError
 from broadcaster.message import Message
-from broadcaster.models import ChannelKind, LimitUnit
+from broadcaster.models import ChannelKind, LimitUnit, ReplyKind
 
 Rendition = dict[str, Any]
 """A channel's exact rendition of a message: JSON-able, shown verbatim by the preview."""
@@ -188,5 +191,29 @@ class Checkable(Protocol):
 
         Returns a short description of what was verified (``"EHLO/AUTH ok at smtp.example.org:587"``,
         ``"section 360001 exists"``); raises ``DeliveryError`` with the provider's reason on failure.
+        """
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """Something a person posted in answer to one of our posts, as the provider shows it."""
+
+    provider_id: str  # unique per channel: a status id, an at:// URI
+    author: str  # @handle
+    text: str  # plain text
+    posted_at: datetime
+    url: str | None = None
+    kind: ReplyKind = ReplyKind.REPLY
+
+
+@runtime_checkable
+class Listening(Protocol):
+    """A channel that can read the replies to its posts. Optional: the listening cron skips the others."""
+
+    async def replies(self, thread: Thread) -> Sequence[Reply]:
+        """Replies and mentions to the posts of ``thread`` (what ``publish`` stored), by other accounts.
+
+        Raise ``RateLimited`` when the provider asks to wait, ``DeliveryError`` with its reason otherwise.
         """
         ...

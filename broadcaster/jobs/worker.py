@@ -23,11 +23,12 @@ from arq.cron import CronJob
 from arq.typing import WorkerCoroutine
 from arq.worker import Function, Worker, func
 
+from broadcaster.alerts import autopublish, notices
 from broadcaster.config import Settings, get_settings
 from broadcaster.delivery.completion import announce_if_finished
 from broadcaster.delivery.preflight import preflight_job
 from broadcaster.errors import ConfigError, RetryableError
-from broadcaster.jobs import confirmations, contact_notices, heartbeat
+from broadcaster.jobs import confirmations, contact_notices, heartbeat, listening
 from broadcaster.jobs.maintenance import maintenance_job
 from broadcaster.jobs.queue import DELIVER_BATCH, FANOUT, Queue, redis_settings
 from broadcaster.jobs.reminders import reminders_job
@@ -171,6 +172,7 @@ def functions(settings: Settings) -> list[Function]:
             func(deliver_batch_job, name=DELIVER_BATCH, keep_result=0, max_tries=UNBOUNDED_TRIES, timeout=timeout),
             confirmations.function(settings),
             contact_notices.function(settings),
+            notices.function(settings),
         )
     ]
 
@@ -265,6 +267,8 @@ def make_worker(settings: Settings | None = None, **overrides: Any) -> Worker:
                     timeout=settings.job_timeout_s,
                 ),
                 *_preflight_crons(settings),
+                autopublish.cron_job(settings),
+                listening.cron_job(settings),
             )
         ],
         redis_settings=redis_settings(settings.redis_url),

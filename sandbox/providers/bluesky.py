@@ -9,6 +9,9 @@
   ``app.bsky.feed.post`` record (300 graphemes, 3000 bytes, facets inside the text's bytes,
   reply refs well formed). Like a real PDS it does *not* check that a reply's parent exists.
 - ``com.atproto.repo.getRecord`` -> {uri, cid, value} or 400 ``RecordNotFound``
+- ``app.bsky.feed.getPostThread`` (bearer accessJwt, as the PDS proxies it to the AppView) -> {thread}: the
+  post and its replies (``threadViewPost``s, ``depth`` levels), or 400 ``NotFound``; ``add_reply`` makes
+  another account's reply to a post, ``fail_reads`` makes the next reads fail (429 with ``ratelimit-*``)
 
 Access JWTs carry an ``exp`` claim (``access_lifetime_s`` after issue) and answer
 ``ExpiredToken`` after it. Errors are XRPC's ``{"error": Name, "message": ...}``. Tests can
@@ -25,7 +28,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import grapheme
@@ -73,6 +76,8 @@ class BlueskyProvider:
     _stalls: int = 0
     _clock: int = 0
     _sign_ins: list[float] = field(default_factory=list)  # when createSession was called (monotonic)
+    replies: dict[str, dict[str, Any]] = field(default_factory=dict)  # uri -> others' {uri, cid, author, record}
+    _read_failures: list[tuple[int, str, dict[str, str]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.app = Starlette(
@@ -82,6 +87,7 @@ class BlueskyProvider:
                 Route("/xrpc/com.atproto.server.getSession", self._get_session, methods=["GET"]),
                 Route("/xrpc/com.atproto.repo.createRecord", self._create_record, methods=["POST"]),
                 Route("/xrpc/com.atproto.repo.getRecord", self._get_record, methods=["GET"]),
+                Route("/xrpc/app.bsky.feed.getPostThread", self._get_post_thread, methods=["GET"]),
             ]
         )
 
@@ -122,6 +128,80 @@ class BlueskyProvider:
 
     def delete(self, uri: str) -> None:
         self.deleted.add(uri)
+
+    def add_reply(self, parent_uri: str, text: str, handle: str = "reader.example.com") -> str:
+        """Another account replies to ``parent_uri`` (ours or a reply); returns the reply's uri."""
+        parent = self._post(parent_uri)
+        if parent is None:
+            raise KeyError(f"no post {parent_uri}")
+        parent_ref = {"uri": parent["uri"], "cid": parent["cid"]}
+        root_ref = (parent["value"].get("reply") or {}).get("root") or parent_ref
+        did = "did:plc:" + hashlib.sha256(handle.encode()).hexdigest()[:24]
+        self._clock += 1
+        uri = f"at://{did}/{POST}/{make_tid(self._clock)}"
+        record = {
+            "$type": POST,
+            "text": text,
+            "createdAt": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            "reply": {"root": root_ref, "parent": parent_ref},
+        }
+        cid = make_cid(json.dumps(record, sort_keys=True).encode())
+        self.replies[uri] = {"uri": uri, "cid": cid, "value": record, "author": {"did": did, "handle": handle}}
+        return uri
+
+    def fail_reads(self, status: int = 429, times: int = 1, reset_in_s: float = 60.0) -> None:
+        """Answer the next ``times`` getPostThread calls with ``status`` (429: with a reset time)."""
+        headers = {
+            "ratelimit-limit": "3000",
+            "ratelimit-remaining": "0",
+            "ratelimit-reset": str(int(time.time() + reset_in_s)),
+        }
+        error = "RateLimitExceeded" if status == 429 else "InternalServerError"
+        self._read_failures.extend([(status, error, headers if status == 429 else {})] * times)
+
+    def _post(self, uri: str) -> dict[str, Any] | None:
+        if uri in self.deleted:
+            return None
+        ours = next((r for r in self.records.values() if r["uri"] == uri), None)
+        if ours is not None:
+            return {**ours, "author": {"did": self.did, "handle": self.handle}}
+        return self.replies.get(uri)
+
+    def _view(self, post: dict[str, Any], depth: int) -> dict[str, Any]:
+        children = [
+            r
+            for r in [*self.records.values(), *self.replies.values()]
+            if (r["value"].get("reply") or {}).get("parent", {}).get("uri") == post["uri"]
+            and r["uri"] not in self.deleted
+        ]
+        views = [self._view(self._post(r["uri"]) or r, depth - 1) for r in children] if depth > 0 else []
+        return {
+            "$type": "app.bsky.feed.defs#threadViewPost",
+            "post": {
+                "uri": post["uri"],
+                "cid": post["cid"],
+                "author": {**post["author"], "displayName": post["author"]["handle"]},
+                "record": post["value"],
+                "replyCount": len(children),
+                "indexedAt": post["value"].get("createdAt"),
+            },
+            "replies": views,
+        }
+
+    async def _get_post_thread(self, request: Request) -> Response:
+        self.calls.append("getPostThread")
+        refused = self._access_error(request)
+        if refused is not None:
+            return refused
+        if self._read_failures:
+            status, error, headers = self._read_failures.pop(0)
+            return _error(status, error, "Rate Limit Exceeded" if status == 429 else "Internal Server Error", headers)
+        uri = request.query_params.get("uri", "")
+        post = self._post(uri)
+        if post is None:
+            return _error(400, "NotFound", f"Post not found: {uri}")
+        depth = max(0, min(1000, int(request.query_params.get("depth") or 6)))
+        return JSONResponse({"thread": self._view(post, depth)})
 
     def _issue(self) -> dict[str, Any]:
         now = time.time()

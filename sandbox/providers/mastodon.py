@@ -6,6 +6,11 @@ new post). Tests can make it fail the next requests, stall after creating a stat
 the client times out although the post exists), or delete a status. ``GET
 /api/v1/accounts/verify_credentials`` answers the token's account (a pre-flight check's read).
 
+What people answer (the listening side): ``add_reply`` makes another account's status in reply to one of
+ours (and a mention notification), which ``GET /api/v1/statuses/{id}/context`` (descendants) and ``GET
+/api/v1/notifications`` (bearer token, ``types[]``, ``since_id``, ``limit``) then show; ``reads`` records
+those reads, and ``fail_reads`` makes the next ones fail (a 429 with Mastodon's rate-limit headers).
+
     provider = MastodonProvider()
     async with serve_app(provider.app) as base_url:
         channel = MastodonChannel(base_url, provider.token)
@@ -14,9 +19,11 @@ the client times out although the post exists), or delete a status. ``GET
 from __future__ import annotations
 
 import asyncio
+import html
 import itertools
 import json
 import re
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -29,6 +36,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 MAX_CHARS = 500
+ACCOUNT_ID = "109000000000000001"  # the token's account
 _URL = re.compile(r"https?://[^\s<>\"]+?(?=[.,;:!?)\]'\"]*(?:\s|$))")
 
 
@@ -51,12 +59,18 @@ class MastodonProvider:
     _idempotency: dict[str, str] = field(default_factory=dict)
     _failures: list[tuple[int, dict[str, str]]] = field(default_factory=list)
     _stalls: int = 0
+    others: dict[str, dict[str, Any]] = field(default_factory=dict)  # statuses by other accounts
+    notifications: list[dict[str, Any]] = field(default_factory=list)
+    reads: list[str] = field(default_factory=list)  # context and notifications GETs, by path
+    _read_failures: list[tuple[int, dict[str, str]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.app = Starlette(
             routes=[
                 Route("/api/v1/statuses", self._create, methods=["POST"]),
                 Route("/api/v1/statuses/{id}", self._show, methods=["GET"]),
+                Route("/api/v1/statuses/{id}/context", self._context, methods=["GET"]),
+                Route("/api/v1/notifications", self._notifications, methods=["GET"]),
                 Route("/api/v1/statuses/{id}", self._delete, methods=["DELETE"]),
                 Route("/api/v1/accounts/verify_credentials", self._verify_credentials, methods=["GET"]),
             ]
@@ -80,6 +94,79 @@ class MastodonProvider:
 
     def delete(self, status_id: str) -> None:
         self.deleted.add(status_id)
+
+    def add_reply(self, in_reply_to_id: str, text: str, acct: str = "reader@example.social") -> dict[str, Any]:
+        """Another account answers status ``in_reply_to_id`` (ours or someone's), mentioning us."""
+        if in_reply_to_id not in self.statuses and in_reply_to_id not in self.others:
+            raise KeyError(f"no status {in_reply_to_id}")
+        status_id = str(next(self._ids))
+        mention = f'<span class="h-card"><a href="https://social.example/@{self.username}">@{self.username}</a></span>'
+        status = {
+            "id": status_id,
+            "created_at": _now(),
+            "in_reply_to_id": in_reply_to_id,
+            "visibility": "public",
+            "content": f"<p>{mention} {html.escape(text)}</p>",
+            "url": f"https://social.example/@{acct.split('@')[0]}/{status_id}",
+            "account": {"id": str(zlib.crc32(acct.encode()) + 2), "username": acct.split("@")[0], "acct": acct},
+        }
+        self.others[status_id] = status
+        notification_id = str(len(self.notifications) + 1)
+        self.notifications.append(
+            {
+                "id": notification_id,
+                "type": "mention",
+                "created_at": status["created_at"],
+                "account": status["account"],
+                "status": status,
+            }
+        )
+        return status
+
+    def fail_reads(self, status: int = 429, times: int = 1, reset_in_s: float = 60.0) -> None:
+        """Answer the next ``times`` context or notification reads with ``status`` (429: with a reset time)."""
+        reset = (datetime.now(UTC) + timedelta(seconds=reset_in_s)).isoformat().replace("+00:00", "Z")
+        headers = {"X-RateLimit-Limit": "300", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": reset}
+        self._read_failures.extend([(status, headers if status == 429 else {})] * times)
+
+    def _account(self) -> dict[str, Any]:
+        return {"id": ACCOUNT_ID, "username": self.username, "acct": self.username}
+
+    def _read_refused(self, request: Request, needs_token: bool) -> Response | None:
+        self.reads.append(request.url.path)
+        if needs_token and request.headers.get("authorization") != f"Bearer {self.token}":
+            return _error(401, "The access token is invalid")
+        if self._read_failures:
+            status, headers = self._read_failures.pop(0)
+            return _error(status, "Too many requests" if status == 429 else "Internal error", headers)
+        return None
+
+    async def _context(self, request: Request) -> Response:
+        refused = self._read_refused(request, needs_token=False)  # a public status's context is public
+        if refused is not None:
+            return refused
+        root = request.path_params["id"]
+        everything = {**self.statuses, **self.others}
+        if root not in everything or root in self.deleted:
+            return _error(404, "Record not found")
+        below, frontier = [], {root}
+        while frontier:
+            children = [
+                s for s in everything.values() if s.get("in_reply_to_id") in frontier and s["id"] not in self.deleted
+            ]
+            below.extend(children)
+            frontier = {s["id"] for s in children}
+        return JSONResponse({"ancestors": [], "descendants": sorted(below, key=lambda s: int(s["id"]))})
+
+    async def _notifications(self, request: Request) -> Response:
+        refused = self._read_refused(request, needs_token=True)
+        if refused is not None:
+            return refused
+        types = request.query_params.getlist("types[]")
+        since = int(request.query_params.get("since_id") or 0)
+        limit = min(80, int(request.query_params.get("limit") or 40))
+        found = [n for n in reversed(self.notifications) if (not types or n["type"] in types) and int(n["id"]) > since]
+        return JSONResponse(found[:limit])
 
     async def _create(self, request: Request) -> Response:
         if request.headers.get("authorization") != f"Bearer {self.token}":
@@ -119,6 +206,7 @@ class MastodonProvider:
             "text": text,  # what Mastodon keeps as the source; exposed here for tests
             "url": f"{request.base_url}@{self.username}/{status_id}",
             "uri": f"{request.base_url}users/{self.username}/statuses/{status_id}",
+            "account": self._account(),
         }
         if key:
             self._idempotency[key] = status_id
@@ -135,7 +223,7 @@ class MastodonProvider:
             return _error(401, "The access token is invalid")
         return JSONResponse(
             {
-                "id": "109000000000000001",
+                "id": ACCOUNT_ID,
                 "username": self.username,
                 "acct": self.username,  # a local account: no @domain
                 "display_name": "Status",
@@ -166,3 +254,7 @@ class MastodonProvider:
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")

@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
+from status_page.api.openapi_alerts import ALERT_OPERATIONS, ALERT_SCHEMAS, ALERTS
 from status_page.api.openapi_operations import OPERATIONS, PLAYBOOKS, V1, V2, Op
 from status_page.api.openapi_page import PAGE_SCHEMAS
 from status_page.api.openapi_schemas import RESPONSE_SCHEMAS, Schema, ref
@@ -46,7 +47,7 @@ LIST_SCHEMAS: dict[str, Schema] = {
 def _request_schemas() -> dict[str, Schema]:
     """Every request model's JSON schema (pydantic's, draft 2020-12) with its $defs hoisted."""
     schemas: dict[str, Schema] = {}
-    models = {op.body for op in OPERATIONS if op.body is not None}
+    models = {op.body for op in (*OPERATIONS, *ALERT_OPERATIONS) if op.body is not None}
     for model in sorted(models, key=lambda m: m.__name__):
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(schema.pop("$defs", {}))
@@ -113,7 +114,7 @@ def _version() -> str:
 def document() -> dict[str, Any]:
     """The OpenAPI 3.1 document (built once per process)."""
     paths: dict[str, dict[str, Schema]] = {}
-    for op in OPERATIONS:
+    for op in (*OPERATIONS, *ALERT_OPERATIONS):
         paths.setdefault(op.path, {})[op.method.lower()] = _operation(op)
     return {
         "openapi": "3.1.0",
@@ -125,7 +126,7 @@ def document() -> dict[str, Any]:
             '``{"error": {"code", "message", "fields"}}``.',
         },
         "servers": [{"url": "/"}],
-        "tags": [{"name": V1}, {"name": PLAYBOOKS}, {"name": V2}],
+        "tags": [{"name": V1}, {"name": PLAYBOOKS}, {"name": ALERTS}, {"name": V2}],
         "paths": paths,
         "components": {
             "securitySchemes": {
@@ -135,7 +136,7 @@ def document() -> dict[str, Any]:
                     "description": "a token from `broadcaster create-token --name NAME`",
                 }
             },
-            "schemas": {**RESPONSE_SCHEMAS, **PAGE_SCHEMAS, **LIST_SCHEMAS, **_request_schemas()},
+            "schemas": {**RESPONSE_SCHEMAS, **ALERT_SCHEMAS, **PAGE_SCHEMAS, **LIST_SCHEMAS, **_request_schemas()},
         },
     }
 

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from status_page.console import admin, dashboard, deliveries, drills, page_settings, playbooks, sandbox, subscribers_io
+from status_page.console import (
+    admin,
+    dashboard,
+    deliveries,
+    drafts,
+    drills,
+    page_settings,
+    playbooks,
+    sandbox,
+    subscribers_io,
+)
 
 routes: list[BaseRoute] = [
     *dashboard.routes,
@@ -13,6 +23,7 @@ routes: list[BaseRoute] = [
     *playbooks.routes,
     *drills.routes,
     *sandbox.routes,
+    *drafts.routes,
     *page_settings.routes,
     *subscribers_io.routes,
 ]

@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from broadcaster import posting
+from broadcaster.alerts import drafts as alert_drafts
 from broadcaster.domain import audit
 from broadcaster.domain import components as component_store
 from broadcaster.domain import incident_templates as template_store
@@ -67,6 +68,7 @@ async def dashboard(request: Request) -> Response:
         recent = await incident_store.list_incidents(
             conn, statuses=list(CLOSED_STATUSES), limit=10, include_drills=True
         )
+        drafts_pending = await alert_drafts.list_drafts(conn)
     groups = {c["id"]: c["name"] for c in components if c["is_group"]}
     late = [i for i in open_incidents if _late(i)]
     return page(
@@ -80,6 +82,7 @@ async def dashboard(request: Request) -> Response:
         late=late,
         component_statuses=[s.value for s in ComponentStatus],
         is_late=_late,
+        drafts_pending=drafts_pending,
     )
 
 

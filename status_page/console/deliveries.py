@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response, Stream
 from starlette.routing import Route
 
 from broadcaster.delivery import deadletter, ledger, preflight
-from broadcaster.domain import audit
+from broadcaster.domain import audit, replies
 from broadcaster.domain import incidents as incident_store
 from broadcaster.domain.subscribers import URL_CHANNELS
 from broadcaster.errors import InputError
@@ -43,6 +43,7 @@ async def incident_page(request: Request) -> Response:
         update_rows = (await incident_store.list_updates(conn, [incident_id]))[incident_id]
         changes = await incident_store.update_changes(conn, [u["id"] for u in update_rows])
         counts = {u["id"]: await ledger.delivery_counts(conn, u["id"]) for u in update_rows}
+        listened = (await replies.listened(conn, [incident_id])).get(incident_id)
     return page(
         request,
         "console/incident.html",
@@ -53,6 +54,7 @@ async def incident_page(request: Request) -> Response:
         counts=counts,
         late=late(incident),
         closed=incident["status"] in CLOSED_STATUSES,
+        listened=listened,
     )
 
 
@@ -136,9 +138,9 @@ async def deliveries_events(request: Request) -> Response:
 
 
 async def console_events(request: Request) -> Response:
-    """Server-sent events for the dashboard banner: ``reminder`` and ``update`` events."""
+    """Server-sent events for the dashboard banner: ``reminder``, ``update`` and ``draft`` (an alert proposes one)."""
     require_role(request, Role.VIEWER)
-    return sse_response(request, ("reminder", "update"), max_age_s=SSE_LIFETIME_S)
+    return sse_response(request, ("reminder", "update", "draft"), max_age_s=SSE_LIFETIME_S)
 
 
 async def retry_failed(request: Request) -> Response:

@@ -43,6 +43,13 @@ MINIMUM: dict[tuple[str, str], Role] = {
     ("GET", "/api/v1/audit"): Role.ADMIN,
     ("GET", "/api/v1/tokens"): Role.ADMIN,
     ("DELETE", "/api/v1/tokens/{token_id}"): Role.ADMIN,
+    ("POST", "/api/v1/alerts/{source}"): Role.COMMANDER,  # with a bearer token; PagerDuty signs instead
+    ("GET", "/api/v1/alert-rules"): Role.VIEWER,
+    ("POST", "/api/v1/alert-rules"): Role.COMMANDER,
+    ("DELETE", "/api/v1/alert-rules/{rule_id}"): Role.COMMANDER,
+    ("GET", "/api/v1/drafts"): Role.VIEWER,
+    ("POST", "/api/v1/drafts/{draft_id}/publish"): Role.COMMANDER,
+    ("DELETE", "/api/v1/drafts/{draft_id}"): Role.COMMANDER,
     ("GET", "/api/v1/page"): Role.VIEWER,
     ("PATCH", "/api/v1/page"): Role.ADMIN,
     ("PUT", "/api/v1/page/contact-channels"): Role.COMMANDER,

@@ -58,6 +58,7 @@
   });
   source.addEventListener("update", refresh);
   source.addEventListener("published", refresh);
+  source.addEventListener("replies", refresh);
   source.addEventListener("page", refresh);
   source.addEventListener("error", function () {
     show("reconnecting", "Reconnecting… (last update " + clock() + ")");

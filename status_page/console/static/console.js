@@ -173,6 +173,17 @@
       banner.appendChild(link);
       banner.hidden = false;
     });
+    source.addEventListener("draft", function (event) {
+      var data = JSON.parse(event.data);
+      if (data.state !== "pending") { return; }
+      banner.textContent = "";
+      banner.appendChild(document.createTextNode("An alert proposes a draft. "));
+      var link = document.createElement("a");
+      link.href = "/console/drafts/" + encodeURIComponent(data.draft_id);
+      link.textContent = "Review and send";
+      banner.appendChild(link);
+      banner.hidden = false;
+    });
   }
 
   document.addEventListener("DOMContentLoaded", function () {
