@@ -149,9 +149,11 @@ def logging_config(log_format: str = "text", level: str = "INFO") -> dict[str, A
         },
         "root": {"handlers": ["default"], "level": level},
         "loggers": {
+            **{name: {"handlers": [], "propagate": True, "level": level} for name in ("uvicorn",)},
+            # access lines carry query strings, and links carry secrets (?token=): only from WARNING up
             **{
-                name: {"handlers": [], "propagate": True, "level": level}
-                for name in ("uvicorn", "uvicorn.access", "granian.access")
+                name: {"handlers": [], "propagate": True, "level": quiet}
+                for name in ("uvicorn.access", "granian.access")
             },
             **{name: {"handlers": [], "propagate": True, "level": quiet} for name in QUIET_LOGGERS},
             **{name: {"handlers": [], "propagate": True, "level": chatty} for name in CHATTY_LOGGERS},

@@ -23,6 +23,7 @@ MINIMUM: dict[tuple[str, str], Role] = {
     ("GET", "/api/v1/incidents"): Role.VIEWER,
     ("POST", "/api/v1/incidents"): Role.COMMANDER,
     ("GET", "/api/v1/incidents/{incident_id}"): Role.VIEWER,
+    ("PATCH", "/api/v1/incidents/{incident_id}"): Role.COMMANDER,
     ("POST", "/api/v1/incidents/{incident_id}/updates"): Role.COMMANDER,
     ("POST", "/api/v1/preview"): Role.COMMANDER,
     ("GET", "/api/v1/updates/{update_id}/deliveries"): Role.VIEWER,
