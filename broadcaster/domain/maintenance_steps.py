@@ -98,6 +98,17 @@ def _span(seconds: float) -> str:
     return f"{round(seconds)} s"
 
 
+# A window that ended this long ago (a worker down for days, or an upgrade finding windows from
+# years back) is caught up on the page and in the history, but nobody is notified of it any more.
+STALE_AFTER = timedelta(hours=24)
+
+
+def _stale(row: Row, now: datetime) -> bool:
+    """Whether the whole window is so far in the past that telling subscribers now would only confuse."""
+    end = row["scheduled_until"] or row["scheduled_for"]
+    return bool(end and end < now - STALE_AFTER)
+
+
 async def _start(conn: AsyncConnection, row: Row, now: datetime, settings: Settings) -> StepPlan:
     plan = await plan_rows(conn, row["id"])
     before = await current_statuses(conn, list(plan))
@@ -115,7 +126,12 @@ async def _start(conn: AsyncConnection, row: Row, now: datetime, settings: Setti
             )
         await conn.execute(incidents.update().where(incidents.c.id == row["id"]).values(remind_at=None))
 
-    update = UpdateIn(status=MaintenanceStatus.IN_PROGRESS.value, message=text, components=changes)
+    update = UpdateIn(
+        status=MaintenanceStatus.IN_PROGRESS.value,
+        message=text,
+        components=changes,
+        deliver_notifications=not _stale(row, now),
+    )
     return StepPlan(
         FollowUp(row["id"], update), keep_before, {"late_s": round((now - row["scheduled_for"]).total_seconds())}
     )
@@ -145,7 +161,7 @@ async def _complete(conn: AsyncConnection, row: Row, now: datetime, settings: Se
     changes = await restored(conn, row["id"], await plan_rows(conn, row["id"]))
     text = row["auto_complete_message"] or "The scheduled maintenance is complete."
     text += _late_note("Completed", row["scheduled_until"], now, settings)
-    update = UpdateIn(status=COMPLETED, message=text, components=changes)
+    update = UpdateIn(status=COMPLETED, message=text, components=changes, deliver_notifications=not _stale(row, now))
     return StepPlan(
         FollowUp(row["id"], update), None, {"late_s": round((now - row["scheduled_until"]).total_seconds())}
     )
