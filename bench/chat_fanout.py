@@ -21,12 +21,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import statistics
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,64 +32,41 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
-import uvloop
 
 from bench._common import (
     REDIS_URL,
-    Process,
-    Round,
     Stack,
     api_token,
-    bench_env,
     clear_queue,
-    cpu_seconds,
     engine_for,
-    free_port,
     machine_note,
-    peak_rss_mb,
-    post_and_wait,
     queue_name,
     seed_subscribers,
     table,
     temp_database,
 )
+from bench._fanout import (
+    LocalProvider,
+    Measured,
+    add_common_args,
+    base_settings,
+    medians,
+    message_of,
+    pipeline_round,
+    run,
+)
 from broadcaster.config import Settings
-from broadcaster.domain.incidents import load_message
 from channels._chat import CONCURRENCY
 from channels.discord import DiscordChannel
 
 TARGET = 0.7
 
 
-class Provider:
-    """The local Discord in a uvicorn process of its own."""
-
-    def __init__(self, stack: Stack) -> None:
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        argv = [sys.executable, "-m", "uvicorn", "bench._discord_app:app", "--host", "127.0.0.1"]
-        argv += ["--port", str(self.port), "--log-level", "warning", "--no-access-log"]
-        self.process: Process = stack.spawn("discord", argv, bench_env({}))
-
-    def wait(self) -> Provider:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            with contextlib.suppress(httpx.HTTPError):
-                self.count()
-                return self
-            if not self.process.alive():
-                raise RuntimeError(f"provider exited: {self.process.log_text()[-2000:]}")
-            time.sleep(0.1)
-        raise TimeoutError("the local Discord did not answer")
-
-    def count(self) -> int:
-        return int(httpx.get(self.base_url + "/_bench/count", timeout=5).json()["messages"])
-
-    def url_of(self, i: int) -> str:
-        return f"{self.base_url}/api/webhooks/{1_000_000 + i}/token-{i}"
+def url_of(provider: LocalProvider, i: int) -> str:
+    return f"{provider.base_url}/api/webhooks/{1_000_000 + i}/token-{i}"
 
 
-async def httpx_loop(provider: Provider, count: int, concurrency: int, body: bytes) -> tuple[float, float]:
+async def httpx_loop(provider: LocalProvider, count: int, concurrency: int, body: bytes) -> tuple[float, float]:
     """A bare httpx loop: ``concurrency`` requests in flight over one pooled client; (msg/s, CPU µs a message)."""
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     headers = {"content-type": "application/json; charset=utf-8"}
@@ -99,7 +74,9 @@ async def httpx_loop(provider: Provider, count: int, concurrency: int, body: byt
 
         async def lane(k: int) -> None:
             for i in range(k, count, concurrency):
-                response = await client.post(provider.url_of(i), content=body, headers=headers, params={"wait": "true"})
+                response = await client.post(
+                    url_of(provider, i), content=body, headers=headers, params={"wait": "true"}
+                )
                 if response.status_code != 200:
                     raise RuntimeError(f"provider answered {response.status_code}: {response.text[:200]}")
 
@@ -108,26 +85,11 @@ async def httpx_loop(provider: Provider, count: int, concurrency: int, body: byt
         return count / (time.perf_counter() - started), (time.process_time() - cpu) / count * 1e6
 
 
-@dataclass
-class Measured:
-    repetition: int
-    workers: int
-    result: Round
-    raw: float
-
-    @property
-    def ratio(self) -> float:
-        return self.result.rate / self.raw
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--subscribers", type=int, default=2_000)
     parser.add_argument("--workers", default="1", help="worker counts to run, e.g. 1,2")
-    parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
-    parser.add_argument("--batch-size", type=int, default=None, help="default: the project's setting")
-    parser.add_argument("--repeat", type=int, default=1, help="repeat the rounds; medians are reported")
-    parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, database)")
+    add_common_args(parser)
     args = parser.parse_args(argv)
     args.worker_counts = [int(n) for n in str(args.workers).split(",") if n.strip()]
     return args
@@ -147,49 +109,42 @@ async def main_async(args: argparse.Namespace) -> int:
     )
     print(f"machine: {machine_note()}")
     try:
-        provider = Provider(stack).wait()
+        provider = LocalProvider(stack, "bench._discord_app", "Discord")
+        provider.wait()
         with temp_database(args.database, stack.workdir) as url:
-            stack.settings = {
-                "database_url": url,
-                "redis_url": REDIS_URL,
-                "queue_name": queue,
-                "public_url": "http://status.bench",
-                "secret_key": "bench-secret-key-long-enough-for-serve-and-worker",
-                "page_name": "Bench Status",
-                "webhook_allow_private": True,  # the subscribers' webhooks are on loopback
-                "batch_size": batch_size,
-            }
+            stack.settings = base_settings(
+                url,
+                queue,
+                webhook_allow_private=True,  # the subscribers' webhooks are on loopback
+                batch_size=batch_size,
+            )
             settings = Settings(_env_file=None, **stack.settings)  # type: ignore[call-arg]
             async with engine_for(url) as engine:
-                seconds = await seed_subscribers(engine, "discord", n, provider.url_of)
+                seconds = await seed_subscribers(engine, "discord", n, lambda i: url_of(provider, i))
                 print(f"seeded {n:,} subscribers in {seconds:.1f} s")
                 token = await api_token(engine)
                 base_url = stack.serve()
                 body = b""
                 for repetition in range(args.repeat):
                     for count in args.worker_counts:
-                        workers = stack.workers(count, tag=str(count))
-                        cpu_before = [cpu_seconds(w.pid) or 0.0 for w in workers]
-                        before = provider.count()
-                        result = await post_and_wait(
-                            base_url, token, engine, "discord", n, f"Chat bench with {count} worker(s)"
+                        result, got = await pipeline_round(
+                            stack,
+                            engine,
+                            base_url,
+                            token,
+                            "discord",
+                            n,
+                            count,
+                            f"Chat bench with {count} worker(s)",
+                            provider.count,
                         )
-                        result.peak_rss_mb = [peak_rss_mb(w.pid) for w in workers]
-                        result.worker_cpu_s = sum(
-                            (cpu_seconds(w.pid) or 0.0) - b for w, b in zip(workers, cpu_before, strict=True)
-                        )
-                        stack.stop(workers)
-                        got = provider.count() - before
                         print(
                             f"{count} worker(s): {result.rate:,.0f} msg/s, ledger {result.counts}, provider "
                             f"made {got:,} messages, {result.seconds:.2f} s from the POST, "
                             f"worker CPU {result.cpu_us_per_message or 0:.0f} µs/message"
                         )
                         if not body:
-                            async with engine.connect() as conn:
-                                message = await load_message(
-                                    conn, result.update_id, settings.page_name, settings.public_url
-                                )
+                            message = await message_of(engine, settings, result.update_id)
                             rendition = DiscordChannel().render(message)
                             body = json.dumps(rendition, separators=(",", ":"), ensure_ascii=False).encode()
                         before = provider.count()
@@ -209,14 +164,11 @@ async def main_async(args: argparse.Namespace) -> int:
 
 def report(measured: list[Measured], n: int) -> None:
     rows: list[list[Any]] = []
-    for count in sorted({m.workers for m in measured}):
-        runs = [m for m in measured if m.workers == count]
-        rate = statistics.median(m.result.rate for m in runs)
-        raw = statistics.median(m.raw for m in runs)
-        ratio = statistics.median(m.ratio for m in runs)
-        rss = max((r or 0.0) for m in runs for r in m.result.peak_rss_mb)
-        rows.append([f"pipeline, {count} worker(s): POST → ledger all sent", n, rate, f"{ratio:.2f}", f"{rss:.0f}"])
-        rows.append([f"  bare httpx loop right after, {CONCURRENCY * count} in flight", n, raw, "1.00", "-"])
+    for m in medians(measured):
+        rows.append(
+            [f"pipeline, {m.workers} worker(s): POST → ledger all sent", n, m.rate, f"{m.ratio:.2f}", f"{m.rss:.0f}"]
+        )
+        rows.append([f"  bare httpx loop right after, {CONCURRENCY * m.workers} in flight", n, m.raw, "1.00", "-"])
     print()
     reps = len({m.repetition for m in measured})
     print(f"msg/s: medians of {reps} repetition(s); × raw: the pipeline's rate over the httpx loop run right after")
@@ -229,13 +181,7 @@ def report(measured: list[Measured], n: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        # uvloop, as ``broadcaster worker`` uses, so the httpx loop runs as fast as it can too
-        return uvloop.run(main_async(args))
-    except (RuntimeError, TimeoutError, OSError) as exc:
-        print(f"bench failed: {exc}", file=sys.stderr)
-        return 1
+    return run(main_async, parse_args(argv))
 
 
 if __name__ == "__main__":

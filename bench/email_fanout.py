@@ -32,7 +32,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +39,6 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aiosmtplib
-import uvloop
 
 from bench._common import (
     REDIS_URL,
@@ -49,20 +47,17 @@ from bench._common import (
     Stack,
     api_token,
     clear_queue,
-    cpu_seconds,
     engine_for,
     free_port,
     machine_note,
-    peak_rss_mb,
-    post_and_wait,
     queue_name,
     seed_subscribers,
     table,
     temp_database,
     wait_port,
 )
+from bench._fanout import Measured, add_common_args, base_settings, medians, message_of, pipeline_round, run
 from broadcaster.config import Settings
-from broadcaster.domain.incidents import load_message
 from channels.base import Recipient
 from channels.email import EmailChannel, EmailSettings
 
@@ -191,14 +186,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--full", action="store_true", help="100,000 subscribers")
     parser.add_argument("--workers", default="1,2", help="worker counts to run, e.g. 1,2")
     parser.add_argument("--sink", choices=["smtp-sink", "aiosmtpd"], default="smtp-sink")
-    parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
-    parser.add_argument("--batch-size", type=int, default=None, help="default: the project's setting")
     parser.add_argument("--max-jobs", type=int, default=None)
     parser.add_argument("--connections", type=int, default=None, help="smtp_max_connections per worker")
     parser.add_argument("--apprise-sample", type=int, default=500)
     parser.add_argument("--skip-apprise", action="store_true")
-    parser.add_argument("--repeat", type=int, default=1, help="repeat the rounds; medians are reported")
-    parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, database)")
+    add_common_args(parser)
     args = parser.parse_args(argv)
     if args.full:
         args.subscribers = max(args.subscribers, 100_000)
@@ -232,20 +224,16 @@ async def main_async(args: argparse.Namespace) -> int:
     )
     print(f"machine: {machine_note()}")
     with running(stack, sink), temp_database(args.database, stack.workdir) as url:
-        stack.settings = {
-            "database_url": url,
-            "redis_url": REDIS_URL,
-            "queue_name": queue,
-            "public_url": "http://status.bench",
-            "secret_key": "bench-secret-key-long-enough-for-serve-and-worker",
-            "page_name": "Bench Status",
-            "smtp_host": "127.0.0.1",
-            "smtp_port": sink.port,
-            "email_from": f"Bench Status <{SENDER}>",
-            "batch_size": batch_size,
-            "max_jobs": max_jobs,
-            "smtp_max_connections": connections,
-        }
+        stack.settings = base_settings(
+            url,
+            queue,
+            smtp_host="127.0.0.1",
+            smtp_port=sink.port,
+            email_from=f"Bench Status <{SENDER}>",
+            batch_size=batch_size,
+            max_jobs=max_jobs,
+            smtp_max_connections=connections,
+        )
         settings = Settings(_env_file=None, **stack.settings)  # type: ignore[call-arg]
         async with engine_for(url) as engine:
             seconds = await seed_subscribers(engine, "email", n, address_of)
@@ -256,12 +244,9 @@ async def main_async(args: argparse.Namespace) -> int:
             subject = ""
             for repetition in range(args.repeat):
                 for count in args.worker_counts:
-                    result = await pipeline_round(stack, sink, engine, base_url, token, n, count)
+                    result = await email_round(stack, sink, engine, base_url, token, n, count)
                     if not mail:
-                        async with engine.connect() as conn:
-                            message = await load_message(
-                                conn, result.update_id, settings.page_name, settings.public_url
-                            )
+                        message = await message_of(engine, settings, result.update_id)
                         mail, marker, text = sample_mail(settings, message)
                         subject = message.subject
                     # the reference right after, over as many connections as the workers had in all
@@ -285,36 +270,20 @@ async def main_async(args: argparse.Namespace) -> int:
     return 0
 
 
-@dataclass
-class Measured:
-    repetition: int
-    workers: int
-    result: Round
-    raw: float  # msg/s of the raw loop run right after, same connection count
-
-    @property
-    def ratio(self) -> float:
-        return self.result.rate / self.raw
-
-
-async def pipeline_round(stack: Stack, sink: Sink, engine: Any, base_url: str, token: str, n: int, count: int) -> Round:
+async def email_round(stack: Stack, sink: Sink, engine: Any, base_url: str, token: str, n: int, count: int) -> Round:
     """Start ``count`` workers, POST, wait for the ledger, note their peak RSS, stop them."""
-    workers = stack.workers(count, tag=str(count))
-    before = sink.accepted() or 0
-    cpu_before = [cpu_seconds(w.pid) or 0.0 for w in workers]
-    result = await post_and_wait(
+    result, got = await pipeline_round(
+        stack,
+        engine,
         base_url,
         token,
-        engine,
         "email",
         n,
+        count,
         f"Bench with {count} worker(s)",
-        received=lambda: (sink.accepted() or 0) - before,
+        sink.accepted,
+        sink_times=True,
     )
-    result.worker_cpu_s = sum((cpu_seconds(w.pid) or 0.0) - b for w, b in zip(workers, cpu_before, strict=True))
-    result.peak_rss_mb = [peak_rss_mb(w.pid) for w in workers]
-    stack.stop(workers)
-    got = (sink.accepted() or 0) - before
     print(
         f"{count} worker(s): {result.rate:,.0f} msg/s, ledger {result.counts}, sink accepted {got:,}, "
         f"{result.seconds:.2f} s from the POST (sink had them all at {_s(result.sink_seconds)}), "
@@ -325,29 +294,24 @@ async def pipeline_round(stack: Stack, sink: Sink, engine: Any, base_url: str, t
 
 def report(measured: list[Measured], apprise_rate: float | None, sample: int, n: int, connections: int) -> None:
     rows: list[list[Any]] = []
-    for count in sorted({m.workers for m in measured}):
-        runs = [m for m in measured if m.workers == count]
-        rate = statistics.median(m.result.rate for m in runs)
-        raw = statistics.median(m.raw for m in runs)
-        ratio = statistics.median(m.ratio for m in runs)
-        rss = max((r or 0.0) for m in runs for r in m.result.peak_rss_mb)
+    for m in medians(measured):
         rows.append(
             [
-                f"pipeline, {count} worker(s): POST → ledger all sent",
+                f"pipeline, {m.workers} worker(s): POST → ledger all sent",
                 n,
-                rate,
-                f"{ratio:.2f}",
-                _ratio(rate, apprise_rate),
-                f"{rss:.0f}",
+                m.rate,
+                f"{m.ratio:.2f}",
+                _ratio(m.rate, apprise_rate),
+                f"{m.rss:.0f}",
             ]
         )
         rows.append(
             [
-                f"  raw aiosmtplib loop right after, {connections * count} connections",
+                f"  raw aiosmtplib loop right after, {connections * m.workers} connections",
                 n,
-                raw,
+                m.raw,
                 "1.00",
-                _ratio(raw, apprise_rate),
+                _ratio(m.raw, apprise_rate),
                 "-",
             ]
         )
@@ -378,13 +342,7 @@ def _s(value: float | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        # uvloop, as ``broadcaster worker`` uses: the raw loop is the fastest plain aiosmtplib goes
-        return uvloop.run(main_async(args))
-    except (RuntimeError, TimeoutError, OSError) as exc:
-        print(f"bench failed: {exc}", file=sys.stderr)
-        return 1
+    return run(main_async, parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -25,13 +25,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import shutil
-import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,28 +36,30 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
-import uvloop
 
 from bench._common import (
     REDIS_URL,
-    Process,
-    Round,
     Stack,
     api_token,
-    bench_env,
     clear_queue,
     engine_for,
-    free_port,
     machine_note,
-    peak_rss_mb,
-    post_and_wait,
     queue_name,
     seed_subscribers,
     table,
     temp_database,
 )
+from bench._fanout import (
+    LocalProvider,
+    Measured,
+    add_common_args,
+    base_settings,
+    medians,
+    message_of,
+    pipeline_round,
+    run,
+)
 from broadcaster.config import Settings
-from broadcaster.domain.incidents import load_message
 from channels.sms import STATUS_CALLBACK_PATH, SmsChannel, SmsSettings
 
 ACCOUNT_SID = "AC" + "a" * 32
@@ -73,47 +72,10 @@ def number_of(i: int) -> str:
     return f"+1555{i:07d}"
 
 
-class Provider:
-    """The local Twilio in a uvicorn process of its own."""
-
-    def __init__(self, stack: Stack) -> None:
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        argv = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "bench._twilio_app:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ]
-        self.process: Process = stack.spawn("twilio", argv, bench_env({}))
-
-    def wait(self) -> Provider:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            with contextlib.suppress(httpx.HTTPError):
-                self.count()
-                return self
-            if not self.process.alive():
-                raise RuntimeError(f"provider exited: {self.process.log_text()[-2000:]}")
-            time.sleep(0.1)
-        raise TimeoutError("the local Twilio did not answer")
-
-    def count(self) -> int:
-        return int(httpx.get(self.base_url + "/_bench/count", timeout=5).json()["messages"])
-
-    @property
-    def messages_path(self) -> str:
-        return f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
+MESSAGES_PATH = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
 
 
-async def httpx_loop(provider: Provider, count: int, concurrency: int, body: str, callback: str) -> float:
+async def httpx_loop(provider: LocalProvider, count: int, concurrency: int, body: str, callback: str) -> float:
     """A bare httpx loop: ``concurrency`` requests in flight over one pooled client; msg/s."""
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(
@@ -123,7 +85,7 @@ async def httpx_loop(provider: Provider, count: int, concurrency: int, body: str
         async def lane(k: int) -> None:
             for i in range(k, count, concurrency):
                 response = await client.post(
-                    provider.messages_path,
+                    MESSAGES_PATH,
                     data={"To": number_of(i), "From": SENDER, "Body": body, "StatusCallback": callback},
                 )
                 if response.status_code != 201:
@@ -134,7 +96,7 @@ async def httpx_loop(provider: Provider, count: int, concurrency: int, body: str
         return count / (time.perf_counter() - started)
 
 
-def wrk_ceiling(provider: Provider, concurrency: int, body: str, callback: str, workdir: Path) -> float | None:
+def wrk_ceiling(provider: LocalProvider, concurrency: int, body: str, callback: str, workdir: Path) -> float | None:
     """The provider's own ceiling: wrk (C) posting the same form for 3 s; requests/s, or None."""
     wrk = shutil.which("wrk")
     if wrk is None:
@@ -151,7 +113,7 @@ def wrk_ceiling(provider: Provider, concurrency: int, body: str, callback: str, 
         f'wrk.headers["Authorization"] = "Basic {auth}"\n'
     )
     result = subprocess.run(
-        [wrk, "-t1", f"-c{concurrency}", "-d3s", "-s", str(script), provider.base_url + provider.messages_path],
+        [wrk, "-t1", f"-c{concurrency}", "-d3s", "-s", str(script), provider.base_url + MESSAGES_PATH],
         capture_output=True,
         text=True,
         timeout=30,
@@ -167,28 +129,13 @@ def _lua(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-@dataclass
-class Measured:
-    repetition: int
-    workers: int
-    result: Round
-    raw: float
-
-    @property
-    def ratio(self) -> float:
-        return self.result.rate / self.raw
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--subscribers", type=int, default=10_000)
     parser.add_argument("--full", action="store_true", help="100,000 subscribers, 1 and 2 workers")
     parser.add_argument("--workers", default=None, help="worker counts to run, e.g. 1,2 (default 1; 1,2 with --full)")
-    parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
-    parser.add_argument("--batch-size", type=int, default=None, help="default: the project's setting")
     parser.add_argument("--concurrency", type=int, default=None, help="sms_concurrency per worker")
-    parser.add_argument("--repeat", type=int, default=1, help="repeat the rounds; medians are reported")
-    parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, database)")
+    add_common_args(parser)
     args = parser.parse_args(argv)
     if args.full:
         args.subscribers = max(args.subscribers, 100_000)
@@ -212,23 +159,20 @@ async def main_async(args: argparse.Namespace) -> int:
     )
     print(f"machine: {machine_note()}")
     try:
-        provider = Provider(stack).wait()
+        provider = LocalProvider(stack, "bench._twilio_app", "Twilio")
+        provider.wait()
         with temp_database(args.database, stack.workdir) as url:
-            stack.settings = {
-                "database_url": url,
-                "redis_url": REDIS_URL,
-                "queue_name": queue,
-                "public_url": "http://status.bench",
-                "secret_key": "bench-secret-key-long-enough-for-serve-and-worker",
-                "page_name": "Bench Status",
-                "twilio_base_url": provider.base_url,
-                "twilio_account_sid": ACCOUNT_SID,
-                "twilio_auth_token": AUTH_TOKEN,
-                "twilio_from": SENDER,
-                "sms_rate_per_s": RATE_PER_S,
-                "sms_concurrency": concurrency,
-                "batch_size": batch_size,
-            }
+            stack.settings = base_settings(
+                url,
+                queue,
+                twilio_base_url=provider.base_url,
+                twilio_account_sid=ACCOUNT_SID,
+                twilio_auth_token=AUTH_TOKEN,
+                twilio_from=SENDER,
+                sms_rate_per_s=RATE_PER_S,
+                sms_concurrency=concurrency,
+                batch_size=batch_size,
+            )
             settings = Settings(_env_file=None, **stack.settings)  # type: ignore[call-arg]
             callback = settings.public_url + STATUS_CALLBACK_PATH
             async with engine_for(url) as engine:
@@ -239,23 +183,23 @@ async def main_async(args: argparse.Namespace) -> int:
                 body = ""
                 for repetition in range(args.repeat):
                     for count in args.worker_counts:
-                        workers = stack.workers(count, tag=str(count))
-                        before = provider.count()
-                        result = await post_and_wait(
-                            base_url, token, engine, "sms", n, f"SMS bench with {count} worker(s)"
+                        result, got = await pipeline_round(
+                            stack,
+                            engine,
+                            base_url,
+                            token,
+                            "sms",
+                            n,
+                            count,
+                            f"SMS bench with {count} worker(s)",
+                            provider.count,
                         )
-                        result.peak_rss_mb = [peak_rss_mb(w.pid) for w in workers]
-                        stack.stop(workers)
-                        got = provider.count() - before
                         print(
                             f"{count} worker(s): {result.rate:,.0f} msg/s, ledger {result.counts}, provider "
                             f"accepted {got:,}, {result.seconds:.2f} s from the POST"
                         )
                         if not body:
-                            async with engine.connect() as conn:
-                                message = await load_message(
-                                    conn, result.update_id, settings.page_name, settings.public_url
-                                )
+                            message = await message_of(engine, settings, result.update_id)
                             body = str(SmsChannel(settings).render(message)["text"])
                         before = provider.count()
                         raw = await httpx_loop(provider, n, concurrency * count, body, callback)
@@ -275,14 +219,11 @@ async def main_async(args: argparse.Namespace) -> int:
 
 def report(measured: list[Measured], ceiling: float | None, n: int, concurrency: int) -> None:
     rows: list[list[Any]] = []
-    for count in sorted({m.workers for m in measured}):
-        runs = [m for m in measured if m.workers == count]
-        rate = statistics.median(m.result.rate for m in runs)
-        raw = statistics.median(m.raw for m in runs)
-        ratio = statistics.median(m.ratio for m in runs)
-        rss = max((r or 0.0) for m in runs for r in m.result.peak_rss_mb)
-        rows.append([f"pipeline, {count} worker(s): POST → ledger all sent", n, rate, f"{ratio:.2f}", f"{rss:.0f}"])
-        rows.append([f"  bare httpx loop right after, {concurrency * count} in flight", n, raw, "1.00", "-"])
+    for m in medians(measured):
+        rows.append(
+            [f"pipeline, {m.workers} worker(s): POST → ledger all sent", n, m.rate, f"{m.ratio:.2f}", f"{m.rss:.0f}"]
+        )
+        rows.append([f"  bare httpx loop right after, {concurrency * m.workers} in flight", n, m.raw, "1.00", "-"])
     if ceiling is not None:
         rows.append([f"provider ceiling: wrk, {concurrency} connections, 3 s", "-", ceiling, "-", "-"])
     print()
@@ -293,13 +234,7 @@ def report(measured: list[Measured], ceiling: float | None, n: int, concurrency:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        # uvloop, as ``broadcaster worker`` uses, so the httpx loop runs as fast as it can too
-        return uvloop.run(main_async(args))
-    except (RuntimeError, TimeoutError, OSError) as exc:
-        print(f"bench failed: {exc}", file=sys.stderr)
-        return 1
+    return run(main_async, parse_args(argv))
 
 
 if __name__ == "__main__":
