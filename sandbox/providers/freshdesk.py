@@ -13,11 +13,8 @@ JSON and error shapes. ``fail(...)`` injects 5xx or 429 answers. A pre-flight ch
 
 from __future__ import annotations
 
-import base64
 import itertools
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from starlette.applications import Starlette
@@ -25,28 +22,22 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from sandbox.providers._helpdesk import HelpdeskFake
+
 NOW = "2026-11-23T10:05:00Z"
 FIELDS = {"title", "description", "status", "tags", "seo_data", "type", "agent_id", "folder_id"}
 
 
-@dataclass
-class Received:
-    method: str
-    path: str
-    json: Any
-
-
-class FakeFreshdesk:
+class FakeFreshdesk(HelpdeskFake):
     def __init__(self, api_key: str = "fd-secret-key", folder_ids: tuple[int, ...] = (73000012,)) -> None:
+        super().__init__()
         self.api_key = api_key
         self.folder_ids = set(folder_ids)
         self.articles: dict[int, dict[str, Any]] = {}
-        self.received: list[Received] = []
         # Called with the article after each content write (its creation, an update of its title
         # or description); a tags-only PUT is no new revision, so it is not reported.
         self.on_accept: Callable[[dict[str, Any]], None] | None = None
         self._ids = itertools.count(73000100001)
-        self._failures: deque[tuple[int, float | None]] = deque()
         self.app = Starlette(
             routes=[
                 Route("/api/v2/solutions/folders/{folder_id}/articles", self.create, methods=["POST"]),
@@ -55,10 +46,6 @@ class FakeFreshdesk:
                 Route("/api/v2/solutions/folders/{folder_id}", self.folder, methods=["GET"]),
             ]
         )
-
-    def fail(self, status: int = 500, times: int = 1, retry_after_s: float | None = None) -> None:
-        """Answer the next ``times`` requests with ``status`` (and ``Retry-After`` if given)."""
-        self._failures.extend([(status, retry_after_s)] * times)
 
     async def create(self, request: Request) -> Response:
         payload, problem = await self._receive(request)
@@ -162,39 +149,36 @@ class FakeFreshdesk:
                 self.on_accept(article)
         return JSONResponse(article)
 
-    async def _receive(self, request: Request) -> tuple[Any, Response | None]:
-        body = await request.body()
-        try:
-            payload = await request.json() if body else None
-        except ValueError:
-            payload = body.decode(errors="replace")
-        self.received.append(Received(request.method, request.url.path, payload))
-        if self._failures:
-            status, retry_after_s = self._failures.popleft()
-            headers = {"Retry-After": str(int(retry_after_s))} if retry_after_s is not None else {}
-            return None, JSONResponse({"code": "internal_error", "message": "Try again"}, status, headers)
-        expected = base64.b64encode(f"{self.api_key}:X".encode()).decode()
-        if request.headers.get("authorization") != f"Basic {expected}":
-            return None, JSONResponse(
-                {"code": "invalid_credentials", "message": "You have to be logged in to perform this action."}, 401
-            )
-        if body and not request.headers.get("content-type", "").startswith("application/json"):
-            return None, JSONResponse(
-                {
-                    "code": "invalid_content_type",
-                    "message": "Content-Type header is set to . It should be set to application/json",
-                },
-                415,
-            )
-        if isinstance(payload, str):
-            return None, JSONResponse(
-                {
-                    "description": "Validation failed",
-                    "errors": [{"code": "invalid_json", "message": "Request body has invalid json format"}],
-                },
-                400,
-            )
-        return payload, None
+    # -- the common reading's answers, in Freshdesk's shapes ------------------------------
+
+    def basic_credentials(self) -> str:
+        return f"{self.api_key}:X"
+
+    def failure(self, status: int, headers: dict[str, str]) -> Response:
+        return JSONResponse({"code": "internal_error", "message": "Try again"}, status, headers)
+
+    def unauthorized(self) -> Response:
+        return JSONResponse(
+            {"code": "invalid_credentials", "message": "You have to be logged in to perform this action."}, 401
+        )
+
+    def bad_content_type(self) -> Response:
+        return JSONResponse(
+            {
+                "code": "invalid_content_type",
+                "message": "Content-Type header is set to . It should be set to application/json",
+            },
+            415,
+        )
+
+    def bad_json(self) -> Response:
+        return JSONResponse(
+            {
+                "description": "Validation failed",
+                "errors": [{"code": "invalid_json", "message": "Request body has invalid json format"}],
+            },
+            400,
+        )
 
 
 def _validate(payload: Any, *, creating: bool) -> list[dict[str, str]]:

@@ -13,9 +13,7 @@ and ``GET /api/v2/help_center/sections/{id}.json`` (404 ``RecordNotFound`` for a
 
 from __future__ import annotations
 
-import base64
 import itertools
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,14 +23,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from sandbox.providers._helpdesk import HelpdeskFake
+
 NOW = "2026-11-23T10:05:00Z"
-
-
-@dataclass
-class Received:
-    method: str
-    path: str
-    json: Any
 
 
 @dataclass
@@ -46,7 +39,7 @@ class Article:
     translations: dict[str, dict[str, str]] = field(default_factory=dict)  # locale -> {title, body}
 
 
-class FakeZendesk:
+class FakeZendesk(HelpdeskFake):
     def __init__(
         self,
         email: str = "agent@example.com",
@@ -54,19 +47,18 @@ class FakeZendesk:
         section_ids: tuple[int, ...] = (360001,),
         permission_group_ids: tuple[int, ...] = (1501,),
     ) -> None:
+        super().__init__()
         self.email = email
         self.api_token = api_token
         self.section_ids = set(section_ids)
         self.permission_group_ids = set(permission_group_ids)
         self.articles: dict[int, Article] = {}
-        self.received: list[Received] = []
         self.base_url = "http://zendesk.invalid"  # for html_url; set when served
         self.user_role = "admin"  # of the token's user: "admin", "agent" or "end-user"
         # Called with the article's JSON after each content write (its creation, a translation
         # written); a labels-only PUT is no new revision, so it is not reported.
         self.on_accept: Callable[[dict[str, Any]], None] | None = None
         self._ids = itertools.count(4400000001)
-        self._failures: deque[tuple[int, float | None]] = deque()
         self.app = Starlette(
             routes=[
                 Route("/api/v2/help_center/sections/{section_id}/articles.json", self.create, methods=["POST"]),
@@ -80,10 +72,6 @@ class FakeZendesk:
                 Route("/api/v2/help_center/sections/{section_id}.json", self.section, methods=["GET"]),
             ]
         )
-
-    def fail(self, status: int = 500, times: int = 1, retry_after_s: float | None = None) -> None:
-        """Answer the next ``times`` requests with ``status`` (and ``Retry-After`` if given)."""
-        self._failures.extend([(status, retry_after_s)] * times)
 
     # -- endpoints ---------------------------------------------------------------------
 
@@ -232,27 +220,22 @@ class FakeZendesk:
 
     # -- helpers -----------------------------------------------------------------------
 
-    async def _receive(self, request: Request) -> tuple[Any, Response | None]:
-        body = await request.body()
-        try:
-            payload = await request.json() if body else None
-        except ValueError:
-            payload = body.decode(errors="replace")
-        self.received.append(Received(request.method, request.url.path, payload))
-        if self._failures:
-            status, retry_after_s = self._failures.popleft()
-            headers = {"Retry-After": str(int(retry_after_s))} if retry_after_s is not None else {}
-            if status == 429:
-                return None, Response("Too Many Requests", 429, headers=headers)
-            return None, JSONResponse({"error": "InternalError", "description": "Try again"}, status, headers)
-        expected = base64.b64encode(f"{self.email}/token:{self.api_token}".encode()).decode()
-        if request.headers.get("authorization") != f"Basic {expected}":
-            return None, JSONResponse({"error": "Couldn't authenticate you"}, 401)
-        if body and not request.headers.get("content-type", "").startswith("application/json"):
-            return None, JSONResponse({"error": "InvalidContentType", "description": "Use JSON"}, 415)
-        if isinstance(payload, str):
-            return None, JSONResponse({"error": "Unprocessable Entity", "description": "Invalid JSON"}, 400)
-        return payload, None
+    def basic_credentials(self) -> str:
+        return f"{self.email}/token:{self.api_token}"
+
+    def failure(self, status: int, headers: dict[str, str]) -> Response:
+        if status == 429:
+            return Response("Too Many Requests", 429, headers=headers)
+        return JSONResponse({"error": "InternalError", "description": "Try again"}, status, headers)
+
+    def unauthorized(self) -> Response:
+        return JSONResponse({"error": "Couldn't authenticate you"}, 401)
+
+    def bad_content_type(self) -> Response:
+        return JSONResponse({"error": "InvalidContentType", "description": "Use JSON"}, 415)
+
+    def bad_json(self) -> Response:
+        return JSONResponse({"error": "Unprocessable Entity", "description": "Invalid JSON"}, 400)
 
     def _html_url(self, article: Article, locale: str) -> str:
         return f"{self.base_url}/hc/{locale}/articles/{article.id}"
