@@ -8,6 +8,8 @@
   and never into a reason or a log line. ``webhook_outcome`` is the common reading of the
   answer: a 404 or 410 means the webhook is gone, and the subscriber is suppressed with
   the reason, never tried again;
+- ``post_each``: one POST per recipient, ``concurrency`` at once, each outcome reported before
+  its slot frees (the webhook channel's fan-out too);
 - ``Pacer``: at most one post per interval (Slack's one message a second per channel).
 """
 
@@ -16,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar, Self
 from urllib.parse import urlencode
 
@@ -124,6 +126,28 @@ def webhook_outcome(
     return PermanentError(reason)
 
 
+async def post_each(
+    recipients: Sequence[Recipient], slots: asyncio.Semaphore, post: Callable[[Recipient], Awaitable[Outcome]]
+) -> dict[int, Outcome]:
+    """``post`` to each recipient, as many at once as ``slots`` allow, each outcome reported as it comes.
+
+    Once the worker is stopping, the recipients not yet begun are handed back unsent (no outcome).
+    """
+    progress = current_progress()
+    outcomes: dict[int, Outcome] = {}
+
+    async def send(recipient: Recipient) -> None:
+        async with slots:
+            if progress.stopping:
+                return
+            outcome = outcomes[recipient.delivery_id] = await post(recipient)
+            # In the ledger before the slot frees: a crash re-sends at most ``concurrency`` per worker.
+            await progress.report(recipient.delivery_id, outcome)
+
+    await asyncio.gather(*(send(recipient) for recipient in recipients))
+    return outcomes
+
+
 def read_json(response: httpx.Response) -> Any:
     """The answer's JSON, or ``None`` when it is not JSON."""
     try:
@@ -191,22 +215,9 @@ class ChatWebhookChannel:
         self, message: Message, rendition: Rendition, recipients: Sequence[Recipient], thread: Thread
     ) -> Mapping[int, Outcome]:
         body = json.dumps(rendition, separators=(",", ":"), ensure_ascii=False).encode()
-        progress = current_progress()
         if self._slots is None:
             self._slots = asyncio.Semaphore(self._concurrency)
-        slots = self._slots
-        outcomes: dict[int, Outcome] = {}
-
-        async def send(recipient: Recipient) -> None:
-            async with slots:
-                if progress.stopping:  # the worker is stopping: handed back unsent
-                    return
-                outcome = outcomes[recipient.delivery_id] = await self.post(recipient.address, body)
-                # In the ledger before the slot frees: a crash re-sends at most ``concurrency`` per worker.
-                await progress.report(recipient.delivery_id, outcome)
-
-        await asyncio.gather(*(send(recipient) for recipient in recipients))
-        return outcomes
+        return await post_each(recipients, self._slots, lambda recipient: self.post(recipient.address, body))
 
     async def post(self, url: str, body: bytes) -> Outcome:
         """POST ``body`` to one subscriber's webhook ``url``; the outcome, never an exception."""

@@ -19,9 +19,9 @@ from typing import Any, ClassVar, Self
 import httpx
 from pydantic import Field
 
-from broadcaster.delivery.progress import current_progress
 from broadcaster.render import iso
 from broadcaster.ssrf import PinnedTransport, is_public_ip
+from channels._chat import post_each
 from channels.base import (
     ChannelContext,
     ChannelKind,
@@ -156,20 +156,9 @@ class WebhookChannel:
         self, message: Message, rendition: Rendition, recipients: Sequence[Recipient], thread: Thread
     ) -> Mapping[int, Outcome]:
         body = json.dumps(rendition, separators=(",", ":")).encode()
-        slots = self._sending_slots()
-        progress = current_progress()
-
-        async def one(recipient: Recipient) -> tuple[int, Outcome] | None:
-            async with slots:
-                if progress.stopping:  # the worker is stopping: handed back unsent
-                    return None
-                outcome = await self._post(message, recipient, body)
-                # In the ledger before the slot frees: a crash re-sends at most ``concurrency`` per worker.
-                await progress.report(recipient.delivery_id, outcome)
-                return recipient.delivery_id, outcome
-
-        results = await asyncio.gather(*(one(r) for r in recipients))
-        return dict(result for result in results if result is not None)
+        return await post_each(
+            recipients, self._sending_slots(), lambda recipient: self._post(message, recipient, body)
+        )
 
     def _sending_slots(self) -> asyncio.Semaphore:
         """``concurrency`` requests at once for the whole worker, every batch together (as the pool is)."""
