@@ -13,10 +13,8 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
 
 from broadcaster.config import Settings
-from broadcaster.db import deliveries, new_id, subscribers, utcnow
 from broadcaster.logs import QUIET_LOGGERS
 from broadcaster.runtime import Runtime
 from broadcaster.security import mask_url
@@ -28,6 +26,7 @@ from sandbox.serve import serve_app
 from tests.conftest import run_worker
 from tests.integration.test_console import login
 from tests.security.test_ssrf import strict_client, strict_settings  # noqa: F401 (fixtures)
+from tests.support.delivery import post_and_deliver, store_confirmed
 from tests.support.dns import flipping, use_resolver
 from tests.support.posting import post_body
 
@@ -80,41 +79,6 @@ async def test_a_name_resolving_to_a_private_address_is_refused_at_sign_up(
         assert accepted.json()["status"] == "pending_approval" and "secret" not in accepted.json()
 
 
-async def _store(runtime: Runtime, channel: str, address: str) -> None:
-    """A confirmed subscriber stored as if sign-up had let it through."""
-    now = utcnow()
-    async with runtime.engine.begin() as conn:
-        await conn.execute(
-            subscribers.insert().values(
-                id=new_id(),
-                channel=channel,
-                address=address,
-                confirmed=True,
-                confirmed_at=now,
-                created_at=now,
-                drill=False,
-                meta={},
-            )
-        )
-
-
-async def _deliver(settings: Settings, runtime: Runtime) -> dict[str, tuple[str, int, str]]:
-    """Post one update to the chat channels and run the worker: {address: (state, attempts, error)}."""
-    strict = Runtime.build(settings)
-    try:
-        posted, _ = await post_body(
-            strict, {"title": "x", "status": "investigating", "message": "x", "channels": list(CHATS)}
-        )
-    finally:
-        await strict.aclose()
-    await run_worker(settings)
-    query = select(deliveries.c.address, deliveries.c.state, deliveries.c.attempts, deliveries.c.last_error).where(
-        deliveries.c.update_id == posted.update_id
-    )
-    async with runtime.engine.connect() as conn:
-        return {row.address: (row.state, row.attempts, row.last_error) for row in await conn.execute(query)}
-
-
 async def test_a_chat_url_on_loopback_is_refused_at_delivery(
     strict_client: httpx.AsyncClient,  # noqa: F811
     strict_settings: Settings,  # noqa: F811
@@ -137,13 +101,13 @@ async def test_a_chat_url_on_loopback_is_refused_at_delivery(
     ):
         bases = {"slack": slack, "teams": teams, "discord": discord, "google_chat": google}
         for channel in CHATS:
-            await _store(runtime, channel, bases[channel] + PATHS[channel])
+            await store_confirmed(runtime, channel, [bases[channel] + PATHS[channel]])
         rebound = f"https://flip.example:{httpx.URL(slack).port}" + PATHS["slack"]
         signed_up = await strict_client.post(
             "/api/v1/subscribers", json={"channel": "slack", "address": rebound, "confirmed": True}
         )
         assert signed_up.status_code == 201, signed_up.text  # public when sign-up looked
-        rows = await _deliver(strict_settings, runtime)
+        rows = await post_and_deliver(strict_settings, runtime, CHATS)
     assert dns.calls == ["flip.example", "flip.example"], "sign-up, then delivery: one look-up each"
     assert len(rows) == 5
     for address, (state, attempts, error) in rows.items():
@@ -159,7 +123,7 @@ async def test_chat_urls_are_masked_in_the_console_and_never_logged(
     slack = SlackProvider(gone={"T0/B0/s3cret-hook"})
     async with serve_app(slack.app) as base:
         url = base + PATHS["slack"]
-        await _store(runtime, "slack", url)
+        await store_confirmed(runtime, "slack", [url])
         # What a deployment logs (INFO, httpx quieted as broadcaster.logs does), and our own code at DEBUG.
         # (set_level also sets the capturing handler's level: the last call, DEBUG, is the one it keeps)
         for name in QUIET_LOGGERS:

@@ -18,6 +18,7 @@ from channels.webhook import is_public_ip
 from sandbox.providers.webhook_receiver import WebhookReceiver
 from sandbox.serve import serve_app
 from tests.conftest import run_worker
+from tests.support.delivery import post_and_deliver, store_confirmed
 from tests.support.dns import NXDOMAIN, flipping, use_resolver
 
 PRIVATE_URLS = [
@@ -190,8 +191,8 @@ async def test_refused_at_delivery(strict_settings: Settings, runtime: Runtime, 
     """Stored as if sign-up had let them through: every delivery fails for good, the reason naming the host only."""
     secret_part = "/s3cret-path?token=s3cret-query"
     addresses = [url.rstrip("/") + secret_part for url, _ in REFUSED_TARGETS]
-    await _store_webhooks(runtime, addresses)
-    rows = await _post_and_deliver(strict_settings, runtime)
+    await store_confirmed(runtime, "webhook", addresses)
+    rows = await post_and_deliver(strict_settings, runtime, ["webhook"])
     assert len(rows) == len(addresses)
     for address, (state, attempts, error) in rows.items():
         assert (state, attempts) == ("failed", 1), (address, state, attempts, error)  # permanent: not retried
@@ -214,47 +215,7 @@ async def test_an_answer_flipping_to_loopback_never_reaches_it(
         "/api/v1/subscribers", json={"channel": "webhook", "address": url, "confirmed": True}
     )
     assert stored.status_code == 201, stored.text
-    rows = await _post_and_deliver(strict_settings, runtime)
+    rows = await post_and_deliver(strict_settings, runtime, ["webhook"])
     assert rows == {url: ("failed", 1, "refused: flip.example resolves to a private or loopback address")}
     assert hits == [], "the worker connected to the loopback address"
     assert dns.calls == ["flip.example", "flip.example"]  # sign-up, then delivery: nothing looked it up again
-
-
-async def _store_webhooks(runtime: Runtime, addresses: list[str]) -> None:
-    now = utcnow()
-    async with runtime.engine.begin() as conn:
-        for address in addresses:
-            await conn.execute(
-                subscribers.insert().values(
-                    id=new_id(),
-                    channel="webhook",
-                    address=address,
-                    confirmed=True,
-                    confirmed_at=now,
-                    created_at=now,
-                    secret=new_webhook_secret(),
-                    drill=False,
-                    meta={},
-                )
-            )
-
-
-async def _post_and_deliver(strict_settings: Settings, runtime: Runtime) -> dict[str, tuple[str, int, str]]:
-    """Post one update to the webhook channel, run the worker to the end: {address: (state, attempts, error)}."""
-    from tests.support.posting import post_body as post
-
-    strict = Runtime.build(strict_settings)
-    try:
-        posted, _ = await post(
-            strict, {"title": "x", "status": "investigating", "message": "x", "channels": ["webhook"]}
-        )
-    finally:
-        await strict.aclose()
-    await run_worker(strict_settings)
-    query = (
-        select(subscribers.c.address, deliveries.c.state, deliveries.c.attempts, deliveries.c.last_error)
-        .join(subscribers, subscribers.c.id == deliveries.c.recipient)
-        .where(deliveries.c.update_id == posted.update_id)
-    )
-    async with runtime.engine.connect() as conn:
-        return {row.address: (row.state, row.attempts, row.last_error) for row in await conn.execute(query)}
