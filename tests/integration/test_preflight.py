@@ -22,12 +22,9 @@ from broadcaster.delivery import preflight
 from broadcaster.domain.users import create_user
 from broadcaster.models import DeliveryKind
 from sandbox.smtp import RecordingSMTP
-from tests.conftest import make_settings
 from tests.integration.test_openapi import conforms, served_document
 from tests.support.all_channels import (
     FRESHDESK_FOLDER_ID,
-    SMS_SENDER,
-    ZENDESK_PERMISSION_GROUP_ID,
     ZENDESK_SECTION_ID,
     Providers,
     Stack,
@@ -46,26 +43,7 @@ COMMANDER = "carol@example.org"
 
 def five_channels(providers: Providers, database_url: str, **overrides: Any) -> Settings:
     """Email, SMS, Mastodon, Zendesk and Freshdesk pointed at their local providers."""
-    values: dict[str, Any] = {
-        **providers.smtp.settings(),
-        "twilio_base_url": providers.urls["twilio"],
-        "twilio_account_sid": providers.twilio.account_sid,
-        "twilio_auth_token": providers.twilio.auth_token,
-        "twilio_from": SMS_SENDER,
-        "mastodon_base_url": providers.urls["mastodon"],
-        "mastodon_access_token": providers.mastodon.token,
-        "zendesk_base_url": providers.urls["zendesk"],
-        "zendesk_email": providers.zendesk.email,
-        "zendesk_api_token": providers.zendesk.api_token,
-        "zendesk_section_id": str(ZENDESK_SECTION_ID),
-        "zendesk_permission_group_id": ZENDESK_PERMISSION_GROUP_ID,
-        "freshdesk_base_url": providers.urls["freshdesk"],
-        "freshdesk_api_key": providers.freshdesk.api_key,
-        "freshdesk_folder_id": str(FRESHDESK_FOLDER_ID),
-        "http_timeout_s": 5.0,
-        "channel_check_timeout_s": 5.0,
-    }
-    return make_settings(database_url, **(values | overrides))
+    return providers.settings(database_url, channels=CHECKED, channel_check_timeout_s=5.0, **overrides)
 
 
 async def check_command(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:

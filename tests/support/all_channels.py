@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any
@@ -68,33 +68,45 @@ class Providers:
     webhook: WebhookReceiver = field(default_factory=WebhookReceiver)
     urls: dict[str, str] = field(default_factory=dict)  # provider name -> base URL
 
-    def settings(self, database_url: str, **overrides: Any) -> Settings:
-        """Test settings (``tests.conftest.make_settings``) with every channel configured."""
-        values: dict[str, Any] = {
-            **self.smtp.settings(),
-            "twilio_base_url": self.urls["twilio"],
-            "twilio_account_sid": self.twilio.account_sid,
-            "twilio_auth_token": self.twilio.auth_token,
-            "twilio_from": SMS_SENDER,
-            "sms_rate_per_s": 1000.0,
-            "mastodon_base_url": self.urls["mastodon"],
-            "mastodon_access_token": self.mastodon.token,
-            "bluesky_base_url": self.urls["bluesky"],
-            "bluesky_handle": self.bluesky.handle,
-            "bluesky_app_password": self.bluesky.password,
-            "x_base_url": self.urls["x"],
-            "x_access_token": self.x.token,
-            "zendesk_base_url": self.urls["zendesk"],
-            "zendesk_email": self.zendesk.email,
-            "zendesk_api_token": self.zendesk.api_token,
-            "zendesk_section_id": str(ZENDESK_SECTION_ID),
-            "zendesk_permission_group_id": ZENDESK_PERMISSION_GROUP_ID,
-            "freshdesk_base_url": self.urls["freshdesk"],
-            "freshdesk_api_key": self.freshdesk.api_key,
-            "freshdesk_folder_id": str(FRESHDESK_FOLDER_ID),
-            "http_timeout_s": 5.0,
-        }
+    def settings(self, database_url: str, *, channels: Sequence[str] | None = None, **overrides: Any) -> Settings:
+        """Test settings (``tests.conftest.make_settings``) with every channel (or only ``channels``) configured."""
+        groups = self.channel_settings()
+        values: dict[str, Any] = {"http_timeout_s": 5.0}
+        for name in groups if channels is None else channels:
+            values |= groups[name]
         return make_settings(database_url, **(values | overrides))
+
+    def channel_settings(self) -> dict[str, dict[str, Any]]:
+        """Each provider-backed channel's settings, pointed at its local provider."""
+        return {
+            "email": self.smtp.settings(),
+            "sms": {
+                "twilio_base_url": self.urls["twilio"],
+                "twilio_account_sid": self.twilio.account_sid,
+                "twilio_auth_token": self.twilio.auth_token,
+                "twilio_from": SMS_SENDER,
+                "sms_rate_per_s": 1000.0,
+            },
+            "mastodon": {"mastodon_base_url": self.urls["mastodon"], "mastodon_access_token": self.mastodon.token},
+            "bluesky": {
+                "bluesky_base_url": self.urls["bluesky"],
+                "bluesky_handle": self.bluesky.handle,
+                "bluesky_app_password": self.bluesky.password,
+            },
+            "x": {"x_base_url": self.urls["x"], "x_access_token": self.x.token},
+            "zendesk": {
+                "zendesk_base_url": self.urls["zendesk"],
+                "zendesk_email": self.zendesk.email,
+                "zendesk_api_token": self.zendesk.api_token,
+                "zendesk_section_id": str(ZENDESK_SECTION_ID),
+                "zendesk_permission_group_id": ZENDESK_PERMISSION_GROUP_ID,
+            },
+            "freshdesk": {
+                "freshdesk_base_url": self.urls["freshdesk"],
+                "freshdesk_api_key": self.freshdesk.api_key,
+                "freshdesk_folder_id": str(FRESHDESK_FOLDER_ID),
+            },
+        }
 
     @property
     def webhook_url(self) -> str:
