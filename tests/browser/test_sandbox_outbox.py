@@ -7,7 +7,6 @@ what the real channels sent to the local providers.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,13 +32,6 @@ PASSWORD = "correct horse battery"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 OUTBOX_CHANNELS = ("email", "sms", "mastodon", "bluesky", "x", "zendesk", "freshdesk", "webhook")
 CHAT_CHANNELS = ("slack", "slack_bot", "teams", "discord", "discord_forum", "google_chat")
-
-
-async def until_started(worker: WorkerProcess, timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while " started" not in worker.log_path.read_text():
-        assert time.monotonic() < deadline, worker.log_path.read_text()[-2000:]
-        await asyncio.sleep(0.05)
 
 
 @pytest.fixture
@@ -102,7 +94,7 @@ async def test_an_update_sent_from_the_console_reaches_every_channel_in_the_outb
             worker = WorkerProcess(settings, tmp_path / "worker.log")  # a process of its own, as `up` runs it
             worker.start()
             try:
-                await until_started(worker)
+                await worker.until_started()
                 sent_at = time.monotonic()
                 await console.click("#send")
                 for name in (*OUTBOX_CHANNELS, *CHAT_CHANNELS):

@@ -9,7 +9,6 @@ one update each in the incident, one message each for the webhook and the email 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -42,13 +41,6 @@ def settings(database_url: str, clean_database: None, smtp: RecordingSMTP) -> Se
     return make_settings(database_url, **smtp.settings())
 
 
-async def until_started(worker: WorkerProcess, timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while " started" not in worker.log_path.read_text():
-        assert time.monotonic() < deadline, worker.log_path.read_text()[-2000:]
-        await asyncio.sleep(0.05)
-
-
 async def test_killed_before_the_start_then_restarted(
     client: httpx.AsyncClient, auth: dict[str, str], settings: Settings, smtp: RecordingSMTP, tmp_path: Path
 ) -> None:
@@ -62,7 +54,7 @@ async def test_killed_before_the_start_then_restarted(
             audience = Audience(receiver, smtp)
             api = await component(client, auth)
             first.start()
-            await until_started(first)
+            await first.until_started()
             start, end = in_s(START_IN_S), in_s(END_IN_S)
             created = await client.post("/api/v1/incidents", headers=auth, json=maintenance_body(api, start, end))
             assert created.status_code == 201, created.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -54,6 +55,13 @@ class WorkerProcess:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "broadcaster.cli", "worker"], env=settings_env(self.settings), stdout=log, stderr=log
         )
+
+    async def until_started(self, timeout_s: float = 20.0) -> None:
+        """Return once the worker has logged its own ``worker <id> started`` line."""
+        deadline = time.monotonic() + timeout_s
+        while " started" not in self.log_path.read_text():
+            assert time.monotonic() < deadline, self.log_path.read_text()[-2000:]
+            await asyncio.sleep(0.05)
 
     def kill(self) -> None:
         """SIGKILL: no shutdown hooks, jobs cut off mid-flight."""
