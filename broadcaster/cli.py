@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from broadcaster import cli_accounts, cli_channels, cli_import, cli_maintenance, cli_up  # noqa: F401 (register their commands)
+from broadcaster import cli_accounts, cli_channels, cli_import, cli_maintenance, cli_mirror, cli_up  # noqa: F401 (register their commands)
 from broadcaster.actors import Actor
 from broadcaster.commands import COMMANDS, command
 from broadcaster.config import Settings, get_settings

@@ -67,6 +67,7 @@ async def _fetch(args: argparse.Namespace, settings: Settings, progress: Progres
 def import_command(args: argparse.Namespace, settings: Settings) -> int:
     from broadcaster.importing.fetch import SourceError
     from broadcaster.importing.writer import write_bundle
+    from broadcaster.jobs import page_copies
     from broadcaster.runtime import Runtime
 
     async def run() -> list[str]:
@@ -78,7 +79,7 @@ def import_command(args: argparse.Namespace, settings: Settings) -> int:
             report = await write_bundle(rt.engine, bundle, settings, actor=actor, dry_run=dry_run, progress=progress)
             if not args.dry_run:  # live pages re-read: components and history, and the page's name
                 await rt.bus.publish("components", {"import": bundle.source})
-                await rt.bus.publish("page", {"import": bundle.source})
+                await page_copies.page_changed(rt, "page", {"import": bundle.source})
         finally:
             await rt.aclose()
         return report.lines()

@@ -24,8 +24,9 @@ from typing import Any, TextIO
 CONTEXT_FIELDS = ("update_id", "channel", "job_id", "incident_id")
 # httpx logs every request's full URL at INFO, and subscribers' webhook URLs are often secrets
 # (a token in the path or query); oauthlib logs the OAuth parameters it signs (X's access token)
+# at DEBUG; botocore (the mirror's S3 client) logs signed request headers, a session token among them,
 # at DEBUG: these loggers speak only from WARNING up.
-QUIET_LOGGERS = ("httpx", "httpcore", "oauthlib")
+QUIET_LOGGERS = ("httpx", "httpcore", "oauthlib", "botocore", "boto3", "s3transfer", "urllib3")
 # Periodic or per-job chatter (arq's line per job run, the cron runs, alembic's plugin list, the
 # web server's start-up lines): from WARNING up, unless the level is DEBUG.
 CHATTY_LOGGERS = ("arq", "alembic", "_granian", "granian", "uvicorn.error")

@@ -13,8 +13,9 @@ from what was written (components restored on a resolve, impact derived, the num
 update gets) and renders it with each channel's own ``render``. The preview is the send.
 
 Which channels an update goes to is decided once, in ``choose_channels``: the requested
-ones (default: all enabled), without the ones that notify people when
-``deliver_notifications`` is false, and without public channels for a drill.
+ones (default: all enabled; the page's copies, the mirror, wherever the page goes), without
+the ones that notify people when ``deliver_notifications`` is false, and without public
+channels for a drill.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from broadcaster.actors import Actor
 from broadcaster.alerts import publication
 from broadcaster.crisis import contacts, playbooks
-from broadcaster.delivery.channel import Rendition
+from broadcaster.delivery.channel import PageCopy, Rendition
 from broadcaster.delivery.registry import Registry
 from broadcaster.domain import (
     audit,
@@ -45,7 +46,7 @@ from broadcaster.domain import (
 )
 from broadcaster.domain.incidents import Posted
 from broadcaster.errors import InputError
-from broadcaster.jobs import contact_notices
+from broadcaster.jobs import contact_notices, page_copies
 from broadcaster.models import ChannelKind
 from broadcaster.post_requests import (
     ComponentNotice,
@@ -100,6 +101,8 @@ def choose_channels(
                     {"deliver_notifications": f"is false, but channels asks for {', '.join(loud)}"},
                 )
         names: Sequence[str] = list(dict.fromkeys(requested))
+        if incidents.STATUS_PAGE in names:  # a copy of the page (the mirror) goes wherever the page goes
+            names = [*names, *(n for n, ch in enabled.items() if isinstance(ch, PageCopy) and n not in names)]
     else:
         names = [name for name, channel in enabled.items() if deliver_notifications or not channel.notifies]
     if drill:
@@ -233,6 +236,7 @@ async def post(rt: Runtime, request: PostRequest, *, actor: Actor, idempotency_k
     if posted is None:
         if isinstance(request, ComponentNotice):
             await rt.bus.publish("components", {"component_id": request.component_id})
+        await page_copies.request_refresh(rt)  # no update for the fan-out to carry: the mirror is pushed as it is
         return PostResult()
     log.info(
         "posted %supdate %s of incident %s by %s, to %s",

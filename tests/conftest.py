@@ -28,6 +28,8 @@ from status_page.app import create_app
 
 PG_ADMIN_DSN = os.environ.get("BROADCASTER_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("BROADCASTER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+# The mirror's boto3, without credentials, would ask a cloud's metadata address for some: never in tests.
+os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
 
 
 def backend() -> str:

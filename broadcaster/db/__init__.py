@@ -432,6 +432,30 @@ import_sources = Table(
 )
 
 
+# The mirror (status_page.mirror): per target, each object's content hash when it was last pushed
+# (the next push sends only what differs), and how the target's pushes went.
+mirror_objects = Table(
+    "mirror_objects",
+    metadata,
+    Column("target", String(255), primary_key=True),  # "s3://bucket/prefix", "dir:/srv/mirror"
+    Column("key", String(1024), primary_key=True),  # "index.html", "api/v2/summary.json"
+    Column("digest", String(64), nullable=False),  # SHA-256 of the body, the banner's time left out
+    Column("pushed_at", UTCDateTime, nullable=False),
+)
+
+mirror_targets = Table(
+    "mirror_targets",
+    metadata,
+    Column("target", String(255), primary_key=True),
+    Column("last_attempt_at", UTCDateTime, nullable=False),
+    Column("last_success_at", UTCDateTime),
+    Column("failing_since", UTCDateTime),  # the first failed push since the last success
+    Column("last_error", Text),
+    Column("objects", Integer, nullable=False, default=0),  # on the target after the last success
+    Column("uploaded", Integer, nullable=False, default=0),  # sent by the last successful push
+)
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")

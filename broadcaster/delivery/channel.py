@@ -217,3 +217,22 @@ class Listening(Protocol):
         Raise ``RateLimited`` when the provider asks to wait, ``DeliveryError`` with its reason otherwise.
         """
         ...
+
+
+@runtime_checkable
+class PageCopy(Protocol):
+    """A broadcast channel that keeps a copy of the whole public page elsewhere (the mirror).
+
+    Its ``publish`` pushes the page as it is now; ``refresh`` does the same outside any update,
+    after a change that posts none (a quiet component change, the brand, the contact channels:
+    ``broadcaster.jobs.page_copies``) and for ``broadcaster mirror push`` (``full``: every object
+    again, not only what changed).
+    """
+
+    async def refresh(self, *, full: bool = False) -> str:
+        """Push the page now; what was done. Raise ``RetryableError`` / ``PermanentError`` on failure."""
+        ...
+
+    async def copy_state(self) -> Mapping[str, Any]:
+        """How the pushes went (the last success, the lag), JSON-able: ``GET /api/v1/channels`` shows it."""
+        ...

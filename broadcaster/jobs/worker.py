@@ -28,7 +28,7 @@ from broadcaster.config import Settings, get_settings
 from broadcaster.delivery.completion import announce_if_finished
 from broadcaster.delivery.preflight import preflight_job
 from broadcaster.errors import ConfigError, RetryableError
-from broadcaster.jobs import confirmations, contact_notices, heartbeat, listening
+from broadcaster.jobs import confirmations, contact_notices, heartbeat, listening, page_copies
 from broadcaster.jobs.maintenance import maintenance_job
 from broadcaster.jobs.queue import DELIVER_BATCH, FANOUT, Queue, redis_settings
 from broadcaster.jobs.reminders import reminders_job
@@ -172,6 +172,7 @@ def functions(settings: Settings) -> list[Function]:
             func(deliver_batch_job, name=DELIVER_BATCH, keep_result=0, max_tries=UNBOUNDED_TRIES, timeout=timeout),
             confirmations.function(settings),
             contact_notices.function(settings),
+            page_copies.function(settings),
             notices.function(settings),
         )
     ]

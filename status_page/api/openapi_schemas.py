@@ -148,7 +148,28 @@ RESPONSE_SCHEMAS: dict[str, Schema] = {
                     obj({"update_id": STRING, "incident_id": STRING, "number": INTEGER, "sent_at": TIME_OR_NULL}),
                 ]
             },
-        }
+            "copy": obj(
+                {
+                    "last_success_at": TIME_OR_NULL,
+                    "lag_s": {"type": "number"},
+                    "targets": array(
+                        obj(
+                            {
+                                "target": STRING,
+                                "last_success_at": TIME_OR_NULL,
+                                "last_attempt_at": TIME_OR_NULL,
+                                "failing_since": TIME_OR_NULL,
+                                "last_error": STRING_OR_NULL,
+                                "objects": INTEGER,
+                                "lag_s": {"type": "number"},
+                            }
+                        )
+                    ),
+                },
+                description="Only on a page copy (the mirror): its last successful push, and how long it has lagged",
+            ),
+        },
+        required=["title", "kind", "enabled", "current_update"],
     ),
     "Channels": {
         "type": "object",

@@ -20,6 +20,7 @@ from broadcaster.actors import Actor
 from broadcaster.domain import audit, contact_channels, page_brand
 from broadcaster.domain.contact_channels import ContactChannelsIn
 from broadcaster.domain.page_brand import Brand, BrandPatch
+from broadcaster.jobs import page_copies
 from broadcaster.models import Role
 from broadcaster.post_requests import ContactNotice, PostResult
 from broadcaster.render import iso
@@ -69,7 +70,7 @@ async def save(rt: Runtime, patch: BrandPatch, actor: Actor) -> Brand:
     async with rt.engine.begin() as conn:
         brand, sent = await page_brand.save_brand(conn, patch)
         await audit.record(conn, str(actor), "page.brand", target="page", fields=sent)
-    await rt.bus.publish("page", {"changed": "brand"})
+    await page_copies.page_changed(rt, "page", {"changed": "brand"})
     return brand
 
 

@@ -17,6 +17,7 @@ from broadcaster.domain import components as component_store
 from broadcaster.domain import incidents as incident_store
 from broadcaster.domain import subscribers as subscriber_store
 from broadcaster.errors import InputError
+from broadcaster.jobs import page_copies
 from broadcaster.models import Role
 from broadcaster.post_requests import ComponentNotice, PostRequest, request_from_body
 from broadcaster.render import iso, markdown_to_html
@@ -109,6 +110,7 @@ async def create_component(request: Request) -> Response:
     async with runtime(request).engine.begin() as conn:
         row = await component_store.create_component(conn, data)
         await audit.record(conn, str(token_actor(token)), "component.create", target=row["id"], name=row["name"])
+    await page_copies.page_changed(runtime(request), "components", {"component_id": row["id"]})
     return JSONResponse(component_json(row), status_code=201)
 
 
@@ -137,7 +139,7 @@ async def patch_component(request: Request) -> Response:
         )
         posted = (await posting.post(rt, notice, actor=actor)).posted
     elif edits:
-        await rt.bus.publish("components", {"component_id": component_id})
+        await page_copies.page_changed(rt, "components", {"component_id": component_id})
     async with rt.engine.connect() as conn:
         body = component_json(await component_store.get_component(conn, component_id))
     if posted is not None:
@@ -257,6 +259,8 @@ async def list_channels(request: Request) -> Response:
                 "sent_at": iso(current["sent_at"]),
             },
         }
+    for name, copy in page_copies.page_copies(rt).items():  # the mirror: its last successful push and lag
+        body[name]["copy"] = dict(await copy.copy_state())
     return JSONResponse(body)
 
 

@@ -19,6 +19,7 @@ from broadcaster.domain import audit, replies
 from broadcaster.domain import incidents as incident_store
 from broadcaster.domain.subscribers import URL_CHANNELS
 from broadcaster.errors import InputError
+from broadcaster.jobs.page_copies import page_copies
 from broadcaster.models import CLOSED_STATUSES, Role
 from broadcaster.runtime import Runtime
 from broadcaster.security import mask_url
@@ -176,6 +177,7 @@ async def channels_page(request: Request) -> Response:
     user = require_role(request, Role.VIEWER)
     rt = runtime(request)
     checks = {check.channel: check for check in await preflight.stored(rt)}
+    copies = {name: await copy.copy_state() for name, copy in page_copies(rt).items()}  # the mirror's pushes
     async with rt.engine.connect() as conn:
         shown = await ledger.current_updates(conn)
         recent = await incident_store.list_incidents(conn, limit=20, include_drills=True)
@@ -202,6 +204,7 @@ async def channels_page(request: Request) -> Response:
                 "current_title": titles.get(current["incident_id"], current["incident_id"]) if current else None,
                 "latest_title": titles.get(latest["incident_id"]) if latest else None,
                 "check": checks.get(name),
+                "page_copy": copies.get(name),
             }
         )
     return page(request, "console/channels.html", user, rows=rows)

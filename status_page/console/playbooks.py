@@ -20,6 +20,7 @@ from broadcaster.crisis import contacts, playbook_yaml, playbooks
 from broadcaster.domain import audit
 from broadcaster.domain import incidents as incident_store
 from broadcaster.errors import InputError
+from broadcaster.jobs import page_copies
 from broadcaster.models import CLOSED_STATUSES, Impact, IncidentStatus, Role
 from broadcaster.post_requests import PlaybookOpening
 from broadcaster.schemas import validate
@@ -286,7 +287,7 @@ async def import_yaml(request: Request) -> Response:
         counts = await playbook_yaml.import_yaml(conn, content)
         await audit.record(conn, str(user_actor(user)), "playbooks.import", filename=upload.filename, counts=counts)
     if counts["page"]:
-        await runtime(request).bus.publish("page", {"changed": "brand"})
+        await page_copies.page_changed(runtime(request), "page", {"changed": "brand"})
     notice = f"Imported {counts['playbooks']} playbooks, {counts['levels']} levels, {counts['contacts']} contacts."
     return RedirectResponse(f"/console/playbooks?notice={notice.replace(' ', '+')}", status_code=303)
 

@@ -31,6 +31,7 @@ HTML = "text/html; charset=utf-8"
 JSON = "application/json"
 ATOM = "application/atom+xml; charset=utf-8"
 RSS = "application/rss+xml; charset=utf-8"
+ASSET_CACHE_CONTROL = "public, max-age=31536000, immutable"  # assets are content-hashed: a change is a new name
 HISTORY_PER_PAGE = 20
 LIVE_URL = "/events"
 _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")

@@ -2,9 +2,9 @@
 
 Pages are served from the page cache as ready bytes. Each web process listens to the bus
 (through ``status_page.live``): an ``update`` or ``published`` event drops the cache, warms
-the front page and JSON again, re-exports the static mirror when ``static_export_dir`` is
-set, and tells open pages, which re-fetch themselves (progressive enhancement: without
-JavaScript the page is complete, it just does not move).
+the front page and JSON again, and tells open pages, which re-fetch themselves (progressive
+enhancement: without JavaScript the page is complete, it just does not move). The static
+mirror is not written here: the worker pushes it, once per change (``status_page.mirror``).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from broadcaster.views.statuspage_v2 import ENDPOINTS
 from status_page.api import v2 as api_v2
 from status_page.live import live_events, sse_response
 from status_page.public.html import (
+    ASSET_CACHE_CONTROL,
     ATOM,
     HISTORY_PER_PAGE,
     HTML,
@@ -46,7 +47,6 @@ from status_page.security_headers import security_headers_for
 
 log = logging.getLogger(__name__)
 
-ASSET_CACHE_CONTROL = "public, max-age=31536000, immutable"
 MAX_HISTORY_PAGE = 100_000
 _ID = re.compile(r"^[a-z0-9]{1,32}$")
 LIVE_KINDS = ("update", "published", "page")  # page: the brand or the contact channels changed
@@ -207,8 +207,6 @@ def _on_event(app: Any, event: dict[str, Any]) -> None:
         return
     page_cache(app).invalidate()
     _spawn(app, _warm(app))
-    if _rt(app).settings.static_export_dir is not None:
-        _request_export(app)
 
 
 def _spawn(app: Any, coro: Any) -> None:
@@ -224,32 +222,6 @@ async def _warm(app: Any) -> None:
         await asyncio.gather(index_entry(app), api_v2.api_entry(app, "summary.json"))
     except Exception as exc:
         log.warning("warming the page cache failed: %s", exc)
-
-
-def _request_export(app: Any) -> None:
-    state = app.state
-    if getattr(state, "export_running", False):
-        state.export_again = True
-        return
-    state.export_running = True
-    _spawn(app, _export_loop(app))
-
-
-async def _export_loop(app: Any) -> None:
-    from status_page.public.static_export import export_site
-
-    rt = _rt(app)
-    try:
-        while True:
-            app.state.export_again = False
-            try:
-                await export_site(rt.settings, rt.engine, rt.settings.static_export_dir)  # type: ignore[arg-type]
-            except Exception:
-                log.exception("static export to %s failed", rt.settings.static_export_dir)
-            if not app.state.export_again:
-                break
-    finally:
-        app.state.export_running = False
 
 
 def install(app: Any) -> None:

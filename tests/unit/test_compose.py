@@ -42,6 +42,7 @@ DEPLOYMENT = {
     "x_base_url",
     "zendesk_locale",
     "slack_base_url",
+    "mirror_s3_prefix",
 }
 # Tuning knobs whose defaults suit a deployment; documented in docs/configuration.md.
 TUNING = {
@@ -93,6 +94,7 @@ TUNING = {
     "subscribe_confirmations_window_s",
     "sse_max_streams",
     "sse_max_streams_per_client",
+    "mirror_max_age_s",
 }
 
 # The compose specification's top-level and service keys (the subset a valid file may use).
