@@ -20,7 +20,7 @@ from broadcaster.domain import incidents as incident_store
 from broadcaster.domain.subscribers import URL_CHANNELS
 from broadcaster.errors import InputError
 from broadcaster.jobs.page_copies import page_copies
-from broadcaster.models import CLOSED_STATUSES, Role
+from broadcaster.models import CLOSED_STATUSES, ChannelKind, Role
 from broadcaster.runtime import Runtime
 from broadcaster.security import mask_url
 from status_page.auth import require_role, user_actor
@@ -193,6 +193,9 @@ async def channels_page(request: Request) -> Response:
         behind = latest is not None and (
             current is None or (current["update_id"] != latest["id"] and current["sent_at"] < latest["created_at"])
         )
+        if behind and latest is not None and channel.kind is ChannelKind.SUBSCRIBER:
+            async with rt.engine.connect() as conn:  # fanned out to nobody: nothing is owed
+                behind = not await ledger.fanned_out_to_nobody(conn, latest["id"], name)
         rows.append(
             {
                 "name": name,
