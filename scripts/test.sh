@@ -50,9 +50,9 @@ fi
 # The two databases run side by side (CI's budget is 12 minutes; one after the other takes ~16).
 # Each run has its own database, queue names and event stream, so they do not see each other.
 echo "== tests on SQLite and on PostgreSQL, side by side (logs: artifacts/tests-*.log) =="
-BROADCASTER_TEST_DATABASE=sqlite python -m pytest -q -p no:cacheprovider "$@" >artifacts/tests-sqlite.log 2>&1 &
+BROADCASTER_TEST_DATABASE=sqlite python -m pytest -q -p no:cacheprovider --durations=25 "$@" >artifacts/tests-sqlite.log 2>&1 &
 sqlite_pid=$!
-BROADCASTER_TEST_DATABASE=postgres python -m pytest -q -p no:cacheprovider -m "not browser" "$@" \
+BROADCASTER_TEST_DATABASE=postgres python -m pytest -q -p no:cacheprovider --durations=25 -m "not browser" "$@" \
   >artifacts/tests-postgres.log 2>&1 &
 postgres_pid=$!
 sqlite_status=0; postgres_status=0
