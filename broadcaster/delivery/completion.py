@@ -11,7 +11,10 @@ from __future__ import annotations
 import logging
 
 from redis.exceptions import RedisError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from broadcaster.db import deliveries, outbox
 from broadcaster.delivery import ledger
 from broadcaster.delivery.fanout import Fanout
 
@@ -42,3 +45,16 @@ async def announce_if_finished(fanout: Fanout, update_id: str, channel: str) -> 
         extra={"update_id": update_id, "channel": channel},
     )
     return True
+
+
+async def fanned_out_to_nobody(conn: AsyncConnection, update_id: str, channel: str) -> bool:
+    """Whether the update's fan-out on ``channel`` is done and made no row (no subscriber to tell)."""
+    done = await conn.scalar(
+        select(outbox.c.done_at).where(outbox.c.update_id == update_id, outbox.c.channel == channel)
+    )
+    if done is None:
+        return False
+    row = await conn.scalar(
+        select(deliveries.c.id).where(deliveries.c.update_id == update_id, deliveries.c.channel == channel).limit(1)
+    )
+    return row is None

@@ -407,19 +407,6 @@ async def delivery_counts(conn: AsyncConnection, update_id: str) -> dict[str, di
     return counts
 
 
-async def fanned_out_to_nobody(conn: AsyncConnection, update_id: str, channel: str) -> bool:
-    """Whether the update's fan-out on ``channel`` is done and made no row (no subscriber to tell)."""
-    done = await conn.scalar(
-        select(outbox.c.done_at).where(outbox.c.update_id == update_id, outbox.c.channel == channel)
-    )
-    if done is None:
-        return False
-    row = await conn.scalar(
-        select(deliveries.c.id).where(deliveries.c.update_id == update_id, deliveries.c.channel == channel).limit(1)
-    )
-    return row is None
-
-
 async def failures(conn: AsyncConnection, update_id: str, limit: int = 200) -> list[dict[str, Any]]:
     result = await conn.execute(
         select(

@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response, Stream
 from starlette.routing import Route
 
 from broadcaster.delivery import deadletter, ledger, preflight
+from broadcaster.delivery.completion import fanned_out_to_nobody
 from broadcaster.domain import audit, replies
 from broadcaster.domain import incidents as incident_store
 from broadcaster.domain.subscribers import URL_CHANNELS
@@ -195,7 +196,7 @@ async def channels_page(request: Request) -> Response:
         )
         if behind and latest is not None and channel.kind is ChannelKind.SUBSCRIBER:
             async with rt.engine.connect() as conn:  # fanned out to nobody: nothing is owed
-                behind = not await ledger.fanned_out_to_nobody(conn, latest["id"], name)
+                behind = not await fanned_out_to_nobody(conn, latest["id"], name)
         rows.append(
             {
                 "name": name,
