@@ -20,6 +20,7 @@ import httpx
 
 from broadcaster.commands import COMMANDS, command
 from broadcaster.config import Settings
+from broadcaster.logs import configure_logging
 from broadcaster.security import is_loopback_http
 
 SANDBOX_READY_S = 15.0
@@ -63,8 +64,9 @@ def up(args: argparse.Namespace, settings: Settings) -> int:
 
     settings, secret_path = with_kept_secret(settings)  # no key set: a random one, kept for next time
     env = {**os.environ, "BROADCASTER_SECRET_KEY": settings.secret_key.get_secret_value()}
-    if args.verbose:
+    if args.verbose:  # this process (migrations, demo seeding) and its children alike
         env["BROADCASTER_LOG_LEVEL"] = "DEBUG"
+        configure_logging(settings.log_format, "DEBUG")
     procs: list[subprocess.Popen[bytes]] = []
     sandbox_url = ""
     if not args.no_sandbox:
