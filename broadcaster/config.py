@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     page_name: str = "Service Status"
     page_id: str = "broadcaster"
     time_zone: str = "Etc/UTC"
+    # the language of the page and of every message when the reader's is not offered (broadcaster.i18n)
+    default_language: str = "en"
+    # the languages offered to readers and subscribers (comma-separated); empty: every shipped catalog
+    languages: Annotated[tuple[str, ...], NoDecode] = ()
+    # what a broadcast channel posts in when not the default: "mastodon=fr,zendesk=de"
+    channel_languages: Annotated[dict[str, str], NoDecode] = {}
     secret_key: SecretStr = SecretStr("dev-secret-change-me")
     templates_dir: Path = PACKAGE_DIR / "templates"  # shipped in the wheel
     log_format: str = "text"
@@ -139,6 +145,46 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return tuple(ip_network(item.strip(), strict=False) for item in value.split(",") if item.strip()) or None
         return value
+
+    @field_validator("languages", mode="before")
+    @classmethod
+    def _split_languages(cls, value: Any) -> Any:
+        items = value.split(",") if isinstance(value, str) else list(value or ())
+        return tuple(str(item).strip() for item in items if str(item).strip())
+
+    @field_validator("channel_languages", mode="before")
+    @classmethod
+    def _split_channel_languages(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        pairs = [item.partition("=") for item in value.split(",") if item.strip()]
+        bad = [name for name, sep, code in pairs if not sep or not name.strip() or not code.strip()]
+        if bad:
+            raise ValueError(f"write channel=language pairs, e.g. mastodon=fr (not {', '.join(bad)})")
+        return {name.strip(): code.strip() for name, _, code in pairs}
+
+    @model_validator(mode="after")
+    def _languages_shipped(self) -> Settings:
+        from broadcaster import i18n
+
+        shipped = i18n.shipped_languages()
+        default = i18n.normalize(self.default_language)
+        if default is None or i18n.best_match([default], shipped) != default:
+            raise ValueError(
+                f"default_language {self.default_language!r} has no catalog; shipped: {', '.join(shipped)}"
+            )
+        offered = [i18n.normalize(code) for code in self.languages]
+        unknown = [code for code, norm in zip(self.languages, offered, strict=True) if norm not in shipped]
+        if unknown:
+            raise ValueError(f"languages without a catalog: {', '.join(unknown)}; shipped: {', '.join(shipped)}")
+        chosen = tuple(code for code in offered if code) or shipped
+        self.default_language = default
+        self.languages = chosen if default in chosen else (default, *chosen)
+        for channel, code in list(self.channel_languages.items()):
+            if i18n.normalize(code) not in self.languages:
+                raise ValueError(f"channel_languages: {channel}={code} is not an offered language")
+            self.channel_languages[channel] = str(i18n.normalize(code))
+        return self
 
     @field_validator("sms_countries", mode="before")
     @classmethod

@@ -7,11 +7,12 @@ same ``Message``, so no channel can say something the page does not.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from broadcaster.models import humanize
+from broadcaster.i18n import SOURCE_LANGUAGE
+from broadcaster.i18n.labels import label
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +26,7 @@ class ComponentChange:
 
     @property
     def status_label(self) -> str:
-        return humanize(self.new_status)
+        return label(self.new_status)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,10 +76,16 @@ class Message:
     logo_url: str | None = None  # the page's logo (absolute URL), for channels that show one
     accent_color: str | None = None  # the page's accent (#rrggbb), contrast-checked against white
     contact_notice: str | None = None  # "How to reach us now: …", while some contact channel is not open
+    language: str = SOURCE_LANGUAGE  # the reader's: the words around the update are in it
+    content_language: str = SOURCE_LANGUAGE  # the one title and body are written in
+    translation_note: str = ""  # when the two differ: one line in the reader's language saying so
+    # every language the update exists in beyond the default: {"fr": {"title": …, "message": …}}
+    translations: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     @property
     def status_label(self) -> str:
-        return humanize(self.status)
+        """The status in the current language (``render_template`` makes it the message's)."""
+        return label(self.status)
 
     @property
     def is_first(self) -> bool:

@@ -28,8 +28,10 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from broadcaster import i18n
 from broadcaster.actors import Actor
 from broadcaster.alerts import publication
+from broadcaster.config import Settings
 from broadcaster.crisis import contacts, playbooks
 from broadcaster.delivery.channel import PageCopy, Rendition
 from broadcaster.delivery.registry import Registry
@@ -59,7 +61,9 @@ from broadcaster.post_requests import (
     PostRequest,
     PostResult,
 )
+from broadcaster.render import localized
 from broadcaster.runtime import Runtime
+from broadcaster.schemas import UpdateIn
 
 AfterWrite = Callable[[AsyncConnection, Posted], Awaitable[None]]
 
@@ -110,12 +114,33 @@ def choose_channels(
     return tuple(names)
 
 
+def check_translations(data: UpdateIn, settings: Settings) -> None:
+    """Refuse a translation into a language the page does not offer, or into its default one."""
+    codes = {}
+    for code in data.translations:
+        normal = i18n.normalize(code)
+        if normal is None or normal not in settings.languages:
+            offered = ", ".join(c for c in settings.languages if c != settings.default_language) or "none"
+            problem = f"not an offered language (offered: {offered})"
+            raise InputError("unknown language", {f"translations.{code}": problem})
+        if normal == settings.default_language:
+            raise InputError(
+                "translation into the default language",
+                {f"translations.{code}": f"{normal} is the page's default language: write it as the message"},
+            )
+        codes[code] = normal
+    if any(code != normal for code, normal in codes.items()):
+        data.translations = {codes[code]: value for code, value in data.translations.items()}
+
+
 async def _plan(conn: AsyncConnection, rt: Runtime, request: PostRequest, actor: Actor) -> _Plan:
     if isinstance(request, NewIncident):
+        check_translations(request.data, rt.settings)
         action = "maintenance.create" if request.data.kind == "maintenance" else "incident.create"
         scheduled, record = await maintenance.plan_new(conn, request, rt.settings)
         return _Plan("drill.open" if request.drill else action, None, scheduled, record)
     if isinstance(request, FollowUp):
+        check_translations(request.data, rt.settings)
         return _Plan("update.post", request.incident_id, request)
     if isinstance(request, MaintenanceStep | MaintenanceEdit):
         if isinstance(request, MaintenanceEdit):
@@ -250,8 +275,19 @@ async def post(rt: Runtime, request: PostRequest, *, actor: Actor, idempotency_k
     return PostResult(posted=posted, queued=await dispatch(rt, posted))
 
 
-async def preview(rt: Runtime, request: PostRequest, *, actor: Actor) -> dict[str, Rendition]:
-    """{channel: rendition} exactly as ``post`` would send it; nothing is kept."""
+async def preview(
+    rt: Runtime, request: PostRequest, *, actor: Actor, language: str | None = None
+) -> dict[str, Rendition]:
+    """{channel: rendition} exactly as ``post`` would send it to readers of ``language`` (default:
+    the page's; a broadcast channel with a language of its own always posts in that); nothing is kept."""
+    previews = await preview_languages(rt, request, actor=actor, languages=[language or rt.settings.default_language])
+    return next(iter(previews.values()), {})
+
+
+async def preview_languages(
+    rt: Runtime, request: PostRequest, *, actor: Actor, languages: Sequence[str]
+) -> dict[str, dict[str, Rendition]]:
+    """{language: {channel: rendition}} for each of ``languages``, from one dry run."""
     message = None
     channels: tuple[str, ...] = ()
     try:
@@ -260,14 +296,25 @@ async def preview(rt: Runtime, request: PostRequest, *, actor: Actor) -> dict[st
             if posted is not None:
                 channels = posted.channels
                 message = await incidents.load_message(
-                    conn, posted.update_id, rt.settings.page_name, rt.settings.public_url
+                    conn, posted.update_id, rt.settings.page_name, rt.settings.public_url, rt.settings.default_language
                 )
             raise _DryRun
     except _DryRun:
         pass
     if message is None:
         return {}
-    return {name: rt.registry.enabled[name].render(message) for name in channels}
+    previews: dict[str, dict[str, Rendition]] = {}
+    for reader in languages:
+        renditions: dict[str, Rendition] = {}
+        for name in channels:
+            channel = rt.registry.enabled[name]
+            language = reader
+            if channel.kind is ChannelKind.BROADCAST:
+                language = rt.settings.channel_languages.get(name, rt.settings.default_language)
+            with i18n.using(language):
+                renditions[name] = channel.render(localized(message, language))
+        previews[reader] = renditions
+    return previews
 
 
 async def dispatch(rt: Runtime, posted: Posted) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -15,9 +16,10 @@ import jinja2
 import markdown as markdown_lib
 import nh3
 
+from broadcaster import i18n
 from broadcaster.config import get_settings
+from broadcaster.i18n import labels
 from broadcaster.message import AgentNotes, ApprovedAnswer, ComponentChange, Message
-from broadcaster.models import humanize
 
 ALLOWED_TAGS = {
     "p",
@@ -107,10 +109,17 @@ def make_message(
     logo_url: str | None = None,
     accent_color: str | None = None,
     contact_notice: str | None = None,
+    language: str = i18n.SOURCE_LANGUAGE,
+    titles: Mapping[str, str] | None = None,
 ) -> Message:
-    """Build the ``Message`` for ``update`` of ``incident`` (rows as mappings); the page's brand and
-    "how to reach us" line as the caller read them."""
+    """Build the ``Message`` for ``update`` of ``incident`` (rows as mappings) in the page's default
+    ``language``; the page's brand and "how to reach us" line as the caller read them. ``titles``:
+    the incident's title per other language, as its updates so far set it."""
     body_html = markdown_to_html(update["body"])
+    translations = {
+        code: {"title": (titles or {}).get(code) or incident["name"], "message": str(value["message"])}
+        for code, value in (update.get("translations") or {}).items()
+    }
     return Message(
         update_id=update["id"],
         incident_id=incident["id"],
@@ -135,6 +144,32 @@ def make_message(
         logo_url=logo_url,
         accent_color=accent_color,
         contact_notice=contact_notice,
+        language=language,
+        content_language=language,
+        translations=translations,
+    )
+
+
+def localized(message: Message, language: str | None) -> Message:
+    """``message`` for a reader of ``language``: its translation when it has one, else the default
+    text with a one-line note in the reader's language (``None``: the default language)."""
+    if language is None or language == message.content_language == message.language:
+        return message
+    translation = message.translations.get(language)
+    if translation is None:
+        return replace(
+            message, language=language, translation_note=i18n.fallback_note(language, message.content_language)
+        )
+    body_html = markdown_to_html(translation["message"])
+    return replace(
+        message,
+        incident_title=translation["title"],
+        body_markdown=translation["message"],
+        body_html=body_html,
+        body_text=html_to_text(body_html),
+        language=language,
+        content_language=language,
+        translation_note="",
     )
 
 
@@ -148,10 +183,13 @@ def iso(value: datetime | None) -> str | None:
 # --- templates: one environment over templates/, one folder per channel ------------------------
 
 
-def _datetime(value: Any, fmt: str = "%Y-%m-%d %H:%M UTC") -> str:
-    """A timestamp in UTC (aware values are converted; naive ones are taken as UTC)."""
+def _datetime(value: Any, fmt: str | None = None) -> str:
+    """A moment in the current language and the page's time zone; an explicit strftime ``fmt``
+    (numeric, the same in every language) is written in UTC."""
     if value is None:
         return ""
+    if fmt is None:
+        return i18n.format_datetime(value, get_settings().time_zone)
     if value.tzinfo is not None:
         value = value.astimezone(UTC)
     return str(value.strftime(fmt))
@@ -171,12 +209,22 @@ def environment(templates_dir: Path | None = None, autoescape: bool = True) -> j
         lstrip_blocks=True,
         keep_trailing_newline=False,
         undefined=jinja2.StrictUndefined,
+        extensions=["jinja2.ext.i18n"],
     )
-    env.filters["humanize"] = humanize
+    env.install_gettext_callables(  # type: ignore[attr-defined]
+        i18n.gettext, i18n.ngettext, newstyle=True, pgettext=i18n.pgettext, npgettext=i18n.npgettext
+    )
+    env.filters["humanize"] = labels.label  # a status's words in the reader's language
+    env.filters["impact"] = labels.impact_label
     env.filters["datetime"] = _datetime
+    env.globals["current_language"] = i18n.current_language
+    env.globals["language_name"] = i18n.language_name
     return env
 
 
 def render_template(name: str, **context: Any) -> str:
-    """Render ``templates/<name>`` with ``context``."""
-    return environment().get_template(name).render(**context)
+    """Render ``templates/<name>`` with ``context``, in ``language`` if given, else in the
+    ``message``'s language if there is one, else in the current language."""
+    language = context.get("language") or getattr(context.get("message"), "language", None)
+    with i18n.using(language):
+        return environment().get_template(name).render(**context)

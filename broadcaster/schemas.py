@@ -103,6 +103,23 @@ class ComponentPatch(Strict):
     deliver_notifications: bool = True
 
 
+class TranslationIn(Strict):
+    """The update in one more language; ``title`` retitles the incident in that language."""
+
+    title: str | None = Field(default=None, min_length=1, max_length=255)
+    message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
+
+    @field_validator("message")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+
+MAX_TRANSLATIONS = 20
+
+
 class UpdateIn(Strict):
     """A new update on an existing incident or maintenance."""
 
@@ -114,6 +131,9 @@ class UpdateIn(Strict):
     impact: Impact | None = None
     deliver_notifications: bool = True
     agent: AgentNotesIn | None = None
+    translations: dict[str, TranslationIn] = Field(
+        default_factory=dict, max_length=MAX_TRANSLATIONS, description="language code → the update in it"
+    )
 
     @field_validator("message")
     @classmethod

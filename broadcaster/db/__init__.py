@@ -126,6 +126,8 @@ updates = Table(
     Column("agent", JSON, nullable=False, default=dict),
     Column("author", String(255)),
     Column("public", Boolean, nullable=False, default=True, server_default=true()),  # status_page among channels
+    # {"fr": {"title": "...", "message": "..."}}: the update in other languages (broadcaster.i18n)
+    Column("translations", JSON, nullable=False, default=dict, server_default="{}"),
     UniqueConstraint("incident_id", "number"),
 )
 
@@ -156,6 +158,7 @@ subscribers = Table(
     Column("secret", String(128)),  # webhook signing secret
     Column("drill", Boolean, nullable=False, default=False),  # drill audience, never real updates
     Column("meta", JSON, nullable=False, default=dict),
+    Column("language", String(16)),  # null: the page's default language
     UniqueConstraint("channel", "address", "drill"),
     Index("ix_subscribers_channel_active", "channel", "confirmed", "id"),
 )

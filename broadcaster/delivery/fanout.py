@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from broadcaster import i18n
 from broadcaster.config import Settings
 from broadcaster.db import utcnow
 from broadcaster.delivery import ledger, outbox, recovery
@@ -37,6 +38,7 @@ from broadcaster.jobs import heartbeat
 from broadcaster.jobs.queue import DELIVER_BATCH, Queue
 from broadcaster.message import Message
 from broadcaster.models import ChannelKind, DeliveryState
+from broadcaster.render import localized
 from broadcaster.security import LinkSigner
 
 log = logging.getLogger(__name__)
@@ -88,7 +90,7 @@ class Fanout:
         self.heartbeat: heartbeat.Heartbeat | None = None  # set in a worker: claims carry its id
         self._stopping = False
         self._messages: OrderedDict[str, Message] = OrderedDict()
-        self._renditions: OrderedDict[tuple[str, str], Rendition] = OrderedDict()
+        self._renditions: OrderedDict[tuple[str, str, str], Rendition] = OrderedDict()
 
     @property
     def worker_id(self) -> str | None:
@@ -109,18 +111,29 @@ class Fanout:
         if update_id not in self._messages:
             async with self.engine.connect() as conn:
                 self._messages[update_id] = await load_message(
-                    conn, update_id, self.settings.page_name, self.settings.public_url
+                    conn, update_id, self.settings.page_name, self.settings.public_url, self.settings.default_language
                 )
             while len(self._messages) > 64:
                 self._messages.popitem(last=False)
         return self._messages[update_id]
 
-    async def rendition(self, update_id: str, channel_name: str) -> Rendition:
-        """The channel's rendition of the update, rendered once per process."""
-        key = (update_id, channel_name)
+    def broadcast_language(self, channel_name: str) -> str:
+        """What a broadcast channel (one account, one voice) posts in: its own language if set, else the default."""
+        return self.reader_language(self.settings.channel_languages.get(channel_name))
+
+    def reader_language(self, language: str | None) -> str:
+        """A subscriber's language if the page still offers it, else the page's default."""
+        return language if language in self.settings.languages else self.settings.default_language
+
+    async def rendition(self, update_id: str, channel_name: str, language: str | None = None) -> Rendition:
+        """The channel's rendition of the update for readers of ``language``, rendered once per process."""
+        language = self.reader_language(language)
+        key = (update_id, channel_name, language)
         if key not in self._renditions:
             channel = self.registry.get(channel_name)
-            self._renditions[key] = channel.render(await self.message(update_id))
+            message = localized(await self.message(update_id), language)
+            with i18n.using(language):
+                self._renditions[key] = channel.render(message)
             while len(self._renditions) > 256:
                 self._renditions.popitem(last=False)
         return self._renditions[key]
@@ -187,7 +200,6 @@ class Fanout:
             thread = await ledger.get_thread(conn, message.incident_id, channel_name)
         if not rows:
             return await self._schedule(update_id, channel_name, first_id, last_id, report)
-        rendition = await self.rendition(update_id, channel_name)
         results: list[ledger.Result] = []
         recorded: set[int] = set()  # rows whose outcome the recorder has written already
         handed_back: list[int] = []
@@ -201,8 +213,11 @@ class Fanout:
         if isinstance(channel, BroadcastChannel) and channel.kind is ChannelKind.BROADCAST:
             row = active[0] if active else None
             if row is not None:
+                language = self.broadcast_language(channel_name)
                 try:
-                    published = await channel.publish(message, rendition, thread)
+                    rendition = await self.rendition(update_id, channel_name, language)
+                    with i18n.using(language):
+                        published = await channel.publish(localized(message, language), rendition, thread)
                 except DeliveryError as exc:
                     errors.append(exc)
                     results.append(self._failure(row.id, row.attempts, exc))
@@ -213,11 +228,24 @@ class Fanout:
                         new_thread = dict(published.thread)
         elif isinstance(channel, SubscriberChannel) and active:
             progress, result_of, written = self._progress(active)
+            outcomes: dict[int, Outcome] = {}
             try:
                 with reporting(progress):
-                    outcomes = await channel.deliver(message, rendition, [self._recipient(r) for r in active], thread)
-            except DeliveryError as exc:
-                outcomes = {row.id: exc for row in active}
+                    for language, group in self._by_language(active):
+                        if self.stopping:  # the groups not begun go back in line
+                            break
+                        try:
+                            with i18n.using(language):
+                                outcomes.update(
+                                    await channel.deliver(
+                                        localized(message, language),
+                                        await self.rendition(update_id, channel_name, language),
+                                        [self._recipient(r) for r in group],
+                                        thread,
+                                    )
+                                )
+                        except DeliveryError as exc:
+                            outcomes.update({row.id: exc for row in group})
             except asyncio.CancelledError:  # a job timeout or a forced stop: record what is known
                 try:
                     await asyncio.shield(self._cut_off(active, progress))
@@ -264,6 +292,13 @@ class Fanout:
             report.retry_in_s = 0.0
             return report
         return await self._schedule(update_id, channel_name, first_id, last_id, report)
+
+    def _by_language(self, rows: list[ledger.ClaimedRow]) -> list[tuple[str, list[ledger.ClaimedRow]]]:
+        """A batch's rows by their reader's language, the default language's first."""
+        groups: dict[str, list[ledger.ClaimedRow]] = {self.settings.default_language: []}
+        for row in rows:
+            groups.setdefault(self.reader_language(row.language), []).append(row)
+        return [(language, group) for language, group in groups.items() if group]
 
     def _progress(
         self, rows: list[ledger.ClaimedRow]

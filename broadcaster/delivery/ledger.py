@@ -151,6 +151,7 @@ class ClaimedRow:
     attempts: int
     secret: str | None
     active: bool  # False when the subscriber left after the fan-out started
+    language: str | None = None  # the subscriber's; None: the page's default
 
 
 def unsent_in_range(update_id: str, channel: str, first_id: int, last_id: int) -> Any:
@@ -203,13 +204,17 @@ async def claim(
             deliveries.c.address,
             deliveries.c.attempts,
             subscribers.c.secret,
+            subscribers.c.language,
             case((subscribers.c.id.is_(None), true()), else_=active).label("active"),
         )
         .select_from(deliveries.outerjoin(subscribers, subscribers.c.id == deliveries.c.recipient))
         .where(deliveries.c.claim == token)
         .order_by(deliveries.c.id)
     )
-    return [ClaimedRow(int(r.id), r.recipient, r.address, int(r.attempts), r.secret, bool(r.active)) for r in result]
+    return [
+        ClaimedRow(int(r.id), r.recipient, r.address, int(r.attempts), r.secret, bool(r.active), r.language)
+        for r in result
+    ]
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from broadcaster.domain.components import components_by_id, display_name, requir
 from broadcaster.domain.contact_channels import load_channels, notice_line
 from broadcaster.domain.page_brand import load_brand
 from broadcaster.errors import InputError, NotFound
+from broadcaster.i18n import SOURCE_LANGUAGE
 from broadcaster.message import ComponentChange, Message
 from broadcaster.models import (
     CLOSED_STATUSES,
@@ -186,6 +187,7 @@ async def _insert_update(
             public=STATUS_PAGE in channels,
             next_update_at=next_update_at,
             agent=data.agent.model_dump() if data.agent else {},
+            translations={code: t.model_dump(exclude_none=True) for code, t in data.translations.items()},
             author=author,
         )
     )
@@ -336,10 +338,29 @@ async def components_as_of(conn: AsyncConnection, incident_id: str, number: int)
     return sorted(latest.values(), key=lambda c: (-COMPONENT_SEVERITY[ComponentStatus(c.new_status)], c.name))
 
 
-async def load_message(conn: AsyncConnection, update_id: str, page_name: str, public_url: str) -> Message:
-    """The ``Message`` every channel renders for ``update_id``, with the page's brand and contact line now."""
+async def translated_titles(conn: AsyncConnection, incident_id: str, number: int) -> dict[str, str]:
+    """The incident's title per language as its updates up to ``number`` set it (the latest wins)."""
+    result = await conn.execute(
+        select(updates.c.translations)
+        .where(updates.c.incident_id == incident_id, updates.c.number <= number)
+        .order_by(updates.c.number)
+    )
+    titles: dict[str, str] = {}
+    for (translations,) in result:
+        for code, value in (translations or {}).items():
+            if isinstance(value, dict) and value.get("title"):
+                titles[code] = str(value["title"])
+    return titles
+
+
+async def load_message(
+    conn: AsyncConnection, update_id: str, page_name: str, public_url: str, language: str = SOURCE_LANGUAGE
+) -> Message:
+    """The ``Message`` every channel renders for ``update_id`` in the page's default ``language``
+    (``render.localized`` gives a reader's), with the page's brand and contact line now."""
     update = await get_update_row(conn, update_id)
     incident = await get_incident_row(conn, update["incident_id"])
+    titles = await translated_titles(conn, incident["id"], update["number"]) if update.get("translations") else {}
     changes = await components_as_of(conn, incident["id"], update["number"])
     brand = await load_brand(conn)
     logo = brand.image_url("logo")
@@ -352,4 +373,6 @@ async def load_message(conn: AsyncConnection, update_id: str, page_name: str, pu
         logo_url=f"{public_url}{logo}" if logo else None,
         accent_color=brand.accent_color,
         contact_notice=notice_line(await load_channels(conn)),
+        language=language,
+        titles=titles,
     )

@@ -106,7 +106,11 @@ async def notify(rt: Runtime, incident_id: str, update_id: str) -> dict[str, int
         incident = await get_incident_row(conn, incident_id)
         update = await get_update_row(conn, update_id)
         due = await contacts.due_for(conn, incident_id, int(update["number"]))
-        message = await load_message(conn, update_id, settings.page_name, settings.public_url) if due else None
+        message = (
+            await load_message(conn, update_id, settings.page_name, settings.public_url, settings.default_language)
+            if due
+            else None
+        )
     email, sms = rt.registry.enabled.get("email"), rt.registry.enabled.get("sms")
     counts = {"email": 0, "sms": 0, "failed": 0, "contacts": 0}
     retry: RetryableError | None = None

@@ -30,6 +30,7 @@ DEPLOYMENT = {
     "page_name",
     "page_id",
     "time_zone",
+    "default_language",
     "secret_key",
     "log_format",
     "log_level",
@@ -47,6 +48,8 @@ DEPLOYMENT = {
 # Tuning knobs whose defaults suit a deployment; documented in docs/configuration.md.
 TUNING = {
     "queue_name",
+    "languages",
+    "channel_languages",
     "sandbox_url",
     "templates_dir",
     "max_body_bytes",
