@@ -32,6 +32,7 @@ from status_page.console import page_settings as console_page
 from status_page.console import playbooks as console_playbooks
 from status_page.console import subscribers_io as console_subscribers
 from status_page.http import HTTPError, handle_http_error, handle_input_error, handle_starlette_error
+from status_page.languages import LanguageMiddleware
 from status_page.live import end_streams_on_signal, live_events
 from status_page.nul_guard import NulGuardMiddleware
 from status_page.public import calendar, preferences, subscribe
@@ -125,6 +126,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         middleware=[
             Middleware(ClientAddressMiddleware, trusted=settings.trusted_proxies or ()),  # before anyone reads it
             Middleware(public_pages.FastPathMiddleware, settings=settings),  # cached hot GETs answered first
+            Middleware(LanguageMiddleware, settings=settings),  # the reader's language, for every template
             Middleware(metrics.MetricsMiddleware),
             Middleware(SecurityHeadersMiddleware, settings=settings),
             Middleware(NulGuardMiddleware),  # a NUL in the path (404) or query (400) before any lookup
