@@ -6,6 +6,7 @@ name each bad field, which the web layer answers as a 4xx in the design's error 
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -16,6 +17,9 @@ from broadcaster.models import ComponentStatus, Impact, IncidentStatus, Maintena
 Model = TypeVar("Model", bound=BaseModel)
 
 MAX_MESSAGE_CHARS = 60_000
+
+
+_validating: ContextVar[bool] = ContextVar("broadcaster_validating", default=False)
 
 
 class Strict(BaseModel):
@@ -29,11 +33,18 @@ class Strict(BaseModel):
 
     def __init__(self, **data: Any) -> None:
         """Built directly (``SubscriberIn(address=...)``) rather than through ``validate``, bad values
-        are the same ``InputError`` naming the fields: a 422, never a 500."""
+        are the same ``InputError`` naming the fields: a 422, never a 500. Validated inside another
+        model, the error stays pydantic's, so the field's name keeps its parents' path."""
+        if _validating.get():
+            super().__init__(**data)
+            return
+        token = _validating.set(True)
         try:
             super().__init__(**data)
         except ValidationError as exc:
             raise input_error(exc) from None
+        finally:
+            _validating.reset(token)
 
     @field_validator("*")
     @classmethod
@@ -214,10 +225,13 @@ def validate(model: type[Model], data: Any) -> Model:
     """Validate ``data`` into ``model`` or raise ``InputError`` naming every bad field."""
     if not isinstance(data, dict):
         raise InputError("the body must be a JSON object", {"body": "expected an object"})
+    token = _validating.set(True)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         raise input_error(exc) from None
+    finally:
+        _validating.reset(token)
 
 
 def input_error(exc: ValidationError) -> InputError:

@@ -91,6 +91,11 @@ RESPONSE_SCHEMAS: dict[str, Schema] = {
             "next_update_at": TIME_OR_NULL,
             "channels": {"type": ["array", "null"], "items": STRING},
             "agent": {"type": ["object", "null"]},
+            "translations": {
+                "type": "object",
+                "additionalProperties": obj({"title": STRING, "message": STRING}, required=["message"]),
+                "description": "language code -> the update in that language (title: the incident's, from here on)",
+            },
             "author": STRING_OR_NULL,
             "affected_components": array(ref("AffectedComponent")),
         }
@@ -190,6 +195,7 @@ RESPONSE_SCHEMAS: dict[str, Schema] = {
             },
             "address": STRING,
             "components": array(STRING),
+            "language": {"type": ["string", "null"], "description": "null: the page's default language"},
             "confirmed": BOOLEAN,
             "created_at": TIME,
             "confirmed_at": TIME_OR_NULL,
