@@ -21,7 +21,8 @@ async def test_an_update_keeps_its_translations_and_bad_languages_are_named(
     assert created.status_code == 201, created.text
     incident_id = created.json()["id"]
     updates = (await client.get(f"/api/v1/incidents/{incident_id}", headers=auth)).json()["updates"]
-    assert updates[0]["translations"] == {"fr": {"title": "Erreurs de connexion", "message": "Nous examinons les échecs."}}
+    french = {"title": "Erreurs de connexion", "message": "Nous examinons les échecs."}
+    assert updates[0]["translations"] == {"fr": french}
 
     for code, field in (("xx", "translations.xx"), ("en", "translations.en")):
         refused = await client.post(
