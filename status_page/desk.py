@@ -10,10 +10,12 @@
 - ``GET /desk/static/{desk.js,desk.css}``: the page's script and styles (no inline script,
   so a strict Content-Security-Policy holds).
 
-The rendered desk is the same for every agent, so each process keeps one copy and drops
-it on every live event (``update`` when an update is posted, ``published`` when the worker
-has published it to the desk through ``channels/desk.py``); ``install`` subscribes that
-copy to the bus at startup.
+The rendered desk is the same for every agent reading it in the same language (the desk's
+words follow the agent's browser; the updates are shown in every language they exist in),
+so each process keeps one copy per language and drops them all on every live event
+(``update`` when an update is posted, ``published`` when the worker has published it to
+the desk through ``channels/desk.py``); ``install`` subscribes that cache to the bus at
+startup.
 """
 
 from __future__ import annotations
@@ -33,11 +35,12 @@ from starlette.routing import Route
 
 from broadcaster.domain import replies
 from broadcaster.domain.contact_channels import load_channels, needs_banner
+from broadcaster.i18n import current_language
 from broadcaster.models import Role
 from broadcaster.render import environment, markdown_to_html
 from status_page.auth import csrf_token, require_role
 from status_page.channel_alerts import channel_alerts
-from status_page.desk_data import MAX_QUERY_CHARS, load_desk, search
+from status_page.desk_data import MAX_QUERY_CHARS, load_desk, search, translations_of
 from status_page.http import HTTPError, runtime
 from status_page.live import live_events, sse_response
 from status_page.pages import render_page
@@ -59,37 +62,38 @@ SECURITY_HEADERS = {
 
 
 class DeskCache:
-    """The rendered desk of this process: built at most once per ``ttl_s``, dropped on every event."""
+    """The rendered desk of this process, one per ``key`` (the language): each built at most once
+    per ``ttl_s``, all dropped on every event."""
 
     def __init__(self, ttl_s: float = CACHE_TTL_S) -> None:
         self.ttl_s = ttl_s
         self.generation = 0
-        self._html: str | None = None
-        self._built_at = 0.0
+        self._html: dict[str, tuple[str, float]] = {}
         self._lock = asyncio.Lock()
 
     def invalidate(self, event: Any = None) -> None:
         self.generation += 1
-        self._html = None
+        self._html = {}
 
-    def _fresh(self) -> str | None:
-        if self._html is not None and time.monotonic() - self._built_at < self.ttl_s:
-            return self._html
+    def _fresh(self, key: str) -> str | None:
+        html, built_at = self._html.get(key, (None, 0.0))
+        if html is not None and time.monotonic() - built_at < self.ttl_s:
+            return html
         return None
 
-    async def get(self, build: Callable[[], Awaitable[str]]) -> str:
-        cached = self._fresh()
+    async def get(self, build: Callable[[], Awaitable[str]], key: str = "") -> str:
+        cached = self._fresh(key)
         if cached is not None:
             return cached
         async with self._lock:  # a burst of agents re-fetching after an event builds it once
-            cached = self._fresh()
+            cached = self._fresh(key)
             if cached is not None:
                 return cached
             generation = self.generation
             html = await build()
             # Keep it only if no event arrived meanwhile: it may predate that event's update.
             if generation == self.generation:
-                self._html, self._built_at = html, time.monotonic()
+                self._html[key] = (html, time.monotonic())
             return html
 
 
@@ -117,7 +121,7 @@ async def _fragment(request: Request) -> str:
 
     async def build() -> str:
         async with rt.engine.connect() as conn:
-            desk = await load_desk(conn, settings.page_name, settings.public_url)
+            desk = await load_desk(conn, settings.page_name, settings.public_url, settings.default_language)
             heard = await replies.listened(conn, [m.incident_id for m in [*desk.active, *desk.resolved]], shown=10)
             contact = await load_channels(conn)
         template = environment().get_template("desk/fragment.html")
@@ -125,12 +129,14 @@ async def _fragment(request: Request) -> str:
             desk=desk,
             listened=heard,
             md=markdown_to_html,
+            translations_of=translations_of,
             page_name=settings.page_name,
             contact=contact,
             banner=needs_banner(contact),
         )
 
-    return await desk_cache(request.app).get(build)
+    # The middleware made the agent's language current: the build renders in it.
+    return await desk_cache(request.app).get(build, key=current_language())
 
 
 def _page(request: Request, template: str, user: dict[str, Any], **context: Any) -> Response:
@@ -165,7 +171,8 @@ async def desk_search(request: Request) -> Response:
     query = (request.query_params.get("q") or "").strip()[:MAX_QUERY_CHARS]
     rt = runtime(request)
     async with rt.engine.connect() as conn:
-        result = await search(conn, query, rt.settings.page_name, rt.settings.public_url)
+        settings = rt.settings
+        result = await search(conn, query, settings.page_name, settings.public_url, settings.default_language)
     return _page(request, "desk/search.html", user, result=result, query=query)
 
 

@@ -2,7 +2,8 @@
 
 Every incident is shown through its latest update's ``Message`` (the same object every
 channel renders), so the desk's public text is the status page's text, and its agent
-material is what Zendesk and Freshdesk show.
+material is what Zendesk and Freshdesk show. Each update comes in every language it was
+written in (``Translation``), so an agent reads what each language's subscribers read.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from broadcaster.db import incidents, updates, utcnow
 from broadcaster.domain.incidents import list_updates, load_message
+from broadcaster.i18n import SOURCE_LANGUAGE, language_name
 from broadcaster.message import ApprovedAnswer, Message
 from broadcaster.models import CLOSED_STATUSES
-from broadcaster.render import agent_notes, html_to_text, markdown_to_html, markdown_to_text
+from broadcaster.render import agent_notes, html_to_text, localized, markdown_to_html, markdown_to_text
 
 MAX_ACTIVE = 50
 RECENT_RESOLVED = timedelta(hours=24)
@@ -99,6 +101,34 @@ _SUFFIXES = ("ing", "ed", "es", "s")
 
 
 @dataclass(frozen=True)
+class Translation:
+    """An update as the readers of one more language read it (``title`` empty: not retitled)."""
+
+    language: str
+    name: str  # the language's name in itself: "Français"
+    title: str
+    body_html: str  # sanitized, as the status page renders it
+
+
+def translations_of(message: Message) -> list[Translation]:
+    """Every translation of ``message``'s update, by language code."""
+    out = []
+    for code in sorted(message.translations):
+        version = localized(message, code)
+        out.append(Translation(code, language_name(code), version.incident_title, version.body_html))
+    return out
+
+
+def row_translations(row: dict[str, Any]) -> list[Translation]:
+    """The translations stored on a row of ``updates``, by language code."""
+    stored = row.get("translations") or {}
+    return [
+        Translation(code, language_name(code), str(value.get("title") or ""), markdown_to_html(str(value["message"])))
+        for code, value in sorted(stored.items())
+    ]
+
+
+@dataclass(frozen=True)
 class Desk:
     """The desk at one moment: active incidents (newest first) and recently resolved ones."""
 
@@ -125,14 +155,17 @@ async def _latest_update_ids(conn: AsyncConnection, incident_ids: Sequence[str])
 
 
 async def _messages(
-    conn: AsyncConnection, incident_ids: Sequence[str], page_name: str, public_url: str
+    conn: AsyncConnection, incident_ids: Sequence[str], page_name: str, public_url: str, language: str
 ) -> list[Message]:
     latest = await _latest_update_ids(conn, incident_ids)
-    return [await load_message(conn, latest[i], page_name, public_url) for i in incident_ids if i in latest]
+    return [await load_message(conn, latest[i], page_name, public_url, language) for i in incident_ids if i in latest]
 
 
-async def load_desk(conn: AsyncConnection, page_name: str, public_url: str) -> Desk:
-    """Every unresolved incident and those resolved in the last 24 hours, drills included."""
+async def load_desk(
+    conn: AsyncConnection, page_name: str, public_url: str, default_language: str = SOURCE_LANGUAGE
+) -> Desk:
+    """Every unresolved incident and those resolved in the last 24 hours, drills included; their
+    text in the page's ``default_language``, with its translations."""
     now = utcnow()
     active_ids = (
         (
@@ -159,8 +192,8 @@ async def load_desk(conn: AsyncConnection, page_name: str, public_url: str) -> D
         .all()
     )
     return Desk(
-        active=await _messages(conn, active_ids, page_name, public_url),
-        resolved=await _messages(conn, resolved_ids, page_name, public_url),
+        active=await _messages(conn, active_ids, page_name, public_url, default_language),
+        resolved=await _messages(conn, resolved_ids, page_name, public_url, default_language),
         built_at=now,
     )
 
@@ -204,6 +237,7 @@ class UpdateHit:
     update: dict[str, Any]  # the matching public update (a row of ``updates``)
     body_html: str
     score: int
+    translations: tuple[Translation, ...] = ()
 
 
 @dataclass
@@ -219,12 +253,14 @@ class SearchResult:
         return len(self.answers) + len(self.talking_points) + len(self.updates)
 
 
-async def search(conn: AsyncConnection, query: str, page_name: str, public_url: str) -> SearchResult:
+async def search(
+    conn: AsyncConnection, query: str, page_name: str, public_url: str, default_language: str = SOURCE_LANGUAGE
+) -> SearchResult:
     """Current and recent (30 days) incidents' approved answers, talking points and public updates.
 
     Answers are those of each incident's latest update (the guidance in force); a match in
     the question counts three times a match in the answer. Public updates are searched
-    across the incident's whole history.
+    across the incident's whole history, in every language they were written in.
     """
     result = SearchResult(query=query[:MAX_QUERY_CHARS], terms=search_terms(query))
     if not result.terms:
@@ -251,12 +287,14 @@ async def search(conn: AsyncConnection, query: str, page_name: str, public_url: 
         hits = _match_incident(rows, result.terms)
         if not any(hits):
             continue
-        message = await load_message(conn, rows[0]["id"], page_name, public_url)
+        message = await load_message(conn, rows[0]["id"], page_name, public_url, default_language)
         answers, talking, matched_updates = hits
         result.answers += [AnswerHit(message, message.agent.approved_answers[i], s) for i, s in answers]
         if talking:
             result.talking_points.append(message)
-        result.updates += [UpdateHit(message, row, body_html, s) for row, body_html, s in matched_updates]
+        result.updates += [
+            UpdateHit(message, row, body_html, s, tuple(row_translations(row))) for row, body_html, s in matched_updates
+        ]
 
     def active_first(message: Message) -> tuple[bool, int]:
         return message.is_closing, order[message.incident_id]
@@ -281,7 +319,9 @@ def _match_incident(
     matched = []
     for row in rows:
         body_html = markdown_to_html(row["body"])
-        points = score(html_to_text(body_html), terms)
+        # One text of every language, so a term counts once whichever language it is found in.
+        translated = (markdown_to_text(str(v.get("message") or "")) for v in (row.get("translations") or {}).values())
+        points = score("\n".join([html_to_text(body_html), *translated]), terms)
         if points:
             matched.append((row, body_html, points))
     return answers, talking, matched
