@@ -16,6 +16,12 @@
     if (status) { status.textContent = text; }
   }
 
+  // The words come translated in the page (data-text-*; {time} marks the clock); English otherwise.
+  function words(name, fallback) {
+    var text = (status && status.getAttribute("data-text-" + name)) || fallback;
+    return text.replace("{time}", clock());
+  }
+
   function clock() {
     return new Date().toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
   }
@@ -36,9 +42,9 @@
         if (html === null) { return; }
         root.innerHTML = html;
         root.setAttribute("data-refreshed", String(Date.now()));
-        if (document.body.getAttribute("data-live") === "on") { show("on", "Live · updated " + clock()); }
+        if (document.body.getAttribute("data-live") === "on") { show("on", words("on", "Live · updated {time}")); }
       })
-      .catch(function () { show("stale", "Could not refresh at " + clock() + ": retrying"); })
+      .catch(function () { show("stale", words("stale", "Could not refresh at {time}: retrying")); })
       .then(function () {
         busy = false;
         if (again) { again = false; refresh(); }
@@ -46,14 +52,14 @@
   }
 
   if (!window.EventSource) {
-    show("poll", "Refreshing every minute");
+    show("poll", words("poll", "Refreshing every minute"));
     window.setInterval(refresh, FALLBACK_MS);
     return;
   }
   var source = new EventSource(eventsUrl);
   source.addEventListener("ready", function () {
     // Connected (or reconnected): catch up on anything missed while away.
-    show("on", "Live · updated " + clock());
+    show("on", words("on", "Live · updated {time}"));
     refresh();
   });
   source.addEventListener("update", refresh);
@@ -61,7 +67,7 @@
   source.addEventListener("replies", refresh);
   source.addEventListener("page", refresh);
   source.addEventListener("error", function () {
-    show("reconnecting", "Reconnecting… (last update " + clock() + ")");
+    show("reconnecting", words("reconnecting", "Reconnecting… (last update {time})"));
   });
   window.setInterval(refresh, FALLBACK_MS);
 })();
