@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from broadcaster.i18n import SOURCE_LANGUAGE
+from broadcaster.i18n import SOURCE_LANGUAGE, gettext
 from broadcaster.i18n.labels import label
 
 
@@ -98,8 +98,14 @@ class Message:
     @property
     def subject(self) -> str:
         """``[Investigating] API errors``, with a DRILL mark on drills; never contains CR/LF."""
-        prefix = "[DRILL] " if self.drill else ""
+        prefix = f"[{drill_mark()}] " if self.drill else ""
         return one_line(f"{prefix}[{self.status_label}] {self.incident_title}")
+
+
+def drill_mark() -> str:
+    """The word that marks a drill everywhere it is shown (``DRILL``), in the current language."""
+    # translators: the mark on an exercise's messages ("[DRILL] [Investigating] API errors"); short, upper case
+    return gettext("DRILL")
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
@@ -142,7 +148,7 @@ def short_text(message: Message, budget: int, measure: Callable[[str], int] = le
     """
     link = message.public_url
     link_len = link_cost if link_cost is not None else measure(link)
-    head = one_line(f"{'DRILL ' if message.drill else ''}[{message.status_label}] {message.incident_title}")
+    head = one_line(f"{drill_mark() + ' ' if message.drill else ''}[{message.status_label}] {message.incident_title}")
     sentence = first_sentence(message.body_text)
 
     def total(text: str) -> int:

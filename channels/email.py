@@ -38,6 +38,7 @@ from typing import Any, ClassVar, Self, TypedDict
 import aiosmtplib
 from pydantic import Field, SecretStr, model_validator
 
+from broadcaster import i18n
 from broadcaster.delivery.progress import current_progress
 from broadcaster.render import environment
 from channels._mime import PLACEHOLDERS, CompiledMail, atom, printable, safe_url, smtp_address, smtp_data
@@ -149,7 +150,12 @@ class EmailChannel:
     # rendering -----------------------------------------------------------------------------
 
     def render(self, message: Message) -> Rendition:
-        """Subject, text and HTML parts, and headers, with ``{{placeholders}}`` per recipient."""
+        """Subject, text and HTML parts, and headers, with ``{{placeholders}}`` per recipient; in
+        ``message.language``, which ``Content-Language`` names."""
+        with i18n.using(message.language):
+            return self._render(message)
+
+    def _render(self, message: Message) -> Rendition:
         placeholders = {name: f"{{{{{name}}}}}" for name in PLACEHOLDERS}
         context = {
             "message": message,
@@ -181,6 +187,7 @@ class EmailChannel:
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
             "Auto-Submitted": "auto-generated",
             "X-Auto-Response-Suppress": "All",
+            "Content-Language": message.language,
         }
         return {
             "subject": message.subject,
@@ -198,7 +205,7 @@ class EmailChannel:
             "components": list(components),
         }
         return {
-            "subject": f"Confirm your subscription to {self.settings.page_name}",
+            "subject": i18n.gettext("Confirm your subscription to %(page)s", page=self.settings.page_name),
             "text": self._templates.get_template("email/confirm.txt").render(context) + "\n",
             "html": self._templates.get_template("email/confirm.html").render(context) + "\n",
         }

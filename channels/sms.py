@@ -5,7 +5,9 @@ Enabled by ``BROADCASTER_TWILIO_ACCOUNT_SID`` + ``_AUTH_TOKEN`` and one sender:
 set). A rendition is the deterministic short text (``[Status] Title: first sentence. <link>``)
 fitted into ``sms_max_segments`` segments, counted in GSM-7 septets when every character
 has a GSM-7 code (after folding typographic quotes and dashes) and in UTF-16 code units
-(UCS-2) otherwise::
+(UCS-2) otherwise. A reader whose language the update lacks gets the default text after the
+message's ``translation_note``, counted in the same budget; when that note would leave no room
+for the status and title, a shorter one ("In English:") stands in for it::
 
     SmsChannel(settings).render(message) == {
         "text": "[Investigating] Elevated API error rates: We are investigating elevated error"
@@ -25,6 +27,8 @@ from typing import Any, ClassVar, Self
 import httpx
 from pydantic import Field, SecretStr, model_validator
 
+from broadcaster.i18n import gettext, language_name_in, using
+from broadcaster.message import one_line
 from channels.base import (
     ChannelContext,
     ChannelKind,
@@ -145,6 +149,13 @@ def segment_count(text: str) -> int:
             segments, used = segments + 1, 0
         used += size
     return segments
+
+
+def short_note(message: Message) -> str:
+    """``In English:``, in the reader's language: the SMS's note when the whole one leaves no room."""
+    written = language_name_in(message.content_language, message.language)
+    # translators: starts an SMS whose update is in another language; %(language)s as "anglais", "Englisch"
+    return gettext("In %(language)s:", language=written)
 
 
 def budget_for(encoding: str, max_segments: int) -> int:
@@ -282,7 +293,9 @@ class SmsChannel:
     # rendering
 
     def render(self, message: Message) -> Rendition:
-        text = self.render_text(message)
+        """The SMS every reader of ``message.language`` gets, and what it costs in segments."""
+        with using(message.language):
+            text = self.render_text(message)
         return {
             "text": text,
             "encoding": encoding_of(text),
@@ -293,31 +306,47 @@ class SmsChannel:
 
     def render_text(self, message: Message) -> str:
         """The SMS body: GSM-7 with a 306-septet budget when it can be, UCS-2 with 134 otherwise."""
+        if not message.translation_note:
+            return self._encode_and_fit(message, "")
+        text = self._encode_and_fit(message, message.translation_note)
+        head = one_line(f"[{message.status_label}] {message.incident_title}")
+        if head in text or fold_gsm7(head) in text:
+            return text
+        return self._encode_and_fit(message, short_note(message))
+
+    def _encode_and_fit(self, message: Message, note: str) -> str:
         folded = replace(
             message, incident_title=fold_gsm7(message.incident_title), body_text=fold_gsm7(message.body_text)
         )
-        if is_gsm7(fold_gsm7(self._fill(folded, 10**9, len))):
+        if is_gsm7(fold_gsm7(self._fill(folded, note, 10**9, len))):
             # short_text's own ellipsis is not GSM-7: count it as the "..." it becomes.
-            return self._fit(folded, GSM7, lambda s: gsm7_septets(fold_gsm7(s)), fold_gsm7)
-        return self._fit(message, UCS2, utf16_units, str)
+            return self._fit(folded, note, GSM7, lambda s: gsm7_septets(fold_gsm7(s)), fold_gsm7)
+        return self._fit(message, note, UCS2, utf16_units, str)
 
-    def _fit(self, message: Message, encoding: str, measure: Callable[[str], int], finish: Callable[[str], str]) -> str:
+    def _fit(
+        self,
+        message: Message,
+        note: str,
+        encoding: str,
+        measure: Callable[[str], int],
+        finish: Callable[[str], str],
+    ) -> str:
         max_segments = self.settings.sms_max_segments
         budget = budget_for(encoding, max_segments)
-        text = finish(self._fill(message, budget, measure))
+        text = finish(self._fill(message, note, budget, measure))
         # The budget is exact except where an escape or surrogate pair would straddle a
         # segment boundary; shave a unit at a time until the segment count holds.
         while budget > 0 and segment_count(text) > max_segments:
             budget -= 1
-            text = finish(self._fill(message, budget, measure))
+            text = finish(self._fill(message, note, budget, measure))
         return text
 
-    def _fill(self, message: Message, budget: int, measure: Callable[[str], int]) -> str:
-        overhead = measure(self._template(message, ""))
-        return self._template(message, short_text(message, budget - overhead, measure))
+    def _fill(self, message: Message, note: str, budget: int, measure: Callable[[str], int]) -> str:
+        overhead = measure(self._template(message, note, ""))
+        return self._template(message, note, short_text(message, budget - overhead, measure))
 
-    def _template(self, message: Message, text: str) -> str:
-        return render_template(self.template, message=message, text=text).strip()
+    def _template(self, message: Message, note: str, text: str) -> str:
+        return render_template(self.template, message=message, note=note, text=text).strip()
 
     # sending
 
