@@ -204,6 +204,9 @@ class SubscriberIn(Strict):
     address: str = Field(min_length=3, max_length=512)
     components: list[str] = Field(default_factory=list, max_length=500)
     confirmed: bool = False
+    # the language of their messages and pages (checked against the offered ones where it is stored);
+    # None: the page's default. Left out on an existing subscriber: theirs is kept.
+    language: str | None = Field(default=None, max_length=35, description="a language the page offers, e.g. fr")
 
 
 INCIDENT_STATUSES = {s.value for s in IncidentStatus}

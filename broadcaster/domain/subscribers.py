@@ -16,6 +16,7 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from broadcaster import i18n
 from broadcaster.db import new_id, subscriber_components, subscribers, utcnow
 from broadcaster.domain.components import require_components
 from broadcaster.errors import InputError, NotFound
@@ -94,6 +95,23 @@ def normalize_address(channel: str, address: str, allow_private_webhooks: bool, 
     raise InputError("unknown channel", {"channel": f"must be email, sms or one of {', '.join(URL_CHANNELS)}"})
 
 
+def subscriber_language(value: object, offered: Sequence[str], field: str = "language") -> str | None:
+    """The offered language ``value`` names (``"FR"`` → ``"fr"``, ``"fr-CA"`` → ``"fr"``); ``None`` when
+    none is given (the page's default); an ``InputError`` naming ``field`` for any other value."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    code = i18n.best_match([value], offered) if isinstance(value, str) else None
+    if code is None:
+        shown = repr(value.strip()[:35]) if isinstance(value, str) else "this value"
+        raise InputError("unknown language", {field: f"{shown} is not offered here (offered: {', '.join(offered)})"})
+    return code
+
+
+async def set_language(conn: AsyncConnection, subscriber_id: str, language: str | None) -> None:
+    """The subscriber's language from now on (``None``: the page's default); already checked."""
+    await conn.execute(subscribers.update().where(subscribers.c.id == subscriber_id).values(language=language))
+
+
 async def subscriber_component_ids(conn: AsyncConnection, subscriber_id: str) -> list[str]:
     result = await conn.execute(
         select(subscriber_components.c.component_id).where(subscriber_components.c.subscriber_id == subscriber_id)
@@ -137,14 +155,18 @@ async def upsert_subscriber(
     allow_private_webhooks: bool,
     drill: bool = False,
     field: str = "address",
+    languages: Sequence[str] | None = None,
 ) -> tuple[Row, bool]:
     """Create a subscriber, or refresh the existing one for the same address; returns (row, created).
 
     Re-subscribing never duplicates: an address that unsubscribed comes back unconfirmed
     (it must opt in again) unless an admin marks it confirmed. A real subscriber and a drill
     recipient (``drill=True``) of the same address are two rows: neither ever touches the other.
-    A refused address is an ``InputError`` naming ``field``.
+    A refused address is an ``InputError`` naming ``field``. ``data.language`` must be one of
+    ``languages`` (default: every shipped one); when ``data`` leaves it out, an existing
+    subscriber keeps theirs.
     """
+    language = subscriber_language(data.language, languages or i18n.shipped_languages())
     address = normalize_address(data.channel, data.address, allow_private_webhooks, field=field)
     if data.channel in URL_CHANNELS:
         await check_webhook_target(address, allow_private_webhooks, field=field)
@@ -164,6 +186,7 @@ async def upsert_subscriber(
                 drill=drill,
                 secret=new_webhook_secret() if data.channel == "webhook" else None,
                 meta={},
+                language=language,
             )
         )
         created = True
@@ -174,6 +197,8 @@ async def upsert_subscriber(
             values.update(unsubscribed_at=None, confirmed=data.confirmed, confirmed_at=now if data.confirmed else None)
         elif data.confirmed and not existing["confirmed"]:
             values.update(confirmed=True, confirmed_at=now)
+        if "language" in data.model_fields_set and language != existing.get("language"):
+            values["language"] = language
         if values:
             await conn.execute(subscribers.update().where(subscribers.c.id == subscriber_id).values(**values))
         created = False

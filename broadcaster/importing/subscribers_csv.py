@@ -3,9 +3,10 @@
 Export writes the real, active subscribers (not the drill audience, not those who
 unsubscribed or bounced), oldest first; ``components`` is a ``;``-separated list of
 component names ("Group - Component" inside a group), or ids where a name would be
-ambiguous; empty means every component. ``language`` is written empty and ignored on import
-(subscribers have no language yet). No webhook secret is exported: it is a credential, and an
-imported webhook gets a new one.
+ambiguous; empty means every component. ``language`` is the subscriber's (empty: the page's
+default); on import it must be one the page offers (``"FR"`` and ``"fr-CA"`` read as ``fr``),
+and an empty cell leaves an existing subscriber's language as it is. No webhook secret is
+exported: it is a credential, and an imported webhook gets a new one.
 
 Import is all or nothing: ``plan_csv`` reads and checks every row (a bad row is named by its
 line number, with the reason) and says what each would do; ``apply_csv`` refuses a plan with
@@ -18,6 +19,7 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +27,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from broadcaster import i18n
 from broadcaster.db import subscriber_components, subscribers
 from broadcaster.domain.components import display_name, list_components
 from broadcaster.domain.subscribers import (
@@ -32,6 +35,7 @@ from broadcaster.domain.subscribers import (
     find_subscriber,
     normalize_address,
     subscriber_component_ids,
+    subscriber_language,
     upsert_subscriber,
 )
 from broadcaster.errors import InputError
@@ -147,7 +151,7 @@ async def export_csv(conn: AsyncConnection) -> tuple[str, int]:
                 row["channel"],
                 row["address"],
                 SEPARATOR.join(labels),
-                "",
+                row["language"] or "",
                 str(bool(row["confirmed"])).lower(),
                 row["created_at"].isoformat().replace("+00:00", "Z"),
             ]
@@ -179,8 +183,18 @@ def _reason(exc: InputError) -> str:
     return "; ".join(f"{k}: {v}" for k, v in exc.fields.items()) or exc.message
 
 
-async def plan_csv(conn: AsyncConnection, text: str, *, confirmed: bool, allow_private_webhooks: bool) -> CsvPlan:
-    """Read and check every row of ``text``; what each good row would do and why each bad one is bad."""
+async def plan_csv(
+    conn: AsyncConnection,
+    text: str,
+    *,
+    confirmed: bool,
+    allow_private_webhooks: bool,
+    languages: Sequence[str] | None = None,
+) -> CsvPlan:
+    """Read and check every row of ``text``; what each good row would do and why each bad one is bad.
+
+    A ``language`` must be one of ``languages`` (the page's; default: every shipped one)."""
+    offered = tuple(languages or i18n.shipped_languages())
     plan = CsvPlan()
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
     header = [h.strip().lower() for h in reader.fieldnames or []]
@@ -206,7 +220,7 @@ async def plan_csv(conn: AsyncConnection, text: str, *, confirmed: bool, allow_p
             if not any(cells.values()):
                 continue
             try:
-                row = await _plan_row(conn, line, cells, names, confirmed, allow_private_webhooks)
+                row = await _plan_row(conn, line, cells, names, confirmed, allow_private_webhooks, offered)
             except InputError as exc:
                 plan.errors.append((line, _reason(exc)))
                 continue
@@ -222,14 +236,25 @@ async def plan_csv(conn: AsyncConnection, text: str, *, confirmed: bool, allow_p
 
 
 async def _plan_row(
-    conn: AsyncConnection, line: int, cells: dict[str, str], names: _Components, confirmed: bool, allow_private: bool
+    conn: AsyncConnection,
+    line: int,
+    cells: dict[str, str],
+    names: _Components,
+    confirmed: bool,
+    allow_private: bool,
+    languages: Sequence[str],
 ) -> RowPlan:
     labels = tuple(t.strip() for t in cells.get("components", "").split(SEPARATOR) if t.strip())
     component_ids = sorted({cid for token in labels for cid in names.resolve(token)})
     is_confirmed = _flag(cells.get("confirmed", "")) or confirmed  # a bad value is bad even when overridden
     created_at = _time(cells.get("created_at", ""))
+    language = subscriber_language(cells.get("language", ""), languages)
     data = SubscriberIn(
-        channel=cells["channel"].lower(), address=cells["address"], components=component_ids, confirmed=is_confirmed
+        channel=cells["channel"].lower(),
+        address=cells["address"],
+        components=component_ids,
+        confirmed=is_confirmed,
+        **({"language": language} if language else {}),  # an empty cell keeps an existing subscriber's
     )
     address = normalize_address(data.channel, data.address, allow_private)
     if data.channel == "webhook":
@@ -242,6 +267,7 @@ async def _plan_row(
         action = Action.KEPT
     else:
         same = await subscriber_component_ids(conn, existing["id"]) == component_ids
+        same = same and language in (None, existing["language"])
         action = Action.UNCHANGED if same and (existing["confirmed"] or not is_confirmed) else Action.UPDATE
     return RowPlan(line, data, created_at, action, labels)
 

@@ -299,7 +299,7 @@ async def create_subscriber(request: Request) -> Response:
     data = validate(SubscriberIn, await read_json(request))
     async with rt.engine.begin() as conn:
         row, created = await subscriber_store.upsert_subscriber(
-            conn, data, allow_private_webhooks=rt.settings.webhook_allow_private
+            conn, data, allow_private_webhooks=rt.settings.webhook_allow_private, languages=rt.settings.languages
         )
         await audit.record(
             conn,
