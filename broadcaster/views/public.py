@@ -6,8 +6,8 @@ from these objects, so they cannot disagree. Drills never appear here.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -58,6 +58,8 @@ class UpdateView:
     display_at: datetime
     deliver_notifications: bool
     changes: tuple[Row, ...]  # {code, name, old_status, new_status}
+    translations: Mapping[str, Row] = field(default_factory=dict)  # {"fr": {"title"?: str, "message": str}}
+    language: str = ""  # the language body_html is in once localized ("": not localized, the default)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +128,42 @@ def update_view(row: Row, changes: Sequence[Row]) -> UpdateView:
             }
             for c in changes
         ),
+        translations=_translations(row.get("translations")),
     )
+
+
+def _translations(value: Any) -> dict[str, Row]:
+    """The well-formed translations of an update row (a language code to a dict with a message)."""
+    if not isinstance(value, Mapping):
+        return {}
+    return {
+        str(code): dict(t) for code, t in value.items() if isinstance(t, Mapping) and isinstance(t.get("message"), str)
+    }
+
+
+def localized_update(update: UpdateView, language: str, default: str) -> UpdateView:
+    """``update`` for a reader of ``language``: its translation when it has one, else the default text."""
+    translation = update.translations.get(language) if language != default else None
+    if translation is None:
+        return replace(update, language=default)
+    body_html = markdown_to_html(translation["message"])
+    return replace(update, body_html=body_html, body_text=html_to_text(body_html), language=language)
+
+
+def localized_view(view: IncidentView, language: str, default: str) -> IncidentView:
+    """``view`` for a reader of ``language``: each update translated where it is, and the incident
+    titled as the latest of its shown updates that retitled it in that language (else its own name)."""
+    if language == default:
+        return view
+    shown = tuple(localized_update(u, language, default) for u in view.updates)
+    title = next((str(u.translations[language]["title"]) for u in view.updates if _title(u, language)), None)
+    row = {**view.row, "name": title} if title else view.row
+    return replace(view, row=row, updates=shown)
+
+
+def _title(update: UpdateView, language: str) -> bool:
+    translation = update.translations.get(language)
+    return bool(translation and isinstance(translation.get("title"), str) and translation["title"])
 
 
 async def incident_views(

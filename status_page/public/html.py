@@ -1,7 +1,11 @@
 """Public pages, feeds and JSON as bytes, from the public view: one renderer for the app and the export.
 
 Nothing here touches a request; the app caches what these functions return and the static
-export writes the same bytes to files (with the live script switched off).
+export writes the same bytes to files (with the live script switched off). A page renders in
+the ``language`` it is given (default: the page's default language), updates in their
+translation where they have one; ``languages`` (the offered ones) adds the hreflang links and
+the language switcher, which the mirror, in the default language only, goes without. Feeds and
+JSON are always in the default language.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import base64
 import hashlib
 import json
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime
@@ -18,13 +23,16 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from babel.numbers import get_decimal_symbol
 
+from broadcaster import i18n
 from broadcaster.config import Settings
 from broadcaster.db import utcnow
+from broadcaster.i18n import N_, gettext, ngettext
 from broadcaster.models import COMPONENT_SEVERITY, ComponentStatus
 from broadcaster.render import environment, iso
 from broadcaster.views import statuspage_v2
-from broadcaster.views.public import IncidentView, Row, Snapshot, UpdateView, page_info
+from broadcaster.views.public import IncidentView, Row, Snapshot, UpdateView, localized_view, page_info
 from broadcaster.views.uptime import Uptime
 
 HTML = "text/html; charset=utf-8"
@@ -35,6 +43,19 @@ ASSET_CACHE_CONTROL = "public, max-age=31536000, immutable"  # assets are conten
 HISTORY_PER_PAGE = 20
 LIVE_URL = "/events"
 _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+# The page's overall state in Atlassian's words: the v2 JSON keeps them, the page translates them.
+PAGE_STATES = (
+    N_("All Systems Operational"),
+    N_("Service Under Maintenance"),
+    N_("Minor Service Outage"),
+    N_("Partial System Outage"),
+    N_("Major System Outage"),
+    N_("Partially Degraded Service"),
+    N_("Degraded System Service"),
+)
+CONTACT_STATES = {"open": N_("Open"), "busy": N_("Busy"), "closed": N_("Closed")}
+# Languages whose nouns keep their capital inside a sentence ("Betroffen: API (Teilausfall)").
+CAPITALIZED_NOUNS = frozenset({"de"})
 
 
 @dataclass(frozen=True)
@@ -80,40 +101,79 @@ def _rfc822(value: datetime | None) -> str:
     return format_datetime(value or utcnow(), usegmt=True)
 
 
+def contact_state(value: str) -> str:
+    """A contact channel's state (open, busy, closed) in the current language."""
+    known = CONTACT_STATES.get(value)
+    return gettext(known) if known else value.replace("_", " ").capitalize()
+
+
+def in_sentence(label: str) -> str:
+    """A label as it reads inside a sentence: lower case, unless the language capitalizes nouns."""
+    base = i18n.current_language().partition("-")[0]
+    return label if base in CAPITALIZED_NOUNS else label.lower()
+
+
+def percent(value: float) -> str:
+    """``99.5`` as "99.50", with the current language's decimal sign ("99,50" in French)."""
+    text = f"{value:.2f}"  # rounded as before, whatever the language
+    try:
+        return text.replace(".", get_decimal_symbol(i18n.current_language().replace("-", "_")))
+    except (ValueError, LookupError):
+        return text
+
+
 @lru_cache(maxsize=8)
 def _env(templates_dir: Path) -> jinja2.Environment:
     env = environment(templates_dir).overlay()
     env.filters["iso"] = lambda v: iso(v) or ""
     env.filters["rfc822"] = _rfc822
     env.filters["xmlsafe"] = _xmlsafe
+    env.filters["contact_state"] = contact_state
+    env.filters["in_sentence"] = in_sentence
     return env
 
 
-def render(settings: Settings, template: str, *, live: bool = True, **context: Any) -> bytes:
-    """Render ``templates/status_page/<template>`` with the page's common context."""
+def render(
+    settings: Settings,
+    template: str,
+    *,
+    live: bool = True,
+    language: str | None = None,
+    languages: Sequence[str] = (),
+    path: str = "/",
+    **context: Any,
+) -> bytes:
+    """Render ``templates/status_page/<template>`` with the page's common context, in ``language``
+    (default: the page's default language); ``languages``: the offered ones, for the hreflang
+    links and the switcher to ``path`` in each."""
     tdir = settings.templates_dir
     page = context.pop("page", None) or page_info(settings, None)
-    html = (
-        _env(tdir)
-        .get_template(f"status_page/{template}")
-        .render(
-            page=page,
-            base="",
-            css_url=css_url(tdir),
-            inline_js=inline_js(tdir),
-            live_url=LIVE_URL if live else "",
-            subscribe_url="/subscribe",
-            sandbox=bool(settings.sandbox_url),
-            **context,
+    with i18n.using(language or settings.default_language):
+        html = (
+            _env(tdir)
+            .get_template(f"status_page/{template}")
+            .render(
+                page=page,
+                base="",
+                css_url=css_url(tdir),
+                inline_js=inline_js(tdir),
+                live_url=LIVE_URL if live else "",
+                subscribe_url="/subscribe",
+                sandbox=bool(settings.sandbox_url),
+                languages=tuple(languages) if len(languages) > 1 else (),
+                path=path,
+                here=settings.public_url.rstrip("/") + path,
+                **context,
+            )
         )
-    )
     return html.encode()
 
 
 # --- views for templates -----------------------------------------------------------------------
 
 
-def uptime_view(uptime: Uptime | None) -> dict[str, Any] | None:
+def uptime_view(uptime: Uptime | None, name: str = "") -> dict[str, Any] | None:
+    """The bars of ``uptime`` (component ``name``'s) and their words, in the current language."""
     if uptime is None:
         return None
     # Only days with something to say carry a tooltip: a plain day is 7 bytes, not 45.
@@ -121,12 +181,31 @@ def uptime_view(uptime: Uptime | None) -> dict[str, Any] | None:
         {
             "day": d.day.isoformat(),
             "level": d.level,
-            "text": "" if d.uptime is None or (d.uptime == 1.0 and d.level <= 0) else f"{100 * d.uptime:.2f}% uptime",
+            "text": ""
+            if d.uptime is None or (d.uptime == 1.0 and d.level <= 0)
+            else gettext("%(percent)s%% uptime", percent=percent(100 * d.uptime)),
         }
         for d in uptime.days
     ]
-    label = "no data yet" if uptime.percent is None else f"{uptime.percent:.2f}% uptime"
-    return {"days": days, "label": label}
+    label = (
+        gettext("no data yet")
+        if uptime.percent is None
+        else gettext("%(percent)s%% uptime", percent=percent(uptime.percent))
+    )
+    # Plurals here, not in the template: {% trans count %} does not reach ngettext's variables.
+    count = len(days)
+    return {
+        "days": days,
+        "label": label,
+        "summary": ngettext(
+            "%(name)s: %(label)s over the last day",
+            "%(name)s: %(label)s over the last %(num)d days",
+            count,
+            name=name,
+            label=label,
+        ),
+        "ago": ngettext("%(num)d day ago", "%(num)d days ago", count),
+    }
 
 
 def _worst(statuses: list[str]) -> str:
@@ -167,7 +246,7 @@ def component_groups(snapshot: Snapshot) -> list[dict[str, Any]]:
 
 
 def _uptime_of(snapshot: Snapshot, component: Row) -> dict[str, Any] | None:
-    return uptime_view(snapshot.uptime.get(component["id"])) if component["showcase"] else None
+    return uptime_view(snapshot.uptime.get(component["id"]), component["name"]) if component["showcase"] else None
 
 
 def subscribable(snapshot: Snapshot) -> list[dict[str, str]]:
@@ -182,28 +261,65 @@ def subscribable(snapshot: Snapshot) -> list[dict[str, str]]:
 # --- resources -------------------------------------------------------------------------------
 
 
-def index_html(settings: Settings, snapshot: Snapshot, live: bool = True) -> bytes:
+def _localizer(settings: Settings, language: str | None) -> Callable[[Sequence[IncidentView]], list[IncidentView]]:
+    default = settings.default_language
+    reader = language or default
+    return lambda views: [localized_view(v, reader, default) for v in views]
+
+
+def index_html(
+    settings: Settings,
+    snapshot: Snapshot,
+    live: bool = True,
+    *,
+    language: str | None = None,
+    languages: Sequence[str] = (),
+) -> bytes:
+    local = _localizer(settings, language)
     unresolved = snapshot.unresolved
+    status = statuspage_v2.status_json(snapshot)
+    with i18n.using(language or settings.default_language):  # the uptime labels are words too
+        groups = component_groups(snapshot)
+        status = {**status, "description": gettext(status["description"])}
     return render(
         settings,
         "index.html",
         live=live,
+        language=language,
+        languages=languages,
         page=snapshot.page,
-        status=statuspage_v2.status_json(snapshot),
-        incidents=unresolved,
-        active_maintenances=snapshot.active_maintenances,
-        upcoming=snapshot.upcoming,
-        groups=component_groups(snapshot),
+        status=status,
+        incidents=local(unresolved),
+        active_maintenances=local(snapshot.active_maintenances),
+        upcoming=local(snapshot.upcoming),
+        groups=groups,
         subscribable=subscribable(snapshot),
-        recent=[i for i in snapshot.incidents if i not in unresolved][:10],
+        recent=local([i for i in snapshot.incidents if i not in unresolved][:10]),
     )
 
 
 def incident_html(
-    settings: Settings, page: Row, incident: IncidentView, names: dict[str, str], live: bool = True
+    settings: Settings,
+    page: Row,
+    incident: IncidentView,
+    names: dict[str, str],
+    live: bool = True,
+    *,
+    language: str | None = None,
+    languages: Sequence[str] = (),
 ) -> bytes:
     affected = [names[c] for c in incident.component_ids if c in names]
-    return render(settings, "incident.html", live=live, page=page, incident=incident, affected=affected)
+    return render(
+        settings,
+        "incident.html",
+        live=live,
+        language=language,
+        languages=languages,
+        path=f"/incidents/{incident.id}",
+        page=page,
+        incident=_localizer(settings, language)([incident])[0],
+        affected=affected,
+    )
 
 
 def history_url(number: int) -> str:
@@ -211,19 +327,37 @@ def history_url(number: int) -> str:
 
 
 def history_html(
-    settings: Settings, page: Row, items: list[IncidentView], number: int, pages: int, live: bool = True
+    settings: Settings,
+    page: Row,
+    items: list[IncidentView],
+    number: int,
+    pages: int,
+    live: bool = True,
+    *,
+    language: str | None = None,
+    languages: Sequence[str] = (),
 ) -> bytes:
     return render(
-        settings, "history.html", live=live, page=page, items=items, number=number, pages=pages, page_url=history_url
+        settings,
+        "history.html",
+        live=live,
+        language=language,
+        languages=languages,
+        path=history_url(number),
+        page=page,
+        items=_localizer(settings, language)(items),
+        number=number,
+        pages=pages,
+        page_url=history_url,
     )
 
 
-def not_found_html(settings: Settings) -> bytes:
-    return render(settings, "not_found.html", live=False)
+def not_found_html(settings: Settings, language: str | None = None) -> bytes:
+    return render(settings, "not_found.html", live=False, language=language)
 
 
 def feed(settings: Settings, page: Row, entries: list[tuple[Row, UpdateView]], kind: str) -> bytes:
-    """The Atom (``kind="atom"``) or RSS feed of the newest updates."""
+    """The Atom (``kind="atom"``) or RSS feed of the newest updates, in the default language."""
     updated = entries[0][1].created_at if entries else page.get("updated_at") or utcnow()
     template = "feed.atom.xml" if kind == "atom" else "feed.rss.xml"
     return render(settings, template, live=False, page=page, entries=entries, updated=updated)
