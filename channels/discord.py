@@ -1,7 +1,8 @@
 """Discord: an embed to each subscriber's webhook (``discord``) and to the page owner's forum (``discord_forum``).
 
 The embed: the headline as its title (≤ 256) linking to the incident, the update as
-Discord markdown in its description (≤ 4096), one field per affected component (≤ 25),
+Discord markdown in its description (≤ 4096; the translation note in italics first when the
+update is not in the reader's language), one field per affected component (≤ 25),
 the small print as its footer, coloured by impact (green once closed); all of it within
 Discord's 6000-character total. ``allowed_mentions`` is empty, so no update ever pings
 ``@everyone``. Every POST carries ``?wait=true``, so Discord answers the message it made
@@ -25,6 +26,7 @@ from typing import Any, ClassVar, Self
 import httpx
 from pydantic import SecretStr
 
+from broadcaster.i18n import gettext, using
 from broadcaster.render import iso
 from channels._chat import ChatWebhookChannel, colour, cut, footer, headline, read_json, webhook_outcome, window
 from channels._markup import DISCORD, markup
@@ -73,15 +75,21 @@ def embed_size(embed: Mapping[str, Any]) -> int:
 
 
 def render_embed(message: Message) -> dict[str, Any]:
-    """The embed for ``message``, within every Discord limit."""
+    """The embed for ``message`` in its language, within every Discord limit."""
+    with using(message.language):
+        return _render_embed(message)
+
+
+def _render_embed(message: Message) -> dict[str, Any]:
     fields = [
         {"name": cut(c.name, FIELD_NAME_MAX), "value": c.status_label, "inline": True} for c in message.components
     ]
     if window(message):
-        fields.append({"name": "Window", "value": window(message), "inline": False})
+        fields.append({"name": gettext("Window"), "value": window(message), "inline": False})
     if len(fields) > FIELDS_MAX:
         rest = ", ".join(f"{f['name']}: {f['value']}" for f in fields[FIELDS_MAX - 1 :])
-        fields = [*fields[: FIELDS_MAX - 1], {"name": "And", "value": cut(rest, FIELD_VALUE_MAX), "inline": False}]
+        more = {"name": gettext("And"), "value": cut(rest, FIELD_VALUE_MAX), "inline": False}
+        fields = [*fields[: FIELDS_MAX - 1], more]
     embed: dict[str, Any] = {
         "title": headline(message, TITLE_MAX),
         "url": message.public_url,
@@ -91,8 +99,9 @@ def render_embed(message: Message) -> dict[str, Any]:
         "footer": {"text": cut(footer(message), FOOTER_MAX)},
         "timestamp": iso(message.created_at),
     }
-    room = min(DESCRIPTION_MAX, EMBED_TOTAL_MAX - embed_size(embed))
-    embed["description"] = cut(markup(message.body_html, DISCORD), room)
+    note = f"*{DISCORD.escape(message.translation_note)}*\n\n" if message.translation_note else ""
+    room = min(DESCRIPTION_MAX, EMBED_TOTAL_MAX - embed_size(embed)) - len(note)
+    embed["description"] = note + cut(markup(message.body_html, DISCORD), room)
     return embed
 
 

@@ -5,10 +5,11 @@ takes a message. Every update of an incident carries ``thread.threadKey`` = the 
 sent with ``messageReplyOption=REPLY_MESSAGE_FALLBACK_TO_NEW_THREAD``: the first update starts
 the thread, the rest reply in it (and should that thread be gone, start a new one).
 
-The card: the headline as its header (the impact as subtitle), the update as the card
-text's HTML subset, the affected components as ``decoratedText`` widgets, the small print,
-and a button to the incident. Google answers the message it made (``name`` becomes the
-provider id), or ``{"error": {"code", "message", "status"}}``.
+The card: the headline as its header (the impact as subtitle), the translation note when the
+update is not in the reader's language, the update as the card text's HTML subset, the
+affected components as ``decoratedText`` widgets, the small print, and a button to the
+incident. Google answers the message it made (``name`` becomes the provider id), or
+``{"error": {"code", "message", "status"}}``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from typing import Any, ClassVar
 
 import httpx
 
-from broadcaster.models import humanize
+from broadcaster.i18n import gettext, using
+from broadcaster.i18n.labels import impact_label
 from channels._chat import ChatWebhookChannel, button_label, cut, footer, headline, read_json, webhook_outcome, window
 from channels._markup import GOOGLE_CHAT, markup
 from channels.base import Message, Outcome, Rendition
@@ -30,17 +32,27 @@ HEADER_MAX = 200
 
 
 def card(message: Message) -> dict[str, Any]:
-    """The card (``cardsV2[0].card``) for ``message``."""
-    impact = "Maintenance" if message.kind == "maintenance" else f"{humanize(message.impact)} impact"
-    sections: list[dict[str, Any]] = [
-        {"widgets": [{"textParagraph": {"text": cut(markup(message.body_html, GOOGLE_CHAT), TEXT_MAX)}}]}
-    ]
+    """The card (``cardsV2[0].card``) for ``message``, in its language."""
+    with using(message.language):
+        return _card(message)
+
+
+def _card(message: Message) -> dict[str, Any]:
+    if message.kind == "maintenance":
+        impact = gettext("Maintenance")
+    else:
+        impact = gettext("%(impact)s impact", impact=impact_label(message.impact))
+    text: list[dict[str, Any]] = []
+    if message.translation_note:
+        text.append({"textParagraph": {"text": f"<i>{html.escape(message.translation_note, quote=False)}</i>"}})
+    text.append({"textParagraph": {"text": cut(markup(message.body_html, GOOGLE_CHAT), TEXT_MAX)}})
+    sections: list[dict[str, Any]] = [{"widgets": text}]
     facts = [(c.name, c.status_label) for c in message.components]
     if window(message):
-        facts.append(("Window", window(message)))
+        facts.append((gettext("Window"), window(message)))
     if facts:
         widgets = [{"decoratedText": {"topLabel": label, "text": html.escape(value)}} for label, value in facts]
-        sections.append({"header": "Affected components", "widgets": widgets})
+        sections.append({"header": gettext("Affected components"), "widgets": widgets})
     button = {"text": button_label(message), "onClick": {"openLink": {"url": message.public_url}}}
     sections.append(
         {

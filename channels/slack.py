@@ -1,6 +1,7 @@
 """Slack: subscribers' incoming webhooks (channel ``slack``) and the page owner's bot (``slack_bot``).
 
-Both send the same Block Kit message: a header with the status, the update as mrkdwn
+Both send the same Block Kit message: a header with the status, the translation note as a
+context block when the update is not in the reader's language, the update as mrkdwn
 (converted from the sanitized HTML, ≤ 3000 characters a section, ≤ 50 blocks), the
 affected components and the small print as context blocks, a button to the incident,
 and a plain ``text`` fallback for notifications.
@@ -29,6 +30,7 @@ from typing import Any, ClassVar, Self
 import httpx
 from pydantic import Field, SecretStr
 
+from broadcaster.i18n import N_, gettext, using
 from channels._chat import ChatWebhookChannel, Pacer, button_label, cut, footer, headline, webhook_outcome, window
 from channels._markup import SLACK, markup, slack_escape
 from channels.base import (
@@ -59,7 +61,7 @@ SECTION_MAX = 3000  # a section block's text
 CONTEXT_MAX = 3000  # a context element's text
 MAX_BLOCKS = 50
 FALLBACK_MAX = 300  # the notification text: the short form every channel shares
-CUT_NOTE = "_… the full update is on the status page._"
+CUT_NOTE = N_("… the full update is on the status page.")  # in italics, as the last section
 
 CREDENTIAL_ERRORS = frozenset(
     {"not_authed", "invalid_auth", "token_revoked", "token_expired", "account_inactive", "invalid_token"}
@@ -92,8 +94,12 @@ def sections(text: str, size: int = SECTION_MAX) -> list[str]:
 
 
 def render_message(message: Message) -> Rendition:
-    """The Block Kit message (``text``, ``blocks``) every Slack channel sends for ``message``."""
+    """The Block Kit message (``text``, ``blocks``) every Slack channel sends for ``message``, in its language."""
+    with using(message.language):
+        return _render_message(message)
 
+
+def _render_message(message: Message) -> Rendition:
     def mrkdwn(text: str) -> dict[str, Any]:
         return {"type": "mrkdwn", "text": text}
 
@@ -101,9 +107,11 @@ def render_message(message: Message) -> Rendition:
     facts = []
     if message.components:
         listed = " · ".join(f"{slack_escape(c.name)}: {c.status_label}" for c in message.components)
-        facts.append(cut(f"*Affected:* {listed}", CONTEXT_MAX))
+        affected = gettext("Affected:")
+        facts.append(cut(f"*{affected}* {listed}", CONTEXT_MAX))
     if window(message):
-        facts.append(f"*Window:* {window(message)}")
+        during = gettext("Window:")
+        facts.append(f"*{during}* {window(message)}")
     tail: list[dict[str, Any]] = []
     if facts:
         tail.append({"type": "context", "elements": [mrkdwn(fact) for fact in facts]})
@@ -115,14 +123,18 @@ def render_message(message: Message) -> Rendition:
         "action_id": "view_incident",
     }
     tail.append({"type": "actions", "elements": [button]})
+    note = []
+    if message.translation_note:
+        note.append({"type": "context", "elements": [mrkdwn(slack_escape(message.translation_note))]})
     texts = sections(markup(message.body_html, SLACK))
-    room = MAX_BLOCKS - 1 - len(tail)
+    room = MAX_BLOCKS - 1 - len(note) - len(tail)
     if len(texts) > room:
-        texts = [*texts[: room - 1], CUT_NOTE]
+        rest = gettext(CUT_NOTE)
+        texts = [*texts[: room - 1], f"_{rest}_"]
     body = [{"type": "section", "text": mrkdwn(text)} for text in texts]
     return {
         "text": slack_escape(short_text(message, FALLBACK_MAX)),
-        "blocks": [header, *body, *tail],
+        "blocks": [header, *note, *body, *tail],
         "unfurl_links": False,
         "unfurl_media": False,
     }

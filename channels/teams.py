@@ -3,7 +3,8 @@
 Teams retired its Office 365 connectors for the Workflows app: a channel's owner adds the
 "Post to a channel when a webhook request is received" workflow, and its URL takes a message
 whose attachment is an Adaptive Card. The card: the headline as a heading ``TextBlock``
-coloured by impact, the update in a ``TextBlock`` (the card's markdown subset: emphasis, lists
+coloured by impact, the translation note when the update is not in the reader's language, the
+update in a ``TextBlock`` (the card's markdown subset: emphasis, lists
 and links), the affected components as a ``FactSet``, the small print, and an
 ``Action.OpenUrl`` to the incident. Workflows answers 202 once it has the request; an error
 comes as ``{"error": {"code", "message"}}``.
@@ -15,6 +16,7 @@ from typing import Any, ClassVar
 
 import httpx
 
+from broadcaster.i18n import gettext, using
 from channels._chat import ChatWebhookChannel, button_label, cut, footer, headline, read_json, webhook_outcome, window
 from channels._markup import TEAMS, markup
 from channels.base import Message, Outcome, Rendition, short_text
@@ -29,7 +31,12 @@ COLOURS = {"none": "default", "minor": "warning", "major": "warning", "critical"
 
 
 def card(message: Message) -> dict[str, Any]:
-    """The Adaptive Card for ``message``."""
+    """The Adaptive Card for ``message``, in its language."""
+    with using(message.language):
+        return _card(message)
+
+
+def _card(message: Message) -> dict[str, Any]:
     tone = "good" if message.is_closing else COLOURS.get(message.impact, "default")
     body: list[dict[str, Any]] = [
         {
@@ -41,11 +48,13 @@ def card(message: Message) -> dict[str, Any]:
             "color": tone,
             "wrap": True,
         },
-        {"type": "TextBlock", "text": cut(markup(message.body_html, TEAMS), BODY_MAX), "wrap": True},
     ]
+    if message.translation_note:
+        body.append({"type": "TextBlock", "text": message.translation_note, "isSubtle": True, "wrap": True})
+    body.append({"type": "TextBlock", "text": cut(markup(message.body_html, TEAMS), BODY_MAX), "wrap": True})
     facts = [{"title": c.name, "value": c.status_label} for c in message.components]
     if window(message):
-        facts.append({"title": "Window", "value": window(message)})
+        facts.append({"title": gettext("Window"), "value": window(message)})
     if facts:
         body.append({"type": "FactSet", "facts": facts})
     body.append({"type": "TextBlock", "text": footer(message), "isSubtle": True, "size": "small", "wrap": True})

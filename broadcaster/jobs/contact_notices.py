@@ -21,6 +21,7 @@ from typing import Any
 
 from arq.worker import Function, func
 
+from broadcaster import i18n
 from broadcaster.config import Settings
 from broadcaster.crisis import contacts
 from broadcaster.delivery import direct
@@ -70,12 +71,13 @@ async def after_post(rt: Runtime, incident_id: str, update_id: str) -> bool:
 def render(
     settings: Settings, message: Message, incident: dict[str, Any], contact: dict[str, Any], ack_link: str
 ) -> dict[str, str]:
-    """Subject, text, HTML and SMS text of one contact's internal view of ``message``."""
+    """Subject, text, HTML and SMS text of one contact's internal view of ``message``, in its language
+    (the page's default: the crisis team reads the console's)."""
     meta = incident.get("meta") or {}
     context = {
         "message": message,
         "contact": contact,
-        "playbook": meta.get("playbook") or "Crisis",
+        "playbook": meta.get("playbook") or "",  # the templates say "Crisis" in the message's language
         "level": contact["level"],
         "level_name": "",
         "console_url": console_url(settings, message.incident_id),
@@ -83,17 +85,15 @@ def render(
         "acknowledged": contact.get("acknowledged_at") is not None,
         "notified_before": int(contact.get("notified_number") or 0) > 0,
     }
-    drill = "[DRILL] " if message.drill else ""
-    subject = one_line(
-        f"{drill}[{context['playbook']} L{contact['level']}] {message.incident_title}: {message.status_label}"
-    )
     env = environment(settings.templates_dir)
-    return {
-        "subject": subject,
-        "text": env.get_template("contacts/notify.txt").render(subject=subject, **context).strip() + "\n",
-        "html": env.get_template("contacts/notify.html").render(subject=subject, **context),
-        "sms": one_line(env.get_template("contacts/sms.txt").render(**context)),
-    }
+    with i18n.using(message.language):
+        subject = one_line(env.get_template("contacts/subject.txt").render(**context))
+        return {
+            "subject": subject,
+            "text": env.get_template("contacts/notify.txt").render(subject=subject, **context).strip() + "\n",
+            "html": env.get_template("contacts/notify.html").render(subject=subject, **context),
+            "sms": one_line(env.get_template("contacts/sms.txt").render(**context)),
+        }
 
 
 async def notify(rt: Runtime, incident_id: str, update_id: str) -> dict[str, int]:
