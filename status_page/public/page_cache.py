@@ -35,6 +35,8 @@ INVALIDATING_EVENTS = frozenset({"update", "published", "components", "page", RE
 PAGE_CACHE_CONTROL = "public, max-age=5, stale-while-revalidate=30, stale-if-error=86400"
 DEFAULT_TTL_S = 15.0
 GZIP_MIN_BYTES = 512
+VARY = "Accept-Encoding"
+PAGE_VARY = "Accept-Encoding, Accept-Language, Cookie"  # an HTML page is in the reader's language
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,12 +61,13 @@ def make_entry(
     cache_control: str = PAGE_CACHE_CONTROL,
     last_modified: datetime | None = None,
     extra: Iterable[tuple[str, str]] = (),
+    vary: str = VARY,
 ) -> Entry:
     """An ``Entry`` for ``body``: strong ETag from its hash (the same in every process)."""
     digest = hashlib.blake2b(body, digest_size=12).hexdigest()
     etag, gzip_etag = f'"{digest}"'.encode(), f'"{digest}-gz"'.encode()
     gzipped = gzip.compress(body, 6, mtime=0) if len(body) >= GZIP_MIN_BYTES else None
-    common: Headers = [(b"cache-control", cache_control.encode()), (b"vary", b"Accept-Encoding")]
+    common: Headers = [(b"cache-control", cache_control.encode()), (b"vary", vary.encode())]
     if last_modified is not None:
         common.append((b"last-modified", format_datetime(last_modified, usegmt=True).encode()))
     common.extend((k.lower().encode(), v.encode()) for k, v in extra)

@@ -5,6 +5,12 @@ Pages are served from the page cache as ready bytes. Each web process listens to
 the front page and JSON again, and tells open pages, which re-fetch themselves (progressive
 enhancement: without JavaScript the page is complete, it just does not move). The static
 mirror is not written here: the worker pushes it, once per change (``status_page.mirror``).
+
+Each HTML page is cached per language (``page:/:fr``) and says so (``Content-Language``,
+``Vary: Accept-Language, Cookie``, its own ETag). ``FastPathMiddleware`` answers before
+``LanguageMiddleware`` runs, so it picks the reader's language itself, remembering what each
+``Accept-Language`` header it has seen comes to. Feeds, JSON and the calendar have one language,
+the default.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from broadcaster.runtime import Runtime
 from broadcaster.views.public import load_history, load_incident, recent_updates
 from broadcaster.views.statuspage_v2 import ENDPOINTS
 from status_page.api import v2 as api_v2
+from status_page.languages import LANG_COOKIE, LANG_PARAM, language_cookie, reader_language
 from status_page.live import live_events, sse_response
 from status_page.public.html import (
     ASSET_CACHE_CONTROL,
@@ -42,7 +49,15 @@ from status_page.public.html import (
     index_html,
     not_found_html,
 )
-from status_page.public.page_cache import INVALIDATING_EVENTS, Entry, Missing, make_entry, page_cache, send_entry
+from status_page.public.page_cache import (
+    INVALIDATING_EVENTS,
+    PAGE_VARY,
+    Entry,
+    Missing,
+    make_entry,
+    page_cache,
+    send_entry,
+)
 from status_page.security_headers import security_headers_for
 
 log = logging.getLogger(__name__)
@@ -50,6 +65,9 @@ log = logging.getLogger(__name__)
 MAX_HISTORY_PAGE = 100_000
 _ID = re.compile(r"^[a-z0-9]{1,32}$")
 LIVE_KINDS = ("update", "published", "page")  # page: the brand or the contact channels changed
+MAX_REMEMBERED_HEADERS = 64  # distinct Accept-Language values whose language the fast path keeps
+_LANG_QUERY = f"{LANG_PARAM}=".encode()
+_LANG_COOKIE = LANG_COOKIE.encode()
 
 
 class NotFoundPage(Missing):
@@ -61,25 +79,43 @@ def _rt(app: Any) -> Runtime:
     return rt
 
 
-def not_found_entry(app: Any) -> Entry:
-    cached: Entry | None = getattr(app.state, "not_found_entry", None)
+def _language(app: Any, language: str | None) -> str:
+    return language or _rt(app).settings.default_language
+
+
+def _html_entry(body: bytes, language: str, **kwargs: Any) -> Entry:
+    return make_entry(body, HTML, vary=PAGE_VARY, extra=(("Content-Language", language),), **kwargs)
+
+
+def not_found_entry(app: Any, language: str | None = None) -> Entry:
+    language = _language(app, language)
+    cached: dict[str, Entry] | None = getattr(app.state, "not_found_entries", None)
     if cached is None:
-        cached = make_entry(not_found_html(_rt(app).settings), HTML, status=404, cache_control="public, max-age=60")
-        app.state.not_found_entry = cached
-    return cached
+        cached = app.state.not_found_entries = {}
+    entry = cached.get(language)
+    if entry is None:
+        body = not_found_html(_rt(app).settings, language)
+        entry = cached[language] = _html_entry(body, language, status=404, cache_control="public, max-age=60")
+    return entry
 
 
-async def index_entry(app: Any) -> Entry:
+async def index_entry(app: Any, language: str | None = None) -> Entry:
+    """The front page in ``language`` (default: the page's default language)."""
+    language = _language(app, language)
+
     async def build() -> Entry:
+        settings = _rt(app).settings
         snapshot = await api_v2.snapshot_of(app)
-        return make_entry(index_html(_rt(app).settings, snapshot), HTML, last_modified=snapshot.page["updated_at"])
+        body = index_html(settings, snapshot, language=language, languages=settings.languages)
+        return _html_entry(body, language, last_modified=snapshot.page["updated_at"])
 
-    return await page_cache(app).get("page:/", build)
+    return await page_cache(app).get(f"page:/:{language}", build)
 
 
-async def incident_entry(app: Any, incident_id: str) -> Entry:
+async def incident_entry(app: Any, incident_id: str, language: str | None = None) -> Entry:
     if not _ID.match(incident_id):
         raise NotFoundPage
+    language = _language(app, language)
 
     async def build() -> Entry:
         rt = _rt(app)
@@ -89,14 +125,17 @@ async def incident_entry(app: Any, incident_id: str) -> Entry:
         if incident is None:
             raise NotFoundPage
         names = {c["id"]: c["name"] for c in snapshot.components}
-        return make_entry(
-            incident_html(rt.settings, snapshot.page, incident, names), HTML, last_modified=incident.row["updated_at"]
+        body = incident_html(
+            rt.settings, snapshot.page, incident, names, language=language, languages=rt.settings.languages
         )
+        return _html_entry(body, language, last_modified=incident.row["updated_at"])
 
-    return await page_cache(app).get(f"incident:{incident_id}", build)
+    return await page_cache(app).get(f"incident:{incident_id}:{language}", build)
 
 
-async def history_entry(app: Any, number: int) -> Entry:
+async def history_entry(app: Any, number: int, language: str | None = None) -> Entry:
+    language = _language(app, language)
+
     async def build() -> Entry:
         rt = _rt(app)
         snapshot = await api_v2.snapshot_of(app)
@@ -104,13 +143,12 @@ async def history_entry(app: Any, number: int) -> Entry:
             items, pages = await load_history(conn, number, HISTORY_PER_PAGE)
         if number > pages:
             raise NotFoundPage
-        return make_entry(
-            history_html(rt.settings, snapshot.page, items, number, pages),
-            HTML,
-            last_modified=snapshot.page["updated_at"],
+        body = history_html(
+            rt.settings, snapshot.page, items, number, pages, language=language, languages=rt.settings.languages
         )
+        return _html_entry(body, language, last_modified=snapshot.page["updated_at"])
 
-    return await page_cache(app).get(f"history:{number}", build)
+    return await page_cache(app).get(f"history:{number}:{language}", build)
 
 
 async def feed_entry(app: Any, kind: str) -> Entry:
@@ -153,19 +191,21 @@ class PageEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         app = scope["app"]
+        # LanguageMiddleware chose it (and sets the cookie ?lang= asks for).
+        language = scope.get("state", {}).get("language") or reader_language(scope, _rt(app).settings)[0]
         try:
             if self.kind == "index":
-                entry = await index_entry(app)
+                entry = await index_entry(app, language)
             elif self.kind == "incident":
-                entry = await incident_entry(app, str(scope["path_params"]["incident_id"]))
+                entry = await incident_entry(app, str(scope["path_params"]["incident_id"]), language)
             elif self.kind == "history":
-                entry = await history_entry(app, _history_number(scope))
+                entry = await history_entry(app, _history_number(scope), language)
             elif self.kind in ("atom", "rss"):
                 entry = await feed_entry(app, self.kind)
             else:
                 entry = await asset_entry(app, scope["path"])
         except NotFoundPage:
-            entry = not_found_entry(app)
+            entry = not_found_entry(app, language)
         await send_entry(scope, send, entry)
 
 
@@ -217,7 +257,8 @@ def _spawn(app: Any, coro: Any) -> None:
 
 
 async def _warm(app: Any) -> None:
-    """Rebuild the hot resources now, so that readers (and re-fetching pages) rarely wait."""
+    """Rebuild the hot resources now, so that readers (and re-fetching pages) rarely wait; the front
+    page in the default language only (another language builds on its first request)."""
     try:
         await asyncio.gather(index_entry(app), api_v2.api_entry(app, "summary.json"))
     except Exception as exc:
@@ -260,28 +301,61 @@ class FastPathMiddleware:
 
     In a crisis everyone refreshes ``/`` and ``summary.json``; this skips the router, the
     session and exception layers for them (the security headers are added here instead).
-    Anything else, including a failed build, goes through the normal stack.
+    The front page is in the reader's language, chosen here as ``LanguageMiddleware`` would
+    (``reader_language``). Anything else, including a failed build, goes through the normal stack.
     """
 
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
+        self.settings = settings
+        self.secure = settings.public_url.startswith("https://")
         self.extra = security_headers_for(settings, "/")
+        self.pages: dict[str, Callable[[Any, str], Awaitable[Entry]]] = {"/": index_entry}
         self.handlers: dict[str, Callable[[Any], Awaitable[Entry]]] = {
-            "/": index_entry,
             "/history.atom": functools.partial(feed_entry, kind="atom"),
             "/history.rss": functools.partial(feed_entry, kind="rss"),
             **{f"/api/v2/{p}": functools.partial(api_v2.api_entry, path=p) for p in ENDPOINTS},
         }
+        self.by_header: dict[bytes | None, str] = {}  # Accept-Language -> language, oldest first
+
+    def language(self, scope: Scope) -> tuple[str, str | None]:
+        """(the reader's language, the one ``?lang=`` asked for): a dict lookup for a reader with
+        neither ``?lang=`` nor the language cookie, whose language only Accept-Language decides."""
+        cookie = accept = None
+        for name, value in scope["headers"]:
+            if name == b"accept-language" and accept is None:
+                accept = value
+            elif name == b"cookie" and cookie is None:
+                cookie = value
+        if _LANG_QUERY in scope.get("query_string", b"") or (cookie is not None and _LANG_COOKIE in cookie):
+            return reader_language(scope, self.settings)
+        language = self.by_header.get(accept)
+        if language is None:
+            language = reader_language(scope, self.settings)[0]
+            if len(self.by_header) >= MAX_REMEMBERED_HEADERS:
+                del self.by_header[next(iter(self.by_header))]
+            self.by_header[accept] = language
+        return language, None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
-            handler = self.handlers.get(scope["path"])
-            if handler is not None:
+            path = scope["path"]
+            page = self.pages.get(path)
+            handler = self.handlers.get(path) if page is None else None
+            if page is not None or handler is not None:
+                extra = self.extra
                 try:
-                    entry = await handler(scope["app"])
+                    if page is not None:
+                        language, asked = self.language(scope)
+                        entry = await page(scope["app"], language)
+                        if asked is not None:
+                            extra = [*extra, (b"set-cookie", language_cookie(asked, self.secure))]
+                    else:
+                        assert handler is not None
+                        entry = await handler(scope["app"])
                 except Exception:
-                    log.debug("fast path missed %s", scope["path"], exc_info=True)
+                    log.debug("fast path missed %s", path, exc_info=True)
                 else:
-                    await send_entry(scope, send, entry, self.extra)
+                    await send_entry(scope, send, entry, extra)
                     return
         await self.app(scope, receive, send)
