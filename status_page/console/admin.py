@@ -14,6 +14,7 @@ from broadcaster.domain import audit
 from broadcaster.domain import incident_templates as template_store
 from broadcaster.domain import users as user_store
 from broadcaster.errors import InputError
+from broadcaster.i18n import pgettext
 from broadcaster.models import Impact, IncidentStatus, Role
 from broadcaster.schemas import validate
 from status_page.auth import check_csrf, require_role, user_actor
@@ -150,6 +151,17 @@ async def report_markdown(request: Request) -> Response:
 AUDIT_PAGE_SIZE = 100
 
 
+def role_label(role: str) -> str:
+    """A console role's name in the reader's language (the English is the role itself)."""
+    names = {
+        Role.ADMIN.value: pgettext("role", "admin"),
+        Role.COMMANDER.value: pgettext("role", "commander"),
+        Role.AGENT.value: pgettext("role", "agent"),
+        Role.VIEWER.value: pgettext("role", "viewer"),
+    }
+    return names.get(role, role)
+
+
 async def audit_page(request: Request) -> Response:
     """The audit log, newest first, ``AUDIT_PAGE_SIZE`` at a time (``?before=`` an entry id: older ones)."""
     user = require_role(request, Role.ADMIN)
@@ -173,7 +185,9 @@ async def users_page(request: Request) -> Response:
     user = require_role(request, Role.ADMIN)
     async with runtime(request).engine.connect() as conn:
         rows = await user_store.list_users(conn)
-    return page(request, "console/users.html", user, rows=rows, roles=[r.value for r in Role], errors={})
+    return page(
+        request, "console/users.html", user, rows=rows, roles=[r.value for r in Role], role_label=role_label, errors={}
+    )
 
 
 async def create_user(request: Request) -> Response:

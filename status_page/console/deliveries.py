@@ -20,6 +20,7 @@ from broadcaster.domain import audit, replies
 from broadcaster.domain import incidents as incident_store
 from broadcaster.domain.subscribers import URL_CHANNELS
 from broadcaster.errors import InputError
+from broadcaster.i18n import pgettext
 from broadcaster.jobs.page_copies import page_copies
 from broadcaster.models import CLOSED_STATUSES, ChannelKind, Role
 from broadcaster.runtime import Runtime
@@ -172,6 +173,13 @@ async def retry_failed(request: Request) -> Response:
     return RedirectResponse(f"/console/updates/{update_id}", status_code=303)
 
 
+def kind_label(kind: ChannelKind) -> str:
+    """A channel's kind in the reader's language (the English is the kind itself)."""
+    if kind is ChannelKind.BROADCAST:
+        return pgettext("channel kind", "broadcast")
+    return pgettext("channel kind", "subscriber")
+
+
 async def channels_page(request: Request) -> Response:
     """Consistency: which update each channel shows now, which channels lag the latest, and whether
     each passed its last pre-flight check."""
@@ -202,6 +210,7 @@ async def channels_page(request: Request) -> Response:
                 "name": name,
                 "title": type(channel).title,
                 "kind": channel.kind.value,
+                "kind_label": kind_label(channel.kind),
                 "current": current,
                 "latest": latest,
                 "behind": behind,

@@ -20,6 +20,7 @@ from broadcaster.domain import contact_channels, page_brand
 from broadcaster.domain.contact_channels import MAX_CHANNELS, ContactChannelsIn
 from broadcaster.domain.page_brand import MAX_FAVICON_BYTES, MAX_LINKS, MAX_LOGO_BYTES, BrandPatch
 from broadcaster.errors import InputError
+from broadcaster.i18n import N_, gettext
 from broadcaster.models import ContactState, Role
 from broadcaster.schemas import validate
 from status_page.api.page import PAGE_BODY_MAX_BYTES, post_contact_channels, save
@@ -29,6 +30,17 @@ from status_page.http import runtime
 
 UPLOAD_MAX_BYTES = PAGE_BODY_MAX_BYTES  # the body limit of BRAND_PATH (status_page/app.py)
 BRAND_PATH = "/console/page/brand"
+CONTACT_STATES: dict[str, str] = {
+    ContactState.OPEN.value: N_("Open"),
+    ContactState.BUSY.value: N_("Busy"),
+    ContactState.CLOSED.value: N_("Closed"),
+}
+
+
+def contact_state(state: str) -> str:
+    """A contact channel's state in the reader's language (``busy`` -> "Busy")."""
+    known = CONTACT_STATES.get(state)
+    return gettext(known) if known else state.capitalize()
 
 
 async def _render(request: Request, user: dict[str, Any], errors: dict[str, str], status_code: int = 200) -> Response:
@@ -43,6 +55,7 @@ async def _render(request: Request, user: dict[str, Any], errors: dict[str, str]
         brand=brand,
         channels=channels,
         states=[s.value for s in ContactState],
+        contact_state=contact_state,
         max_channels=MAX_CHANNELS,
         max_links=MAX_LINKS,
         max_logo_kb=MAX_LOGO_BYTES // 1024,
@@ -91,7 +104,7 @@ async def flip_channel(request: Request) -> Response:
     async with runtime(request).engine.connect() as conn:
         channels = [contact_channels.as_json(c) for c in await contact_channels.load_channels(conn)]
     if index >= len(channels):
-        return await _render(request, user, {"index": "no such channel"}, status_code=422)
+        return await _render(request, user, {"index": gettext("no such channel")}, status_code=422)
     channels[index]["state"] = text(form, "state")
     return await _post_channels(request, user, {"channels": channels})
 

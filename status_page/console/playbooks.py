@@ -20,6 +20,7 @@ from broadcaster.crisis import contacts, playbook_yaml, playbooks
 from broadcaster.domain import audit
 from broadcaster.domain import incidents as incident_store
 from broadcaster.errors import InputError
+from broadcaster.i18n import N_, gettext
 from broadcaster.jobs import page_copies
 from broadcaster.models import CLOSED_STATUSES, Impact, IncidentStatus, Role
 from broadcaster.post_requests import PlaybookOpening
@@ -29,6 +30,21 @@ from status_page.console._kit import commander, page, redirect, text, viewer, wh
 from status_page.http import runtime
 
 MAX_UPLOAD_BYTES = 1024 * 1024
+CRISIS_TYPES: dict[str, str] = {
+    playbooks.CrisisType.OUTAGE.value: N_("Outage"),
+    playbooks.CrisisType.SECURITY_BREACH.value: N_("Security breach"),
+    playbooks.CrisisType.PRODUCT_RECALL.value: N_("Product recall"),
+    playbooks.CrisisType.NATURAL_DISASTER.value: N_("Natural disaster"),
+    playbooks.CrisisType.SUPPLY_DISRUPTION.value: N_("Supply disruption"),
+    playbooks.CrisisType.PR_INCIDENT.value: N_("PR incident"),
+    playbooks.CrisisType.CUSTOM.value: N_("Custom"),
+}
+
+
+def crisis_label(crisis_type: str) -> str:
+    """A crisis type in the reader's language (``product_recall`` -> "Product recall")."""
+    known = CRISIS_TYPES.get(crisis_type)
+    return gettext(known) if known else crisis_type.replace("_", " ").capitalize()
 
 
 def level_body(form: FormData) -> dict[str, Any]:
@@ -77,6 +93,7 @@ async def list_page(request: Request) -> Response:
         user,
         playbooks=rows,
         crisis_types=[c.value for c in playbooks.CrisisType],
+        crisis_label=crisis_label,
         notice=request.query_params.get("notice"),
     )
 
@@ -105,6 +122,7 @@ async def detail_page(request: Request) -> Response:
         people=people,
         groups=groups,
         crisis_types=[c.value for c in playbooks.CrisisType],
+        crisis_label=crisis_label,
         statuses=[s.value for s in IncidentStatus],
         impacts=[i.value for i in Impact if i is not Impact.MAINTENANCE],
         channel_names=list(rt.registry.classes),
@@ -288,7 +306,13 @@ async def import_yaml(request: Request) -> Response:
         await audit.record(conn, str(user_actor(user)), "playbooks.import", filename=upload.filename, counts=counts)
     if counts["page"]:
         await page_copies.page_changed(runtime(request), "page", {"changed": "brand"})
-    notice = f"Imported {counts['playbooks']} playbooks, {counts['levels']} levels, {counts['contacts']} contacts."
+    # the notice is read back from the query by the list page, in the language it was written in (the same reader's)
+    notice = gettext(
+        "Imported %(playbooks)s playbooks, %(levels)s levels, %(contacts)s contacts.",
+        playbooks=counts["playbooks"],
+        levels=counts["levels"],
+        contacts=counts["contacts"],
+    )
     return RedirectResponse(f"/console/playbooks?notice={notice.replace(' ', '+')}", status_code=303)
 
 

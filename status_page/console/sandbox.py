@@ -22,25 +22,26 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from broadcaster.domain.subscribers import webhook_secrets
+from broadcaster.i18n import N_, gettext
 from broadcaster.render import environment
 from status_page.console import sandbox_chat
 from status_page.console._kit import page, viewer
 from status_page.http import HTTPError, runtime
 
-CHANNELS = {
-    "email": "Email",
-    "sms": "SMS (Twilio)",
+CHANNELS = {  # product names stay as they are; the rest is translated when shown
+    "email": N_("Email"),
+    "sms": N_("SMS (Twilio)"),
     "mastodon": "Mastodon",
     "bluesky": "Bluesky",
     "x": "X",
     "zendesk": "Zendesk Guide",
     "freshdesk": "Freshdesk Solutions",
-    "webhook": "Webhooks",
-    "slack": "Slack (webhooks)",
-    "slack_bot": "Slack bot",
+    "webhook": N_("Webhooks"),
+    "slack": N_("Slack (webhooks)"),
+    "slack_bot": N_("Slack bot"),
     "teams": "Microsoft Teams",
-    "discord": "Discord (webhooks)",
-    "discord_forum": "Discord forum",
+    "discord": N_("Discord (webhooks)"),
+    "discord_forum": N_("Discord forum"),
     "google_chat": "Google Chat",
 }
 PAGE_SIZE = 500  # the sandbox's most events per answer
@@ -138,7 +139,9 @@ async def outbox_view(request: Request, sandbox_url: str) -> dict[str, Any]:
         by_channel.setdefault(event["channel"], []).append(event)
     enabled = set(runtime(request).registry.enabled)
     return {
-        "channels": [(name, title, name in enabled, len(by_channel[name])) for name, title in CHANNELS.items()],
+        "channels": [
+            (name, gettext(title), name in enabled, len(by_channel[name])) for name, title in CHANNELS.items()
+        ],
         "last": events[-1]["seq"] if events else 0,
         "email": _emails(by_channel["email"]),
         "sms": list(reversed(by_channel["sms"][-SHOWN_PER_CHANNEL:])),

@@ -17,6 +17,7 @@ from starlette.routing import BaseRoute, Route
 from broadcaster.db import subscribers
 from broadcaster.domain import audit
 from broadcaster.errors import InputError
+from broadcaster.i18n import N_, gettext
 from broadcaster.importing.subscribers_csv import COLUMNS, Action, CsvPlan, apply_csv, export_csv, plan_csv
 from broadcaster.models import Role
 from status_page.api.subscribers_csv import csv_download
@@ -27,6 +28,18 @@ from status_page.http import runtime
 IMPORT_PATH = "/console/subscribers/import"
 MAX_UPLOAD_BYTES = 2 * 1024 * 1024  # about 25,000 subscribers; bigger lists: broadcaster subscribers import
 SHOWN_ROWS = 200
+ACTIONS: dict[str, str] = {
+    Action.CREATE: N_("create"),
+    Action.UPDATE: N_("update"),
+    Action.UNCHANGED: N_("unchanged"),
+    Action.KEPT: N_("kept unsubscribed"),
+}
+
+
+def action_label(action: str) -> str:
+    """What an import does to a row, in the reader's language."""
+    known = ACTIONS.get(action)
+    return gettext(known) if known else action
 
 
 async def overview(request: Request) -> Response:
@@ -83,6 +96,7 @@ def _preview(request: Request, user: dict[str, Any], plan: CsvPlan, csv_text: st
         more=max(0, len(changing) - SHOWN_ROWS),
         csv_text=csv_text,
         confirmed=confirmed,
+        action_label=action_label,
     )
 
 
@@ -109,7 +123,9 @@ async def upload(request: Request) -> Response:
     if counts is None:
         return _preview(request, user, plan, csv_text, confirmed)
     new, updated, same = counts[Action.CREATE], counts[Action.UPDATE], counts[Action.UNCHANGED]
-    notice = f"Imported: {new} new, {updated} updated, {same} unchanged."
+    notice = gettext(
+        "Imported: %(new)s new, %(updated)s updated, %(same)s unchanged.", new=new, updated=updated, same=same
+    )
     return redirect(f"/console/subscribers?notice={notice.replace(' ', '+')}")
 
 
