@@ -11,8 +11,12 @@ here, where nothing reaches an address before its owner proved it is theirs:
   cannot make us POST to an arbitrary URL.
 
 A sign-up for an address that is already confirmed changes nothing (its component filter
-is changed from the preferences page, reached through a link only its owner received), and
-the answer does not reveal that the address was known.
+and language are changed from the preferences page, reached through a link only its owner
+received), and the answer does not reveal that the address was known. An unconfirmed or
+unsubscribed address signing up again takes the new components and language.
+
+Errors are ``InputError`` in English (the JSON answers); ``Refused`` also carries what the
+sign-up pages show a person, in their language.
 """
 
 from __future__ import annotations
@@ -24,9 +28,11 @@ from enum import StrEnum
 from typing import Any
 
 import phonenumbers
+from babel import Locale, UnknownLocaleError
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from broadcaster import i18n
 from broadcaster.db import subscribers, utcnow, verification_codes
 from broadcaster.domain.components import components_by_id, display_name
 from broadcaster.domain.subscribers import (
@@ -36,10 +42,19 @@ from broadcaster.domain.subscribers import (
     upsert_subscriber,
 )
 from broadcaster.errors import InputError
+from broadcaster.i18n import N_
 from broadcaster.schemas import SubscriberIn
 from broadcaster.security import hash_code, new_numeric_code, tokens_equal
 
 Row = dict[str, Any]
+
+
+class Refused(InputError):
+    """A refused sign-up: ``fields`` in English for machines, ``shown`` (field → reason) for people."""
+
+    def __init__(self, message: str, fields: dict[str, str], shown: dict[str, str]) -> None:
+        super().__init__(message, fields)
+        self.shown = shown
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,9 +72,17 @@ def is_active(row: Row) -> bool:
 
 
 async def sign_up(
-    conn: AsyncConnection, channel: str, address: str, components: Sequence[str], *, allow_private_webhooks: bool
+    conn: AsyncConnection,
+    channel: str,
+    address: str,
+    components: Sequence[str],
+    *,
+    allow_private_webhooks: bool,
+    language: str | None = None,
+    languages: Sequence[str] | None = None,
 ) -> SignUp:
-    """Store an unconfirmed real subscriber for ``address`` (or refresh the unconfirmed one).
+    """Store an unconfirmed real subscriber for ``address`` (or refresh the unconfirmed one), in
+    ``language`` (one of ``languages``; ``None``: the page's default).
 
     Always the real row (``drill = false``): an address also in the drill audience signs up
     like any other, and its drill row is left as it is.
@@ -68,9 +91,16 @@ async def sign_up(
     existing = await find_subscriber(conn, channel, normalized, drill=False)
     if existing is not None and is_active(existing):
         return SignUp(await get_subscriber(conn, existing["id"]), needs_confirmation=False, created=False)
-    data = SubscriberIn(channel=channel, address=normalized, components=list(components), confirmed=False)
+    data = SubscriberIn(
+        channel=channel, address=normalized, components=list(components), confirmed=False, language=language
+    )
     row, created = await upsert_subscriber(
-        conn, data, allow_private_webhooks=allow_private_webhooks, drill=False, field=_field_of(channel)
+        conn,
+        data,
+        allow_private_webhooks=allow_private_webhooks,
+        drill=False,
+        field=_field_of(channel),
+        languages=languages,
     )
     return SignUp(row, needs_confirmation=channel in ("email", "sms"), created=created)
 
@@ -98,13 +128,27 @@ def check_sms_country(phone: str, countries: Collection[str] | None) -> None:
         return
     region = phonenumbers.region_code_for_number(phonenumbers.parse(phone))
     if region not in countries:
-        raise InputError(
-            "SMS is not available for this country",
+        accepted = ", ".join(sorted(countries))
+        raise Refused(
+            N_("SMS is not available for this country"),
+            {"phone": f"numbers from {region or 'this country'} cannot sign up here (accepted: {accepted})"},
             {
-                "phone": f"numbers from {region or 'this country'} cannot sign up here "
-                f"(accepted: {', '.join(sorted(countries))})"
+                "phone": i18n.gettext(
+                    "Numbers from %(country)s cannot sign up here (accepted: %(accepted)s).",
+                    country=country_name(region) if region else "?",
+                    accepted=", ".join(country_name(c) for c in sorted(countries)),
+                )
             },
         )
+
+
+def country_name(region: str) -> str:
+    """The ISO country ``region`` named in the current language (``"DE"`` in French: ``"Allemagne"``)."""
+    try:
+        names = Locale.parse(i18n.current_language(), sep="-").territories
+    except (ValueError, UnknownLocaleError):
+        return region
+    return str(names.get(region, region))
 
 
 async def confirm_subscription(conn: AsyncConnection, subscriber_id: str) -> Row | None:

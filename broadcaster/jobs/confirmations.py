@@ -5,6 +5,9 @@
 or makes the code and sends it through the registry's email or SMS channel (a ``DirectSender``;
 each attempt is a ledger row of kind ``confirmation``). Slow or failing providers retry with
 backoff a few times and never hold up the sign-up's answer.
+
+Every confirmation (the mail's subject and both parts, the SMS code, the answer to HELP) is
+written in the subscriber's language, else the page's default (``message_language``).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 
 from arq.worker import Function, func
 
+from broadcaster import i18n
 from broadcaster.config import Settings
 from broadcaster.delivery import direct
 from broadcaster.delivery.channel import DirectMessage, DirectSender
@@ -45,10 +49,20 @@ def confirm_url(settings: Settings, subscriber_id: str) -> str:
     return f"{settings.public_url}/subscriptions/confirm?token={token}"
 
 
+def message_language(settings: Settings, language: str | None) -> str:
+    """The language to write to a subscriber of ``language`` in: theirs if offered, else the default."""
+    return i18n.best_match([language], settings.languages) or settings.default_language
+
+
 def confirmation_mail(
-    settings: Settings, link: str, components: Sequence[str] = (), brand: Brand | None = None
+    settings: Settings,
+    link: str,
+    components: Sequence[str] = (),
+    brand: Brand | None = None,
+    language: str | None = None,
 ) -> DirectMessage:
-    """The double opt-in mail: the signed ``link`` (``confirm_url``) in both parts, in the page's ``brand``."""
+    """The double opt-in mail: the signed ``link`` (``confirm_url``) in both parts, in the page's ``brand``,
+    in ``language`` (the subscriber's; ``None``: the page's default)."""
     env = environment(settings.templates_dir)
     brand = brand or Brand()
     logo = brand.image_url("logo")
@@ -61,18 +75,29 @@ def confirmation_mail(
         "logo_url": f"{settings.public_url}{logo}" if logo else None,
         "accent_color": brand.accent_color,
     }
-    return DirectMessage(
-        subject=f"Confirm your subscription to {page_name}",
-        text=env.get_template("email/confirm.txt").render(context) + "\n",
-        html=env.get_template("email/confirm.html").render(context) + "\n",
-    )
+    with i18n.using(message_language(settings, language)) as written_in:
+        return DirectMessage(
+            subject=i18n.gettext("Confirm your subscription to %(page)s", page=page_name),
+            text=env.get_template("email/confirm.txt").render(context) + "\n",
+            html=env.get_template("email/confirm.html").render(context) + "\n",
+            headers={"Content-Language": written_in},
+        )
 
 
-def sms_code_text(settings: Settings, code: str) -> str:
+def sms_code_text(settings: Settings, code: str, language: str | None = None) -> str:
+    """The opt-in code's text, in ``language`` (the subscriber's; ``None``: the page's default)."""
     template = environment(settings.templates_dir).get_template("sms/confirm.txt")
-    return template.render(
-        page_name=settings.page_name, code=code, expires_in_minutes=max(1, settings.sms_code_ttl_s // 60)
-    ).strip()
+    with i18n.using(message_language(settings, language)):
+        return template.render(
+            page_name=settings.page_name, code=code, expires_in_minutes=max(1, settings.sms_code_ttl_s // 60)
+        ).strip()
+
+
+def sms_help_text(settings: Settings, language: str | None = None) -> str:
+    """The answer to HELP, in ``language`` (the texting subscriber's; ``None``: the page's default)."""
+    template = environment(settings.templates_dir).get_template("sms/help.txt")
+    with i18n.using(message_language(settings, language)):
+        return template.render(page_name=settings.page_name, page_url=settings.public_url).strip()
 
 
 async def send_confirmation(rt: Runtime, subscriber_id: str) -> str:
@@ -94,13 +119,14 @@ async def send_confirmation(rt: Runtime, subscriber_id: str) -> str:
     if subscriber["channel"] == "email":
         if not isinstance(channel, DirectSender):
             return "skipped: email is not enabled"
-        message = confirmation_mail(settings, confirm_url(settings, subscriber_id), names, brand)
+        link = confirm_url(settings, subscriber_id)
+        message = confirmation_mail(settings, link, names, brand, subscriber.get("language"))
     elif subscriber["channel"] == "sms":
         if not isinstance(channel, DirectSender):
             return "skipped: sms is not enabled"
         async with rt.engine.begin() as conn:
             code = await new_code(conn, subscriber_id, settings.secret_key.get_secret_value(), settings.sms_code_ttl_s)
-        message = DirectMessage(subject="", text=sms_code_text(settings, code))
+        message = DirectMessage(subject="", text=sms_code_text(settings, code, subscriber.get("language")))
     else:
         return f"skipped: {subscriber['channel']} needs no confirmation message"
     await direct.send(rt.engine, channel, DeliveryKind.CONFIRMATION, subscriber_id, subscriber["address"], message)

@@ -8,8 +8,10 @@ and no CSRF token beyond it.
   because mail scanners follow links.
 - ``POST /unsubscribe?token=…`` unsubscribes at once, whatever the body (mail providers
   send ``List-Unsubscribe=One-Click``), and is idempotent: always 200 for a valid token.
-- ``GET/POST /subscriptions/manage?token=…`` chooses components, unsubscribes, or
-  subscribes again (the link reached the owner, so no new opt-in is needed).
+- ``GET/POST /subscriptions/manage?token=…`` chooses components and the language,
+  unsubscribes, or subscribes again (the link reached the owner, so no new opt-in is needed).
+
+These pages speak the subscriber's language unless ``?lang=`` asks for another.
 """
 
 from __future__ import annotations
@@ -21,14 +23,23 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from broadcaster import i18n
 from broadcaster.delivery.fanout import UNSUBSCRIBE_MAX_AGE_S, recipient_links
 from broadcaster.domain.signups import confirm_subscription
-from broadcaster.domain.subscribers import get_subscriber, set_components, unsubscribe
+from broadcaster.domain.subscribers import (
+    get_subscriber,
+    set_components,
+    set_language,
+    subscriber_language,
+    unsubscribe,
+)
 from broadcaster.errors import InputError, NotFound
+from broadcaster.i18n import N_, gettext
 from broadcaster.security import LinkSigner
 from status_page.http import HTTPError, runtime
 from status_page.pages import render_page
-from status_page.public.subscribe import component_choices, message_page, read_input, wants_json
+from status_page.public.signup_requests import component_choices, read_input, wants_json
+from status_page.public.subscribe import for_people, message_page, own_language, speaking
 
 Row = dict[str, Any]
 
@@ -54,8 +65,8 @@ def _invalid_link(request: Request) -> Response:
         raise HTTPError(400, "invalid_token", "this link is invalid or expired", {"token": "invalid or expired"})
     return message_page(
         request,
-        "This link does not work",
-        "The link is invalid or too old. Use the link in a more recent message.",
+        gettext("This link does not work"),
+        gettext("The link is invalid or too old. Use the link in a more recent message."),
         400,
     )
 
@@ -76,9 +87,11 @@ async def unsubscribe_page(request: Request) -> Response:
     row = await _subscriber_for(request, "unsubscribe", token)
     if row is None:
         return _invalid_link(request)
-    return render_page(
-        request, "subscribe/unsubscribe.html", address=row["address"], token=token, done=False, manage_url=""
-    )
+    with i18n.using(own_language(request, row)) as language:
+        page = render_page(
+            request, "subscribe/unsubscribe.html", address=row["address"], token=token, done=False, manage_url=""
+        )
+    return speaking(page, language)
 
 
 async def unsubscribe_now(request: Request) -> Response:
@@ -95,9 +108,11 @@ async def unsubscribe_now(request: Request) -> Response:
         return JSONResponse({"status": "unsubscribed", "address": row["address"]})
     rt = runtime(request)
     _, manage_url = recipient_links(rt.settings, _signer(request), row["id"])
-    return render_page(
-        request, "subscribe/unsubscribe.html", address=row["address"], token=token, done=True, manage_url=manage_url
-    )
+    with i18n.using(own_language(request, row)) as language:
+        page = render_page(
+            request, "subscribe/unsubscribe.html", address=row["address"], token=token, done=True, manage_url=manage_url
+        )
+    return speaking(page, language)
 
 
 # --- preferences ----------------------------------------------------------------------------------
@@ -120,21 +135,27 @@ async def _manage_page(
                 "channel": row["channel"],
                 "state": _state(row),
                 "components": row["components"],
+                "language": row.get("language"),
             },
             status_code=status_code,
         )
-    return render_page(
-        request,
-        "subscribe/manage.html",
-        status_code=status_code,
-        subscriber=row,
-        state=_state(row),
-        components=await component_choices(runtime(request)),
-        selected=row["components"],
-        token=token,
-        notice=notice,
-        errors=errors or {},
-    )
+    settings = runtime(request).settings
+    components = await component_choices(runtime(request))
+    with i18n.using(own_language(request, row)) as language:
+        page = render_page(
+            request,
+            "subscribe/manage.html",
+            status_code=status_code,
+            subscriber=row,
+            state=_state(row),
+            components=components,
+            selected=row["components"],
+            chosen_language=i18n.best_match([row.get("language")], settings.languages) or settings.default_language,
+            token=token,
+            notice=gettext(notice) if notice else None,  # the notice is English here: said in the page's language
+            errors={field: for_people(reason, field) for field, reason in (errors or {}).items()},
+        )
+    return speaking(page, language)
 
 
 async def manage_page(request: Request) -> Response:
@@ -145,16 +166,21 @@ async def manage_page(request: Request) -> Response:
     return await _manage_page(request, row, token)
 
 
-async def _apply(conn: AsyncConnection, row: Row, action: str, components: list[str]) -> str:
+async def _apply(
+    conn: AsyncConnection, row: Row, action: str, components: list[str], language: str | None, keep_language: bool
+) -> str:
+    """Do ``action``; the notice to show (English, a msgid)."""
     if action == "unsubscribe":
         await unsubscribe(conn, row["id"])
-        return "You are unsubscribed: no more updates."
+        return N_("You are unsubscribed: no more updates.")
     if action == "resubscribe":
         await confirm_subscription(conn, row["id"])
-        return "You are subscribed again."
+        return N_("You are subscribed again.")
     if action == "save":
         await set_components(conn, row["id"], components)
-        return "Saved."
+        if not keep_language:
+            await set_language(conn, row["id"], language)
+        return N_("Saved.")
     raise InputError("unknown action", {"action": "must be save, unsubscribe or resubscribe"})
 
 
@@ -169,9 +195,11 @@ async def manage_update(request: Request) -> Response:
         raise InputError("invalid components", {"components": "expected a list of component ids"})
     rt = runtime(request)
     try:
+        language = subscriber_language(data.get("language"), rt.settings.languages)
         async with rt.engine.begin() as conn:
             action = str(data.get("action") or "save")
-            notice = await _apply(conn, row, action, list(dict.fromkeys(components)))
+            keep = "language" not in data  # a client that does not send it keeps the language
+            notice = await _apply(conn, row, action, list(dict.fromkeys(components)), language, keep)
             row = await get_subscriber(conn, row["id"])
     except InputError as exc:
         errors = {k.split(".")[0]: v for k, v in exc.fields.items()}

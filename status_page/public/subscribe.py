@@ -1,20 +1,22 @@
 """Public sign-up: ``/subscribe`` (email, SMS, webhook, chat webhooks), SMS codes, email confirmation links.
 
 ``POST /subscribe`` takes a form or JSON ``{email | phone | webhook | slack | teams | discord |
-google_chat, components?}`` (a chat field holds that service's incoming-webhook URL) and
-answers HTML to a form, JSON to JSON (202 with ``status``). Email and SMS sign-ups get a
+google_chat, components?, language?}`` (a chat field holds that service's incoming-webhook URL;
+``language`` one the page offers, default the reader's) and answers HTML to a form, JSON to
+JSON (202 with ``status``); a language not offered is a 422 naming ``language``. Email and SMS sign-ups get a
 confirmation (a signed link valid ``confirm_link_max_age_s``, a 6-digit code valid
 ``sms_code_ttl_s``) sent by the worker's ``send_confirmation`` job (inline, with a timeout,
 when Redis cannot take the job). A public webhook or chat sign-up is stored unconfirmed and
 waits for an admin (``POST /api/v1/subscribers`` with ``confirmed: true``); a webhook's answer
 carries the signing secret once.
 
-Abuse limits (fixed windows in Redis, 429 with ``Retry-After``): per client IP for every
-channel, and for phones also per number and per number prefix, against SMS pumping; then,
-only when a confirmation is about to go out, per address (``subscribe_confirmations_per_address``
-a day, whoever asks) and, for SMS, a budget of sign-up texts an hour for the whole installation.
-Phones must be from ``sms_countries`` when it is set (422 naming ``phone``). Without Redis,
-email sign-ups go on unlimited (logged) and SMS sign-ups are refused (503): texts cost money.
+Abuse limits: ``status_page.public.signup_limits``. Phones must be from ``sms_countries`` when
+it is set (422 naming ``phone``).
+
+The pages speak the reader's language; the JSON answers stay English (machines read them), and
+the English reasons other modules give are shown to people through ``for_people``. The pages
+that answer a subscriber's own link (the confirmation) speak the subscriber's language unless
+``?lang=`` asks for another.
 """
 
 from __future__ import annotations
@@ -28,90 +30,102 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from broadcaster.domain.components import list_components
+from broadcaster import i18n
 from broadcaster.domain.signups import (
     CodeCheck,
+    Refused,
     check_code,
-    check_sms_country,
     confirm_subscription,
-    confirmation_key,
     find_sms_subscriber,
     sign_up,
 )
-from broadcaster.domain.subscribers import CHAT_CHANNELS, URL_CHANNELS, normalize_phone
+from broadcaster.domain.subscribers import CHAT_CHANNELS, URL_CHANNELS, normalize_phone, subscriber_language
 from broadcaster.errors import DeliveryError, InputError
+from broadcaster.i18n import N_, gettext
 from broadcaster.jobs import confirmations
-from broadcaster.ratelimit import Limit, LimiterUnavailable, RateLimiter
 from broadcaster.runtime import Runtime
-from broadcaster.schemas import NUL_REASON
 from broadcaster.security import LinkSigner
-from status_page.http import HTTPError, read_body, read_json, runtime
+from status_page.http import HTTPError, runtime
+from status_page.languages import asked_language
 from status_page.pages import render_page
+from status_page.public.signup_limits import check_confirmation_limits, check_limits
+from status_page.public.signup_requests import client_ip, component_choices, is_json, read_input, wants_json
 
 log = logging.getLogger(__name__)
 
 INLINE_SEND_TIMEOUT_S = 10.0
 CHANNEL_OF_FIELD = {"email": "email", "phone": "sms", "webhook": "webhook", **{name: name for name in CHAT_CHANNELS}}
-ONE_OF = "give exactly one of email, phone, webhook or a chat webhook URL (slack, teams, discord, google_chat)"
+ONE_OF = N_("give exactly one of email, phone, webhook or a chat webhook URL (slack, teams, discord, google_chat)")
 _CODE = re.compile(r"^[0-9]{6}$")
 
-
-# --- request plumbing ---------------------------------------------------------------------------
-
-
-def is_json(request: Request) -> bool:
-    return request.headers.get("content-type", "").split(";")[0].strip().lower() == "application/json"
-
-
-def wants_json(request: Request) -> bool:
-    accept = request.headers.get("accept", "")
-    return "application/json" in accept and "text/html" not in accept
-
-
-async def read_input(request: Request) -> dict[str, Any]:
-    """The body as a dict: JSON object, or form fields (``components`` as a list)."""
-    if is_json(request):
-        data: dict[str, Any] = await read_json(request)
-        return data
-    raw = await read_body(request, runtime(request).settings.max_body_bytes)  # refuses oversized bodies
-
-    async def replay() -> dict[str, Any]:
-        return {"type": "http.request", "body": raw, "more_body": False}
-
-    form = await Request(request.scope, replay).form(max_files=0, max_fields=600)
-    for key, value in form.multi_items():
-        if "\x00" in key or (isinstance(value, str) and "\x00" in value):
-            raise InputError("invalid input", {key.replace("\x00", "") or "body": NUL_REASON})
-    values: dict[str, Any] = {k: v for k, v in form.items() if isinstance(v, str) and k != "components"}
-    values["components"] = [v for k in ("components", "components[]") for v in form.getlist(k) if isinstance(v, str)]
-    return values
-
-
-def client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+# The English reasons (and messages) other modules give, which the JSON answers keep: marked here
+# so the pages can show them in the reader's language (``for_people``).
+KNOWN_REASONS = (
+    N_("at most 512 characters"),
+    N_("expected a list of component ids"),
+    N_("not a valid number (use E.164, e.g. +14155550100)"),
+    N_("must be an https URL"),
+    N_("must not carry credentials"),
+    N_("must not point at a private or loopback address"),
+    N_("unknown component"),
+    N_("must be save, unsubscribe or resubscribe"),
+    N_("too long"),
+    N_("invalid input"),
+    N_("invalid components"),
+    N_("invalid email address"),
+    N_("invalid phone number"),
+    N_("invalid webhook URL"),
+    N_("unknown component ids"),
+    N_("unknown language"),
+    N_("unknown action"),
+)
+# What a person is told about a field when the reason itself has no translation (a library's words).
+FIELD_HINTS = {
+    "email": N_("Enter an email address we can write to, like name@example.com."),
+    "phone": N_("Enter a mobile number in international format, like +14155550100."),
+    "components": N_("Choose components from the list."),
+    "language": N_("Choose one of the languages in the list."),
+    "code": N_("Enter the 6-digit code from the SMS."),
+}
+URL_HINT = N_("Enter an https webhook URL on a public address.")
+HINT = N_("Please check this and try again.")
 
 
-def rate_limited(retry_after_s: int, what: str) -> HTTPError:
-    return HTTPError(
-        429,
-        "rate_limited",
-        f"too many {what}; try again in {retry_after_s} s",
-        headers={"Retry-After": str(retry_after_s)},
-    )
+def for_people(reason: str, field: str | None = None) -> str:
+    """``reason`` (English, as the JSON answer says it) for a person reading the current language."""
+    if i18n.current_language() == i18n.SOURCE_LANGUAGE:
+        return reason
+    translated = gettext(reason)
+    if translated != reason:
+        return translated
+    hint = FIELD_HINTS.get(field or "") or (URL_HINT if field in CHANNEL_OF_FIELD else HINT)
+    return gettext(hint)
 
 
-async def component_choices(rt: Runtime) -> list[dict[str, str]]:
-    async with rt.engine.connect() as conn:
-        rows = await list_components(conn)
-    groups = {r["id"]: r for r in rows if r["is_group"]}
-    choices = []
-    for row in rows:
-        if row["is_group"]:
-            continue
-        group = groups.get(row.get("group_id") or "")
-        name = f"{group['name']} - {row['name']}" if group else row["name"]
-        choices.append({"id": row["id"], "name": name})
-    return choices
+def shown_errors(exc: InputError) -> dict[str, str]:
+    """``exc``'s reasons per form field (``components.x`` → ``components``), for people."""
+    if isinstance(exc, Refused):
+        return dict(exc.shown)
+    shown: dict[str, str] = {}
+    for key, reason in exc.fields.items():
+        field = key.split(".")[0]
+        shown.setdefault(field, for_people(reason, field))
+    return shown
+
+
+def own_language(request: Request, row: dict[str, Any]) -> str:
+    """The language of the pages answering a subscriber's own link: theirs, unless ``?lang=`` asks for
+    another (or theirs is no longer offered: then the reader's)."""
+    settings = runtime(request).settings
+    if asked_language(request.scope.get("query_string") or b"", settings.languages) is not None:
+        return str(request.state.language)
+    return i18n.best_match([row.get("language")], settings.languages) or str(request.state.language)
+
+
+def speaking(response: Response, language: str) -> Response:
+    """``response`` saying it is in ``language`` (the middleware would say the reader's)."""
+    response.headers["Content-Language"] = language
+    return response
 
 
 def message_page(
@@ -139,8 +153,12 @@ def message_page(
 # --- sign-up ------------------------------------------------------------------------------------
 
 
-def parse_sign_up(rt: Runtime, data: dict[str, Any]) -> tuple[str, str, list[str]]:
-    """(channel, address, component ids) from the body; exactly one of email/phone/webhook."""
+def parse_sign_up(
+    rt: Runtime, data: dict[str, Any], reader: str | None = None
+) -> tuple[str, str, list[str], str | None]:
+    """(channel, address, component ids, language) from the body; exactly one of email/phone/webhook.
+
+    ``language`` is the body's (an offered one, normalized), else ``reader``'s."""
     given = {
         field: str(data[field]).strip()
         for field in CHANNEL_OF_FIELD
@@ -154,78 +172,16 @@ def parse_sign_up(rt: Runtime, data: dict[str, Any]) -> tuple[str, str, list[str
         raise InputError("too long", {field: "at most 512 characters"})
     channel = CHANNEL_OF_FIELD[field]
     if channel not in rt.registry.enabled:
-        raise InputError(f"{channel} notifications are not available", {field: f"{channel} is not enabled here"})
+        raise Refused(
+            f"{channel} notifications are not available",
+            {field: f"{channel} is not enabled here"},
+            {field: gettext("This kind of subscription is not available here.")},
+        )
     components = data.get("components") or []
     if not isinstance(components, list) or len(components) > 500 or not all(isinstance(c, str) for c in components):
         raise InputError("invalid components", {"components": "expected a list of component ids"})
-    return channel, address, list(dict.fromkeys(components))
-
-
-async def _limiter(rt: Runtime) -> RateLimiter:
-    try:
-        redis = await rt.queue.pool()
-    except Exception as exc:  # redis-py's own errors as well as OSError
-        raise LimiterUnavailable(str(exc)) from exc
-    return RateLimiter(redis, namespace=rt.settings.queue_name)
-
-
-async def check_limits(rt: Runtime, channel: str, address: str, ip: str) -> str:
-    """Apply the abuse limits; returns the address (E.164 for a phone). Raises 429 or 503."""
-    settings = rt.settings
-    window = settings.subscribe_window_s
-    try:
-        limiter = await _limiter(rt)
-        if channel != "sms":
-            wait = await limiter.hit(f"subscribe:{channel}:ip:{ip}", settings.subscribe_email_per_ip, window)
-            if wait is not None:
-                raise rate_limited(wait, "sign-ups from this address")
-            return address
-        wait = await limiter.hit(f"subscribe:sms:ip:{ip}", settings.subscribe_sms_per_ip, window)
-        if wait is not None:
-            raise rate_limited(wait, "SMS sign-ups from this address")
-        phone = normalize_phone(address, field="phone")
-        check_sms_country(phone, settings.sms_countries)
-        prefix = phone[: 1 + settings.subscribe_sms_prefix_digits]
-        wait = await limiter.check(
-            [
-                Limit(f"subscribe:sms:number:{phone}", settings.subscribe_sms_per_number, window),
-                Limit(f"subscribe:sms:prefix:{prefix}", settings.subscribe_sms_per_prefix, window),
-            ]
-        )
-        if wait is not None:
-            raise rate_limited(wait, "SMS sign-ups for this number")
-        return phone
-    except LimiterUnavailable as exc:
-        _limits_unavailable(channel, exc)
-        return address
-
-
-async def check_confirmation_limits(rt: Runtime, channel: str, address: str) -> None:
-    """Before a confirmation goes out: the per-address cap, and for SMS the hourly budget. Raises 429 or 503."""
-    settings = rt.settings
-    try:
-        limiter = await _limiter(rt)
-        key = confirmation_key(settings.secret_key.get_secret_value(), channel, address)
-        wait = await limiter.hit(
-            key, settings.subscribe_confirmations_per_address, settings.subscribe_confirmations_window_s
-        )
-        if wait is not None:
-            raise rate_limited(wait, "confirmations sent to this address")
-        if channel == "sms":
-            wait = await limiter.hit("subscribe:sms:budget", settings.sms_hourly_budget, 3600)
-            if wait is not None:
-                raise rate_limited(wait, "SMS sign-ups here this hour")
-    except LimiterUnavailable as exc:
-        _limits_unavailable(channel, exc)
-
-
-def _limits_unavailable(channel: str, exc: LimiterUnavailable) -> None:
-    """Redis is down: SMS sign-ups are refused (texts cost money: no limits, no texts), others go on."""
-    if channel == "sms":
-        raise HTTPError(
-            503, "unavailable", "SMS sign-up is unavailable right now; try again later", headers={"Retry-After": "60"}
-        ) from exc
-    log.warning("sign-up rate limits not checked: %s", exc)
+    language = subscriber_language(data["language"], rt.settings.languages) if "language" in data else None
+    return channel, address, list(dict.fromkeys(components)), language or reader
 
 
 async def dispatch_confirmation(rt: Runtime, subscriber_id: str) -> None:
@@ -269,6 +225,7 @@ async def _form(
         message=message,
         email_enabled="email" in rt.registry.enabled,
         sms_enabled="sms" in rt.registry.enabled,
+        chosen_language=values.get("language") or i18n.current_language(),
         chats=[(name, rt.registry.enabled[name].title) for name in CHAT_CHANNELS if name in rt.registry.enabled],
     )
 
@@ -278,24 +235,28 @@ async def subscribe(request: Request) -> Response:
     as_json = is_json(request)
     data = await read_input(request)
     try:
-        channel, address, components = parse_sign_up(rt, data)
+        channel, address, components, language = parse_sign_up(rt, data, str(request.state.language))
         address = await check_limits(rt, channel, address, client_ip(request))
         async with rt.engine.begin() as conn:  # a refused confirmation rolls the sign-up back
             result = await sign_up(
-                conn, channel, address, components, allow_private_webhooks=rt.settings.webhook_allow_private
+                conn,
+                channel,
+                address,
+                components,
+                allow_private_webhooks=rt.settings.webhook_allow_private,
+                language=language,
+                languages=rt.settings.languages,
             )
             if result.needs_confirmation:
                 await check_confirmation_limits(rt, channel, result.subscriber["address"])
     except InputError as exc:
         if as_json:
             raise
-        return await _form(
-            request, data, {k.split(".")[0]: v for k, v in exc.fields.items()}, exc.message, exc.status_code
-        )
+        return await _form(request, data, shown_errors(exc), for_people(exc.message), exc.status_code)
     except HTTPError as exc:
         if as_json or exc.status_code not in (429, 503):
             raise
-        return message_page(request, "Please wait", exc.message, exc.status_code, headers=exc.headers)
+        return message_page(request, gettext("Please wait"), wait_text(exc), exc.status_code, headers=exc.headers)
     subscriber = result.subscriber
     answer: dict[str, Any] = {"channel": channel, "address": subscriber["address"]}
     if result.needs_confirmation:
@@ -311,7 +272,10 @@ async def subscribe(request: Request) -> Response:
         if as_json:
             return JSONResponse(body, status_code=202)
         return message_page(
-            request, "Webhook registered", "An administrator will confirm this webhook before it receives updates.", 202
+            request,
+            gettext("Webhook registered"),
+            gettext("An administrator will confirm this webhook before it receives updates."),
+            202,
         )
     if channel == "sms":
         if as_json:
@@ -333,12 +297,22 @@ async def subscribe(request: Request) -> Response:
     return render_page(request, "subscribe/check_email.html", status_code=202, address=subscriber["address"])
 
 
+def wait_text(exc: HTTPError) -> str:
+    """A 429 or 503 of the sign-up, for people."""
+    if i18n.current_language() == i18n.SOURCE_LANGUAGE:
+        return exc.message
+    if exc.status_code == 503:
+        return gettext("Signing up by SMS is not possible right now; please try again later.")
+    seconds = (exc.headers or {}).get("Retry-After", "60")
+    return gettext("Too many sign-ups just now; please try again in %(seconds)s seconds.", seconds=seconds)
+
+
 # --- confirming ---------------------------------------------------------------------------------
 
 CODE_ERRORS = {
-    CodeCheck.WRONG: (422, "wrong_code", "that code is not right; check the SMS and try again"),
-    CodeCheck.EXPIRED: (422, "code_expired", "this code expired or was never sent; sign up again"),
-    CodeCheck.EXHAUSTED: (429, "too_many_attempts", "too many wrong codes; sign up again for a new one"),
+    CodeCheck.WRONG: (422, "wrong_code", N_("that code is not right; check the SMS and try again")),
+    CodeCheck.EXPIRED: (422, "code_expired", N_("this code expired or was never sent; sign up again")),
+    CodeCheck.EXHAUSTED: (429, "too_many_attempts", N_("too many wrong codes; sign up again for a new one")),
 }
 
 
@@ -352,7 +326,7 @@ async def confirm_code(request: Request) -> Response:
     except InputError as exc:
         if as_json:
             raise
-        return await _form(request, {"phone": phone_raw}, exc.fields, exc.message, exc.status_code)
+        return await _form(request, {"phone": phone_raw}, shown_errors(exc), for_people(exc.message), exc.status_code)
     outcome = CodeCheck.WRONG
     if _CODE.match(code):
         settings = rt.settings
@@ -367,13 +341,16 @@ async def confirm_code(request: Request) -> Response:
     if outcome is CodeCheck.OK:
         if as_json:
             return JSONResponse({"status": "confirmed", "channel": "sms", "address": phone})
-        return message_page(request, "You are subscribed", f"{phone} will get an SMS for each update.")
+        with i18n.using(own_language(request, subscriber or {})) as language:
+            text = gettext("%(address)s will get an SMS for each update.", address=phone)
+            return speaking(message_page(request, gettext("You are subscribed"), text), language)
     status, error_code, text = CODE_ERRORS[outcome]
     if not _CODE.match(code):
-        status, error_code, text = 422, "invalid_input", "enter the 6-digit code from the SMS"
+        status, error_code, text = 422, "invalid_input", N_("enter the 6-digit code from the SMS")
     if as_json:
         raise HTTPError(status, error_code, text, {"code": text})
-    return render_page(request, "subscribe/enter_code.html", status_code=status, phone=phone, error=text)
+    shown = for_people(text, "code")
+    return render_page(request, "subscribe/enter_code.html", status_code=status, phone=phone, error=shown)
 
 
 async def confirm_link(request: Request) -> Response:
@@ -393,15 +370,17 @@ async def confirm_link(request: Request) -> Response:
             )
         return message_page(
             request,
-            "This link has expired",
-            "The confirmation link is invalid or too old. Sign up again for a new one.",
+            gettext("This link has expired"),
+            gettext("The confirmation link is invalid or too old. Sign up again for a new one."),
             400,
             link="/subscribe",
-            link_text="Sign up again",
+            link_text=gettext("Sign up again"),
         )
     if wants_json(request):
         return JSONResponse({"status": "confirmed", "channel": row["channel"], "address": row["address"]})
-    return message_page(request, "You are subscribed", f"{row['address']} will get an email for each update.")
+    with i18n.using(own_language(request, row)) as language:
+        text = gettext("%(address)s will get an email for each update.", address=row["address"])
+        return speaking(message_page(request, gettext("You are subscribed"), text), language)
 
 
 routes = [
