@@ -27,7 +27,9 @@ def french_block(page: str) -> str:
     return block.group(1)
 
 
-async def test_an_update_shows_in_english_and_in_french_labelled(client, runtime, auth) -> None:
+async def test_an_update_shows_in_english_and_in_french_labelled(
+    client: httpx.AsyncClient, runtime: Runtime, auth: dict[str, str]
+) -> None:
     await agent(client, runtime)
     api = await open_incident(client, auth)
     translations = {"fr": {"title": FRENCH_TITLE, "message": FRENCH}}
@@ -50,7 +52,9 @@ async def test_an_update_shows_in_english_and_in_french_labelled(client, runtime
     assert markdown_to_html(ENGLISH) in found and markdown_to_html(FRENCH) in french_block(found)
 
 
-async def test_the_desk_speaks_the_agents_browser_language(client, runtime, auth) -> None:
+async def test_the_desk_speaks_the_agents_browser_language(
+    client: httpx.AsyncClient, runtime: Runtime, auth: dict[str, str]
+) -> None:
     await agent(client, runtime)
     api = await open_incident(client, auth, translations={"fr": {"title": FRENCH_TITLE, "message": FRENCH}})
     german = await client.get("/desk", headers={"Accept-Language": "de-DE,de;q=0.9,en;q=0.5"})
