@@ -184,7 +184,8 @@ class BlueskyChannel:
             "$type": POST,
             "text": text,
             "createdAt": iso(datetime.now(UTC)),
-            "langs": ["en"],
+            # the update's language first; the reader's (the status word) when the update lacks it
+            "langs": list(dict.fromkeys([message.content_language, message.language])),
             "facets": link_facets(text, message.public_url),
         }
         root, last = _strong_ref(thread.get("root")), _strong_ref(thread.get("last"))

@@ -131,7 +131,7 @@ class MastodonChannel:
         key = idempotency_key(message)
 
         async def post(reply_to: str | None) -> dict[str, Any]:
-            return await self._post_status(rendition["text"], key, in_reply_to_id=reply_to)
+            return await self._post_status(rendition["text"], key, reply_to, message.content_language)
 
         status, replied = await reply_or_start(post, last_post_id(thread))
         state = next_thread(thread, status["id"], replied)
@@ -198,8 +198,12 @@ class MastodonChannel:
         except ValueError as exc:
             raise RetryableError(f"mastodon answered {response.status_code} to GET {path} without JSON") from exc
 
-    async def _post_status(self, text: str, key: str, in_reply_to_id: str | None = None) -> dict[str, Any]:
+    async def _post_status(
+        self, text: str, key: str, in_reply_to_id: str | None = None, language: str | None = None
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {"status": text, "visibility": self.visibility}
+        if language:  # what the status is written in (ISO 639), for readers' filters and translate buttons
+            body["language"] = language.partition("-")[0]
         if in_reply_to_id:
             body["in_reply_to_id"] = in_reply_to_id
         headers = {"Idempotency-Key": key}
