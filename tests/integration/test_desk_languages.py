@@ -46,7 +46,7 @@ async def test_an_update_shows_in_english_and_in_french_labelled(
         assert markdown_to_html(FRENCH) in french, path
         english_at, french_at = card.index(markdown_to_html(ENGLISH)), card.index(markdown_to_html(FRENCH))
         assert english_at < french_at < card.index("Talking points"), path
-        assert AGENT["do_not_say"] in card, "the agent material stays as written"
+        assert str(AGENT["do_not_say"]) in card, "the agent material stays as written"
     # A French word finds the update, shown in both languages.
     found = (await client.get("/desk/search", params={"q": "déploiement"})).text
     assert markdown_to_html(ENGLISH) in found and markdown_to_html(FRENCH) in french_block(found)
@@ -61,7 +61,7 @@ async def test_the_desk_speaks_the_agents_browser_language(
     assert german.status_code == 200
     page = german.text
     assert '<html lang="de">' in page and "<title>Agentenarbeitsplatz · " in page
-    assert "Gesprächsleitfaden" in page and "Freigegebene Antworten" in page and "Nicht sagen" in page
+    assert "Aktuelle Störungen" in page and "Sprachregelung" in page and "Freigegebene Antworten" in page
     assert 'data-text-on="Live · aktualisiert um {time}"' in page, "desk.js's words come translated"
     assert "Active incidents" not in page
     assert markdown_to_html(FIRST) in page, "the update itself stays in the language it was written in"
