@@ -29,17 +29,15 @@ from pydantic import Field, SecretStr, model_validator
 
 from broadcaster.i18n import gettext, language_name_in, using
 from broadcaster.message import one_line
-from channels._segments import (
-    GSM7,
-    UCS2,
-    budget_for,
-    encoding_of,
-    fold_gsm7,
-    gsm7_septets,
-    is_gsm7,
-    segment_count,
-    utf16_units,
-)
+from channels._segments import GSM7 as GSM7  # the counting is importable from here, as it always was
+from channels._segments import UCS2 as UCS2
+from channels._segments import budget_for as budget_for
+from channels._segments import encoding_of as encoding_of
+from channels._segments import fold_gsm7 as fold_gsm7
+from channels._segments import gsm7_septets as gsm7_septets
+from channels._segments import is_gsm7 as is_gsm7
+from channels._segments import segment_count as segment_count
+from channels._segments import utf16_units as utf16_units
 from channels.base import (
     ChannelContext,
     ChannelKind,
