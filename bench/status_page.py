@@ -4,7 +4,9 @@ Measures ``GET /`` and ``GET /api/v2/summary.json`` with wrk (``-c`` concurrent 
 against three servers started in the same run on the same seeded page: the app on uvicorn,
 the app on granian (one worker each), and nginx (one worker, ``sendfile on``,
 ``keepalive_requests 100000``) serving ``broadcaster export-static`` of that page. Prints
-requests/s, p50 and p99 latency and each figure's ratio to nginx.
+requests/s, p50 and p99 latency and each figure's ratio to nginx. Then, on each app server, ``GET /``
+with the requests spread over en/fr/de/es by ``Accept-Language`` against all in English (four
+languages cached should be within 5 % of one; ``bench/_page_languages.py``).
 
     python bench/status_page.py            # quick: 4 s per run (about a minute in all)
     python bench/status_page.py --full     # 15 s per run
@@ -34,6 +36,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import _page_languages as languages  # noqa: E402
 from broadcaster.actors import Actor  # noqa: E402
 from broadcaster.config import Settings  # noqa: E402
 from broadcaster.db import make_engine  # noqa: E402
@@ -308,13 +311,20 @@ def main() -> int:
             f"one worker per server; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}"
         )
         runs: dict[tuple[str, str], list[dict[str, float]]] = {}
+        by_language: dict[str, list[dict[str, dict[str, float]]]] = {}
         # Interleaved rounds: load from elsewhere on the machine hits every server alike.
-        for _ in range(rounds):
+        for round_number in range(rounds):
             for path in PATHS:
                 for name, port in ports.items():
                     url = f"http://127.0.0.1:{port}{path}"
                     wrk(url, 1, args.connections, args.threads)  # warm-up
                     runs.setdefault((name, path), []).append(wrk(url, duration, args.connections, args.threads))
+            for name in ("uvicorn", "granian"):
+                url = f"http://127.0.0.1:{ports[name]}/"
+                measured_pair = languages.measure(
+                    tmp, url, duration, args.connections, args.threads, parse_wrk, four_first=round_number % 2 == 1
+                )
+                by_language.setdefault(name, []).append(measured_pair)
         for key, measured in runs.items():
             measured.sort(key=lambda r: r["rps"])
             results[key] = measured[len(measured) // 2]  # the median round (the better one of two)
@@ -339,6 +349,7 @@ def main() -> int:
         "\nratio = app req/s / nginx req/s on the same path, same run. Target: >= 0.30 with p99 < 50 ms "
         "(aim: >= 0.75, p99 <= 2x nginx)."
     )
+    languages.report(by_language)
     best = {name: min(results[(name, p)]["rps"] for p in PATHS) for name in ("uvicorn", "granian")}
     winner = max(best, key=lambda n: best[n])
     print(
