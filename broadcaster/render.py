@@ -19,6 +19,7 @@ import nh3
 from broadcaster import i18n
 from broadcaster.config import get_settings
 from broadcaster.i18n import labels
+from broadcaster.i18n.domains import template_domain
 from broadcaster.message import AgentNotes, ApprovedAnswer, ComponentChange, Message
 
 ALLOWED_TAGS = {
@@ -195,6 +196,33 @@ def _datetime(value: Any, fmt: str | None = None) -> str:
     return str(value.strftime(fmt))
 
 
+# The template's own catalog domain first (broadcaster.i18n.domains); Jinja fills the placeholders.
+
+
+def _catalog(context: jinja2.runtime.Context) -> Any:
+    return i18n.domain_translations(i18n.current_language(), template_domain(context.name))
+
+
+@jinja2.pass_context
+def _gettext(context: jinja2.runtime.Context, message: str) -> str:
+    return str(_catalog(context).ugettext(message))
+
+
+@jinja2.pass_context
+def _ngettext(context: jinja2.runtime.Context, singular: str, plural: str, n: int) -> str:
+    return str(_catalog(context).ungettext(singular, plural, n))
+
+
+@jinja2.pass_context
+def _pgettext(context: jinja2.runtime.Context, where: str, message: str) -> str:
+    return str(_catalog(context).upgettext(where, message))
+
+
+@jinja2.pass_context
+def _npgettext(context: jinja2.runtime.Context, where: str, singular: str, plural: str, n: int) -> str:
+    return str(_catalog(context).unpgettext(where, singular, plural, n))
+
+
 @lru_cache(maxsize=4)
 def environment(templates_dir: Path | None = None, autoescape: bool = True) -> jinja2.Environment:
     """The environment for ``templates_dir`` (default: the configured one).
@@ -212,7 +240,7 @@ def environment(templates_dir: Path | None = None, autoescape: bool = True) -> j
         extensions=["jinja2.ext.i18n"],
     )
     env.install_gettext_callables(  # type: ignore[attr-defined]
-        i18n.gettext, i18n.ngettext, newstyle=True, pgettext=i18n.pgettext, npgettext=i18n.npgettext
+        _gettext, _ngettext, newstyle=True, pgettext=_pgettext, npgettext=_npgettext
     )
     env.filters["humanize"] = labels.label  # a status's words in the reader's language
     env.filters["impact"] = labels.impact_label

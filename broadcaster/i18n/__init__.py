@@ -44,22 +44,43 @@ def shipped_languages() -> tuple[str, ...]:
     return (SOURCE_LANGUAGE, *(code for code in found if code != SOURCE_LANGUAGE))
 
 
+def _compiled(language: str, domain: str) -> Translations | None:
+    po = LOCALE_DIR / language / "LC_MESSAGES" / f"{domain}.po"
+    if not po.is_file():
+        return None
+    with po.open("rb") as handle:
+        catalog = read_po(handle, locale=language, domain=domain)
+    compiled = BytesIO()
+    write_mo(compiled, catalog, use_fuzzy=False)
+    compiled.seek(0)
+    return Translations(compiled, domain=domain)
+
+
 @lru_cache(maxsize=32)
 def translations(language: str) -> NullTranslations:
-    """Every domain's catalog of ``language`` merged into one (fuzzy entries left out)."""
+    """Every domain's catalog of ``language`` merged into one (fuzzy entries left out): what
+    Python code translates with, where no area is known."""
     folder = LOCALE_DIR / language / "LC_MESSAGES"
     if language == SOURCE_LANGUAGE or not folder.is_dir():
         return NullTranslations()
     merged: Translations | None = None
     for po in sorted(folder.glob("*.po")):
-        with po.open("rb") as handle:
-            catalog = read_po(handle, locale=language, domain=po.stem)
-        compiled = BytesIO()
-        write_mo(compiled, catalog, use_fuzzy=False)
-        compiled.seek(0)
-        one = Translations(compiled, domain=po.stem)
-        merged = one if merged is None else merged.merge(one)
+        one = _compiled(language, po.stem)
+        if one is not None:
+            merged = one if merged is None else merged.merge(one)
     return merged or NullTranslations()
+
+
+@lru_cache(maxsize=256)
+def domain_translations(language: str, domain: str | None) -> NullTranslations:
+    """``domain``'s own catalog of ``language``, falling back to every other domain's: the same
+    English words may be said differently in two areas ("open" on the desk and in the console)."""
+    merged = translations(language)
+    own = None if domain is None or language == SOURCE_LANGUAGE else _compiled(language, domain)
+    if own is None:
+        return merged
+    own.add_fallback(merged)
+    return own
 
 
 def current_language() -> str:

@@ -7,6 +7,8 @@ area shows.
 
 from __future__ import annotations
 
+from fnmatch import fnmatchcase
+from functools import lru_cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -108,3 +110,18 @@ DOMAINS: dict[str, tuple[str, ...]] = {
         "channels/desk.py",
     ),
 }
+
+
+TEMPLATES_PREFIX = "broadcaster/templates/"
+
+
+@lru_cache(maxsize=512)
+def template_domain(name: str | None) -> str | None:
+    """The domain whose sources hold template ``name`` (``desk/desk.html`` → ``desk``)."""
+    if not name:
+        return None
+    path = TEMPLATES_PREFIX + name
+    for domain, patterns in DOMAINS.items():
+        if any(fnmatchcase(path, pattern) for pattern in patterns if pattern.startswith(TEMPLATES_PREFIX)):
+            return domain
+    return None
