@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -19,7 +19,7 @@ from broadcaster.brand_checks import check_url
 from broadcaster.db import contact_channels, utcnow
 from broadcaster.errors import InputError
 from broadcaster.models import ContactState
-from broadcaster.schemas import Strict
+from broadcaster.schemas import Strict, input_error
 
 MAX_CHANNELS = 10
 
@@ -60,6 +60,9 @@ class ContactChannelsIn(Strict):
                 raise InputError("invalid channel", {f"channels.{i}": "must be an object {name, state, note, url}"})
             try:
                 checked.append(ContactChannelIn(**item))
+            except ValidationError as invalid:  # inside another model's validation: pydantic's own error
+                exc = input_error(invalid)
+                raise InputError(exc.message, {f"channels.{i}.{k}": v for k, v in exc.fields.items()}) from None
             except InputError as exc:
                 raise InputError(exc.message, {f"channels.{i}.{k}": v for k, v in exc.fields.items()}) from None
         return checked
