@@ -15,6 +15,7 @@ from starlette.datastructures import FormData
 
 from broadcaster.config import Settings
 from broadcaster.errors import InputError
+from broadcaster.i18n import gettext
 from broadcaster.post_requests import FollowUp, NewIncident, request_from_body
 from broadcaster.security import LinkSigner
 from status_page.console._kit import text
@@ -44,7 +45,9 @@ def _minutes(form: FormData) -> int | None:
     try:
         return int(raw)
     except ValueError:
-        raise InputError("invalid input", {"next_update_in_minutes": "must be a whole number of minutes"}) from None
+        raise InputError(
+            "invalid input", {"next_update_in_minutes": gettext("must be a whole number of minutes")}
+        ) from None
 
 
 def _maintenance_options(form: FormData) -> dict[str, Any]:
@@ -57,7 +60,9 @@ def _maintenance_options(form: FormData) -> dict[str, Any]:
         try:
             options["remind_before_minutes"] = float(lead)
         except ValueError:
-            raise InputError("invalid input", {"remind_before_minutes": "must be a number of minutes"}) from None
+            raise InputError(
+                "invalid input", {"remind_before_minutes": gettext("must be a number of minutes")}
+            ) from None
     return options
 
 
@@ -69,6 +74,23 @@ def _utc_time(form: FormData, name: str) -> str | None:
     if raw.endswith("Z") or "+" in raw[10:] or raw[10:].count("-") > 0:
         return raw
     return raw + ("+00:00" if len(raw) > 16 else ":00+00:00")
+
+
+def translation_languages(settings: Settings) -> list[str]:
+    """The languages the compose form offers a translation into: every offered one but the default."""
+    return [code for code in settings.languages if code != settings.default_language]
+
+
+def _translations(form: FormData) -> dict[str, dict[str, str]]:
+    """``translation.<code>.title`` and ``translation.<code>.message``, for the languages with any filled in."""
+    found: dict[str, dict[str, str]] = {}
+    for key, value in form.multi_items():
+        parts = key.split(".")
+        if len(parts) != 3 or parts[0] != "translation" or parts[2] not in ("title", "message"):
+            continue
+        if isinstance(value, str) and value.strip():
+            found.setdefault(parts[1], {})[parts[2]] = value.strip()
+    return found
 
 
 def compose_body(form: FormData) -> dict[str, Any]:
@@ -96,6 +118,9 @@ def compose_body(form: FormData) -> dict[str, Any]:
     ]
     if any(agent.values()):
         body["agent"] = agent
+    translations = _translations(form)
+    if translations:  # left out when empty: the body (and its preview hash) stays what it was without
+        body["translations"] = translations
     incident_id = text(form, "incident_id")
     if incident_id:
         body["incident_id"] = incident_id

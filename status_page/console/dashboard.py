@@ -15,14 +15,23 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from broadcaster import posting
+from broadcaster import i18n, posting
 from broadcaster.alerts import drafts as alert_drafts
+from broadcaster.delivery.channel import Rendition
 from broadcaster.domain import audit
 from broadcaster.domain import components as component_store
 from broadcaster.domain import incident_templates as template_store
 from broadcaster.domain import incidents as incident_store
 from broadcaster.errors import InputError
-from broadcaster.models import CLOSED_STATUSES, ComponentStatus, Impact, IncidentStatus, MaintenanceStatus, Role
+from broadcaster.models import (
+    CLOSED_STATUSES,
+    ChannelKind,
+    ComponentStatus,
+    Impact,
+    IncidentStatus,
+    MaintenanceStatus,
+    Role,
+)
 from broadcaster.post_requests import ComponentNotice
 from status_page.auth import require_role, user_actor
 from status_page.console._kit import commander, late, page
@@ -32,6 +41,7 @@ from status_page.console.compose_form import (
     compose_request,
     preview_matches,
     sign_preview,
+    translation_languages,
 )
 from status_page.http import HTTPError, runtime
 from status_page.pages import render_page
@@ -109,6 +119,7 @@ async def _compose_context(request: Request, form_values: dict[str, Any]) -> dic
         "impacts": [i.value for i in Impact if i is not Impact.MAINTENANCE],
         "component_statuses": [s.value for s in ComponentStatus],
         "channels": channels,
+        "translation_languages": translation_languages(rt.settings),
     }
 
 
@@ -128,6 +139,7 @@ def _defaults(query: dict[str, str], template: dict[str, Any] | None, enabled: l
         "template_id": "",
         "scheduled_for": "",
         "scheduled_until": "",
+        "translations": {},
         **MAINTENANCE_DEFAULTS,
     }
     if values["kind"] == "maintenance":
@@ -170,6 +182,7 @@ def _values_from_body(body: dict[str, Any], raw: dict[str, str]) -> dict[str, An
         "scheduled_until": raw.get("scheduled_until", ""),
         **{name: raw.get(name, "") for name in MAINTENANCE_DEFAULTS},
         "auto_transition": body.get("auto_transition", True),
+        "translations": body.get("translations", {}),
     }
 
 
@@ -191,6 +204,7 @@ async def compose_page(request: Request) -> Response:
         user,
         values=values,
         previews=None,
+        translated={},
         preview_token="",
         errors={},
         notice=None,
@@ -198,9 +212,31 @@ async def compose_page(request: Request) -> Response:
     )
 
 
-async def _render_previews(request: Request, user: dict[str, Any], body: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """What the send would render: ``posting.preview``, the post's own dry run."""
-    return await posting.preview(runtime(request), compose_request(body), actor=user_actor(user))
+Previews = dict[str, dict[str, Rendition]]
+
+
+async def _render_previews(request: Request, user: dict[str, Any], body: dict[str, Any]) -> tuple[Previews, Previews]:
+    """What the send would render, from the post's own dry run (``posting.preview_languages``): every
+    channel in the default language, then per language the update is translated into, the channels
+    that reach its readers (subscribers; a broadcast channel only in its own language)."""
+    rt = runtime(request)
+    settings = rt.settings
+    wanted = {i18n.normalize(code) for code in body.get("translations") or {}}
+    languages = [settings.default_language, *(c for c in translation_languages(settings) if c in wanted)]
+    by_language = await posting.preview_languages(
+        rt, compose_request(body), actor=user_actor(user), languages=languages
+    )
+    default = by_language.pop(settings.default_language, {})
+    translated = {
+        language: {
+            name: rendition
+            for name, rendition in renditions.items()
+            if rt.registry.enabled[name].kind is not ChannelKind.BROADCAST
+            or settings.channel_languages.get(name) == language
+        }
+        for language, renditions in by_language.items()
+    }
+    return default, translated
 
 
 async def preview_json(request: Request) -> Response:
@@ -209,18 +245,19 @@ async def preview_json(request: Request) -> Response:
     form = await request.form()
     try:
         body = compose_body(form)
-        previews = await _render_previews(request, user, body)
+        previews, translated = await _render_previews(request, user, body)
     except InputError as exc:
         return JSONResponse(
             {"error": {"code": exc.code, "message": exc.message, "fields": exc.fields}, "token": ""},
             status_code=exc.status_code,
         )
-    fragment = bytes(render_page(request, "console/_previews.html", previews=previews).body).decode()
+    fragment = render_page(request, "console/_previews.html", previews=previews, translated=translated)
     return JSONResponse(
         {
             "token": sign_preview(runtime(request).settings, body, user["username"]),
             "renditions": previews,
-            "html": fragment,
+            "translations": translated,
+            "html": bytes(fragment.body).decode(),
         }
     )
 
@@ -237,10 +274,12 @@ async def _recompose(
     """The compose page again with the posted values, fresh previews and a token for them."""
     values = _values_from_body(body, raw)
     context = await _compose_context(request, values)
-    previews, token = None, ""
+    previews: Previews | None = None
+    translated: Previews = {}
+    token = ""
     if not errors:
         try:
-            previews = await _render_previews(request, user, body)
+            previews, translated = await _render_previews(request, user, body)
             token = sign_preview(runtime(request).settings, body, user["username"])
         except InputError as exc:
             errors = exc.fields or {"form": exc.message}
@@ -251,6 +290,7 @@ async def _recompose(
         status_code=status_code,
         values=values,
         previews=previews,
+        translated=translated,
         preview_token=token,
         errors=errors or {},
         notice=notice,
@@ -288,7 +328,7 @@ async def send(request: Request) -> Response:
             body,
             raw,
             409,
-            "What you are sending differs from the last preview. Check the preview below and send again.",
+            i18n.gettext("What you are sending differs from the last preview. Check the preview below and send again."),
         )
     # A double-submitted send (same previewed content, same preview token) records one update.
     key = raw.get("idempotency_key") or hashlib.sha256(raw["preview_token"].encode()).hexdigest()

@@ -3,6 +3,17 @@
 (function () {
   "use strict";
   var csrf = document.body.getAttribute("data-csrf") || "";
+  // The page's words in the reader's language (base.html); English when a page has none.
+  var strings = {};
+  var stringsBlock = document.getElementById("console-strings");
+  if (stringsBlock) {
+    try { strings = JSON.parse(stringsBlock.textContent); } catch (e) { strings = {}; }
+  }
+  function t(key, english, values) {
+    var text = strings[key] || english;
+    Object.keys(values || {}).forEach(function (name) { text = text.split("{" + name + "}").join(values[name]); });
+    return text;
+  }
 
   function debounce(fn, ms) {
     var timer = null;
@@ -49,23 +60,27 @@
           var error = result.data.error || {};
           var fields = error.fields || {};
           var parts = Object.keys(fields).map(function (k) { return k + ": " + fields[k]; });
-          stale("Cannot preview: " + (error.message || "error") + (parts.length ? " (" + parts.join("; ") + ")" : ""));
+          stale(t("cannot_preview", "Cannot preview: ") + (error.message || t("error", "error")) +
+            (parts.length ? " (" + parts.join("; ") + ")" : ""));
           return;
         }
         previews.innerHTML = result.data.html;  // server-rendered, escaped by the template
         tokenField.value = result.data.token;
         previewed = content;
         sendButton.disabled = false;
-        state.textContent = "Preview up to date (" + Object.keys(result.data.renditions).length + " channels).";
+        state.textContent = t("up_to_date", "Preview up to date ({n} channels).",
+          {n: Object.keys(result.data.renditions).length});
       }).catch(function () {
-        if (mine === seq) { stale("Preview failed (network). Retrying when you type; or use the Preview button."); }
+        if (mine === seq) {
+          stale(t("network", "Preview failed (network). Retrying when you type; or use the Preview button."));
+        }
       });
     }
 
     var later = debounce(refresh, 350);
     function changed() {
       if (tokenField.value && snapshot().toString() === previewed) { return; }
-      stale("Updating preview…");
+      stale(t("updating", "Updating preview…"));
       later();
     }
     form.addEventListener("input", changed);
@@ -81,7 +96,7 @@
       if (event.submitter === sendButton) {
         if (sending || sendButton.disabled || !tokenField.value) { event.preventDefault(); return; }
         sending = true;  // one click, one update
-        state.textContent = "Sending…";
+        state.textContent = t("sending", "Sending…");
         // Disabled only after the submission started: a disabled submitter cancels it.
         setTimeout(function () { sendButton.disabled = true; }, 0);
       }
@@ -97,6 +112,45 @@
       });
     }
     if (!tokenField.value) { refresh(); }
+    setupTranslationTabs(document.getElementById("translations"));
+  }
+
+  // --- compose: the translations as tabs (without JavaScript every language's fields show, one after another) ---
+  function setupTranslationTabs(fieldset) {
+    if (!fieldset) { return; }
+    var tabs = Array.prototype.slice.call(fieldset.querySelectorAll(".translation-tab"));
+    var panels = tabs.map(function (tab) { return document.getElementById(tab.getAttribute("href").slice(1)); });
+    var list = fieldset.querySelector(".translation-tabs");
+    list.setAttribute("role", "tablist");
+    function filled(panel) {
+      return Array.prototype.some.call(panel.querySelectorAll("input, textarea"), function (el) { return el.value.trim(); });
+    }
+    function select(index, focus) {
+      tabs.forEach(function (tab, i) {
+        var on = i === index;
+        tab.setAttribute("aria-selected", on ? "true" : "false");
+        tab.tabIndex = on ? 0 : -1;
+        panels[i].hidden = !on;
+      });
+      if (focus) { tabs[index].focus(); }
+    }
+    tabs.forEach(function (tab, i) {
+      var panel = panels[i];
+      tab.setAttribute("role", "tab");
+      tab.id = "tab-" + panel.id;
+      tab.setAttribute("aria-controls", panel.id);
+      panel.setAttribute("role", "tabpanel");
+      panel.setAttribute("aria-labelledby", tab.id);
+      tab.classList.toggle("filled", filled(panel));
+      panel.addEventListener("input", function () { tab.classList.toggle("filled", filled(panel)); });
+      tab.addEventListener("click", function (event) { event.preventDefault(); select(i, false); });
+      tab.addEventListener("keydown", function (event) {
+        var step = {ArrowRight: 1, ArrowLeft: -1}[event.key];
+        if (step) { event.preventDefault(); select((i + step + tabs.length) % tabs.length, true); }
+      });
+    });
+    var first = tabs.findIndex(function (tab, i) { return filled(panels[i]); });
+    select(first < 0 ? 0 : first, false);
   }
 
   // --- deliveries: live counts over SSE, polling when SSE is not available ---
@@ -126,7 +180,7 @@
           var empty = failuresBody.insertRow();
           var cell = empty.insertCell();
           cell.colSpan = 6;
-          cell.textContent = "No failures.";
+          cell.textContent = t("no_failures", "No failures.");
         }
         data.failures.forEach(function (f) {
           var tr = failuresBody.insertRow();
@@ -135,13 +189,13 @@
           });
         });
       }
-      live.textContent = "Live · updated " + new Date().toLocaleTimeString();
+      live.textContent = t("live", "Live · updated {time}", {time: new Date().toLocaleTimeString()});
     }
 
     function poll() {
       fetch(table.getAttribute("data-json"), {credentials: "same-origin", headers: {"Accept": "application/json"}})
         .then(function (r) { return r.json(); }).then(apply)
-        .catch(function () { live.textContent = "Reconnecting…"; })
+        .catch(function () { live.textContent = t("reconnecting", "Reconnecting…"); })
         .then(function () { setTimeout(poll, 2000); });
     }
 
@@ -151,7 +205,7 @@
       source.addEventListener("counts", function (event) { failures = 0; apply(JSON.parse(event.data)); });
       source.onerror = function () {
         failures += 1;
-        if (failures > 3) { source.close(); live.textContent = "Polling"; poll(); }
+        if (failures > 3) { source.close(); live.textContent = t("polling", "Polling"); poll(); }
       };
     } else {
       poll();
@@ -166,10 +220,10 @@
     source.addEventListener("reminder", function (event) {
       var data = JSON.parse(event.data);
       banner.textContent = "";
-      banner.appendChild(document.createTextNode("Update overdue: " + data.title + " "));
+      banner.appendChild(document.createTextNode(t("overdue", "Update overdue: {title} ", {title: data.title})));
       var link = document.createElement("a");
       link.href = "/console/compose?incident_id=" + encodeURIComponent(data.incident_id);
-      link.textContent = "Post an update now";
+      link.textContent = t("post_now", "Post an update now");
       banner.appendChild(link);
       banner.hidden = false;
     });
@@ -177,10 +231,10 @@
       var data = JSON.parse(event.data);
       if (data.state !== "pending") { return; }
       banner.textContent = "";
-      banner.appendChild(document.createTextNode("An alert proposes a draft. "));
+      banner.appendChild(document.createTextNode(t("draft", "An alert proposes a draft. ")));
       var link = document.createElement("a");
       link.href = "/console/drafts/" + encodeURIComponent(data.draft_id);
-      link.textContent = "Review and send";
+      link.textContent = t("review", "Review and send");
       banner.appendChild(link);
       banner.hidden = false;
     });
