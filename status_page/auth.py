@@ -29,6 +29,7 @@ from broadcaster.actors import Actor
 from broadcaster.domain.audit import record as audit
 from broadcaster.domain.users import check_login, check_username, end_sessions, session_user
 from broadcaster.errors import InputError
+from broadcaster.i18n import gettext
 from broadcaster.models import ROLE_RANK, Role
 from broadcaster.ratelimit import LimiterUnavailable, RateLimiter, Verdict, client_bucket, digest
 from broadcaster.runtime import Runtime
@@ -194,7 +195,7 @@ async def login(request: Request) -> Response:
     try:
         check_username(username)  # before any key or audit row is made of it
     except InputError as exc:
-        return _login_form(request, 422, target, f"Username: {exc.fields['username']}.")
+        return _login_form(request, 422, target, gettext("Username: %(reason)s.", reason=exc.fields["username"]))
     rt = runtime(request)
     throttle = _Throttle(request, username)
     verdict, limit = await throttle.attempt()
@@ -203,14 +204,15 @@ async def login(request: Request) -> Response:
         async with rt.engine.begin() as conn:
             await audit(conn, actor, "login_throttled", target=username, limit=limit, client=throttle.client)
     if verdict.wait_s is not None:
-        response = _login_form(request, 429, target, f"Too many attempts. Try again in {verdict.wait_s} s.")
+        wait = gettext("Too many attempts. Try again in %(seconds)s s.", seconds=verdict.wait_s)
+        response = _login_form(request, 429, target, wait)
         response.headers["Retry-After"] = str(verdict.wait_s)
         return response
     async with rt.engine.begin() as conn:
         user = await check_login(conn, username, password)
         await audit(conn, actor, "login" if user else "login_failed", target=username)
     if user is None:
-        return _login_form(request, 401, target, "Wrong username or password.")
+        return _login_form(request, 401, target, gettext("Wrong username or password."))
     await throttle.succeeded()
     request.session.clear()
     request.session[SESSION_USER] = {"id": user["id"], "epoch": user["session_epoch"]}

@@ -5,6 +5,7 @@ Console modules import this and never each other; ``status_page.console.routes``
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from starlette.datastructures import FormData
@@ -14,7 +15,8 @@ from starlette.responses import RedirectResponse, Response
 from broadcaster.db import utcnow
 from broadcaster.domain.users import has_role
 from broadcaster.errors import InputError
-from broadcaster.models import CLOSED_STATUSES, Role, humanize
+from broadcaster.i18n import N_, gettext, labels, pgettext, using
+from broadcaster.models import CLOSED_STATUSES, Role
 from status_page.auth import check_csrf, csrf_token, require_role
 from status_page.channel_alerts import channel_alerts
 from status_page.pages import render_page
@@ -25,6 +27,48 @@ CSP = (
 )
 
 
+def _words() -> dict[tuple[str, str], str]:
+    """The console's value words in the current language, by (what it is, value)."""
+    return {
+        ("kind", "incident"): pgettext("kind", "incident"),
+        ("kind", "maintenance"): pgettext("kind", "maintenance"),
+        ("impact", "none"): pgettext("impact, in running text", "none"),
+        ("impact", "minor"): pgettext("impact, in running text", "minor"),
+        ("impact", "major"): pgettext("impact, in running text", "major"),
+        ("impact", "critical"): pgettext("impact, in running text", "critical"),
+        ("impact", "maintenance"): pgettext("impact, in running text", "maintenance"),
+        ("role", "viewer"): pgettext("role", "viewer"),
+        ("role", "agent"): pgettext("role", "agent"),
+        ("role", "commander"): pgettext("role", "commander"),
+        ("role", "admin"): pgettext("role", "admin"),
+        ("draft", "open"): pgettext("draft kind", "open"),
+        ("draft", "resolve"): pgettext("draft kind", "resolve"),
+        ("state", "pending"): pgettext("draft state", "pending"),
+        ("state", "published"): pgettext("draft state", "published"),
+        ("state", "discarded"): pgettext("draft state", "discarded"),
+    }
+
+
+def word(what: str, value: str | None) -> str:
+    """A stored value (a kind, an impact, a role, a draft's kind or state) as the reader's word for it;
+    a value without a word is shown as it is."""
+    if value is None:
+        return ""
+    return _words().get((what, value), value)
+
+
+def in_page_language(request: Request) -> Callable[[str], str]:
+    """``gettext`` into the page's default language: words that go into an update's message, which is
+    written in that language whatever the console speaks."""
+    language = request.app.state.settings.default_language
+
+    def words(message: str) -> str:
+        with using(language):
+            return gettext(message)
+
+    return words
+
+
 def page(request: Request, template: str, user: dict[str, Any], status_code: int = 200, **context: Any) -> Response:
     """A console page with the user, CSRF token, the failing pre-flight checks' banner and security headers."""
     response = render_page(
@@ -33,7 +77,10 @@ def page(request: Request, template: str, user: dict[str, Any], status_code: int
         status_code=status_code,
         user=user,
         csrf_token=csrf_token(request),
-        humanize=humanize,
+        humanize=labels.label,  # a status's words in the reader's language
+        word=word,
+        N_=N_,
+        in_page_language=in_page_language(request),
         can_post=has_role(user, Role.COMMANDER),
         is_admin=has_role(user, Role.ADMIN),
         channel_alerts=channel_alerts(request),

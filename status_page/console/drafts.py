@@ -27,6 +27,7 @@ from broadcaster.domain import components as component_store
 from broadcaster.domain import incident_templates as template_store
 from broadcaster.domain.users import has_role
 from broadcaster.errors import InputError
+from broadcaster.i18n import gettext
 from broadcaster.jobs import listening
 from broadcaster.models import AlertSource, ComponentStatus, DraftState, Role
 from broadcaster.schemas import validate
@@ -101,7 +102,9 @@ def rule_body(form: FormData) -> dict[str, Any]:
         if line.strip():
             field, sep, value = line.partition("=")
             if not sep:
-                raise InputError("one field=value a line", {"match": f"line {number} has no '='"})
+                raise InputError(
+                    "one field=value a line", {"match": gettext("line %(number)s has no '='", number=number)}
+                )
             match[field.strip()] = value.strip()
     chosen = {
         str(key).removeprefix("component_"): str(value)
