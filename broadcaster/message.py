@@ -81,6 +81,9 @@ class Message:
     translation_note: str = ""  # when the two differ: one line in the reader's language saying so
     # every language the update exists in beyond the default: {"fr": {"title": …, "message": …}}
     translations: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # the incident's title per language, as its updates so far set it (an update without a
+    # translation still carries the title an earlier one gave)
+    titles: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def status_label(self) -> str:

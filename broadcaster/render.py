@@ -148,6 +148,7 @@ def make_message(
         language=language,
         content_language=language,
         translations=translations,
+        titles=dict(titles or {}),
     )
 
 
@@ -159,7 +160,10 @@ def localized(message: Message, language: str | None) -> Message:
     translation = message.translations.get(language)
     if translation is None:
         return replace(
-            message, language=language, translation_note=i18n.fallback_note(language, message.content_language)
+            message,
+            incident_title=message.titles.get(language, message.incident_title),
+            language=language,
+            translation_note=i18n.fallback_note(language, message.content_language),
         )
     body_html = markdown_to_html(translation["message"])
     return replace(

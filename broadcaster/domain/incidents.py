@@ -360,7 +360,7 @@ async def load_message(
     (``render.localized`` gives a reader's), with the page's brand and contact line now."""
     update = await get_update_row(conn, update_id)
     incident = await get_incident_row(conn, update["incident_id"])
-    titles = await translated_titles(conn, incident["id"], update["number"]) if update.get("translations") else {}
+    titles = await translated_titles(conn, incident["id"], update["number"])
     changes = await components_as_of(conn, incident["id"], update["number"])
     brand = await load_brand(conn)
     logo = brand.image_url("logo")

@@ -147,8 +147,8 @@ def test_without_a_translation_the_french_reader_gets_english_with_a_note(played
     assert english["Subject"] == "[Identified] Checkout errors"
     assert NOTE_FR not in text_of(english)
 
-    # The update in English (title and text, as render.localized gives them), said so first, in French.
-    assert french["Subject"] == "[Cause identifiée] Checkout errors"
+    # The text in English, said so first, in French; the title the first update gave in French stays.
+    assert french["Subject"] == "[Cause identifiée] Erreurs au paiement"
     assert french["Content-Language"] == "fr"
     body = text_of(french)
     assert body.index(NOTE_FR) < body.index("A faulty deploy; we are rolling it back.")
@@ -159,7 +159,7 @@ def test_without_a_translation_the_french_reader_gets_english_with_a_note(played
     assert sent.sms[EN_PHONE] == f"[Identified] Checkout errors: A faulty deploy; we are rolling it back. {url}"
     # The whole note would leave two UCS-2 segments no room for the status: the short one stands in.
     assert sent.sms[FR_PHONE] == (
-        f"En anglais : [Cause identifiée] Checkout errors: A faulty deploy; we are rolling it back. {url}"
+        f"En anglais : [Cause identifiée] Erreurs au paiement: A faulty deploy; we are rolling it back. {url}"
     )
 
 
