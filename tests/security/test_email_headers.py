@@ -23,6 +23,7 @@ CLEAN_HEADERS = {
     "x-auto-response-suppress",
     "mime-version",
     "content-type",
+    "content-language",  # the reader's language (broadcaster.i18n)
 }
 INJECTIONS = [
     "Outage\r\nBcc: victim@evil.example",
