@@ -28,7 +28,7 @@ from babel.numbers import get_decimal_symbol
 from broadcaster import i18n
 from broadcaster.config import Settings
 from broadcaster.db import utcnow
-from broadcaster.i18n import N_, gettext, ngettext
+from broadcaster.i18n import N_
 from broadcaster.models import COMPONENT_SEVERITY, ComponentStatus
 from broadcaster.render import environment, iso
 from broadcaster.views import statuspage_v2
@@ -53,6 +53,7 @@ PAGE_STATES = (
     N_("Partially Degraded Service"),
     N_("Degraded System Service"),
 )
+DOMAIN = "page"  # the catalog these words are in (broadcaster.i18n.domains)
 CONTACT_STATES = {"open": N_("Open"), "busy": N_("Busy"), "closed": N_("Closed")}
 # Languages whose nouns keep their capital inside a sentence ("Betroffen: API (Teilausfall)").
 CAPITALIZED_NOUNS = frozenset({"de"})
@@ -99,6 +100,17 @@ def _xmlsafe(value: Any) -> str:
 
 def _rfc822(value: datetime | None) -> str:
     return format_datetime(value or utcnow(), usegmt=True)
+
+
+def gettext(message: str, **variables: Any) -> str:
+    """``message`` in the current language, from the page's own catalog first (as its templates)."""
+    text = str(i18n.domain_translations(i18n.current_language(), DOMAIN).ugettext(message))
+    return text % variables if variables else text
+
+
+def ngettext(singular: str, plural: str, n: int, **variables: Any) -> str:
+    text = str(i18n.domain_translations(i18n.current_language(), DOMAIN).ungettext(singular, plural, n))
+    return text % {"num": n, **variables}
 
 
 def contact_state(value: str) -> str:
@@ -192,7 +204,6 @@ def uptime_view(uptime: Uptime | None, name: str = "") -> dict[str, Any] | None:
         if uptime.percent is None
         else gettext("%(percent)s%% uptime", percent=percent(uptime.percent))
     )
-    # Plurals here, not in the template: {% trans count %} does not reach ngettext's variables.
     count = len(days)
     return {
         "days": days,
