@@ -15,6 +15,7 @@ Twilio itself answers STOP and START on long codes, so those get an empty TwiML 
 
 from __future__ import annotations
 
+import contextlib
 import html
 from urllib.parse import parse_qsl
 
@@ -26,7 +27,7 @@ from broadcaster.delivery import ledger
 from broadcaster.domain.signups import confirm_subscription, find_sms_subscriber, suppress
 from broadcaster.domain.subscribers import normalize_phone, unsubscribe
 from broadcaster.errors import InputError
-from broadcaster.render import environment
+from broadcaster.jobs.confirmations import sms_help_text
 from broadcaster.twilio_signature import is_valid
 from channels.sms import SmsSettings
 from status_page.http import HTTPError, read_body, runtime
@@ -76,13 +77,13 @@ async def inbound(request: Request) -> Response:
     rt = runtime(request)
     word = keyword(params.get("Body", ""))
     if word in HELP:
-        text = (
-            environment(rt.settings.templates_dir)
-            .get_template("sms/help.txt")
-            .render(page_name=rt.settings.page_name, page_url=rt.settings.public_url)
-            .strip()
-        )
-        return twiml(text)
+        language = None
+        with contextlib.suppress(InputError):
+            phone = normalize_phone(params.get("From", ""), field="From")
+            async with rt.engine.connect() as conn:
+                sender = await find_sms_subscriber(conn, phone)
+            language = sender.get("language") if sender is not None else None
+        return twiml(sms_help_text(rt.settings, language))  # in the texting subscriber's language
     if word not in OPT_OUT | OPT_IN:
         return twiml()
     try:

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from broadcaster.config import Settings
 from broadcaster.db import deliveries, subscribers, verification_codes
@@ -220,6 +220,10 @@ async def test_stop_start_help_replies(client, settings, provider, runtime) -> N
     assert help_reply.status_code == 200
     assert "<Message>Test Status status alerts: http://status.test Reply STOP to unsubscribe" in help_reply.text
     assert "&amp;" in help_reply.text, "the help text is escaped into TwiML"
+    async with runtime.engine.begin() as conn:
+        await conn.execute(update(subscribers).where(subscribers.c.address == PHONE).values(language="fr"))
+    french_help = await twilio_post(client, path, inbound("HELP"), provider.auth_token)
+    assert "STOP" in french_help.text and "Reply STOP" not in french_help.text, "HELP answers in the sender's language"
 
     for word in ("STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"):
         await twilio_post(client, path, inbound("START"), provider.auth_token)
