@@ -122,7 +122,11 @@ def subscribers_command(args: argparse.Namespace, settings: Settings) -> int:
                 return f"wrote {rows} subscribers to {args.file}", body
             async with engine.begin() as conn:
                 plan = await plan_csv(
-                    conn, text, confirmed=args.confirmed, allow_private_webhooks=settings.webhook_allow_private
+                    conn,
+                    text,
+                    confirmed=args.confirmed,
+                    allow_private_webhooks=settings.webhook_allow_private,
+                    languages=settings.languages,
                 )
                 if plan.errors:
                     raise rejected(plan)
