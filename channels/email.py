@@ -309,10 +309,10 @@ class EmailChannel:
         mail["Date"] = format_datetime(datetime.now(UTC))
         mail["Message-ID"] = message_id = make_msgid(domain=self.domain)
         mail["Auto-Submitted"] = "auto-generated"
+        mail.set_content(text, cte="quoted-printable")  # before the headers: it drops every Content-* one
+        mail.add_alternative(html, subtype="html", cte="quoted-printable")
         for name, value in (headers or {}).items():
             mail[name] = printable(value)
-        mail.set_content(text, cte="quoted-printable")
-        mail.add_alternative(html, subtype="html", cte="quoted-printable")
         async with self._session_slot():
             smtp = self._client()
             try:

@@ -75,11 +75,12 @@ def confirmation_mail(
         "logo_url": f"{settings.public_url}{logo}" if logo else None,
         "accent_color": brand.accent_color,
     }
-    with i18n.using(message_language(settings, language)):
+    with i18n.using(message_language(settings, language)) as speaking:
         return DirectMessage(
             subject=i18n.gettext("Confirm your subscription to %(page)s", page=page_name),
             text=env.get_template("email/confirm.txt").render(context) + "\n",
             html=env.get_template("email/confirm.html").render(context) + "\n",
+            headers={"Content-Language": speaking},
         )
 
 

@@ -53,6 +53,7 @@ async def test_a_french_sign_up_gets_its_confirmation_in_french(client, settings
     await run_worker(settings)
     [mail] = [r.message for r in smtp.received if "amelie@example.org" in r.rcpt_tos]
     assert mail["Subject"] == "Confirmez votre abonnement à Test Status"
+    assert mail["Content-Language"] == "fr"
     text, html = part(mail, "plain"), part(mail, "html")
     assert "Quelqu’un, vous sans doute, a demandé à recevoir" in text and "Pour confirmer, ouvrez ce lien" in text
     assert '<html lang="fr">' in html and "Confirmer l’abonnement" in html and "Confirm your" not in text
