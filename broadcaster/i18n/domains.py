@@ -24,6 +24,7 @@ DOMAINS: dict[str, tuple[str, ...]] = {
         "broadcaster/templates/status_page/_macros.html",
         "broadcaster/templates/status_page/_contact.html",
         "broadcaster/templates/status_page/_mirror.html",
+        "broadcaster/templates/status_page/feed.*.xml",
         "status_page/public/pages.py",
         "status_page/public/html.py",
         "status_page/public/calendar.py",
