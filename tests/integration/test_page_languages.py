@@ -32,6 +32,7 @@ async def test_accept_language_and_lang_kept_in_a_cookie(client: httpx.AsyncClie
     german = await client.get("/", headers={"Accept-Language": "de-CH, de;q=0.9, en;q=0.5"})
     assert german.status_code == 200
     assert '<html lang="de">' in german.text and "Aktuelle Störungen" in german.text
+    assert 'data-text-your-time="Ihre Zeit"' in german.text, "the live script's words come in the page's language"
     assert german.headers["content-language"] == "de"
     assert "Accept-Language" in german.headers["vary"] and "Cookie" in german.headers["vary"]
     english = await client.get("/", headers={"Accept-Language": "en"})

@@ -1,5 +1,12 @@
 (function () {
   "use strict";
+  // The page's own words (data-text-* on <body>, in the reader's language); English if absent.
+  function say(name, fallback, values) {
+    var text = document.body.getAttribute("data-text-" + name) || fallback;
+    for (var key in values || {}) text = text.split("%(" + key + ")s").join(values[key]);
+    return text;
+  }
+  var lang = document.documentElement.lang || undefined;
   function localTimes(root) {
     var nodes = root.querySelectorAll("time[datetime]");
     for (var i = 0; i < nodes.length; i++) {
@@ -7,7 +14,7 @@
       if (isNaN(d.getTime()) || t.querySelector(".local")) continue;
       var s = document.createElement("span");
       s.className = "local";
-      s.textContent = " · " + d.toLocaleString([], {dateStyle: "medium", timeStyle: "short"}) + " your time";
+      s.textContent = " · " + d.toLocaleString(lang, {dateStyle: "medium", timeStyle: "short"}) + " " + say("your-time", "your time");
       t.appendChild(s);
     }
   }
@@ -35,11 +42,14 @@
         if (seen[u.id]) return;
         u.classList.add("new");
         var title = u.closest("article") && u.closest("article").querySelector("h2, h3");
-        fresh.push("New update" + (title ? " on " + title.textContent.trim() : "") + ": " + u.querySelector("h3, h4").textContent.trim() + ".");
+        var what = u.querySelector("h3, h4").textContent.trim();
+        fresh.push(title ? say("new-update-on", "New update on %(title)s: %(what)s.", {title: title.textContent.trim(), what: what})
+                         : say("new-update", "New update: %(what)s.", {what: what}));
       });
       var note = document.getElementById("live-note");
       if (note) note.textContent = fresh.length ? fresh.join(" ") : text("contact-now") !== contactBefore
-        ? "How to reach us has changed." : "Updated live at " + new Date().toLocaleTimeString() + ".";
+        ? say("contact-changed", "How to reach us has changed.")
+        : say("updated", "Updated live at %(time)s.", {time: new Date().toLocaleTimeString(lang)});
     }).catch(function () {}).then(function () {
       busy = false;
       if (again) { again = false; refresh(); }
