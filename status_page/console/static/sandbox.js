@@ -13,14 +13,14 @@
         return response.json();
       })
       .then(function (data) {
-        status.textContent = "Live";
+        status.textContent = status.dataset.live || "Live";
         if (data) {
           last = String(data.last);
           box.setAttribute("data-last", last);
           box.innerHTML = data.html;
         }
       })
-      .catch(function () { status.textContent = "Sandbox not answering; retrying…"; })
+      .catch(function () { status.textContent = status.dataset.retrying || "Sandbox not answering; retrying…"; })
       .then(function () { setTimeout(poll, 250); });
   }
   setTimeout(poll, 250);
