@@ -108,13 +108,17 @@ async def upload(request: Request) -> Response:
     csv_text = await _upload_text(form)
     confirmed = text(form, "confirmed") == "1"
     rt = runtime(request)
-    allow_private = rt.settings.webhook_allow_private
+    allow_private, languages = rt.settings.webhook_allow_private, rt.settings.languages
     if text(form, "step") != "apply":
         async with rt.engine.connect() as conn:
-            plan = await plan_csv(conn, csv_text, confirmed=confirmed, allow_private_webhooks=allow_private)
+            plan = await plan_csv(
+                conn, csv_text, confirmed=confirmed, allow_private_webhooks=allow_private, languages=languages
+            )
         return _preview(request, user, plan, csv_text, confirmed)
     async with rt.engine.begin() as conn:
-        plan = await plan_csv(conn, csv_text, confirmed=confirmed, allow_private_webhooks=allow_private)
+        plan = await plan_csv(
+            conn, csv_text, confirmed=confirmed, allow_private_webhooks=allow_private, languages=languages
+        )
         if plan.errors:
             counts = None
         else:
