@@ -17,6 +17,7 @@ which of the channels' values are secret, so it masks them all.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from functools import lru_cache
@@ -149,6 +150,8 @@ class Settings(BaseSettings):
     @field_validator("languages", mode="before")
     @classmethod
     def _split_languages(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().startswith("["):  # JSON, as pydantic-settings writes a list
+            value = json.loads(value)
         items = value.split(",") if isinstance(value, str) else list(value or ())
         return tuple(str(item).strip() for item in items if str(item).strip())
 
@@ -157,6 +160,8 @@ class Settings(BaseSettings):
     def _split_channel_languages(cls, value: Any) -> Any:
         if not isinstance(value, str):
             return value
+        if value.strip().startswith("{"):  # JSON, as pydantic-settings writes a mapping
+            return json.loads(value)
         pairs = [item.partition("=") for item in value.split(",") if item.strip()]
         bad = [name for name, sep, code in pairs if not sep or not name.strip() or not code.strip()]
         if bad:

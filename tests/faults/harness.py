@@ -78,6 +78,17 @@ def fault_settings(database_url: str, **overrides: Any) -> Settings:
     return make_settings(database_url, **(values | overrides))
 
 
+def env_value(value: object) -> str:
+    """A setting's value the way its ``BROADCASTER_*`` variable is written."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, tuple | list):
+        return ",".join(str(item) for item in value)
+    if isinstance(value, dict):
+        return ",".join(f"{key}={item}" for key, item in value.items())
+    return str(value)
+
+
 def worker_env(settings: Settings) -> dict[str, str]:
     """Every setting that is set, as ``BROADCASTER_*`` variables."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("BROADCASTER_")}
@@ -87,7 +98,7 @@ def worker_env(settings: Settings) -> dict[str, str]:
             continue
         if isinstance(value, SecretStr):
             value = value.get_secret_value()
-        env[f"BROADCASTER_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
+        env[f"BROADCASTER_{name.upper()}"] = env_value(value)
     channel_settings = set(settings.model_extra or {}) & set(setting_fields())  # not BROADCASTER_TEST_* and such
     for name, value in settings.extra_values(channel_settings).items():
         env[f"BROADCASTER_{name.upper()}"] = str(value)
