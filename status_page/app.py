@@ -14,6 +14,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
 
 from broadcaster.config import Settings, get_settings
 from broadcaster.errors import InputError
@@ -96,6 +97,19 @@ def route_modules() -> list[Any]:
     ]
 
 
+class StatusPageApp(Starlette):
+    """The app, with the cached hot GETs (``public_pages.FastPath``) answered before the middleware
+    stack: under a crowd, they cost what a bare ASGI app returning bytes costs."""
+
+    fast_path: public_pages.FastPath | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        fast = self.fast_path
+        if fast is not None and await fast.answer(scope, send):
+            return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Starlette:
     """Build the app for ``settings`` (default: from the environment)."""
     settings = settings or get_settings()
@@ -120,12 +134,11 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     routes: list[BaseRoute] = [Route("/healthz", healthz, methods=["GET", "HEAD"])]
     for module in route_modules():
         routes.extend(module.routes)
-    app = Starlette(
+    app = StatusPageApp(
         routes=routes,
         lifespan=lifespan,
         middleware=[
             Middleware(ClientAddressMiddleware, trusted=settings.trusted_proxies or ()),  # before anyone reads it
-            Middleware(public_pages.FastPathMiddleware, settings=settings),  # cached hot GETs answered first
             Middleware(LanguageMiddleware, settings=settings),  # the reader's language, for every template
             Middleware(metrics.MetricsMiddleware),
             Middleware(SecurityHeadersMiddleware, settings=settings),
@@ -159,6 +172,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         },
     )
     app.state.settings = settings
+    app.fast_path = public_pages.FastPath(app, settings)
     app.state.startup_hooks = []
     app.state.shutdown_hooks = []
     for module in route_modules():

@@ -7,7 +7,7 @@ enhancement: without JavaScript the page is complete, it just does not move). Th
 mirror is not written here: the worker pushes it, once per change (``status_page.mirror``).
 
 Each HTML page is cached per language (``page:/:fr``) and says so (``Content-Language``,
-``Vary: Accept-Language, Cookie``, its own ETag). ``FastPathMiddleware`` answers before
+``Vary: Accept-Language, Cookie``, its own ETag). ``FastPath`` answers before
 ``LanguageMiddleware`` runs, so it picks the reader's language itself, remembering what each
 ``Accept-Language`` header it has seen comes to. Feeds, JSON and the calendar have one language,
 the default.
@@ -26,7 +26,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from broadcaster.config import Settings
 from broadcaster.domain.incidents import STATUS_PAGE
@@ -296,17 +296,18 @@ routes = [
 ]
 
 
-class FastPathMiddleware:
-    """Answers GET/HEAD of the hot public resources straight from the cache, before routing.
+class FastPath:
+    """Answers GET/HEAD of the hot public resources straight from the cache, before any middleware.
 
-    In a crisis everyone refreshes ``/`` and ``summary.json``; this skips the router, the
-    session and exception layers for them (the security headers are added here instead).
+    In a crisis everyone refreshes ``/`` and ``summary.json``; the app (``status_page.app``) asks
+    this first, so they skip Starlette's middleware stack, the router, the session and exception
+    layers (the security headers are added here instead).
     The front page is in the reader's language, chosen here as ``LanguageMiddleware`` would
     (``reader_language``). Anything else, including a failed build, goes through the normal stack.
     """
 
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
-        self.app = app
+    def __init__(self, app: Any, settings: Settings) -> None:
+        self.app = app  # the Starlette app whose page cache this reads
         self.settings = settings
         self.secure = settings.public_url.startswith("https://")
         self.extra = security_headers_for(settings, "/")
@@ -337,25 +338,27 @@ class FastPathMiddleware:
             self.by_header[accept] = language
         return language, None
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
-            path = scope["path"]
-            page = self.pages.get(path)
-            handler = self.handlers.get(path) if page is None else None
-            if page is not None or handler is not None:
-                extra = self.extra
-                try:
-                    if page is not None:
-                        language, asked = self.language(scope)
-                        entry = await page(scope["app"], language)
-                        if asked is not None:
-                            extra = [*extra, (b"set-cookie", language_cookie(asked, self.secure))]
-                    else:
-                        assert handler is not None
-                        entry = await handler(scope["app"])
-                except Exception:
-                    log.debug("fast path missed %s", path, exc_info=True)
-                else:
-                    await send_entry(scope, send, entry, extra)
-                    return
-        await self.app(scope, receive, send)
+    async def answer(self, scope: Scope, send: Send) -> bool:
+        """Answer ``scope`` from the cache if it is a hot public GET/HEAD; False: not answered."""
+        if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
+            return False
+        path = scope["path"]
+        page = self.pages.get(path)
+        handler = self.handlers.get(path) if page is None else None
+        if page is None and handler is None:
+            return False
+        extra = self.extra
+        try:
+            if page is not None:
+                language, asked = self.language(scope)
+                entry = await page(self.app, language)
+                if asked is not None:
+                    extra = [*extra, (b"set-cookie", language_cookie(asked, self.secure))]
+            else:
+                assert handler is not None
+                entry = await handler(self.app)
+        except Exception:
+            log.debug("fast path missed %s", path, exc_info=True)
+            return False
+        await send_entry(scope, send, entry, extra)
+        return True
