@@ -114,18 +114,20 @@ class ComponentPatch(Strict):
     deliver_notifications: bool = True
 
 
+def not_blank(cls: type[BaseModel], value: str) -> str:
+    """A validator: white space alone is no text."""
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
 class TranslationIn(Strict):
     """The update in one more language; ``title`` retitles the incident in that language."""
 
     title: str | None = Field(default=None, min_length=1, max_length=255)
     message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
 
-    @field_validator("message")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be empty")
-        return value
+    _not_blank = field_validator("message")(not_blank)
 
 
 MAX_TRANSLATIONS = 20
@@ -146,12 +148,7 @@ class UpdateIn(Strict):
         default_factory=dict, max_length=MAX_TRANSLATIONS, description="language code → the update in it"
     )
 
-    @field_validator("message")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be empty")
-        return value
+    _not_blank = field_validator("message")(not_blank)
 
 
 MAX_REMIND_BEFORE_MINUTES = 30 * 24 * 60
