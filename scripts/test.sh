@@ -51,12 +51,17 @@ fi
 # Each run has its own database, queue names and event stream, so they do not see each other.
 # Tests that do not depend on the database engine run once, the slow ones split between the two
 # runs so both end near the same time: pure code, API conformance, provider misbehaviour and live
-# streams on SQLite; worker signals and kills (where PostgreSQL's row locks matter most) on PostgreSQL.
+# streams on SQLite; worker signals and kills (where PostgreSQL's row locks matter most) on PostgreSQL;
+# the processes that start `up` and the console's languages on SQLite; a database outage, the
+# Statuspage import and the per-language messages on PostgreSQL.
 SQLITE_SKIP=(
   --ignore=tests/faults/test_worker_stops.py
   --ignore=tests/integration/test_worker_killed.py
   --ignore=tests/integration/test_maintenance_worker_killed.py
   --deselect=tests/faults/test_scenarios.py::test_redis_restarted_mid_fanout
+  --deselect=tests/faults/test_scenarios.py::test_database_unreachable_for_10_s
+  --ignore=tests/integration/test_import_statuspage.py
+  --ignore=tests/integration/test_message_languages.py
 )
 POSTGRES_SKIP=(
   -m "not browser"
@@ -65,6 +70,10 @@ POSTGRES_SKIP=(
   --ignore=tests/faults/test_live_stream.py
   --deselect=tests/faults/test_scenarios.py::test_http_provider_misbehaves
   --deselect=tests/faults/test_scenarios.py::test_smtp_sink_down
+  --ignore=tests/integration/test_mirror_processes.py
+  --ignore=tests/integration/test_console_languages.py
+  --ignore=tests/security/test_secret_key.py
+  --ignore=tests/security/test_sandbox_settings.py
 )
 echo "== tests on SQLite and on PostgreSQL, side by side (logs: artifacts/tests-*.log) =="
 BROADCASTER_TEST_DATABASE=sqlite python -m pytest -q -p no:cacheprovider --durations=25 "${SQLITE_SKIP[@]}" "$@" \
