@@ -74,6 +74,8 @@ POSTGRES_SKIP=(
   --ignore=tests/integration/test_console_languages.py
   --ignore=tests/security/test_secret_key.py
   --ignore=tests/security/test_sandbox_settings.py
+  --ignore=tests/integration/test_import_cachet.py
+  --ignore=tests/integration/test_subscribers_csv.py
 )
 echo "== tests on SQLite and on PostgreSQL, side by side (logs: artifacts/tests-*.log) =="
 BROADCASTER_TEST_DATABASE=sqlite python -m pytest -q -p no:cacheprovider --durations=25 "${SQLITE_SKIP[@]}" "$@" \

@@ -38,7 +38,7 @@ from sandbox.serve import free_port
 from status_page.app import create_app
 from tests.conftest import make_settings
 
-EXAMPLES = int(os.environ.get("BROADCASTER_SCHEMATHESIS_EXAMPLES", "25"))
+EXAMPLES = int(os.environ.get("BROADCASTER_SCHEMATHESIS_EXAMPLES", "20"))
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
