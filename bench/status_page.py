@@ -258,7 +258,7 @@ def main() -> int:
             py,
             "-m",
             "uvicorn",
-            "status_page.app:create_app",
+            "status_page.app:create_served_app",
             "--factory",
             "--host",
             "127.0.0.1",
@@ -296,7 +296,7 @@ def main() -> int:
             "warning",
             "--backlog",
             "4096",
-            "status_page.app:create_app",
+            "status_page.app:create_served_app",
         ],
     }
     results: dict[tuple[str, str], dict[str, float]] = {}

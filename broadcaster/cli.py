@@ -88,7 +88,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
                 logging.getLevelName(chatty_level(logging.getLevelName(settings.log_level))).lower(),
                 "--workers-kill-timeout",
                 str(WEB_STOP_S),
-                "status_page.app:create_app",
+                "status_page.app:create_served_app",
             ],
         )
     import uvicorn
@@ -96,7 +96,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
     from broadcaster.logs import logging_config
 
     uvicorn.run(
-        "status_page.app:create_app",
+        "status_page.app:create_served_app",
         factory=True,
         host=args.host,
         port=args.port,
