@@ -100,25 +100,37 @@ def using(language: str | None) -> Iterator[str]:
         _current.reset(token)
 
 
-def gettext(message: str, **variables: Any) -> str:
-    """``message`` in the current language, ``%(name)s`` placeholders filled from ``variables``."""
-    text = translations(_current.get()).ugettext(message)
-    return text % variables if variables else text
+class Translator:
+    """``gettext`` and its kin, in the current language, from ``domain``'s catalog first
+    (``domain_translations``; ``None``: every domain merged); ``%(name)s`` placeholders filled
+    from the keyword arguments (the plural forms also get ``num``)."""
+
+    def __init__(self, domain: str | None = None) -> None:
+        self.domain = domain
+
+    def _catalog(self) -> NullTranslations:
+        return domain_translations(_current.get(), self.domain)
+
+    def gettext(self, message: str, **variables: Any) -> str:
+        text = str(self._catalog().ugettext(message))
+        return text % variables if variables else text
+
+    def ngettext(self, singular: str, plural: str, n: int, **variables: Any) -> str:
+        return str(self._catalog().ungettext(singular, plural, n)) % {"num": n, **variables}
+
+    def pgettext(self, context: str, message: str, **variables: Any) -> str:
+        text = str(self._catalog().upgettext(context, message))
+        return text % variables if variables else text
+
+    def npgettext(self, context: str, singular: str, plural: str, n: int, **variables: Any) -> str:
+        return str(self._catalog().unpgettext(context, singular, plural, n)) % {"num": n, **variables}
 
 
-def ngettext(singular: str, plural: str, n: int, **variables: Any) -> str:
-    text = translations(_current.get()).ungettext(singular, plural, n)
-    return text % {"num": n, **variables}
-
-
-def pgettext(context: str, message: str, **variables: Any) -> str:
-    text = translations(_current.get()).upgettext(context, message)
-    return text % variables if variables else text
-
-
-def npgettext(context: str, singular: str, plural: str, n: int, **variables: Any) -> str:
-    text = translations(_current.get()).unpgettext(context, singular, plural, n)
-    return text % {"num": n, **variables}
+_ANY_DOMAIN = Translator()
+gettext = _ANY_DOMAIN.gettext
+ngettext = _ANY_DOMAIN.ngettext
+pgettext = _ANY_DOMAIN.pgettext
+npgettext = _ANY_DOMAIN.npgettext
 
 
 def N_(message: str) -> str:

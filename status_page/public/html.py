@@ -102,15 +102,9 @@ def _rfc822(value: datetime | None) -> str:
     return format_datetime(value or utcnow(), usegmt=True)
 
 
-def gettext(message: str, **variables: Any) -> str:
-    """``message`` in the current language, from the page's own catalog first (as its templates)."""
-    text = str(i18n.domain_translations(i18n.current_language(), DOMAIN).ugettext(message))
-    return text % variables if variables else text
-
-
-def ngettext(singular: str, plural: str, n: int, **variables: Any) -> str:
-    text = str(i18n.domain_translations(i18n.current_language(), DOMAIN).ungettext(singular, plural, n))
-    return text % {"num": n, **variables}
+_PAGE_WORDS = i18n.Translator(DOMAIN)  # the page's own catalog first, as its templates
+gettext = _PAGE_WORDS.gettext
+ngettext = _PAGE_WORDS.ngettext
 
 
 def contact_state(value: str) -> str:
