@@ -308,9 +308,10 @@ async def preview_languages(
         renditions: dict[str, Rendition] = {}
         for name in channels:
             channel = rt.registry.enabled[name]
-            language = reader
             if channel.kind is ChannelKind.BROADCAST:
-                language = rt.settings.channel_languages.get(name, rt.settings.default_language)
+                language = i18n.broadcast_language(rt.settings, name)
+            else:  # as the worker picks it for a subscriber of ``reader``
+                language = i18n.written_in(rt.settings, reader)
             with i18n.using(language):
                 renditions[name] = channel.render(localized(message, language))
         previews[reader] = renditions

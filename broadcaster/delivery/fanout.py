@@ -117,17 +117,9 @@ class Fanout:
                 self._messages.popitem(last=False)
         return self._messages[update_id]
 
-    def broadcast_language(self, channel_name: str) -> str:
-        """What a broadcast channel (one account, one voice) posts in: its own language if set, else the default."""
-        return self.reader_language(self.settings.channel_languages.get(channel_name))
-
-    def reader_language(self, language: str | None) -> str:
-        """A subscriber's language if the page still offers it, else the page's default."""
-        return language if language in self.settings.languages else self.settings.default_language
-
     async def rendition(self, update_id: str, channel_name: str, language: str | None = None) -> Rendition:
         """The channel's rendition of the update for readers of ``language``, rendered once per process."""
-        language = self.reader_language(language)
+        language = i18n.written_in(self.settings, language)
         key = (update_id, channel_name, language)
         if key not in self._renditions:
             channel = self.registry.get(channel_name)
@@ -213,7 +205,7 @@ class Fanout:
         if isinstance(channel, BroadcastChannel) and channel.kind is ChannelKind.BROADCAST:
             row = active[0] if active else None
             if row is not None:
-                language = self.broadcast_language(channel_name)
+                language = i18n.broadcast_language(self.settings, channel_name)
                 try:
                     rendition = await self.rendition(update_id, channel_name, language)
                     with i18n.using(language):
@@ -297,7 +289,7 @@ class Fanout:
         """A batch's rows by their reader's language, the default language's first."""
         groups: dict[str, list[ledger.ClaimedRow]] = {self.settings.default_language: []}
         for row in rows:
-            groups.setdefault(self.reader_language(row.language), []).append(row)
+            groups.setdefault(i18n.written_in(self.settings, row.language), []).append(row)
         return [(language, group) for language, group in groups.items() if group]
 
     def _progress(

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from io import BytesIO
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import Locale, UnknownLocaleError
@@ -29,6 +29,9 @@ from babel.dates import format_datetime as babel_format_datetime
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
+
+if TYPE_CHECKING:
+    from broadcaster.config import Settings
 
 LOCALE_DIR = Path(__file__).parent / "locale"
 SOURCE_LANGUAGE = "en"
@@ -139,6 +142,17 @@ def N_(message: str) -> str:
 
 
 # --- which language ----------------------------------------------------------------------------
+
+
+def written_in(settings: Settings, language: str | None) -> str:
+    """What to write to a reader of ``language`` in: theirs if the page offers it, else the default."""
+    return best_match([language], settings.languages) or settings.default_language
+
+
+def broadcast_language(settings: Settings, channel: str) -> str:
+    """What a broadcast channel (one account, one voice) posts in: its own language
+    (``BROADCASTER_CHANNEL_LANGUAGES``) if set, else the page's default."""
+    return written_in(settings, settings.channel_languages.get(channel))
 
 
 def normalize(code: str | None) -> str | None:

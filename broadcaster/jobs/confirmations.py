@@ -7,7 +7,7 @@ each attempt is a ledger row of kind ``confirmation``). Slow or failing provider
 backoff a few times and never hold up the sign-up's answer.
 
 Every confirmation (the mail's subject and both parts, the SMS code, the answer to HELP) is
-written in the subscriber's language, else the page's default (``message_language``).
+written in the subscriber's language, else the page's default (``broadcaster.i18n.written_in``).
 """
 
 from __future__ import annotations
@@ -49,11 +49,6 @@ def confirm_url(settings: Settings, subscriber_id: str) -> str:
     return f"{settings.public_url}/subscriptions/confirm?token={token}"
 
 
-def message_language(settings: Settings, language: str | None) -> str:
-    """The language to write to a subscriber of ``language`` in: theirs if offered, else the default."""
-    return i18n.best_match([language], settings.languages) or settings.default_language
-
-
 def confirmation_mail(
     settings: Settings,
     link: str,
@@ -75,7 +70,7 @@ def confirmation_mail(
         "logo_url": f"{settings.public_url}{logo}" if logo else None,
         "accent_color": brand.accent_color,
     }
-    with i18n.using(message_language(settings, language)) as speaking:
+    with i18n.using(i18n.written_in(settings, language)) as speaking:
         return DirectMessage(
             subject=i18n.gettext("Confirm your subscription to %(page)s", page=page_name),
             text=env.get_template("email/confirm.txt").render(context) + "\n",
@@ -87,7 +82,7 @@ def confirmation_mail(
 def sms_code_text(settings: Settings, code: str, language: str | None = None) -> str:
     """The opt-in code's text, in ``language`` (the subscriber's; ``None``: the page's default)."""
     template = environment(settings.templates_dir).get_template("sms/confirm.txt")
-    with i18n.using(message_language(settings, language)):
+    with i18n.using(i18n.written_in(settings, language)):
         return template.render(
             page_name=settings.page_name, code=code, expires_in_minutes=max(1, settings.sms_code_ttl_s // 60)
         ).strip()
@@ -96,7 +91,7 @@ def sms_code_text(settings: Settings, code: str, language: str | None = None) ->
 def sms_help_text(settings: Settings, language: str | None = None) -> str:
     """The answer to HELP, in ``language`` (the texting subscriber's; ``None``: the page's default)."""
     template = environment(settings.templates_dir).get_template("sms/help.txt")
-    with i18n.using(message_language(settings, language)):
+    with i18n.using(i18n.written_in(settings, language)):
         return template.render(page_name=settings.page_name, page_url=settings.public_url).strip()
 
 

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import httpx
 
+from broadcaster import posting
+from broadcaster.actors import Actor
+from broadcaster.config import Settings
+from broadcaster.post_requests import request_from_body
+from broadcaster.runtime import Runtime
+
 
 async def test_an_update_keeps_its_translations_and_bad_languages_are_named(
     client: httpx.AsyncClient, auth: dict[str, str]
@@ -39,3 +45,24 @@ async def test_an_update_keeps_its_translations_and_bad_languages_are_named(
         json={"status": "identified", "message": "Found it.", "translations": {"de": {"message": " "}}},
     )
     assert blank.status_code == 422 and "translations.de.message" in blank.text, blank.text
+
+
+async def test_a_broadcast_channel_speaks_its_own_language_when_set(settings: Settings, runtime: Runtime) -> None:
+    """BROADCASTER_CHANNEL_LANGUAGES: the desk (a broadcast channel) set to French previews in French,
+    whatever the reader's language; unset, it speaks the page's default."""
+    body = {
+        "title": "Login errors",
+        "status": "investigating",
+        "message": "We are looking into failed logins.",
+        "translations": {"fr": {"title": "Erreurs de connexion", "message": "Nous examinons les échecs."}},
+    }
+    french_desk = Runtime.build(settings.model_copy(update={"channel_languages": {"desk": "fr"}}))
+    try:
+        for rt, title in ((runtime, "Login errors"), (french_desk, "Erreurs de connexion")):
+            previews = await posting.preview_languages(
+                rt, request_from_body(body), actor=Actor.cli(), languages=["en", "de"]
+            )
+            for reader in ("en", "de"):
+                assert title in previews[reader]["desk"]["title"], (reader, previews[reader]["desk"])
+    finally:
+        await french_desk.aclose()
