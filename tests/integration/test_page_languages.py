@@ -7,8 +7,12 @@ import re
 from typing import Any
 
 import httpx
+from asgi_lifespan import LifespanManager
 
+from broadcaster.runtime import Runtime
+from status_page.app import create_app
 from status_page.languages import LANG_COOKIE
+from tests.conftest import make_settings
 
 INCIDENT = {
     "title": "Login errors",
@@ -76,3 +80,25 @@ async def test_a_translated_update_for_its_readers_and_hreflang(
         assert f'hreflang="{code}" lang="{code}"' in english  # the switcher in the footer
     assert f'<link rel="alternate" hreflang="x-default" href="{base}{path}">' in english
     assert '<a href="/?lang=fr" hreflang="fr" lang="fr" aria-current="true">Français</a>' in home
+
+
+async def test_the_default_and_the_offered_languages_are_the_settings(database_url: str, clean_database: None) -> None:
+    """BROADCASTER_DEFAULT_LANGUAGE=de, BROADCASTER_LANGUAGES=de,en: German without asking, French
+    (not offered) neither served nor listed, English on request."""
+    settings = make_settings(database_url, default_language="de", languages="de,en")
+    runtime = Runtime.build(settings)
+    app = create_app(settings, runtime)
+    try:
+        async with (
+            LifespanManager(app),
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://status.test") as client,
+        ):
+            plain = await client.get("/")
+            assert '<html lang="de">' in plain.text and plain.headers["content-language"] == "de"
+            french = await client.get("/", headers={"Accept-Language": "fr"})
+            assert '<html lang="de">' in french.text, "a language not offered falls back to the default"
+            assert 'hreflang="fr"' not in plain.text and 'hreflang="en"' in plain.text
+            english = await client.get("/?lang=en")
+            assert '<html lang="en">' in english.text
+    finally:
+        await runtime.aclose()
