@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from broadcaster import i18n
 from broadcaster.config import Settings
 from broadcaster.db import utcnow
-from broadcaster.delivery import ledger, outbox, recovery
+from broadcaster.delivery import claims, ledger, outbox, recovery
 from broadcaster.delivery.channel import BroadcastChannel, Outcome, Recipient, Rendition, SubscriberChannel
 from broadcaster.delivery.circuit import CircuitBreaker, batch_ok
 from broadcaster.delivery.progress import Progress, reporting
@@ -188,17 +188,17 @@ class Fanout:
             report.retry_in_s = paused_s
             return report
         async with self.engine.begin() as conn:
-            rows = await ledger.claim(conn, update_id, channel_name, first_id, last_id, self.worker_id)
+            rows = await claims.claim(conn, update_id, channel_name, first_id, last_id, self.worker_id)
             thread = await ledger.get_thread(conn, message.incident_id, channel_name)
         if not rows:
             return await self._schedule(update_id, channel_name, first_id, last_id, report)
-        results: list[ledger.Result] = []
+        results: list[claims.Result] = []
         recorded: set[int] = set()  # rows whose outcome the recorder has written already
         handed_back: list[int] = []
         new_thread: dict[str, Any] | None = None
         inactive = [row for row in rows if not row.active]
         results.extend(
-            ledger.Result(row.id, DeliveryState.FAILED, error="unsubscribed before delivery") for row in inactive
+            claims.Result(row.id, DeliveryState.FAILED, error="unsubscribed before delivery") for row in inactive
         )
         active = [row for row in rows if row.active]
         errors: list[DeliveryError | None] = []  # what the provider answered, for the breaker
@@ -215,7 +215,7 @@ class Fanout:
                     results.append(self._failure(row.id, row.attempts, exc))
                 else:
                     errors.append(None)
-                    results.append(ledger.Result(row.id, DeliveryState.SENT, provider_id=published.provider_id))
+                    results.append(claims.Result(row.id, DeliveryState.SENT, provider_id=published.provider_id))
                     if published.thread is not None:
                         new_thread = dict(published.thread)
         elif isinstance(channel, SubscriberChannel) and active:
@@ -266,8 +266,8 @@ class Fanout:
             await self.circuit.record(channel_name, verdict)
         recipient_of = {row.id: row.recipient for row in rows}
         async with self.engine.begin() as conn:
-            await ledger.record(conn, [r for r in results if r.delivery_id not in recorded], recipient_of)
-            await ledger.hand_back(conn, handed_back)
+            await claims.record(conn, [r for r in results if r.delivery_id not in recorded], recipient_of)
+            await claims.hand_back(conn, handed_back)
             if new_thread is not None:
                 await ledger.set_thread(conn, message.incident_id, channel_name, new_thread)
         for item in results:
@@ -285,19 +285,19 @@ class Fanout:
             return report
         return await self._schedule(update_id, channel_name, first_id, last_id, report)
 
-    def _by_language(self, rows: list[ledger.ClaimedRow]) -> list[tuple[str, list[ledger.ClaimedRow]]]:
+    def _by_language(self, rows: list[claims.ClaimedRow]) -> list[tuple[str, list[claims.ClaimedRow]]]:
         """A batch's rows by their reader's language, the default language's first."""
-        groups: dict[str, list[ledger.ClaimedRow]] = {self.settings.default_language: []}
+        groups: dict[str, list[claims.ClaimedRow]] = {self.settings.default_language: []}
         for row in rows:
             groups.setdefault(i18n.written_in(self.settings, row.language), []).append(row)
         return [(language, group) for language, group in groups.items() if group]
 
     def _progress(
-        self, rows: list[ledger.ClaimedRow]
-    ) -> tuple[Progress, dict[int, ledger.Result], list[asyncio.Future[None]]]:
+        self, rows: list[claims.ClaimedRow]
+    ) -> tuple[Progress, dict[int, claims.Result], list[asyncio.Future[None]]]:
         """The batch's ``Progress``: each reported outcome goes to the recorder at once."""
         by_id = {row.id: row for row in rows}
-        result_of: dict[int, ledger.Result] = {}
+        result_of: dict[int, claims.Result] = {}
         written: list[asyncio.Future[None]] = []
 
         def record(delivery_id: int, outcome: Outcome) -> asyncio.Future[None]:
@@ -309,27 +309,27 @@ class Fanout:
 
         return Progress(record, lambda: self.stopping), result_of, written
 
-    async def _cut_off(self, rows: list[ledger.ClaimedRow], progress: Progress) -> None:
+    async def _cut_off(self, rows: list[claims.ClaimedRow], progress: Progress) -> None:
         """After a cancelled ``deliver``: outcomes reported are written, the rest go back in line."""
         await self.recorder.drain(DRAIN_S)
         async with self.engine.begin() as conn:
-            await ledger.hand_back(conn, [r.id for r in rows if r.id not in progress.reported], attempted=True)
+            await claims.hand_back(conn, [r.id for r in rows if r.id not in progress.reported], attempted=True)
 
-    def _result(self, row: ledger.ClaimedRow, outcome: Outcome) -> ledger.Result:
+    def _result(self, row: claims.ClaimedRow, outcome: Outcome) -> claims.Result:
         if isinstance(outcome, DeliveryError):
             return self._failure(row.id, row.attempts, outcome)
-        return ledger.Result(row.id, DeliveryState.SENT, provider_id=outcome.provider_id)
+        return claims.Result(row.id, DeliveryState.SENT, provider_id=outcome.provider_id)
 
     async def _schedule(
         self, update_id: str, channel_name: str, first_id: int, last_id: int, report: BatchReport
     ) -> BatchReport:
         async with self.engine.connect() as conn:
-            due = await ledger.earliest_retry(conn, update_id, channel_name, first_id, last_id)
+            due = await claims.earliest_retry(conn, update_id, channel_name, first_id, last_id)
         if due is not None:
             report.retry_in_s = max(0.05, (due - utcnow()).total_seconds())
         return report
 
-    def _recipient(self, row: ledger.ClaimedRow) -> Recipient:
+    def _recipient(self, row: claims.ClaimedRow) -> Recipient:
         unsubscribe, manage = recipient_links(self.settings, self.signer, row.recipient)
         return Recipient(
             delivery_id=row.id,
@@ -340,18 +340,18 @@ class Fanout:
             secret=row.secret,
         )
 
-    def _failure(self, delivery_id: int, attempts: int, error: DeliveryError) -> ledger.Result:
+    def _failure(self, delivery_id: int, attempts: int, error: DeliveryError) -> claims.Result:
         if isinstance(error, PermanentError):
-            return ledger.Result(
+            return claims.Result(
                 delivery_id, DeliveryState.FAILED, error=error.reason, suppress=error.suppress_recipient
             )
         if attempts >= self.settings.max_attempts:
-            return ledger.Result(
+            return claims.Result(
                 delivery_id, DeliveryState.FAILED, error=f"gave up after {attempts} attempts: {error.reason}"
             )
         retry_after = error.retry_after_s if isinstance(error, RetryableError) else None
         delay = backoff_s(attempts, self.settings.retry_base_s, self.settings.retry_max_s, retry_after)
-        return ledger.Result(
+        return claims.Result(
             delivery_id, DeliveryState.RETRY, error=error.reason, next_attempt_at=utcnow() + timedelta(seconds=delay)
         )
 

@@ -1,20 +1,17 @@
 """The delivery ledger: one row per update × channel × recipient.
 
 Every state change of a delivery goes through here (the outbox beside it is ``outbox``;
-what the relay takes back from lost workers and jobs is ``recovery``). Rows are *claimed*
-before sending (state ``sending`` with a claim token naming the worker), so two workers
-never send the same row, and a row already ``sent`` is never claimed again.
+what the relay takes back from lost workers and jobs is ``recovery``): its rows are written
+here, and read here for counts and reports. How a batch claims its rows and records their
+outcomes is ``claims``.
 """
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, exists, func, literal, not_, or_, select, true
+from sqlalchemy import and_, case, exists, func, literal, not_, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -138,188 +135,6 @@ async def batch_ranges(
             return
         yield ids[0], ids[-1]
         after = ids[-1]
-
-
-# --- claiming and recording ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ClaimedRow:
-    id: int
-    recipient: str
-    address: str | None
-    attempts: int
-    secret: str | None
-    active: bool  # False when the subscriber left after the fan-out started
-    language: str | None = None  # the subscriber's; None: the page's default
-
-
-def unsent_in_range(update_id: str, channel: str, first_id: int, last_id: int) -> Any:
-    """Rows of one batch range still waiting to be sent (pending or retry)."""
-    return and_(
-        deliveries.c.update_id == update_id,
-        deliveries.c.channel == channel,
-        deliveries.c.id >= first_id,
-        deliveries.c.id <= last_id,
-        deliveries.c.state.in_(ACTIVE_STATES),
-    )
-
-
-def claim_token(claimant: str | None) -> str:
-    """A fresh claim token: ``<worker id>.<random>``, so the relay can tell whose claims died with a worker."""
-    return f"{claimant}.{secrets.token_hex(4)}" if claimant else secrets.token_hex(8)
-
-
-def claimant_of(token: str) -> str | None:
-    """The worker id a claim token names (None for a claim made outside a worker)."""
-    claimant, dot, _ = token.rpartition(".")
-    return claimant if dot else None
-
-
-async def claim(
-    conn: AsyncConnection, update_id: str, channel: str, first_id: int, last_id: int, claimant: str | None = None
-) -> list[ClaimedRow]:
-    """Mark due, unsent rows in the range as ``sending`` under a fresh claim of ``claimant`` and return them."""
-    token = claim_token(claimant)
-    now = utcnow()
-    await conn.execute(
-        deliveries.update()
-        .where(
-            unsent_in_range(update_id, channel, first_id, last_id),
-            or_(deliveries.c.next_attempt_at.is_(None), deliveries.c.next_attempt_at <= now),
-        )
-        .values(
-            state=DeliveryState.SENDING.value,
-            claim=token,
-            claimed_at=now,
-            updated_at=now,
-            attempts=deliveries.c.attempts + 1,
-        )
-    )
-    active = and_(subscribers.c.unsubscribed_at.is_(None), subscribers.c.suppressed_reason.is_(None))
-    result = await conn.execute(
-        select(
-            deliveries.c.id,
-            deliveries.c.recipient,
-            deliveries.c.address,
-            deliveries.c.attempts,
-            subscribers.c.secret,
-            subscribers.c.language,
-            case((subscribers.c.id.is_(None), true()), else_=active).label("active"),
-        )
-        .select_from(deliveries.outerjoin(subscribers, subscribers.c.id == deliveries.c.recipient))
-        .where(deliveries.c.claim == token)
-        .order_by(deliveries.c.id)
-    )
-    return [
-        ClaimedRow(int(r.id), r.recipient, r.address, int(r.attempts), r.secret, bool(r.active), r.language)
-        for r in result
-    ]
-
-
-@dataclass(frozen=True)
-class Result:
-    """What happened to one claimed row."""
-
-    delivery_id: int
-    state: DeliveryState
-    provider_id: str | None = None
-    error: str | None = None
-    next_attempt_at: datetime | None = None
-    suppress: bool = False
-
-
-# Built once: constructing and keying an UPDATE costs more CPU than running it for a few rows,
-# and the recorder runs these for every few outcomes.
-_STILL_SENDING = deliveries.c.state == DeliveryState.SENDING.value
-_RECORD_SENT = (
-    deliveries.update()
-    .where(deliveries.c.id == bindparam("row_id"), _STILL_SENDING)
-    .values(
-        state=DeliveryState.SENT.value,
-        updated_at=bindparam("now"),
-        claim=None,
-        provider_id=bindparam("pid"),
-        sent_at=bindparam("now"),
-        last_error=None,
-        next_attempt_at=None,
-    )
-)
-_RECORD_OTHER = (
-    deliveries.update()
-    .where(deliveries.c.id == bindparam("row_id"), _STILL_SENDING)
-    .values(
-        state=bindparam("new_state"),
-        updated_at=bindparam("now"),
-        claim=None,
-        last_error=bindparam("error"),
-        next_attempt_at=bindparam("due"),
-    )
-)
-
-
-async def record(conn: AsyncConnection, results: Sequence[Result], recipient_of: Mapping[int, str]) -> None:
-    """Write outcomes; only rows still ``sending`` change, so a sent row stays sent.
-
-    One executemany for the sent rows and one for the others: a batch costs two statements,
-    not one round trip per row.
-    """
-    now = utcnow()
-    sent = [
-        {"row_id": r.delivery_id, "pid": r.provider_id, "now": now} for r in results if r.state is DeliveryState.SENT
-    ]
-    others = [
-        {"row_id": r.delivery_id, "new_state": r.state.value, "error": r.error, "due": r.next_attempt_at, "now": now}
-        for r in results
-        if r.state is not DeliveryState.SENT
-    ]
-    if sent:
-        await conn.execute(_RECORD_SENT, sent)
-    if others:
-        await conn.execute(_RECORD_OTHER, others)
-    for item in results:
-        if item.suppress and recipient_of.get(item.delivery_id):
-            await conn.execute(
-                subscribers.update()
-                .where(subscribers.c.id == recipient_of[item.delivery_id], subscribers.c.suppressed_reason.is_(None))
-                .values(suppressed_reason=item.error or "suppressed")
-            )
-
-
-async def hand_back(conn: AsyncConnection, delivery_ids: Sequence[int], *, attempted: bool = False) -> None:
-    """Claimed rows go back in line, due now: never attempted (the worker is stopping; the
-    attempt is not counted), or ``attempted`` but cut off before an outcome (a cancelled job)."""
-    if not delivery_ids:
-        return
-    values: dict[str, Any] = {
-        "state": DeliveryState.RETRY.value,
-        "claim": None,
-        "next_attempt_at": None,
-        "updated_at": utcnow(),
-    }
-    if attempted:
-        values["last_error"] = "cut off while sending (job cancelled); retried"
-    else:
-        values["attempts"] = case((deliveries.c.attempts > 0, deliveries.c.attempts - 1), else_=0)
-    await conn.execute(
-        deliveries.update()
-        .where(deliveries.c.id.in_(list(delivery_ids)), deliveries.c.state == DeliveryState.SENDING.value)
-        .values(values)
-    )
-
-
-async def earliest_retry(
-    conn: AsyncConnection, update_id: str, channel: str, first_id: int, last_id: int
-) -> datetime | None:
-    """When the next row of this range is due again, if any still waits for a retry."""
-    value = (
-        await conn.execute(
-            select(func.min(func.coalesce(deliveries.c.next_attempt_at, deliveries.c.updated_at))).where(
-                unsent_in_range(update_id, channel, first_id, last_id)
-            )
-        )
-    ).scalar()
-    return value if isinstance(value, datetime) else None
 
 
 async def earlier_update_unfinished(conn: AsyncConnection, update_id: str, channel: str) -> bool:

@@ -18,7 +18,7 @@ import time
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from broadcaster.delivery import ledger
+from broadcaster.delivery import claims
 
 log = logging.getLogger(__name__)
 
@@ -26,16 +26,16 @@ RETRY_MAX_S = 2.0
 
 
 class Recorder:
-    """Writes ``ledger.Result`` rows in the background, in order, one transaction at a time."""
+    """Writes ``claims.Result`` rows in the background, in order, one transaction at a time."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._pending: list[tuple[ledger.Result, str | None]] = []
+        self._pending: list[tuple[claims.Result, str | None]] = []
         self._written: asyncio.Future[None] | None = None  # completes when the pending rows are in
         self._task: asyncio.Task[None] | None = None
         self._conn: AsyncConnection | None = None
 
-    def add(self, result: ledger.Result, recipient: str | None = None) -> asyncio.Future[None]:
+    def add(self, result: claims.Result, recipient: str | None = None) -> asyncio.Future[None]:
         """Queue ``result`` (of a row for ``recipient``, who may be suppressed); the future completes once written."""
         loop = asyncio.get_running_loop()
         if self._written is None:
@@ -77,12 +77,12 @@ class Recorder:
             with contextlib.suppress(Exception):
                 await conn.close()
 
-    async def _write(self, rows: list[tuple[ledger.Result, str | None]]) -> None:
+    async def _write(self, rows: list[tuple[claims.Result, str | None]]) -> None:
         if self._conn is None:
             self._conn = await self._engine.connect()
         try:
             async with self._conn.begin():
-                await ledger.record(self._conn, [r for r, _ in rows], {r.delivery_id: w for r, w in rows if w})
+                await claims.record(self._conn, [r for r, _ in rows], {r.delivery_id: w for r, w in rows if w})
         except Exception:
             await self._release()  # perhaps broken: the next try starts afresh
             raise

@@ -1,7 +1,7 @@
 """What the relay takes back: claims of workers that died, claims past their lease, lost jobs.
 
 A row is claimed (state ``sending``) by one worker, named in its claim token
-(``ledger.claim_token``). When that worker's heartbeat has expired (``jobs.heartbeat``), its
+(``claims.claim_token``). When that worker's heartbeat has expired (``jobs.heartbeat``), its
 rows go back in line within seconds (``release_claims_of``); the lease
 (``release_stale_claims``) stays as the last resort for a worker that is alive but stuck.
 ``overdue_ranges`` finds due rows no job has touched for a while (their job was lost with
@@ -18,7 +18,8 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from broadcaster.db import deliveries, utcnow
-from broadcaster.delivery.ledger import ACTIVE_STATES, RowRange, claimant_of, group_ranges, unsent_in_range
+from broadcaster.delivery.claims import claimant_of, unsent_in_range
+from broadcaster.delivery.ledger import ACTIVE_STATES, RowRange, group_ranges
 from broadcaster.models import DeliveryState
 
 _SENDING = deliveries.c.state == DeliveryState.SENDING.value

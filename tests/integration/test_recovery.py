@@ -18,7 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from broadcaster.db import deliveries, utcnow
-from broadcaster.delivery import ledger
+from broadcaster.delivery import claims
 from broadcaster.domain.subscribers import upsert_subscriber
 from broadcaster.jobs import heartbeat
 from broadcaster.runtime import Runtime
@@ -83,7 +83,7 @@ async def states(rt: Runtime, update_id: str) -> Counter[str]:
 
 async def claim_as(rt: Runtime, update_id: str, span: tuple[int, int], worker: str) -> None:
     async with rt.engine.begin() as conn:
-        assert await ledger.claim(conn, update_id, "webhook", *span, claimant=worker)
+        assert await claims.claim(conn, update_id, "webhook", *span, claimant=worker)
 
 
 async def test_relay_takes_back_only_the_claims_of_workers_without_a_heartbeat(runtime: Runtime) -> None:
