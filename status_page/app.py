@@ -39,6 +39,7 @@ from status_page.live import end_streams_on_signal, live_events
 from status_page.nul_guard import NulGuardMiddleware
 from status_page.public import calendar, preferences, subscribe
 from status_page.public import pages as public_pages
+from status_page.public.fast_path import FastPath
 from status_page.security_headers import SecurityHeadersMiddleware
 
 
@@ -99,10 +100,10 @@ def route_modules() -> list[Any]:
 
 
 class StatusPageApp(Starlette):
-    """The app, with the cached hot GETs (``public_pages.FastPath``) answered before the middleware
+    """The app, with the cached hot GETs (``FastPath``) answered before the middleware
     stack: under a crowd, they cost what a bare ASGI app returning bytes costs."""
 
-    fast_path: public_pages.FastPath | None = None
+    fast_path: FastPath | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         fast = self.fast_path
@@ -185,7 +186,7 @@ def create_app(
         },
     )
     app.state.settings = settings
-    app.fast_path = public_pages.FastPath(app, settings)
+    app.fast_path = FastPath(app, settings)
     app.state.startup_hooks = []
     app.state.shutdown_hooks = []
     for module in route_modules():

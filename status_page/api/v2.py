@@ -38,6 +38,11 @@ async def snapshot_of(app: Any) -> Snapshot:
     return await page_cache(app).get("snapshot", build, wait_if_old=True)
 
 
+def api_key(path: str) -> str:
+    """The page cache's key for ``/api/v2/<path>``."""
+    return f"api:{path}"
+
+
 async def api_entry(app: Any, path: str) -> Entry:
     """The cached answer for ``/api/v2/<path>``."""
 
@@ -45,7 +50,7 @@ async def api_entry(app: Any, path: str) -> Entry:
         snapshot = await snapshot_of(app)
         return make_entry(api_json(snapshot, path), JSON, last_modified=snapshot.page["updated_at"], extra=CORS)
 
-    return await page_cache(app).get(f"api:{path}", build)
+    return await page_cache(app).get(api_key(path), build)
 
 
 class ApiEndpoint:

@@ -17,7 +17,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import format_datetime
 from typing import Any, Generic, TypeVar
@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Headers = list[tuple[bytes, bytes]]
+TextHeaders = list[tuple[str, str]]
+MAX_REMEMBERED_VALUES = 64  # distinct header values (or kinds of answer) a lookup keeps
 
 INVALIDATING_EVENTS = frozenset({"update", "published", "components", "page", RESYNC})  # page: brand, contacts
 PAGE_CACHE_CONTROL = "public, max-age=5, stale-while-revalidate=30, stale-if-error=86400"
@@ -37,6 +39,16 @@ DEFAULT_TTL_S = 15.0
 GZIP_MIN_BYTES = 512
 VARY = "Accept-Encoding"
 PAGE_VARY = "Accept-Encoding, Accept-Language, Cookie"  # an HTML page is in the reader's language
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One ready answer: the status, its headers for either server interface, and the body."""
+
+    status: int
+    headers: Headers  # ASGI: (bytes, bytes)
+    text_headers: TextHeaders  # RSGI: (str, str)
+    body: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +63,9 @@ class Entry:
     identity_headers: Headers
     gzip_headers: Headers
     not_modified_headers: Headers
+    replies: dict[tuple[bool, bool, bool, tuple[tuple[bytes, bytes], ...]], Reply] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
 
 def make_entry(
@@ -82,16 +97,29 @@ def make_entry(
     return Entry(status, body, gzipped, etag, gzip_etag, identity, zipped, common)
 
 
+_gzip_accepted: dict[bytes, bool] = {}  # Accept-Encoding value -> whether it takes gzip (few distinct values)
+
+
 def _accepts_gzip(value: bytes) -> bool:
+    known = _gzip_accepted.get(value)
+    if known is not None:
+        return known
+    accepted = False
     for part in value.split(b","):
         coding, _, params = part.strip().partition(b";")
         if coding.strip() in (b"gzip", b"*"):
             q = params.strip()
-            return not (q.startswith(b"q=") and q[2:].strip(b" 0.") == b"")
-    return False
+            accepted = not (q.startswith(b"q=") and q[2:].strip(b" 0.") == b"")
+            break
+    if len(_gzip_accepted) >= MAX_REMEMBERED_VALUES:
+        _gzip_accepted.clear()
+    _gzip_accepted[value] = accepted
+    return accepted
 
 
 def _matches(value: bytes, entry: Entry) -> bool:
+    if value == entry.etag or value == entry.gzip_etag:  # what a browser sends back: one tag, as given
+        return True
     for tag in value.split(b","):
         tag = tag.strip().removeprefix(b"W/")
         if tag in (entry.etag, entry.gzip_etag, b"*"):
@@ -99,28 +127,57 @@ def _matches(value: bytes, entry: Entry) -> bool:
     return False
 
 
+def reply_for(
+    entry: Entry,
+    *,
+    head: bool,
+    if_none_match: bytes | None,
+    accept_encoding: bytes | None,
+    extra: tuple[tuple[bytes, bytes], ...] = (),
+    remember: bool = True,
+) -> Reply:
+    """The answer to a request for ``entry``: 304 on a matching If-None-Match, gzip when accepted,
+    no body on HEAD, ``extra`` headers appended. Built once per kind of answer and remembered on
+    the entry (``remember=False`` for ``extra`` that differs between readers, such as a cookie)."""
+    zipped = entry.gzipped is not None and bool(accept_encoding) and _accepts_gzip(accept_encoding or b"")
+    not_modified = bool(if_none_match) and entry.status == 200 and _matches(if_none_match or b"", entry)
+    key = (zipped, not_modified, head, extra)
+    reply = entry.replies.get(key) if remember else None
+    if reply is not None:
+        return reply
+    if not_modified:
+        status, body = 304, b""
+        headers = [*entry.not_modified_headers, (b"etag", entry.gzip_etag if zipped else entry.etag), *extra]
+    else:
+        status = entry.status
+        body = b"" if head else ((entry.gzipped or b"") if zipped else entry.body)
+        headers = [*(entry.gzip_headers if zipped else entry.identity_headers), *extra]
+    text = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in headers]
+    reply = Reply(status, headers, text, body)
+    if remember:
+        if len(entry.replies) >= MAX_REMEMBERED_VALUES:
+            entry.replies.clear()
+        entry.replies[key] = reply
+    return reply
+
+
 async def send_entry(scope: Scope, send: Send, entry: Entry, extra: Headers | None = None) -> None:
-    """Answer with ``entry``: 304 on a matching If-None-Match, gzip when accepted, no body on HEAD."""
-    accept = inm = b""
+    """Answer with ``entry`` over ASGI (see ``reply_for``)."""
+    accept = inm = None
     for name, value in scope["headers"]:
         if name == b"if-none-match":
             inm = value
         elif name == b"accept-encoding":
             accept = value
-    zipped = entry.gzipped is not None and accept and _accepts_gzip(accept)
-    if inm and entry.status == 200 and _matches(inm, entry):
-        headers = [*entry.not_modified_headers, (b"etag", entry.gzip_etag if zipped else entry.etag)]
-        if extra:
-            headers.extend(extra)
-        await send({"type": "http.response.start", "status": 304, "headers": headers})
-        await send({"type": "http.response.body", "body": b""})
-        return
-    headers = entry.gzip_headers if zipped else entry.identity_headers
-    if extra:
-        headers = headers + extra
-    await send({"type": "http.response.start", "status": entry.status, "headers": headers})
-    body = b"" if scope["method"] == "HEAD" else (entry.gzipped if zipped else entry.body)
-    await send({"type": "http.response.body", "body": body or b""})
+    reply = reply_for(
+        entry,
+        head=scope["method"] == "HEAD",
+        if_none_match=inm,
+        accept_encoding=accept,
+        extra=tuple(extra or ()),
+    )
+    await send({"type": "http.response.start", "status": reply.status, "headers": reply.headers})
+    await send({"type": "http.response.body", "body": reply.body})
 
 
 class Missing(Exception):
@@ -161,6 +218,14 @@ class PageCache:
     def peek(self, key: str) -> Any | None:
         slot = self._slots.get(key)
         return None if slot is None else slot.value
+
+    def current(self, key: str) -> Any | None:
+        """The value for ``key`` if it is of this generation and within its time-to-live, else None
+        (``get`` then builds or refreshes it): the read path without a coroutine."""
+        slot = self._slots.get(key)
+        if slot is None or slot.generation != self.generation or time.monotonic() - slot.built_at > self.ttl_s:
+            return None
+        return slot.value
 
     async def get(self, key: str, build: Callable[[], Awaitable[T]], *, wait_if_old: bool = False) -> T:
         slot = self._slots.get(key)

@@ -7,20 +7,17 @@ enhancement: without JavaScript the page is complete, it just does not move). Th
 mirror is not written here: the worker pushes it, once per change (``status_page.mirror``).
 
 Each HTML page is cached per language (``page:/:fr``) and says so (``Content-Language``,
-``Vary: Accept-Language, Cookie``, its own ETag). ``FastPath`` answers before
-``LanguageMiddleware`` runs, so it picks the reader's language itself, remembering what each
-``Accept-Language`` header it has seen comes to. Feeds, JSON and the calendar have one language,
-the default.
+``Vary: Accept-Language, Cookie``, its own ETag). ``status_page.public.fast_path`` answers
+the front page before ``LanguageMiddleware`` runs, so it picks the reader's language itself.
+Feeds, JSON and the calendar have one language, the default.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import re
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -28,13 +25,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from broadcaster.config import Settings
 from broadcaster.domain.incidents import STATUS_PAGE
 from broadcaster.runtime import Runtime
 from broadcaster.views.public import load_history, load_incident, recent_updates
-from broadcaster.views.statuspage_v2 import ENDPOINTS
 from status_page.api import v2 as api_v2
-from status_page.languages import LANG_COOKIE, LANG_PARAM, language_cookie, reader_language
+from status_page.languages import reader_language
 from status_page.live import live_events, sse_response
 from status_page.public.html import (
     ASSET_CACHE_CONTROL,
@@ -58,16 +53,12 @@ from status_page.public.page_cache import (
     page_cache,
     send_entry,
 )
-from status_page.security_headers import security_headers_for
 
 log = logging.getLogger(__name__)
 
 MAX_HISTORY_PAGE = 100_000
 _ID = re.compile(r"^[a-z0-9]{1,32}$")
 LIVE_KINDS = ("update", "published", "page")  # page: the brand or the contact channels changed
-MAX_REMEMBERED_HEADERS = 64  # distinct Accept-Language values whose language the fast path keeps
-_LANG_QUERY = f"{LANG_PARAM}=".encode()
-_LANG_COOKIE = LANG_COOKIE.encode()
 
 
 class NotFoundPage(Missing):
@@ -99,6 +90,16 @@ def not_found_entry(app: Any, language: str | None = None) -> Entry:
     return entry
 
 
+def index_key(language: str) -> str:
+    """The page cache's key for the front page in ``language``."""
+    return f"page:/:{language}"
+
+
+def feed_key(kind: str) -> str:
+    """The page cache's key for the ``atom`` or ``rss`` feed."""
+    return f"feed:{kind}"
+
+
 async def index_entry(app: Any, language: str | None = None) -> Entry:
     """The front page in ``language`` (default: the page's default language)."""
     language = _language(app, language)
@@ -109,7 +110,7 @@ async def index_entry(app: Any, language: str | None = None) -> Entry:
         body = index_html(settings, snapshot, language=language, languages=settings.languages)
         return _html_entry(body, language, last_modified=snapshot.page["updated_at"])
 
-    return await page_cache(app).get(f"page:/:{language}", build)
+    return await page_cache(app).get(index_key(language), build)
 
 
 async def incident_entry(app: Any, incident_id: str, language: str | None = None) -> Entry:
@@ -163,7 +164,7 @@ async def feed_entry(app: Any, kind: str) -> Entry:
             last_modified=snapshot.page["updated_at"],
         )
 
-    return await page_cache(app).get(f"feed:{kind}", build)
+    return await page_cache(app).get(feed_key(kind), build)
 
 
 def _history_number(scope: Scope) -> int:
@@ -294,71 +295,3 @@ routes = [
     Route("/assets/{name}", PageEndpoint("asset"), methods=GET),
     Route("/events", events, methods=["GET"]),
 ]
-
-
-class FastPath:
-    """Answers GET/HEAD of the hot public resources straight from the cache, before any middleware.
-
-    In a crisis everyone refreshes ``/`` and ``summary.json``; the app (``status_page.app``) asks
-    this first, so they skip Starlette's middleware stack, the router, the session and exception
-    layers (the security headers are added here instead).
-    The front page is in the reader's language, chosen here as ``LanguageMiddleware`` would
-    (``reader_language``). Anything else, including a failed build, goes through the normal stack.
-    """
-
-    def __init__(self, app: Any, settings: Settings) -> None:
-        self.app = app  # the Starlette app whose page cache this reads
-        self.settings = settings
-        self.secure = settings.public_url.startswith("https://")
-        self.extra = security_headers_for(settings, "/")
-        self.pages: dict[str, Callable[[Any, str], Awaitable[Entry]]] = {"/": index_entry}
-        self.handlers: dict[str, Callable[[Any], Awaitable[Entry]]] = {
-            "/history.atom": functools.partial(feed_entry, kind="atom"),
-            "/history.rss": functools.partial(feed_entry, kind="rss"),
-            **{f"/api/v2/{p}": functools.partial(api_v2.api_entry, path=p) for p in ENDPOINTS},
-        }
-        self.by_header: dict[bytes | None, str] = {}  # Accept-Language -> language, oldest first
-
-    def language(self, scope: Scope) -> tuple[str, str | None]:
-        """(the reader's language, the one ``?lang=`` asked for): a dict lookup for a reader with
-        neither ``?lang=`` nor the language cookie, whose language only Accept-Language decides."""
-        cookie = accept = None
-        for name, value in scope["headers"]:
-            if name == b"accept-language" and accept is None:
-                accept = value
-            elif name == b"cookie" and cookie is None:
-                cookie = value
-        if _LANG_QUERY in scope.get("query_string", b"") or (cookie is not None and _LANG_COOKIE in cookie):
-            return reader_language(scope, self.settings)
-        language = self.by_header.get(accept)
-        if language is None:
-            language = reader_language(scope, self.settings)[0]
-            if len(self.by_header) >= MAX_REMEMBERED_HEADERS:
-                del self.by_header[next(iter(self.by_header))]
-            self.by_header[accept] = language
-        return language, None
-
-    async def answer(self, scope: Scope, send: Send) -> bool:
-        """Answer ``scope`` from the cache if it is a hot public GET/HEAD; False: not answered."""
-        if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
-            return False
-        path = scope["path"]
-        page = self.pages.get(path)
-        handler = self.handlers.get(path) if page is None else None
-        if page is None and handler is None:
-            return False
-        extra = self.extra
-        try:
-            if page is not None:
-                language, asked = self.language(scope)
-                entry = await page(self.app, language)
-                if asked is not None:
-                    extra = [*extra, (b"set-cookie", language_cookie(asked, self.secure))]
-            else:
-                assert handler is not None
-                entry = await handler(self.app)
-        except Exception:
-            log.debug("fast path missed %s", path, exc_info=True)
-            return False
-        await send_entry(scope, send, entry, extra)
-        return True
