@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterator
 
 import aiosmtplib
 
 from channels._mime import printable
+from channels._pipelining import Mail, Refused, Sent, send_pipelined
 from channels.base import DeliveryError, PermanentError, RetryableError
 
 # RFC 3463 status codes that say the address itself is dead: 5.1.x (bad mailbox or
@@ -76,13 +77,7 @@ async def transmit(
     sending itself.
     """
     try:
-        if smtp.is_ehlo_or_helo_needed:  # once a session, as mail() would
-            try:
-                await smtp.ehlo()
-            except aiosmtplib.SMTPHeloError:
-                if not smtp.is_connected:
-                    raise
-                await smtp.helo()
+        await greet(smtp)
         options = (b"SIZE=%d" % len(content),) if smtp.supports_extension("size") else ()
         response = await smtp.execute_command(b"MAIL", mail_from, *options)
         if response.code != 250:
@@ -104,6 +99,43 @@ async def transmit(
             with contextlib.suppress(*SMTP_ERRORS):
                 await smtp.rset()
         raise
+
+
+async def greet(smtp: aiosmtplib.SMTP) -> None:
+    """EHLO (HELO when refused) once a session, as ``mail()`` would."""
+    if smtp.is_ehlo_or_helo_needed:
+        try:
+            await smtp.ehlo()
+        except aiosmtplib.SMTPHeloError:
+            if not smtp.is_connected:
+                raise
+            await smtp.helo()
+
+
+async def send_each(
+    smtp: aiosmtplib.SMTP, mail_from: bytes, mails: Iterator[Mail], sent: Sent, refused: Refused
+) -> None:
+    """Send ``mails`` over an open session: pipelined when the relay offers it, else one ``transmit`` each.
+
+    Each mail ends in ``sent(key)`` (whose awaitable is awaited before the next mail's content
+    goes out) or ``refused(key, error)``. A broken session raises its error once the mail it
+    cut off was ``refused``; the mails not taken from ``mails`` were not attempted.
+    """
+    await greet(smtp)
+    if smtp.supports_extension("pipelining"):
+        await send_pipelined(smtp, mail_from, mails, sent, refused)
+        return
+    written: Awaitable[None] | None = None
+    for key, address, content in mails:
+        try:
+            await transmit(smtp, mail_from, address, content, ready=written)
+        except SMTP_ERRORS as exc:
+            refused(key, exc)
+            if smtp.is_connected and isinstance(exc, SMTP_ANSWERS):
+                continue
+            smtp.close()  # a timeout leaves the dialogue out of step: never reuse it
+            raise
+        written = sent(key)
 
 
 async def quit_session(smtp: aiosmtplib.SMTP) -> None:

@@ -27,7 +27,7 @@ import asyncio
 import html
 import weakref
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -42,7 +42,8 @@ from broadcaster import i18n
 from broadcaster.delivery.progress import current_progress
 from broadcaster.render import environment
 from channels._mime import PLACEHOLDERS, CompiledMail, atom, printable, safe_url, smtp_address, smtp_data
-from channels._smtp import SMTP_ANSWERS, SMTP_ERRORS, deliver_error, quit_session, transmit, verify_session
+from channels._pipelining import Mail
+from channels._smtp import SMTP_ERRORS, deliver_error, quit_session, send_each, transmit, verify_session
 from channels.base import (
     ChannelContext,
     ChannelKind,
@@ -255,7 +256,29 @@ class EmailChannel:
         compiled = self._compile(rendition)
         outcomes: dict[int, Outcome] = {}
         progress = current_progress()  # each mail is in the ledger as it goes: a crash re-sends only the last
-        written: asyncio.Future[None] | None = None  # the previous mail's ledger write
+        message_ids: dict[int, str] = {}  # of the mails on the wire
+
+        def mails() -> Iterator[Mail]:
+            for recipient in recipients:
+                if progress.stopping:  # the worker is stopping: the rest is handed back unsent
+                    return
+                try:
+                    address, content, message_ids[recipient.delivery_id] = self._personalize(
+                        compiled, recipient, wire=True
+                    )
+                except PermanentError as undeliverable:
+                    outcomes[recipient.delivery_id] = undeliverable
+                    continue
+                yield recipient.delivery_id, address, content
+
+        def sent(delivery_id: int) -> asyncio.Future[None]:
+            outcome = outcomes[delivery_id] = Sent(provider_id=message_ids.pop(delivery_id))
+            return progress.report(delivery_id, outcome)
+
+        def refused(delivery_id: int, exc: BaseException) -> None:
+            message_ids.pop(delivery_id, None)
+            outcomes[delivery_id] = deliver_error(exc)
+
         async with self._session_slot():
             smtp = self._client()
             try:
@@ -263,29 +286,13 @@ class EmailChannel:
             except SMTP_ERRORS as exc:
                 raise RetryableError(deliver_error(exc, "connect").reason) from exc
             try:
-                for index, recipient in enumerate(recipients):
-                    if progress.stopping:  # the worker is stopping: the rest is handed back unsent
-                        break
-                    try:
-                        address, content, message_id = self._personalize(compiled, recipient, wire=True)
-                    except PermanentError as undeliverable:
-                        outcomes[recipient.delivery_id] = undeliverable
-                        continue
-                    try:
-                        # The relay takes this mail only once the previous one is in the ledger.
-                        await transmit(smtp, self._mail_from, address, content, ready=written)
-                    except SMTP_ERRORS as exc:
-                        error = outcomes[recipient.delivery_id] = deliver_error(exc)
-                        if smtp.is_connected and isinstance(exc, SMTP_ANSWERS):
-                            continue
-                        smtp.close()  # a timeout leaves the dialogue out of step: never reuse it
-                        if not any(isinstance(outcome, Sent) for outcome in outcomes.values()):
-                            raise RetryableError(error.reason) from exc
-                        for unsent in recipients[index + 1 :]:
-                            outcomes[unsent.delivery_id] = RetryableError(f"not attempted: {error.reason}")
-                        break
-                    outcomes[recipient.delivery_id] = Sent(provider_id=message_id)
-                    written = progress.report(recipient.delivery_id, outcomes[recipient.delivery_id])
+                await send_each(smtp, self._mail_from, mails(), sent, refused)
+            except SMTP_ERRORS as exc:
+                reason = deliver_error(exc).reason
+                if not any(isinstance(outcome, Sent) for outcome in outcomes.values()):
+                    raise RetryableError(reason) from exc
+                for unsent in recipients:
+                    outcomes.setdefault(unsent.delivery_id, RetryableError(f"not attempted: {reason}"))
             finally:
                 await quit_session(smtp)
         return outcomes
