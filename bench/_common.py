@@ -309,6 +309,7 @@ class Round:
     seconds: float
     counts: dict[str, int]
     sink_seconds: float | None = None  # POST to the receiver's count reaching ``expected``
+    first_seconds: float | None = None  # POST returned to the receiver's first accepted message
     peak_rss_mb: list[float | None] = field(default_factory=list)
     worker_cpu_s: float | None = None  # CPU the workers used during the round, all together
 
@@ -351,25 +352,29 @@ async def post_and_wait(
     async with httpx.AsyncClient(base_url=base_url, headers={"Authorization": f"Bearer {token}"}) as client:
         started = time.perf_counter()
         response = await client.post("/api/v1/incidents", json=body, timeout=30)
+    returned = time.perf_counter()
     response.raise_for_status()
     update_id = str(response.json()["update"]["id"])
     sink_seconds: float | None = None
+    first_seconds: float | None = None
     deadline = started + timeout_s
     counts: dict[str, int] = {}
     while time.perf_counter() < deadline:
         if received is not None and sink_seconds is None:
             got = received()
+            if got and first_seconds is None:
+                first_seconds = time.perf_counter() - returned
             if got is not None and got >= expected:
                 sink_seconds = time.perf_counter() - started
             elif got is not None and got < expected * 0.98:
                 # cheap check first: the ledger cannot be done before the receiver has it all
-                await asyncio.sleep(poll_s / 4)
+                await asyncio.sleep(poll_s / 4 if got else 0.005)
                 continue
         counts = await ledger_counts(engine, update_id, channel)
         done = sum(counts.get(s, 0) for s in DONE_STATES)
         if done >= expected and sum(counts.values()) >= expected:
             seconds = time.perf_counter() - started
-            return Round(update_id, expected, seconds, counts, sink_seconds)
+            return Round(update_id, expected, seconds, counts, sink_seconds, first_seconds)
         await asyncio.sleep(poll_s)
     raise TimeoutError(f"update {update_id}: ledger {counts} after {timeout_s} s")
 

@@ -136,6 +136,7 @@ class Measured:
     workers: int
     result: Round
     raw: float
+    source: float | None = None  # a C reference (Postfix smtp-source), when the bench has one
 
     @property
     def ratio(self) -> float:
@@ -151,6 +152,8 @@ class Medians:
     raw: float
     ratio: float
     rss: float
+    source: float | None = None
+    first_s: float | None = None  # POST returned to the first message received
 
 
 def medians(measured: list[Measured]) -> Iterator[Medians]:
@@ -163,7 +166,14 @@ def medians(measured: list[Measured]) -> Iterator[Medians]:
             statistics.median(m.raw for m in runs),
             statistics.median(m.ratio for m in runs),
             max((r or 0.0) for m in runs for r in m.result.peak_rss_mb),
+            _median([m.source for m in runs]),
+            _median([m.result.first_seconds for m in runs]),
         )
+
+
+def _median(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if known else None
 
 
 def run(main_async: Callable[[argparse.Namespace], Coroutine[Any, Any, int]], args: argparse.Namespace) -> int:

@@ -14,6 +14,8 @@ References measured in the same run, against the same sink:
 - raw: a bare aiosmtplib loop over the same number of connections (``smtp_max_connections``),
   the same mail rendered once as bytes with the recipient's address substituted, ``sendmail()``;
   the fastest plain aiosmtplib goes, with no database or queue at all;
+- smtp-source: Postfix's own load generator (C) over as many connections, mails of the same
+  size: the machine's SMTP limit, what two workers are compared with;
 - apprise: Apprise ``mailto://`` targets, one per recipient, notified at once, on a sample
   (it is slow) — what a Python user would script instead.
 
@@ -28,6 +30,7 @@ import asyncio
 import contextlib
 import re
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -164,6 +167,15 @@ async def raw_loop(port: int, count: int, connections: int, mail: bytes, marker:
     return count / (time.perf_counter() - started), (time.process_time() - cpu) / count * 1e6
 
 
+def smtp_source(port: int, count: int, connections: int, size: int) -> float:
+    """Postfix ``smtp-source``: ``count`` mails of ``size`` bytes over ``connections`` sessions; msg/s."""
+    argv = ["/usr/sbin/smtp-source", "-s", str(connections), "-l", str(size), "-m", str(count)]
+    argv += ["-f", SENDER, "-t", address_of(0), f"127.0.0.1:{port}"]
+    started = time.perf_counter()
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return count / (time.perf_counter() - started)
+
+
 def apprise_fanout(port: int, count: int, subject: str, body: str) -> float:
     """Apprise with one ``mailto://`` target per recipient, notified at once; returns msg/s."""
     import apprise
@@ -257,7 +269,16 @@ async def main_async(args: argparse.Namespace) -> int:
                         f"  raw aiosmtplib loop: {n:,} mails of {len(mail):,} bytes over {connections * count} "
                         f"connections: {raw:,.0f} msg/s, sink accepted {raw_got:,}, CPU {raw_cpu:.0f} µs/mail"
                     )
-                    measured.append(Measured(repetition, count, result, raw))
+                    source: float | None = None
+                    if args.sink == "smtp-sink":
+                        before = sink.accepted() or 0
+                        source = await asyncio.to_thread(smtp_source, sink.port, n, connections * count, len(mail))
+                        got = (sink.accepted() or 0) - before
+                        print(
+                            f"  smtp-source: {n:,} mails of {len(mail):,} bytes over {connections * count} "
+                            f"connections: {source:,.0f} msg/s, sink accepted {got:,}"
+                        )
+                    measured.append(Measured(repetition, count, result, raw, source))
         await clear_queue(REDIS_URL, queue)
         apprise_rate: float | None = None
         sample = min(n, args.apprise_sample)
@@ -287,7 +308,8 @@ async def email_round(stack: Stack, sink: Sink, engine: Any, base_url: str, toke
     print(
         f"{count} worker(s): {result.rate:,.0f} msg/s, ledger {result.counts}, sink accepted {got:,}, "
         f"{result.seconds:.2f} s from the POST (sink had them all at {_s(result.sink_seconds)}), "
-        f"worker CPU {result.cpu_us_per_message or 0:.0f} µs/mail"
+        f"worker CPU {result.cpu_us_per_message or 0:.0f} µs/mail, first mail accepted "
+        f"{_s(result.first_seconds)} after the POST returned"
     )
     return result
 
@@ -302,7 +324,9 @@ def report(measured: list[Measured], apprise_rate: float | None, sample: int, n:
                 m.rate,
                 f"{m.ratio:.2f}",
                 _ratio(m.rate, apprise_rate),
+                _x(m.rate, m.source),
                 f"{m.rss:.0f}",
+                _s(m.first_s),
             ]
         )
         rows.append(
@@ -312,15 +336,31 @@ def report(measured: list[Measured], apprise_rate: float | None, sample: int, n:
                 m.raw,
                 "1.00",
                 _ratio(m.raw, apprise_rate),
+                _x(m.raw, m.source),
+                "-",
                 "-",
             ]
         )
+        if m.source is not None:
+            rows.append(
+                [
+                    f"  Postfix smtp-source (C), {connections * m.workers} connections",
+                    n,
+                    m.source,
+                    "-",
+                    _ratio(m.source, apprise_rate),
+                    "1.00",
+                    "-",
+                    "-",
+                ]
+            )
     if apprise_rate is not None:
-        rows.append(["Apprise mailto:// targets (sample)", sample, apprise_rate, "-", "1", "-"])
+        rows.append(["Apprise mailto:// targets (sample)", sample, apprise_rate, "-", "1", "-", "-", "-"])
     print()
     reps = len({m.repetition for m in measured})
     print(f"msg/s: medians of {reps} repetition(s); × raw: the pipeline's rate over the raw loop run right after it")
-    print(table(rows, ["measured", "N", "msg/s", "× raw", "× apprise", "worker peak RSS MB"]))
+    headers = ["measured", "N", "msg/s", "× raw", "× apprise", "× smtp-source", "worker peak RSS MB", "1st mail"]
+    print(table(rows, headers))
     one = [m for m in measured if m.workers == 1]
     if one:
         ratio = statistics.median(m.ratio for m in one)
@@ -331,6 +371,10 @@ def report(measured: list[Measured], apprise_rate: float | None, sample: int, n:
             f"{_ratio(rate, apprise_rate)}; worker RSS < 250 MB at 100k → {rss:.0f} MB at {n:,}"
         )
     print(f"machine after: {machine_note()}")
+
+
+def _x(value: float, reference: float | None) -> str:
+    return "-" if not reference else f"{value / reference:.2f}"
 
 
 def _ratio(value: float, reference: float | None) -> str:
