@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench import _page_languages as languages  # noqa: E402
 from broadcaster.actors import Actor  # noqa: E402
+from broadcaster.cli import granian_argv  # noqa: E402
 from broadcaster.config import Settings  # noqa: E402
 from broadcaster.db import make_engine  # noqa: E402
 from broadcaster.db.migrate import upgrade  # noqa: E402
@@ -276,19 +277,9 @@ def main() -> int:
             "--backlog",
             "4096",
         ],
+        # what ``broadcaster serve`` runs (RSGI), minus its log configuration
         "granian": [
-            py,
-            "-m",
-            "granian",
-            "--interface",
-            "asgi",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(ports["granian"]),
-            "--workers",
-            "1",
+            *granian_argv("127.0.0.1", ports["granian"], 1),
             "--loop",
             "uvloop",
             "--no-access-log",
@@ -296,7 +287,6 @@ def main() -> int:
             "warning",
             "--backlog",
             "4096",
-            "status_page.app:create_served_app",
         ],
     }
     results: dict[tuple[str, str], dict[str, float]] = {}

@@ -54,6 +54,32 @@ def _serve_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def granian_argv(host: str, port: int, workers: int) -> list[str]:
+    """How ``broadcaster serve`` runs granian (``bench/status_page.py`` runs the same).
+
+    RSGI: the cached hot GETs answer through it natively (``status_page.rsgi``), everything else
+    is bridged to the ASGI app; no websockets (nothing speaks them).
+    """
+    return [
+        sys.executable,
+        "-m",
+        "granian",
+        "--interface",
+        "rsgi",
+        "--no-ws",
+        "--factory",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--workers-kill-timeout",
+        str(WEB_STOP_S),
+        "status_page.app:create_served_app",
+    ]
+
+
 @command("serve", "run the web app (status page, APIs, console)", _serve_args)
 def serve(args: argparse.Namespace, settings: Settings) -> int:
     if _refused_to_start(settings):
@@ -67,30 +93,9 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
         with tempfile.NamedTemporaryFile("w", prefix="broadcaster-log-", suffix=".json", delete=False) as f:
             json.dump(logging_config(settings.log_format, settings.log_level), f)
         # exec: granian takes this process's place, so a container's SIGTERM reaches it.
-        os.execv(
-            sys.executable,
-            [
-                sys.executable,
-                "-m",
-                "granian",
-                "--interface",
-                "asgi",
-                "--factory",
-                "--host",
-                args.host,
-                "--port",
-                str(args.port),
-                "--workers",
-                str(args.workers),
-                "--log-config",
-                f.name,
-                "--log-level",  # granian applies it to its own loggers over the config's
-                logging.getLevelName(chatty_level(logging.getLevelName(settings.log_level))).lower(),
-                "--workers-kill-timeout",
-                str(WEB_STOP_S),
-                "status_page.app:create_served_app",
-            ],
-        )
+        argv = granian_argv(args.host, args.port, args.workers)
+        level = logging.getLevelName(chatty_level(logging.getLevelName(settings.log_level))).lower()
+        os.execv(sys.executable, [*argv, "--log-config", f.name, "--log-level", level])
     import uvicorn
 
     from broadcaster.logs import logging_config

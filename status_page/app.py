@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -40,6 +41,7 @@ from status_page.nul_guard import NulGuardMiddleware
 from status_page.public import calendar, preferences, subscribe
 from status_page.public import pages as public_pages
 from status_page.public.fast_path import FastPath
+from status_page.rsgi import RSGIServing
 from status_page.security_headers import SecurityHeadersMiddleware
 
 
@@ -104,12 +106,32 @@ class StatusPageApp(Starlette):
     stack: under a crowd, they cost what a bare ASGI app returning bytes costs."""
 
     fast_path: FastPath | None = None
+    _rsgi: RSGIServing | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         fast = self.fast_path
         if fast is not None and await fast.answer(scope, send):
             return
         await super().__call__(scope, receive, send)
+
+    def rsgi(self) -> RSGIServing:
+        """This app over granian's RSGI interface (``status_page.rsgi``): granian looks up
+        ``__rsgi__``, ``__rsgi_init__`` and ``__rsgi_del__`` once, when its worker starts."""
+        if self._rsgi is None:
+            self._rsgi = RSGIServing(self, lambda: self.fast_path, lambda: self.router.lifespan_context(self))
+        return self._rsgi
+
+    @property
+    def __rsgi__(self) -> Callable[[Any, Any], Awaitable[None]]:
+        return self.rsgi().__call__
+
+    @property
+    def __rsgi_init__(self) -> Callable[[asyncio.AbstractEventLoop], None]:
+        return self.rsgi().init
+
+    @property
+    def __rsgi_del__(self) -> Callable[[asyncio.AbstractEventLoop], None]:
+        return self.rsgi().close
 
 
 def create_served_app() -> Starlette:
