@@ -6,7 +6,9 @@ the app on granian (one worker each), and nginx (one worker, ``sendfile on``,
 ``keepalive_requests 100000``) serving ``broadcaster export-static`` of that page. Prints
 requests/s, p50 and p99 latency and each figure's ratio to nginx. Then, on each app server, ``GET /``
 with the requests spread over en/fr/de/es by ``Accept-Language`` against all in English (four
-languages cached should be within 5 % of one; ``bench/_page_languages.py``).
+languages cached should be within 5 % of one; ``bench/_page_languages.py``). Last, the first
+contentful paint of ``/`` in headless Chromium, the app against nginx's static file
+(``bench/_page_paint.py``).
 
     python bench/status_page.py            # quick: 4 s per run (about a minute in all)
     python bench/status_page.py --full     # 15 s per run
@@ -37,6 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import _page_languages as languages  # noqa: E402
+from bench import _page_paint as paint  # noqa: E402
 from broadcaster.actors import Actor  # noqa: E402
 from broadcaster.cli import granian_argv  # noqa: E402
 from broadcaster.config import Settings  # noqa: E402
@@ -200,6 +203,7 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=200)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--incidents", type=int, default=6, help="incidents on the seeded page")
+    parser.add_argument("--paint-samples", type=int, default=9, help="first visits in Chromium per server (0: none)")
     parser.add_argument("--redis-url", default=os.environ.get("BROADCASTER_REDIS_URL", "redis://127.0.0.1:6379/0"))
     args = parser.parse_args()
     duration = args.duration or (10 if args.full else 3)
@@ -315,6 +319,15 @@ def main() -> int:
                     tmp, url, duration, args.connections, args.threads, parse_wrk, four_first=round_number % 2 == 1
                 )
                 by_language.setdefault(name, []).append(measured_pair)
+        painted = None
+        if args.paint_samples:
+            painted = paint.measure(
+                {
+                    "app on granian": f"http://127.0.0.1:{ports['granian']}/",
+                    "nginx (static file)": f"http://127.0.0.1:{ports['nginx']}/",
+                },
+                args.paint_samples,
+            )
         for key, measured in runs.items():
             measured.sort(key=lambda r: r["rps"])
             results[key] = measured[len(measured) // 2]  # the median round (the better one of two)
@@ -340,6 +353,7 @@ def main() -> int:
         "(aim: >= 0.75, p99 <= 2x nginx)."
     )
     languages.report(by_language)
+    paint.report(painted, "nginx (static file)")
     best = {name: min(results[(name, p)]["rps"] for p in PATHS) for name in ("uvicorn", "granian")}
     winner = max(best, key=lambda n: best[n])
     print(
