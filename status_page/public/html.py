@@ -33,7 +33,7 @@ from broadcaster.models import COMPONENT_SEVERITY, ComponentStatus
 from broadcaster.render import environment, iso
 from broadcaster.views import statuspage_v2
 from broadcaster.views.public import IncidentView, Row, Snapshot, UpdateView, localized_view, page_info
-from broadcaster.views.uptime import Uptime
+from broadcaster.views.uptime import WINDOW_DAYS, Uptime
 
 HTML = "text/html; charset=utf-8"
 JSON = "application/json"
@@ -72,11 +72,22 @@ def assets(templates_dir: Path) -> dict[str, Asset]:
     """The page's static assets by hashed URL path (read once)."""
     found: dict[str, Asset] = {}
     for name, content_type in (("status.css", "text/css; charset=utf-8"),):
-        body = (templates_dir / "status_page" / "assets" / name).read_bytes()
+        body = (templates_dir / "status_page" / "assets" / name).read_bytes() + _run_rules()
         stem, _, ext = name.rpartition(".")
         url = f"/assets/{stem}.{hashlib.sha256(body).hexdigest()[:12]}.{ext}"
         found[url] = Asset(name, url, body, content_type)
     return found
+
+
+def _run_rules() -> bytes:
+    """CSS for a run of like days drawn by one element (``uptime_view``): ``n<k>`` is k days wide,
+    its day gaps painted by a gradient, so it looks like k bars at a fraction of the markup."""
+    rules = [f".bars i.n{k}{{flex-grow:{k};--n:{k}}}" for k in range(2, WINDOW_DAYS + 1)]
+    gaps = (
+        ".bars i.run{background-image:repeating-linear-gradient(90deg,transparent 0 "
+        "calc((100% + 1px)/var(--n) - 1px),var(--bg) 0 calc((100% + 1px)/var(--n)))}"
+    )
+    return ("\n" + gaps + "\n" + "".join(rules) + "\n").encode()
 
 
 def css_url(templates_dir: Path) -> str:
@@ -182,25 +193,37 @@ def uptime_view(uptime: Uptime | None, name: str = "") -> dict[str, Any] | None:
     """The bars of ``uptime`` (component ``name``'s) and their words, in the current language."""
     if uptime is None:
         return None
-    # Only days with something to say carry a tooltip: a plain day is 7 bytes, not 45.
-    days = [
-        {
-            "day": d.day.isoformat(),
-            "level": d.level,
-            "text": ""
+    # Only days with something to say carry a tooltip; a run of days with nothing to say (no data
+    # yet, or fine) is one element of that many days (``_run_rules``): a new component's 89 empty
+    # days are 20 bytes, not 1.6 KB, and the browser lays out one box instead of 89.
+    bars: list[dict[str, Any]] = []
+    for d in uptime.days:
+        text = (
+            ""
             if d.uptime is None or (d.uptime == 1.0 and d.level <= 0)
-            else gettext("%(percent)s%% uptime", percent=percent(100 * d.uptime)),
-        }
-        for d in uptime.days
-    ]
+            else gettext("%(percent)s%% uptime", percent=percent(100 * d.uptime))
+        )
+        if text:
+            bars.append({"class": f"u{d.level}", "title": f"{d.day.isoformat()}: {text}", "span": 1})
+            continue
+        kind = "u-1" if d.level < 0 else ""
+        last = bars[-1] if bars else None
+        if last is not None and not last["title"] and last["kind"] == kind:
+            last["span"] += 1
+        else:
+            bars.append({"kind": kind, "title": "", "span": 1})
+    for bar in bars:
+        if "kind" in bar:
+            kind, span = bar.pop("kind"), bar["span"]
+            bar["class"] = " ".join(filter(None, (kind, f"run n{span}" if span > 1 else "")))
+    count = len(uptime.days)
     label = (
         gettext("no data yet")
         if uptime.percent is None
         else gettext("%(percent)s%% uptime", percent=percent(uptime.percent))
     )
-    count = len(days)
     return {
-        "days": days,
+        "bars": bars,
         "label": label,
         "summary": ngettext(
             "%(name)s: %(label)s over the last day",
