@@ -59,9 +59,19 @@ async def _ask(client: httpx.AsyncClient, token: str, request: tuple[str, str, d
     headers = {k: v.replace("{token}", token) if isinstance(v, str) else v for k, v in headers.items()}
     if "Accept-Encoding" not in headers:
         headers["Accept-Encoding"] = "identity"
-    response = await client.request(method, path, headers=headers, content=body)
+    try:
+        response = await client.request(method, path, headers=headers, content=body)
+    except httpx.HTTPError as exc:
+        raise AssertionError(f"{client.base_url} {method} {path}: {exc!r}") from exc
     client.cookies.clear()  # each request stands alone (the ?lang= one sets a cookie)
     return _comparable(response)
+
+
+async def _open_incident(client: httpx.AsyncClient, token: str, title: str) -> str:
+    body = {"title": title, "status": "investigating", "message": "Looking.", "channels": ["status_page"]}
+    created = await client.post("/api/v1/incidents", headers={"Authorization": f"Bearer {token}"}, json=body)
+    assert created.status_code == 201, created.text
+    return str(created.json()["id"])
 
 
 @pytest.fixture
@@ -88,28 +98,12 @@ async def test_granian_rsgi_answers_as_uvicorn_asgi(two_servers: Any) -> None:
         httpx.AsyncClient(base_url=granian.url, timeout=10) as on_granian,
         httpx.AsyncClient(base_url=uvicorn.url, timeout=10) as on_uvicorn,
     ):
-        created = await on_granian.post(
-            "/api/v1/incidents",
-            headers={"Authorization": f"Bearer {token}"},
-            json={
-                "title": "Checkout is slow",
-                "status": "investigating",
-                "message": "Looking.",
-                "channels": ["status_page"],
-            },
-        )
-        assert created.status_code == 201, created.text
+        await _open_incident(on_granian, token, "Checkout is slow")
         await asyncio.sleep(0.5)  # both processes heard the change and rebuilt their page
         for request in REQUESTS:
             for _ in range(2):  # once to build (the bridge), once from the cache (the fast path)
-                try:
-                    seen_granian = await _ask(on_granian, token, request)
-                except httpx.HTTPError as exc:
-                    raise AssertionError(f"granian {request[:2]}: {exc!r}") from exc
-                try:
-                    seen_uvicorn = await _ask(on_uvicorn, token, request)
-                except httpx.HTTPError as exc:
-                    raise AssertionError(f"uvicorn {request[:2]}: {exc!r}") from exc
+                seen_granian = await _ask(on_granian, token, request)
+                seen_uvicorn = await _ask(on_uvicorn, token, request)
                 assert seen_granian == seen_uvicorn, (request[:2], set(seen_granian[1]) ^ set(seen_uvicorn[1]))
         first = await on_granian.get("/", headers={"Accept-Encoding": "identity"})
         again = await on_granian.get(
@@ -124,15 +118,5 @@ async def test_live_stream_over_the_bridge(two_servers: Any) -> None:
     token, (granian, _) = two_servers
     stream = EventStream(granian.url)
     async with stream.open(), httpx.AsyncClient(base_url=granian.url, timeout=10) as api:
-        created = await api.post(
-            "/api/v1/incidents",
-            headers={"Authorization": f"Bearer {token}"},
-            json={
-                "title": "Login fails",
-                "status": "investigating",
-                "message": "Looking.",
-                "channels": ["status_page"],
-            },
-        )
-        assert created.status_code == 201, created.text
-        await stream.wait_for("update", 10, incident_id=created.json()["id"])
+        incident_id = await _open_incident(api, token, "Login fails")
+        await stream.wait_for("update", 10, incident_id=incident_id)
