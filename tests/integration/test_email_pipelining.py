@@ -11,12 +11,13 @@ import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from broadcaster.config import Settings
-from broadcaster.delivery.channel import Recipient, Sent
+from broadcaster.delivery.channel import Sent
 from broadcaster.delivery.progress import Progress, reporting
 from broadcaster.errors import PermanentError, RetryableError
 from channels.email import EmailChannel
 from sandbox.serve import free_port
 from sandbox.smtp import RecordingHandler, RecordingSMTP, _Controller
+from tests.support.factories import email_recipients as recipients
 from tests.support.factories import make_message
 
 
@@ -38,19 +39,6 @@ def smtp() -> Iterator[RecordingSMTP]:
         yield RecordingSMTP(handler, "127.0.0.1", port)
     finally:
         controller.stop()
-
-
-def recipients(*addresses: str) -> list[Recipient]:
-    return [
-        Recipient(
-            delivery_id=n,
-            subscriber_id=f"sub{n}",
-            address=address,
-            unsubscribe_url=f"https://status.example.com/unsubscribe?token=t{n}",
-            manage_url=f"https://status.example.com/subscriptions?token=t{n}",
-        )
-        for n, address in enumerate(addresses, start=1)
-    ]
 
 
 def channel_for(port: int) -> EmailChannel:

@@ -9,11 +9,12 @@ from typing import Any
 import pytest
 
 from broadcaster.config import Settings
-from broadcaster.delivery.channel import Recipient, Sent
+from broadcaster.delivery.channel import Sent
 from broadcaster.errors import PermanentError, RetryableError
 from channels.email import EmailChannel
 from sandbox.serve import free_port
 from sandbox.smtp import RecordingSMTP, recording_smtp
+from tests.support.factories import email_recipients as recipients
 from tests.support.factories import make_message
 
 
@@ -25,19 +26,6 @@ def smtp() -> Iterator[RecordingSMTP]:
 
 def email_channel(server: RecordingSMTP, **overrides: Any) -> EmailChannel:
     return EmailChannel(Settings(**server.settings(page_name="Example Status", **overrides)))
-
-
-def recipients(*addresses: str) -> list[Recipient]:
-    return [
-        Recipient(
-            delivery_id=n,
-            subscriber_id=f"sub{n}",
-            address=address,
-            unsubscribe_url=f"https://status.example.com/unsubscribe?token=t{n}",
-            manage_url=f"https://status.example.com/subscriptions?token=t{n}",
-        )
-        for n, address in enumerate(addresses, start=1)
-    ]
 
 
 async def test_updates_of_one_incident_thread_per_recipient(smtp: RecordingSMTP) -> None:

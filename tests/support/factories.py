@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from broadcaster.delivery.channel import Recipient
 from broadcaster.message import AgentNotes, ApprovedAnswer, ComponentChange, Message
 
 
@@ -38,3 +39,17 @@ def make_message(**overrides: Any) -> Message:
     )
     fields.update(overrides)
     return Message(**fields)
+
+
+def email_recipients(*addresses: str) -> list[Recipient]:
+    """Email recipients numbered from 1 (their delivery ids), each with its own signed links."""
+    return [
+        Recipient(
+            delivery_id=n,
+            subscriber_id=f"sub{n}",
+            address=address,
+            unsubscribe_url=f"https://status.example.com/unsubscribe?token=t{n}",
+            manage_url=f"https://status.example.com/subscriptions?token=t{n}",
+        )
+        for n, address in enumerate(addresses, start=1)
+    ]
