@@ -94,6 +94,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
             json.dump(logging_config(settings.log_format, settings.log_level), f)
         # exec: granian takes this process's place, so a container's SIGTERM reaches it.
         argv = granian_argv(args.host, args.port, args.workers)
+        # --log-level: granian applies it to its own loggers over the config's
         level = logging.getLevelName(chatty_level(logging.getLevelName(settings.log_level))).lower()
         os.execv(sys.executable, [*argv, "--log-config", f.name, "--log-level", level])
     import uvicorn

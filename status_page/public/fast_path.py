@@ -32,12 +32,14 @@ log = logging.getLogger(__name__)
 
 FRONT_PAGE = "/"
 LANG_QUERY = f"{LANG_PARAM}="
+_LANG_QUERY_BYTES = LANG_QUERY.encode()
+_LANG_COOKIE_BYTES = LANG_COOKIE.encode()
 
 
 def chose_language(query: AnyStr, cookie: AnyStr | None) -> bool:
     """Whether the reader picked a language (``?lang=`` or the cookie), bytes or text alike."""
     if isinstance(query, bytes):
-        return LANG_QUERY.encode() in query or (cookie is not None and LANG_COOKIE.encode() in cookie)
+        return _LANG_QUERY_BYTES in query or (cookie is not None and _LANG_COOKIE_BYTES in cookie)
     return LANG_QUERY in query or (cookie is not None and LANG_COOKIE in cookie)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import json
 import re
 from collections.abc import Callable, Sequence
@@ -196,26 +197,18 @@ def uptime_view(uptime: Uptime | None, name: str = "") -> dict[str, Any] | None:
     # Only days with something to say carry a tooltip; a run of days with nothing to say (no data
     # yet, or fine) is one element of that many days (``_run_rules``): a new component's 89 empty
     # days are 20 bytes, not 1.6 KB, and the browser lays out one box instead of 89.
-    bars: list[dict[str, Any]] = []
+    marks = []  # (CSS class, tooltip) per day
     for d in uptime.days:
-        text = (
-            ""
-            if d.uptime is None or (d.uptime == 1.0 and d.level <= 0)
-            else gettext("%(percent)s%% uptime", percent=percent(100 * d.uptime))
-        )
-        if text:
-            bars.append({"class": f"u{d.level}", "title": f"{d.day.isoformat()}: {text}", "span": 1})
-            continue
-        kind = "u-1" if d.level < 0 else ""
-        last = bars[-1] if bars else None
-        if last is not None and not last["title"] and last["kind"] == kind:
-            last["span"] += 1
+        if d.uptime is None or (d.uptime == 1.0 and d.level <= 0):
+            marks.append(("u-1" if d.level < 0 else "", ""))
         else:
-            bars.append({"kind": kind, "title": "", "span": 1})
-    for bar in bars:
-        if "kind" in bar:
-            kind, span = bar.pop("kind"), bar["span"]
-            bar["class"] = " ".join(filter(None, (kind, f"run n{span}" if span > 1 else "")))
+            text = gettext("%(percent)s%% uptime", percent=percent(100 * d.uptime))
+            marks.append((f"u{d.level}", f"{d.day.isoformat()}: {text}"))
+    bars = []
+    for (level_class, title), run in itertools.groupby(marks):  # a tooltip names its day: never a run
+        span = len(list(run))
+        classes = (level_class, f"run n{span}") if span > 1 else (level_class,)
+        bars.append({"class": " ".join(filter(None, classes)), "title": title, "span": span})
     count = len(uptime.days)
     label = (
         gettext("no data yet")

@@ -134,15 +134,15 @@ def reply_for(
     if_none_match: bytes | None,
     accept_encoding: bytes | None,
     extra: tuple[tuple[bytes, bytes], ...] = (),
-    remember: bool = True,
 ) -> Reply:
     """The answer to a request for ``entry``: 304 on a matching If-None-Match, gzip when accepted,
     no body on HEAD, ``extra`` headers appended. Built once per kind of answer and remembered on
-    the entry (``remember=False`` for ``extra`` that differs between readers, such as a cookie)."""
+    the entry (at most ``MAX_REMEMBERED_VALUES``: ``extra`` varies little, the security headers and
+    at most a language cookie per offered language)."""
     zipped = entry.gzipped is not None and bool(accept_encoding) and _accepts_gzip(accept_encoding or b"")
     not_modified = bool(if_none_match) and entry.status == 200 and _matches(if_none_match or b"", entry)
     key = (zipped, not_modified, head, extra)
-    reply = entry.replies.get(key) if remember else None
+    reply = entry.replies.get(key)
     if reply is not None:
         return reply
     if not_modified:
@@ -154,10 +154,9 @@ def reply_for(
         headers = [*(entry.gzip_headers if zipped else entry.identity_headers), *extra]
     text = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in headers]
     reply = Reply(status, headers, text, body)
-    if remember:
-        if len(entry.replies) >= MAX_REMEMBERED_VALUES:
-            entry.replies.clear()
-        entry.replies[key] = reply
+    if len(entry.replies) >= MAX_REMEMBERED_VALUES:
+        entry.replies.clear()
+    entry.replies[key] = reply
     return reply
 
 
