@@ -2,9 +2,10 @@
 
 A pure ASGI middleware (no per-request objects): the header list is built once. A response
 that sets its own ``Content-Security-Policy`` (or any of these headers) keeps it. The
-public page's only inline script is allowed by its hash; its styles are files of this origin
-only (the brand's accent and custom CSS are a hashed stylesheet, ``/assets/brand.<hash>.css``,
-and its logo and favicon ``data:`` images), so ``style-src 'self'`` holds; pages under
+public page's only inline script and its only inline stylesheet (the page's own CSS, inlined
+for the first paint) are allowed by their hashes; every other style is a file of this origin
+(the brand's accent and custom CSS are a hashed stylesheet, ``/assets/brand.<hash>.css``, and
+its logo and favicon ``data:`` images), so no ``'unsafe-inline'``; pages under
 ``RELAXED_STYLE_PREFIXES`` (console, desk, login) may also use inline ``<style>``.
 """
 
@@ -13,14 +14,16 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from broadcaster.config import Settings
-from status_page.public.html import inline_js_hash
+from status_page.public.html import inline_css_hash, inline_js_hash
 
 RELAXED_STYLE_PREFIXES = ("/console", "/desk", "/login")
 
 
-def content_security_policy(script_hashes: tuple[str, ...] = (), inline_styles: bool = False) -> str:
+def content_security_policy(
+    script_hashes: tuple[str, ...] = (), style_hashes: tuple[str, ...] = (), inline_styles: bool = False
+) -> str:
     scripts = " ".join(("'self'", *script_hashes))
-    styles = "'self' 'unsafe-inline'" if inline_styles else "'self'"
+    styles = "'self' 'unsafe-inline'" if inline_styles else " ".join(("'self'", *style_hashes))
     return (
         f"default-src 'self'; script-src {scripts}; style-src {styles}; img-src 'self' data:; "
         "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
@@ -42,9 +45,13 @@ def _headers(csp: str, hsts: bool) -> list[tuple[bytes, bytes]]:
 
 def security_headers_for(settings: Settings, path: str) -> list[tuple[bytes, bytes]]:
     """The headers this middleware adds to a response for ``path`` (for paths served before it)."""
-    hashes = (inline_js_hash(settings.templates_dir),)
-    relaxed = path.startswith(RELAXED_STYLE_PREFIXES)
-    return _headers(content_security_policy(hashes, inline_styles=relaxed), settings.public_url.startswith("https://"))
+    templates = settings.templates_dir
+    csp = content_security_policy(
+        (inline_js_hash(templates),),
+        (inline_css_hash(templates),),
+        inline_styles=path.startswith(RELAXED_STYLE_PREFIXES),
+    )
+    return _headers(csp, settings.public_url.startswith("https://"))
 
 
 class SecurityHeadersMiddleware:

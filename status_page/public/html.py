@@ -91,8 +91,15 @@ def _run_rules() -> bytes:
     return ("\n" + gaps + "\n" + "".join(rules) + "\n").encode()
 
 
-def css_url(templates_dir: Path) -> str:
-    return next(a.url for a in assets(templates_dir).values() if a.name == "status.css")
+@lru_cache(maxsize=8)
+def inline_css(templates_dir: Path) -> str:
+    """The page's stylesheet, inlined: a first visit paints without waiting for another request
+    (the CSP allows it by hash; the file stays served at its hashed URL for pages cached before)."""
+    return next(a.body for a in assets(templates_dir).values() if a.name == "status.css").decode().strip()
+
+
+def inline_css_hash(templates_dir: Path) -> str:
+    return _csp_hash(inline_css(templates_dir))
 
 
 @lru_cache(maxsize=8)
@@ -102,8 +109,12 @@ def inline_js(templates_dir: Path) -> str:
 
 
 def inline_js_hash(templates_dir: Path) -> str:
-    digest = hashlib.sha256(inline_js(templates_dir).encode()).digest()
-    return f"'sha256-{base64.b64encode(digest).decode()}'"
+    return _csp_hash(inline_js(templates_dir))
+
+
+def _csp_hash(source: str) -> str:
+    """A CSP source expression allowing the inline element whose content is ``source``."""
+    return f"'sha256-{base64.b64encode(hashlib.sha256(source.encode()).digest()).decode()}'"
 
 
 def _xmlsafe(value: Any) -> str:
@@ -173,7 +184,7 @@ def render(
             .render(
                 page=page,
                 base="",
-                css_url=css_url(tdir),
+                inline_css=inline_css(tdir),
                 inline_js=inline_js(tdir),
                 live_url=LIVE_URL if live else "",
                 subscribe_url="/subscribe",

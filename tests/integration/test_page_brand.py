@@ -141,7 +141,8 @@ async def test_refusals_name_the_field(client: httpx.AsyncClient, auth: dict[str
     assert sheet.headers["content-type"] == "text/css; charset=utf-8"
     assert sheet.headers["cache-control"] == "public, max-age=31536000, immutable"
     csp = (await client.get("/")).headers["content-security-policy"]
-    assert "style-src 'self';" in csp and "unsafe-inline" not in csp, csp
+    # only this origin's files and the page's own inline CSS, by its hash
+    assert re.search(r"style-src 'self' 'sha256-[A-Za-z0-9+/]+=*';", csp) and "unsafe-inline" not in csp, csp
 
     huge = await patch(client, auth, custom_css="a{color:red}\n" * 16_000)  # 208 KB
     assert huge.status_code == 422 and "limit is 65536" in error_fields(huge)["custom_css"]

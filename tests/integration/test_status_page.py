@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -14,6 +16,7 @@ import pytest
 
 from broadcaster.render import html_to_text
 from broadcaster.runtime import Runtime
+from status_page.public.html import assets
 from status_page.public.static_export import export_site
 from tests.conftest import run_worker
 
@@ -73,17 +76,22 @@ async def test_pages_render(client, auth) -> None:
     assert (await client.get("/history/99")).status_code == 404
 
 
-async def test_security_headers_and_assets(client, auth) -> None:
+async def test_security_headers_and_assets(client, auth, settings) -> None:
     await seed(client, auth)
     response = await client.get("/")
     csp = response.headers["content-security-policy"]
     assert "frame-ancestors 'none'" in csp and "script-src 'self' 'sha256-" in csp
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["referrer-policy"] == "strict-origin-when-cross-origin"
-    css = re.search(r'href="(/assets/status\.[0-9a-f]{12}\.css)"', response.text)
-    assert css
-    asset = await client.get(css.group(1))
+    # The page's CSS is inline, allowed by its hash (never 'unsafe-inline'); the file stays served.
+    style = re.search(r"<style>(.*?)</style>", response.text, re.S)
+    assert style and ".bars i{" in style.group(1)
+    digest = base64.b64encode(hashlib.sha256(style.group(1).encode()).digest()).decode()
+    assert f"style-src 'self' 'sha256-{digest}';" in csp and "unsafe-inline" not in csp
+    css = next(url for url in assets(settings.templates_dir) if url.startswith("/assets/status."))
+    asset = await client.get(css)
     assert asset.status_code == 200 and "immutable" in asset.headers["cache-control"]
+    assert asset.text.strip() == style.group(1)
     assert asset.headers["content-type"].startswith("text/css")
     assert (await client.get("/assets/status.000000000000.css")).status_code == 404
 
@@ -247,8 +255,8 @@ async def test_static_export_layout(client, auth, settings, runtime: Runtime, tm
     ]:
         assert (tmp_path / relative).is_file(), relative
     assert count >= 17
-    css = re.search(r'href="(assets/status\.[0-9a-f]{12}\.css)"', (tmp_path / "index.html").read_text())
-    assert css and (tmp_path / css.group(1)).is_file()
+    style = re.search(r"<style>(.*?)</style>", (tmp_path / "index.html").read_text(), re.S)
+    assert style and next(iter(tmp_path.glob("assets/status.*.css"))).read_text().strip() == style.group(1)
     assert "<body data-live" not in (tmp_path / "index.html").read_text()
     assert not list(tmp_path.rglob("*.tmp"))
 

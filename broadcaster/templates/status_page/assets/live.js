@@ -1,4 +1,8 @@
-(function () {
+(function (start) {
+  // Nothing here is needed for the first paint: run after it (at once in a tab not shown).
+  if (document.hidden || !window.requestAnimationFrame) start();
+  else requestAnimationFrame(function () { setTimeout(start, 0); });
+})(function () {
   "use strict";
   // The page's own words (data-text-* on <body>, in the reader's language); English if absent.
   function say(name, fallback, values) {
@@ -60,4 +64,4 @@
   events.addEventListener("update", refresh);
   events.addEventListener("published", refresh);
   events.addEventListener("page", refresh);
-})();
+});
