@@ -185,9 +185,11 @@ class Process:
     log_path: Path
     cwd: Path
     popen: subprocess.Popen[bytes] | None = None
+    log_offset: int = 0  # where this run's output starts in a log an earlier run of the same name wrote to
 
     def start(self) -> Process:
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
+        self.log_offset = log.tell()
         self.popen = subprocess.Popen(list(self.argv), env=dict(self.env), cwd=self.cwd, stdout=log, stderr=log)
         log.close()
         return self
@@ -201,7 +203,12 @@ class Process:
         return self.popen is not None and self.popen.poll() is None
 
     def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        """What this run wrote to its log (not an earlier run's lines: ``wait_log`` must not see those)."""
+        if not self.log_path.exists():
+            return ""
+        with open(self.log_path, "rb") as log:
+            log.seek(self.log_offset)
+            return log.read().decode(errors="replace")
 
     def wait_log(self, needle: str, timeout_s: float = 20.0) -> None:
         deadline = time.monotonic() + timeout_s
