@@ -1,4 +1,4 @@
-"""Tables (SQLAlchemy Core) and the async engine. SQLite by default, PostgreSQL in production.
+"""Tables (SQLAlchemy Core) and the engines (``engines``). SQLite by default, PostgreSQL in production.
 
 Ids the public sees (components, incidents, updates, subscribers) are short random strings
 like Statuspage's; the ledger uses integer ids because it is the big, append-mostly table. The shared
@@ -6,8 +6,6 @@ types and ``metadata`` live in ``_base``; the alert and listening tables in ``al
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -22,12 +20,8 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
-    event,
     true,
 )
-from sqlalchemy.engine import Engine
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import NullPool
 
 from broadcaster.db._base import BigId as BigId
 from broadcaster.db._base import Id as Id
@@ -40,6 +34,8 @@ from broadcaster.db.alerting import alert_rules as alert_rules
 from broadcaster.db.alerting import drafts as drafts
 from broadcaster.db.alerting import incident_replies as incident_replies
 from broadcaster.db.alerting import listening_polls as listening_polls
+from broadcaster.db.engines import make_engine as make_engine
+from broadcaster.db.engines import sqlite_file_engine as sqlite_file_engine
 
 components = Table(
     "components",
@@ -457,28 +453,3 @@ mirror_targets = Table(
     Column("objects", Integer, nullable=False, default=0),  # on the target after the last success
     Column("uploaded", Integer, nullable=False, default=0),  # sent by the last successful push
 )
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.close()
-
-
-def make_engine(database_url: str, *, pool: bool = True) -> AsyncEngine:
-    """An async engine; SQLite gets WAL, foreign keys and a generous busy timeout."""
-    kwargs: dict[str, Any] = {}
-    if not pool:
-        kwargs["poolclass"] = NullPool
-    if database_url.startswith("sqlite"):
-        kwargs["connect_args"] = {"timeout": 30}
-    elif pool:
-        kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
-    engine = create_async_engine(database_url, **kwargs)
-    if database_url.startswith("sqlite"):
-        sync_engine: Engine = engine.sync_engine
-        event.listen(sync_engine, "connect", _sqlite_pragmas)
-    return engine

@@ -3,7 +3,8 @@
 Rows are *claimed* before sending (state ``sending`` with a claim token naming the worker),
 so two workers never send the same row, and a row already ``sent`` is never claimed again.
 Both sides are set-based: one claim is two statements for the whole range, one record is a
-statement or two for every outcome the recorder gathered, whatever their number.
+statement or two for every outcome the recorder gathered, whatever their number (``record``
+on an async connection, ``record_blocking`` on a blocking one: the same statements).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, bindparam, case, func, or_, select, true
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from broadcaster.db import deliveries, subscribers, utcnow
@@ -137,11 +139,12 @@ _RECORD_OTHER = (
 )
 
 
-async def record(conn: AsyncConnection, results: Sequence[Result], recipient_of: Mapping[int, str]) -> None:
-    """Write outcomes; only rows still ``sending`` change, so a sent row stays sent.
+def record_statements(results: Sequence[Result], recipient_of: Mapping[int, str]) -> list[tuple[Any, Any]]:
+    """The statements (with their parameters) that write ``results``; only rows still ``sending``
+    change, so a sent row stays sent.
 
     One executemany for the sent rows and one for the others: a batch costs two statements,
-    not one round trip per row.
+    not one round trip per row (plus one per recipient to suppress).
     """
     now = utcnow()
     sent = [
@@ -152,17 +155,32 @@ async def record(conn: AsyncConnection, results: Sequence[Result], recipient_of:
         for r in results
         if r.state is not DeliveryState.SENT
     ]
+    statements: list[tuple[Any, Any]] = []
     if sent:
-        await conn.execute(_RECORD_SENT, sent)
+        statements.append((_RECORD_SENT, sent))
     if others:
-        await conn.execute(_RECORD_OTHER, others)
+        statements.append((_RECORD_OTHER, others))
     for item in results:
         if item.suppress and recipient_of.get(item.delivery_id):
-            await conn.execute(
+            suppress = (
                 subscribers.update()
                 .where(subscribers.c.id == recipient_of[item.delivery_id], subscribers.c.suppressed_reason.is_(None))
                 .values(suppressed_reason=item.error or "suppressed")
             )
+            statements.append((suppress, None))
+    return statements
+
+
+async def record(conn: AsyncConnection, results: Sequence[Result], recipient_of: Mapping[int, str]) -> None:
+    """Write outcomes (``record_statements``) on ``conn``."""
+    for statement, parameters in record_statements(results, recipient_of):
+        await conn.execute(statement, parameters)
+
+
+def record_blocking(conn: Connection, results: Sequence[Result], recipient_of: Mapping[int, str]) -> None:
+    """``record`` on a blocking connection (the recorder's SQLite writer thread)."""
+    for statement, parameters in record_statements(results, recipient_of):
+        conn.execute(statement, parameters)
 
 
 async def hand_back(conn: AsyncConnection, delivery_ids: Sequence[int], *, attempted: bool = False) -> None:

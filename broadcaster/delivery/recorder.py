@@ -7,6 +7,10 @@ hundreds when they are fast. A failed write (the database away) is retried with 
 that arrived meanwhile, and the futures wait: senders that await them stop sending what
 could not be recorded. While there is something to write the recorder keeps one connection
 checked out: taking one from the pool for every few rows would cost more than writing them.
+On an SQLite file each transaction runs whole in one thread of the recorder's own, on a
+blocking connection (``db.sqlite_file_engine``): one hop instead of one per statement, cursor
+and commit through aiosqlite, which took 1.2 ms for 8 rows where this takes 0.35 ms. The
+senders wait for these writes, so that is their pace.
 """
 
 from __future__ import annotations
@@ -15,9 +19,13 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
+from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from broadcaster.db import sqlite_file_engine
 from broadcaster.delivery import claims
 
 log = logging.getLogger(__name__)
@@ -34,6 +42,8 @@ class Recorder:
         self._written: asyncio.Future[None] | None = None  # completes when the pending rows are in
         self._task: asyncio.Task[None] | None = None
         self._conn: AsyncConnection | None = None
+        self._blocking: Engine | None = sqlite_file_engine(engine)  # connects on the first write
+        self._thread: ThreadPoolExecutor | None = None
 
     def add(self, result: claims.Result, recipient: str | None = None) -> asyncio.Future[None]:
         """Queue ``result`` (of a row for ``recipient``, who may be suppressed); the future completes once written."""
@@ -78,14 +88,26 @@ class Recorder:
                 await conn.close()
 
     async def _write(self, rows: list[tuple[claims.Result, str | None]]) -> None:
+        results, recipient_of = [r for r, _ in rows], {r.delivery_id: w for r, w in rows if w}
+        if self._blocking is not None:
+            if self._thread is None:
+                self._thread = ThreadPoolExecutor(1, thread_name_prefix="ledger-recorder")
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._thread, self._write_blocking, results, recipient_of)
+            return
         if self._conn is None:
             self._conn = await self._engine.connect()
         try:
             async with self._conn.begin():
-                await claims.record(self._conn, [r for r, _ in rows], {r.delivery_id: w for r, w in rows if w})
+                await claims.record(self._conn, results, recipient_of)
         except Exception:
             await self._release()  # perhaps broken: the next try starts afresh
             raise
+
+    def _write_blocking(self, results: Sequence[claims.Result], recipient_of: Mapping[int, str]) -> None:
+        assert self._blocking is not None
+        with self._blocking.begin() as conn:
+            claims.record_blocking(conn, results, recipient_of)
 
     async def drain(self, timeout_s: float) -> bool:
         """Wait (at most ``timeout_s``) until everything added so far is written; whether it was."""
@@ -106,6 +128,11 @@ class Recorder:
             self._written.cancel()
         self._pending.clear()
         await self._release()
+        thread, self._thread = self._thread, None
+        if thread is not None:  # a write on its way finishes (its rows stay recorded)
+            await asyncio.to_thread(thread.shutdown)
+        if self._blocking is not None:
+            self._blocking.dispose()
 
 
 def _chain(first: asyncio.Future[None], then: asyncio.Future[None]) -> asyncio.Future[None]:
