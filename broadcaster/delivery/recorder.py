@@ -22,7 +22,7 @@ import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from broadcaster.db import sqlite_file_engine
@@ -44,6 +44,7 @@ class Recorder:
         self._conn: AsyncConnection | None = None
         self._blocking: Engine | None = sqlite_file_engine(engine)  # connects on the first write
         self._thread: ThreadPoolExecutor | None = None
+        self._blocking_conn: Connection | None = None  # used in that thread only
 
     def add(self, result: claims.Result, recipient: str | None = None) -> asyncio.Future[None]:
         """Queue ``result`` (of a row for ``recipient``, who may be suppressed); the future completes once written."""
@@ -86,6 +87,8 @@ class Recorder:
         if conn is not None:
             with contextlib.suppress(Exception):
                 await conn.close()
+        if self._blocking_conn is not None and self._thread is not None:
+            await asyncio.get_running_loop().run_in_executor(self._thread, self._close_blocking)
 
     async def _write(self, rows: list[tuple[claims.Result, str | None]]) -> None:
         results, recipient_of = [r for r, _ in rows], {r.delivery_id: w for r, w in rows if w}
@@ -106,8 +109,20 @@ class Recorder:
 
     def _write_blocking(self, results: Sequence[claims.Result], recipient_of: Mapping[int, str]) -> None:
         assert self._blocking is not None
-        with self._blocking.begin() as conn:
-            claims.record_blocking(conn, results, recipient_of)
+        if self._blocking_conn is None:
+            self._blocking_conn = self._blocking.connect()
+        try:
+            with self._blocking_conn.begin():
+                claims.record_blocking(self._blocking_conn, results, recipient_of)
+        except Exception:
+            self._close_blocking()  # perhaps broken: the next try starts afresh
+            raise
+
+    def _close_blocking(self) -> None:
+        conn, self._blocking_conn = self._blocking_conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
 
     async def drain(self, timeout_s: float) -> bool:
         """Wait (at most ``timeout_s``) until everything added so far is written; whether it was."""
