@@ -99,7 +99,13 @@ class Recorder:
             await loop.run_in_executor(self._thread, self._write_blocking, results, recipient_of)
             return
         if self._conn is None:
-            self._conn = await self._engine.connect()
+            conn = await self._engine.connect()
+            if conn.dialect.name == "postgresql":
+                # Each statement commits alone (asyncpg runs an executemany as one implicit
+                # transaction): every outcome row stands alone, and BEGIN and COMMIT would be two
+                # more round trips for each write. ``begin()`` below then sends nothing.
+                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            self._conn = conn
         try:
             async with self._conn.begin():
                 await claims.record(self._conn, results, recipient_of)
