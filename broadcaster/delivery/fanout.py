@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 UNSUBSCRIBE_MAX_AGE_S = 400 * 24 * 3600
 DRAIN_S = 10.0  # how long a stopping worker waits for its outcomes to be written
+FANOUT_CHUNK_ROWS = 10_000  # ledger rows inserted per transaction (a short one: the recorder waits on it)
 
 
 def backoff_s(attempts: int, base_s: float, max_s: float, retry_after_s: float | None = None) -> float:
@@ -148,17 +149,12 @@ class Fanout:
                 extra={"update_id": update_id, "channel": channel_name},
             )
             return 0
-        async with self.engine.begin() as conn:
-            if channel.kind is ChannelKind.BROADCAST:
+        if channel.kind is ChannelKind.BROADCAST:
+            async with self.engine.begin() as conn:
                 await ledger.add_broadcast_row(conn, update_id, channel_name)
-            else:
-                await ledger.add_subscriber_rows(conn, update_id, channel_name)
-        batches = 0
-        async with self.engine.connect() as conn:
-            async for first_id, last_id in ledger.batch_ranges(conn, update_id, channel_name, self.settings.batch_size):
-                if not await self.queue.enqueue_batch(update_id, channel_name, first_id, last_id):
-                    raise RetryableError("Redis out of reach while enqueueing batches")
-                batches += 1
+            batches, _ = await self._enqueue_batches(update_id, channel_name, 0, partial=True)
+        else:
+            batches = await self._add_and_enqueue(update_id, channel_name)
         async with self.engine.begin() as conn:
             await outbox.mark_outbox(conn, update_id, channel_name, done=True)
         log.debug(
@@ -169,6 +165,30 @@ class Fanout:
             extra={"update_id": update_id, "channel": channel_name},
         )
         return batches
+
+    async def _add_and_enqueue(self, update_id: str, channel_name: str) -> int:
+        """The subscriber rows in chunks, each chunk's full batches enqueued as soon as it is in:
+        the first chunk is one batch, so sending starts while the rest is being inserted."""
+        chunk, after, enqueued_to, batches = self.settings.batch_size, "", 0, 0
+        while True:
+            async with self.engine.begin() as conn:
+                after = await ledger.add_subscriber_rows(conn, update_id, channel_name, after, chunk) or ""
+            added, enqueued_to = await self._enqueue_batches(update_id, channel_name, enqueued_to, partial=not after)
+            batches += added
+            if not after:
+                return batches
+            chunk = min(chunk * 4, FANOUT_CHUNK_ROWS)
+
+    async def _enqueue_batches(self, update_id: str, channel_name: str, after: int, partial: bool) -> tuple[int, int]:
+        """Enqueue the batches of the update's rows after ledger id ``after``: (how many, the last id covered)."""
+        count = 0
+        async with self.engine.connect() as conn:
+            ranges = ledger.batch_ranges(conn, update_id, channel_name, self.settings.batch_size, after, partial)
+            async for first_id, last_id in ranges:
+                if not await self.queue.enqueue_batch(update_id, channel_name, first_id, last_id):
+                    raise RetryableError("Redis out of reach while enqueueing batches")
+                count, after = count + 1, last_id
+        return count, after
 
     async def deliver_batch(self, update_id: str, channel_name: str, first_id: int, last_id: int) -> BatchReport:
         """Send the due rows of one range and record each outcome."""

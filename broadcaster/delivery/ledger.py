@@ -70,11 +70,15 @@ async def add_broadcast_row(conn: AsyncConnection, update_id: str, channel: str)
     return int(row_id)
 
 
-async def add_subscriber_rows(conn: AsyncConnection, update_id: str, channel: str) -> None:
+async def add_subscriber_rows(
+    conn: AsyncConnection, update_id: str, channel: str, after: str = "", limit: int | None = None
+) -> str | None:
     """One pending row per matching subscriber, in a single INSERT ... SELECT (idempotent).
 
     Matching: confirmed, not unsubscribed or suppressed, drill audience only for drills,
     and either no component filter or a filter touching one of the incident's components.
+    Subscribers are taken in id order after ``after``: at most ``limit`` of them (all when
+    None). Returns the last subscriber id taken when more may follow, None once none do.
     """
     incident = (
         await conn.execute(
@@ -90,23 +94,37 @@ async def add_subscriber_rows(conn: AsyncConnection, update_id: str, channel: st
         subscriber_components.c.subscriber_id == subscribers.c.id, subscriber_components.c.component_id.in_(touched)
     )
     any_touched = exists(touched)
-    now = utcnow()
-    matching = select(
-        literal(update_id),
-        literal(channel),
-        subscribers.c.id,
-        subscribers.c.address,
-        literal(DeliveryState.PENDING.value),
-        literal(0),
-        literal(now, deliveries.c.created_at.type),
-        literal(now, deliveries.c.updated_at.type),
-    ).where(
+    conditions = [
         subscribers.c.channel == channel,
         subscribers.c.confirmed.is_(True),
         subscribers.c.unsubscribed_at.is_(None),
         subscribers.c.suppressed_reason.is_(None),
         subscribers.c.drill.is_(bool(drill)),
         or_(not_(any_touched), not_(has_filter), matches_filter),
+    ]
+    if after:
+        conditions.append(subscribers.c.id > after)
+    last: str | None = None
+    if limit is not None:  # the chunk ends at its limit-th subscriber; none there: this chunk is the rest
+        last = await conn.scalar(
+            select(subscribers.c.id).where(*conditions).order_by(subscribers.c.id).offset(limit - 1).limit(1)
+        )
+        if last is not None:
+            conditions.append(subscribers.c.id <= last)
+    now = utcnow()
+    matching = (
+        select(
+            literal(update_id),
+            literal(channel),
+            subscribers.c.id,
+            subscribers.c.address,
+            literal(DeliveryState.PENDING.value),
+            literal(0),
+            literal(now, deliveries.c.created_at.type),
+            literal(now, deliveries.c.updated_at.type),
+        )
+        .where(*conditions)
+        .order_by(subscribers.c.id)
     )
     statement = (
         insert_ignoring_conflicts(conn, deliveries)
@@ -116,13 +134,14 @@ async def add_subscriber_rows(conn: AsyncConnection, update_id: str, channel: st
         .on_conflict_do_nothing()
     )
     await conn.execute(statement)
+    return last
 
 
 async def batch_ranges(
-    conn: AsyncConnection, update_id: str, channel: str, batch_size: int
+    conn: AsyncConnection, update_id: str, channel: str, batch_size: int, after: int = 0, partial: bool = True
 ) -> AsyncIterator[tuple[int, int]]:
-    """(first_id, last_id) of consecutive batches of this update's rows; deterministic."""
-    after = 0
+    """(first_id, last_id) of consecutive batches of this update's rows after id ``after``;
+    deterministic. ``partial=False``: full batches only (more rows are on their way)."""
     while True:
         result = await conn.execute(
             select(deliveries.c.id)
@@ -131,7 +150,7 @@ async def batch_ranges(
             .limit(batch_size)
         )
         ids = [int(i) for i in result.scalars()]
-        if not ids:
+        if not ids or (len(ids) < batch_size and not partial):
             return
         yield ids[0], ids[-1]
         after = ids[-1]
