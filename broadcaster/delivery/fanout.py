@@ -1,7 +1,8 @@
 """The fan-out: from an outbox row to one ledger row per recipient, sent in batches.
 
 ``fanout(update, channel)`` renders nothing and sends nothing: it writes the ledger rows
-and enqueues ``deliver_batch`` jobs with deterministic ids. ``deliver_batch`` claims the
+and enqueues ``deliver_batch`` jobs with deterministic ids (``spreading``: in chunks, the
+first batch queued while the rest is inserted, batches sized to the live job slots). ``deliver_batch`` claims the
 due rows of its range for this worker, renders the update once for the channel, sends,
 and records each outcome as the channel reports it (``progress``, written by the
 ``recorder``), so a crash re-sends only what was on the wire. Once the worker is stopping
@@ -25,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from broadcaster import i18n
 from broadcaster.config import Settings
 from broadcaster.db import utcnow
-from broadcaster.delivery import claims, ledger, outbox, recovery
+from broadcaster.delivery import claims, ledger, outbox, recovery, spreading
 from broadcaster.delivery.channel import BroadcastChannel, Outcome, Recipient, Rendition, SubscriberChannel
 from broadcaster.delivery.circuit import CircuitBreaker, batch_ok
 from broadcaster.delivery.progress import Progress, reporting
@@ -45,7 +46,6 @@ log = logging.getLogger(__name__)
 
 UNSUBSCRIBE_MAX_AGE_S = 400 * 24 * 3600
 DRAIN_S = 10.0  # how long a stopping worker waits for its outcomes to be written
-FANOUT_CHUNK_ROWS = 10_000  # ledger rows inserted per transaction (a short one: the recorder waits on it)
 
 
 def backoff_s(attempts: int, base_s: float, max_s: float, retry_after_s: float | None = None) -> float:
@@ -152,9 +152,9 @@ class Fanout:
         if channel.kind is ChannelKind.BROADCAST:
             async with self.engine.begin() as conn:
                 await ledger.add_broadcast_row(conn, update_id, channel_name)
-            batches, _ = await self._enqueue_batches(update_id, channel_name, 0, partial=True)
+            batches, _ = await spreading.enqueue_batches(self.engine, self.queue, update_id, channel_name, 1)
         else:
-            batches = await self._add_and_enqueue(update_id, channel_name)
+            batches = await spreading.add_and_enqueue(self.engine, self.queue, self.settings, update_id, channel_name)
         async with self.engine.begin() as conn:
             await outbox.mark_outbox(conn, update_id, channel_name, done=True)
         log.debug(
@@ -165,30 +165,6 @@ class Fanout:
             extra={"update_id": update_id, "channel": channel_name},
         )
         return batches
-
-    async def _add_and_enqueue(self, update_id: str, channel_name: str) -> int:
-        """The subscriber rows in chunks, each chunk's full batches enqueued as soon as it is in:
-        the first chunk is one batch, so sending starts while the rest is being inserted."""
-        chunk, after, enqueued_to, batches = self.settings.batch_size, "", 0, 0
-        while True:
-            async with self.engine.begin() as conn:
-                after = await ledger.add_subscriber_rows(conn, update_id, channel_name, after, chunk) or ""
-            added, enqueued_to = await self._enqueue_batches(update_id, channel_name, enqueued_to, partial=not after)
-            batches += added
-            if not after:
-                return batches
-            chunk = min(chunk * 4, FANOUT_CHUNK_ROWS)
-
-    async def _enqueue_batches(self, update_id: str, channel_name: str, after: int, partial: bool) -> tuple[int, int]:
-        """Enqueue the batches of the update's rows after ledger id ``after``: (how many, the last id covered)."""
-        count = 0
-        async with self.engine.connect() as conn:
-            ranges = ledger.batch_ranges(conn, update_id, channel_name, self.settings.batch_size, after, partial)
-            async for first_id, last_id in ranges:
-                if not await self.queue.enqueue_batch(update_id, channel_name, first_id, last_id):
-                    raise RetryableError("Redis out of reach while enqueueing batches")
-                count, after = count + 1, last_id
-        return count, after
 
     async def deliver_batch(self, update_id: str, channel_name: str, first_id: int, last_id: int) -> BatchReport:
         """Send the due rows of one range and record each outcome."""

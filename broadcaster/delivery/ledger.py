@@ -70,16 +70,9 @@ async def add_broadcast_row(conn: AsyncConnection, update_id: str, channel: str)
     return int(row_id)
 
 
-async def add_subscriber_rows(
-    conn: AsyncConnection, update_id: str, channel: str, after: str = "", limit: int | None = None
-) -> str | None:
-    """One pending row per matching subscriber, in a single INSERT ... SELECT (idempotent).
-
-    Matching: confirmed, not unsubscribed or suppressed, drill audience only for drills,
-    and either no component filter or a filter touching one of the incident's components.
-    Subscribers are taken in id order after ``after``: at most ``limit`` of them (all when
-    None). Returns the last subscriber id taken when more may follow, None once none do.
-    """
+async def _matching(conn: AsyncConnection, update_id: str, channel: str) -> list[Any]:
+    """Who gets ``update_id`` on ``channel``: confirmed, not unsubscribed or suppressed, the drill
+    audience only for drills, and either no component filter or one touching the incident's."""
     incident = (
         await conn.execute(
             select(incidents.c.id, incidents.c.drill)
@@ -94,7 +87,7 @@ async def add_subscriber_rows(
         subscriber_components.c.subscriber_id == subscribers.c.id, subscriber_components.c.component_id.in_(touched)
     )
     any_touched = exists(touched)
-    conditions = [
+    return [
         subscribers.c.channel == channel,
         subscribers.c.confirmed.is_(True),
         subscribers.c.unsubscribed_at.is_(None),
@@ -102,6 +95,22 @@ async def add_subscriber_rows(
         subscribers.c.drill.is_(bool(drill)),
         or_(not_(any_touched), not_(has_filter), matches_filter),
     ]
+
+
+async def count_matching(conn: AsyncConnection, update_id: str, channel: str) -> int:
+    """How many subscribers ``add_subscriber_rows`` gives a row (the batches are sized on it)."""
+    return int(await conn.scalar(select(func.count()).where(*await _matching(conn, update_id, channel))) or 0)
+
+
+async def add_subscriber_rows(
+    conn: AsyncConnection, update_id: str, channel: str, after: str = "", limit: int | None = None
+) -> str | None:
+    """One pending row per matching subscriber (``_matching``), in a single INSERT ... SELECT (idempotent).
+
+    Subscribers are taken in id order after ``after``: at most ``limit`` of them (all when
+    None). Returns the last subscriber id taken when more may follow, None once none do.
+    """
+    conditions = await _matching(conn, update_id, channel)
     if after:
         conditions.append(subscribers.c.id > after)
     last: str | None = None

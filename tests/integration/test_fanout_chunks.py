@@ -1,13 +1,15 @@
-"""The fan-out inserts the ledger in chunks and enqueues each chunk's batches at once.
+"""The fan-out inserts the ledger in chunks, enqueues each chunk's batches at once, and sizes them.
 
 Real Redis and database; the fan-out driven directly. The first batch is in the queue while
 most rows are not yet in the ledger, the batches are the same consecutive windows a single
 insert gives, and a second fan-out of the same update adds nothing and enqueues the same jobs.
+A broadcast smaller than the job slots times the batch size is spread over every slot.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -42,19 +44,20 @@ class RecordingQueue(Queue):
         return await super().enqueue_batch(update_id, channel, first_id, last_id, **kw)
 
 
-@pytest.fixture
-async def chunked(settings: Settings) -> AsyncIterator[tuple[Runtime, RecordingQueue]]:
-    small = settings.model_copy(update={"batch_size": BATCH})
-    queue = RecordingQueue(small)
-    rt = Runtime.build(small, queue=queue)
+@asynccontextmanager
+async def recording(settings: Settings, **changes: Any) -> AsyncIterator[tuple[Runtime, RecordingQueue]]:
+    changed = settings.model_copy(update=changes)
+    queue = RecordingQueue(changed)
+    rt = Runtime.build(changed, queue=queue)
     queue.runtime = rt
-    yield rt, queue
-    await (await queue.pool()).delete(small.queue_name)
-    await rt.aclose()
+    try:
+        yield rt, queue
+    finally:
+        await (await queue.pool()).delete(changed.queue_name)
+        await rt.aclose()
 
 
-async def test_first_batch_is_queued_before_the_rest_is_inserted(chunked: tuple[Runtime, RecordingQueue]) -> None:
-    rt, queue = chunked
+async def posted_to_subscribers(rt: Runtime) -> str:
     async with rt.engine.begin() as conn:
         for n in range(SUBSCRIBERS):
             address = f"http://127.0.0.1:9/hook/{n}"
@@ -64,23 +67,43 @@ async def test_first_batch_is_queued_before_the_rest_is_inserted(chunked: tuple[
     posted, _ = await post_body(
         rt, {"title": "Outage", "status": "investigating", "message": "Looking.", "channels": ["webhook"]}
     )
+    return posted.update_id
 
-    batches = await rt.fanout.fanout(posted.update_id, "webhook")
+
+@pytest.fixture
+async def chunked(settings: Settings) -> AsyncIterator[tuple[Runtime, RecordingQueue]]:
+    async with recording(settings, batch_size=BATCH, max_jobs=1) as pair:  # one slot: batches of BATCH
+        yield pair
+
+
+async def test_first_batch_is_queued_before_the_rest_is_inserted(chunked: tuple[Runtime, RecordingQueue]) -> None:
+    rt, queue = chunked
+    update_id = await posted_to_subscribers(rt)
+
+    batches = await rt.fanout.fanout(update_id, "webhook")
 
     assert batches == len(queue.batches) == -(-SUBSCRIBERS // BATCH)
     first_rows = queue.batches[0][2]
     assert first_rows == BATCH, "the first chunk is one batch, queued before the next chunk is inserted"
     assert queue.batches[-1][2] == SUBSCRIBERS
     async with rt.engine.connect() as conn:
-        whole = [r async for r in ledger.batch_ranges(conn, posted.update_id, "webhook", BATCH)]
-        ids = (await conn.execute(select(deliveries.c.id).where(deliveries.c.update_id == posted.update_id))).scalars()
+        whole = [r async for r in ledger.batch_ranges(conn, update_id, "webhook", BATCH)]
+        ids = (await conn.execute(select(deliveries.c.id).where(deliveries.c.update_id == update_id))).scalars()
         recipients = await conn.scalar(
-            select(func.count(deliveries.c.recipient.distinct())).where(deliveries.c.update_id == posted.update_id)
+            select(func.count(deliveries.c.recipient.distinct())).where(deliveries.c.update_id == update_id)
         )
     assert [(first, last) for first, last, _ in queue.batches] == whole, "the windows a single insert gives"
     assert len(list(ids)) == recipients == SUBSCRIBERS
 
     queue.batches.clear()
-    assert await rt.fanout.fanout(posted.update_id, "webhook") == len(whole)
+    assert await rt.fanout.fanout(update_id, "webhook") == len(whole)
     assert [(first, last) for first, last, _ in queue.batches] == whole, "the same jobs again (ids dedupe them)"
     assert {rows for _, _, rows in queue.batches} == {SUBSCRIBERS}, "nothing inserted twice"
+
+
+async def test_a_small_broadcast_is_spread_over_every_job_slot(settings: Settings) -> None:
+    async with recording(settings, batch_size=1000, max_jobs=4) as (rt, queue):
+        update_id = await posted_to_subscribers(rt)
+        assert await rt.fanout.fanout(update_id, "webhook") == 4  # not one batch of 95 for one slot
+    sizes = [last - first + 1 for first, last, _ in queue.batches]
+    assert sizes == [25, 25, 25, 20], sizes  # 95 rows over 4 slots, ids consecutive here
