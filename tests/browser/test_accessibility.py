@@ -44,7 +44,7 @@ def png_of(size: int) -> bytes:
     return head + os.urandom(size - len(head))
 
 
-MAX_REQUESTS = 4  # page, stylesheet, the brand's stylesheet (accent + custom CSS), live events
+MAX_REQUESTS = 3  # the page (its own CSS inline), the brand's stylesheet (accent + custom CSS), live events
 MAX_WIRE_BYTES = 40 * 1024
 
 
