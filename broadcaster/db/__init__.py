@@ -34,8 +34,9 @@ from broadcaster.db.alerting import alert_rules as alert_rules
 from broadcaster.db.alerting import drafts as drafts
 from broadcaster.db.alerting import incident_replies as incident_replies
 from broadcaster.db.alerting import listening_polls as listening_polls
+from broadcaster.db.engines import connect_sqlite as connect_sqlite
 from broadcaster.db.engines import make_engine as make_engine
-from broadcaster.db.engines import sqlite_file_engine as sqlite_file_engine
+from broadcaster.db.engines import sqlite_file as sqlite_file
 
 components = Table(
     "components",

@@ -1,14 +1,14 @@
-"""The engines: the async one everything uses, and a plain SQLite one for a hot path in a thread.
+"""The engines: the async one everything uses, and a plain SQLite connection for a hot path in a thread.
 
 SQLite connections get WAL, foreign keys and a generous busy timeout, whichever driver opens them.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
-from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -39,18 +39,21 @@ def make_engine(database_url: str, *, pool: bool = True) -> AsyncEngine:
     return engine
 
 
-def sqlite_file_engine(engine: AsyncEngine) -> Engine | None:
-    """A blocking engine (the standard ``sqlite3`` driver) on the same SQLite file as ``engine``,
-    for work run whole in one thread; None unless ``engine`` is on an SQLite file.
-
-    Through aiosqlite every statement, cursor and commit is a hop to its thread and back to
-    the event loop; a transaction run whole in one thread makes that one hop.
-    """
+def sqlite_file(engine: AsyncEngine) -> str | None:
+    """The path of the SQLite file ``engine`` is on; None for another database or one in memory."""
     url = engine.url
     if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:") or "mode=memory" in str(url):
         return None
-    sync = create_engine(
-        url.set(drivername="sqlite"), connect_args={"timeout": BUSY_TIMEOUT_S, "check_same_thread": False}
-    )
-    event.listen(sync, "connect", _sqlite_pragmas)
-    return sync
+    return str(url.database)
+
+
+def connect_sqlite(path: str) -> sqlite3.Connection:
+    """A blocking ``sqlite3`` connection to ``path`` with the engine's pragmas, in autocommit mode
+    (the caller says ``BEGIN``), usable from any one thread at a time.
+
+    For work run whole in one thread: through aiosqlite every statement, cursor and commit is
+    a hop to its thread and back to the event loop; a transaction run in one thread is one hop.
+    """
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+    _sqlite_pragmas(conn, None)
+    return conn
