@@ -35,6 +35,7 @@ class Runtime:
         return cls(settings, engine, registry, queue, bus, Fanout(settings, engine, registry, queue, bus))
 
     async def aclose(self) -> None:
+        await self.fanout.aclose()  # the recorder's last writes and its thread (again is a no-op)
         await self.registry.aclose()
         await self.queue.aclose()
         await self.bus.aclose()
