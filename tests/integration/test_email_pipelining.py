@@ -19,6 +19,7 @@ from sandbox.serve import free_port
 from sandbox.smtp import RecordingHandler, RecordingSMTP, _Controller
 from tests.support.factories import email_recipients as recipients
 from tests.support.factories import make_message
+from tests.support.smtp_checks import session_lost_midway_keeps_what_was_sent
 
 
 class PipeliningHandler(RecordingHandler):
@@ -79,17 +80,7 @@ async def test_deferral_is_retryable_per_recipient(smtp: RecordingSMTP) -> None:
 
 
 async def test_session_lost_midway_keeps_what_was_sent(smtp: RecordingSMTP) -> None:
-    smtp.hang_up_after(2)
-    channel = channel_for(smtp.port)
-    message = make_message()
-    people = recipients(*(f"user{n}@example.org" for n in range(5)))
-
-    outcomes = await channel.deliver(message, channel.render(message), people, {})
-
-    assert [type(outcomes[p.delivery_id]) for p in people] == [Sent, Sent] + [RetryableError] * 3
-    lost = outcomes[3]
-    assert isinstance(lost, RetryableError) and "421" in lost.reason
-    assert len(smtp.received) == 2
+    await session_lost_midway_keeps_what_was_sent(smtp, channel_for(smtp.port))
 
 
 async def test_421_greeting_fails_the_batch(smtp: RecordingSMTP) -> None:

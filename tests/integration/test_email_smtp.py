@@ -16,6 +16,7 @@ from sandbox.serve import free_port
 from sandbox.smtp import RecordingSMTP, recording_smtp
 from tests.support.factories import email_recipients as recipients
 from tests.support.factories import make_message
+from tests.support.smtp_checks import session_lost_midway_keeps_what_was_sent
 
 
 @pytest.fixture
@@ -107,17 +108,7 @@ async def test_421_greeting_fails_the_batch_until_the_server_is_back(smtp: Recor
 
 
 async def test_session_lost_midway_keeps_what_was_sent(smtp: RecordingSMTP) -> None:
-    smtp.hang_up_after(2)
-    channel = email_channel(smtp)
-    message = make_message()
-    people = recipients(*(f"user{n}@example.org" for n in range(5)))
-
-    outcomes = await channel.deliver(message, channel.render(message), people, {})
-
-    assert [type(outcomes[p.delivery_id]) for p in people] == [Sent, Sent] + [RetryableError] * 3
-    lost = outcomes[3]
-    assert isinstance(lost, RetryableError) and "421" in lost.reason
-    assert len(smtp.received) == 2
+    await session_lost_midway_keeps_what_was_sent(smtp, email_channel(smtp))
 
 
 async def test_session_lost_before_anything_was_sent_fails_the_batch(smtp: RecordingSMTP) -> None:
