@@ -3,7 +3,8 @@
 Real Redis and database; the fan-out driven directly. The first batch is in the queue while
 most rows are not yet in the ledger, the batches are the same consecutive windows a single
 insert gives, and a second fan-out of the same update adds nothing and enqueues the same jobs.
-A broadcast smaller than the job slots times the batch size is spread over every slot.
+A broadcast smaller than the job slots times the batch size is spread over every slot of every
+live worker.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from broadcaster.config import Settings
 from broadcaster.db import deliveries
 from broadcaster.delivery import ledger
 from broadcaster.domain.subscribers import upsert_subscriber
+from broadcaster.jobs import heartbeat
 from broadcaster.jobs.queue import Queue
 from broadcaster.runtime import Runtime
 from broadcaster.schemas import SubscriberIn
@@ -107,3 +109,19 @@ async def test_a_small_broadcast_is_spread_over_every_job_slot(settings: Setting
         assert await rt.fanout.fanout(update_id, "webhook") == 4  # not one batch of 95 for one slot
     sizes = [last - first + 1 for first, last, _ in queue.batches]
     assert sizes == [25, 25, 25, 20], sizes  # 95 rows over 4 slots, ids consecutive here
+
+
+async def test_batches_are_shared_by_every_live_worker(settings: Settings) -> None:
+    async with recording(settings, batch_size=1000, max_jobs=1) as (rt, queue):
+        redis = await queue.pool()
+        beats = [heartbeat.Heartbeat(redis, queue.queue_name, host=f"host{n}") for n in range(2)]
+        for beat in beats:
+            await beat.start()
+        try:
+            update_id = await posted_to_subscribers(rt)
+            assert await rt.fanout.fanout(update_id, "webhook") == 2  # one slot on each of two workers
+        finally:
+            for beat in beats:
+                await beat.stop()
+    sizes = [last - first + 1 for first, last, _ in queue.batches]
+    assert sizes == [48, 47], sizes  # alone, one worker with one slot would take all 95 in one batch
