@@ -219,9 +219,9 @@ def record_on_driver(cursor: Any, dialect: Dialect, results: Sequence[Result], r
     for statement, parameters in record_statements(results, recipient_of):
         if statement is _RECORD_SENT or statement is _RECORD_OTHER:
             key = (id(statement), dialect.name)
-            driver = _DRIVER_STATEMENTS.get(key) or _DRIVER_STATEMENTS.setdefault(
-                key, DriverStatement(statement, dialect)
-            )
+            driver = _DRIVER_STATEMENTS.get(key)
+            if driver is None:
+                driver = _DRIVER_STATEMENTS[key] = DriverStatement(statement, dialect)
         else:
             driver = DriverStatement(statement, dialect)
         cursor.executemany(driver.sql, driver.rows(parameters))

@@ -2,10 +2,10 @@
 
 ``fanout(update, channel)`` renders nothing and sends nothing: it writes the ledger rows
 and enqueues ``deliver_batch`` jobs with deterministic ids (``spreading``: in chunks, the
-first batch queued while the rest is inserted, batches sized to the live job slots). ``deliver_batch`` claims the
-due rows of its range for this worker, renders the update once for the channel, sends,
-and records each outcome as the channel reports it (``progress``, written by the
-``recorder``), so a crash re-sends only what was on the wire. Once the worker is stopping
+first batch queued while the rest is inserted, batches sized to the live job slots).
+``deliver_batch`` claims the due rows of its range for this worker, renders the update once
+for the channel, sends, and records each outcome as the channel reports it (``progress``,
+written by the ``recorder``), so a crash re-sends only what was on the wire. Once the worker is stopping
 (``stop``, or its heartbeat no longer reaches Redis) a batch claims nothing more, lets what
 is on the wire finish and hands the rest back. ``relay`` re-enqueues whatever a dead worker,
 a lost job or an unreachable Redis left behind (``recovery``).
